@@ -1,0 +1,61 @@
+"""npe2 reader contribution for Cameca NanoSIMS ``.im`` files."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable
+
+from .._errors import ImFormatWarning
+from ..reader import load_mims, sniff_im
+from .layers import file_layer_data
+
+
+def get_reader(path: str | list[str]) -> Callable | None:
+    """Return a reader when every path looks like a NanoSIMS image file, else None.
+
+    Sniffs the first bytes, because Pillow's IM format uses the same extension;
+    never raises.
+    """
+    paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+    if not paths or not all(str(p).lower().endswith(".im") and sniff_im(p) for p in paths):
+        return None
+    return read_im_layers
+
+
+def read_im_layers(path: str | list[str]) -> list[tuple]:
+    """Read one or more ``.im`` files into one image layer per detector."""
+    paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+    layers = []
+    for one_path in paths:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ImFormatWarning)
+            mims = load_mims(one_path)
+        _notify_warnings(caught)
+        header = mims.header
+        if not header.has_data:
+            _notify_no_data(header)
+            continue
+        layers.extend(file_layer_data(header, mims.data))
+    return layers or [(None,)]
+
+
+def _notify_warnings(caught) -> None:
+    for warning in caught:
+        _show("warning", str(warning.message))
+
+
+def _notify_no_data(header) -> None:
+    date = header.analysis_date.strftime("%Y-%m-%d %H:%M") if header.analysis_date else "?"
+    _show("info", f"{header.file_name} holds no pixel data (header only: "
+                  f"{', '.join(header.labels)}; acquired {date}).")
+
+
+def _show(kind: str, message: str) -> None:
+    """Show a napari notification when napari is running, else warn."""
+    try:
+        from napari.utils.notifications import show_info, show_warning
+    except ImportError:  # pragma: no cover - the reader also works without napari
+        warnings.warn(message, ImFormatWarning, stacklevel=3)
+        return
+    (show_warning if kind == "warning" else show_info)(message)

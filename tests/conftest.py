@@ -1,0 +1,67 @@
+"""Shared fixtures: the real files in ../shared/data, written files, an open-file guard."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+ORACLE_PATH = SHARED_DATA / "oracle.json"
+
+
+def _oracle():
+    if not ORACLE_PATH.exists():
+        return {}
+    return json.loads(ORACLE_PATH.read_text())["files"]
+
+
+ORACLE = _oracle()
+REAL_FILES = sorted(ORACLE)
+needs_shared = pytest.mark.skipif(
+    not SHARED_DATA.is_dir(), reason=f"real NanoSIMS files not found at {SHARED_DATA}")
+
+
+def real_file(name: str) -> Path:
+    return SHARED_DATA / name
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Generated files (the demo) go to a per-session temporary cache, never ~/.cache."""
+    cache = tmp_path_factory.getbasetemp() / "nanosims-cache"
+    monkeypatch.setenv("NAPARI_NANOSIMS_CACHE", str(cache))
+
+
+@pytest.fixture
+def no_leaked_files():
+    """Fail if the test leaves a file of ours open (as nd2's test suite does)."""
+    import gc
+
+    import psutil
+
+    process = psutil.Process()
+    before = {f.path for f in process.open_files()}
+    yield
+    gc.collect()
+    leaked = {f.path for f in process.open_files()} - before
+    leaked = {p for p in leaked if p.endswith(".im") or ".partial-" in p}
+    assert not leaked, f"files left open: {leaked}"
+
+
+@pytest.fixture(scope="session")
+def demo_file(tmp_path_factory):
+    """The demo acquisition (seed 0) and its ground truth, written once per session."""
+    from napari_nanosims import make_demo_im
+
+    folder = tmp_path_factory.mktemp("demo")
+    truth = make_demo_im(folder / "cells_01.im", seed=0)
+    return truth
+
+
+def pytest_report_header(config):
+    return [f"shared data: {SHARED_DATA} ({'found' if SHARED_DATA.is_dir() else 'MISSING'})",
+            f"CI={os.environ.get('CI', '')}"]
