@@ -1,0 +1,123 @@
+"""Open a >= 1 GiB .im file and read one frame: napari-nanosims vs sims vs numpy.fromfile.
+
+Each contender runs in a fresh Python process so that its peak memory is its own:
+we report the wall time from "open" to "first frame in memory" and the growth of
+the peak resident set size (VmHWM, reset after the imports) during that work.
+
+    python benchmarks/bench_reader.py [--gib 1.0] [--keep FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+CONTENDERS = {
+    "napari_nanosims.load_mims": (
+        "from napari_nanosims import load_mims",
+        "m = load_mims(PATH); frame = np.array(m.data[0])"),
+    "sims.SIMS (2.0.2)": (
+        "import sims",
+        "s = sims.SIMS(PATH); frame = np.asarray(s.data[:, 0])"),
+    "numpy.fromfile (whole file)": (
+        "",
+        "raw = np.fromfile(PATH, dtype=np.uint8); "
+        "frame = raw[HEADER:HEADER + 4 * FRAME_VALUES].view('<u4').copy()"),
+}
+
+CHILD = r"""
+import json, sys, time
+import numpy as np
+{imports}
+PATH = sys.argv[1]
+FRAME_VALUES = int(sys.argv[2])
+HEADER = int(sys.argv[3])
+
+
+def high_water_kib():
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+
+
+# Reset the peak-RSS mark so that only the work below counts (Linux clear_refs).
+with open("/proc/self/clear_refs", "w") as clear:
+    clear.write("5")
+base = high_water_kib()
+start = time.perf_counter()
+{statement}
+elapsed = time.perf_counter() - start
+peak = high_water_kib()
+print(json.dumps({{"seconds": elapsed, "extra_mib": (peak - base) / 1024,
+                  "frame_sum": int(np.asarray(frame, dtype=np.uint64).sum())}}))
+"""
+
+
+def write_big_file(path: str, gib: float) -> tuple[int, tuple]:
+    import dask.array as da
+    import numpy as np
+
+    from napari_nanosims import write_im
+
+    masses, size = 8, 512
+    frame_bytes = masses * size * size * 4
+    frames = max(1, int(np.ceil(gib * 2**30 / frame_bytes)))
+    rng = da.random.default_rng(0)
+    data = rng.poisson(3.0, size=(frames, masses, size, size),
+                       chunks=(4, masses, size, size)).astype(np.uint32)
+    labels = ["12C", "13C", "12C 14N", "12C 15N", "31P", "32S", "28Si", "SE"]
+    amu = [12.0, 13.0, 26.0, 27.0, 31.0, 32.0, 28.0, 0.0]
+    write_im(path, data, labels, amu, raster_um=40.0, dwell_time_us=1000)
+    return frames, (frames, masses, size, size)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--gib", type=float, default=1.0, help="file size, GiB (default 1)")
+    parser.add_argument("--keep", help="use (or create and keep) this file")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per contender (best kept)")
+    args = parser.parse_args()
+
+    folder = tempfile.mkdtemp(prefix="nanosims-bench-")
+    path = args.keep or os.path.join(folder, "big.im")
+    if not os.path.exists(path):
+        started = time.perf_counter()
+        frames, shape = write_big_file(path, args.gib)
+        print(f"wrote {path}: shape {shape}, {os.path.getsize(path) / 2**30:.2f} GiB "
+              f"in {time.perf_counter() - started:.1f} s")
+    size = os.path.getsize(path)
+    from napari_nanosims import read_header
+
+    header = read_header(path)
+    frame_values = header.n_masses * header.height * header.width
+    print(f"file: {size / 2**30:.2f} GiB, {header.n_frames} frames x {header.n_masses} masses "
+          f"x {header.height} x {header.width}, uint32\n")
+    print(f"{'contender':32s} {'open + frame 0 (s)':>20s} {'extra peak RSS (MiB)':>22s}")
+    sums = {}
+    for name, (imports, statement) in CONTENDERS.items():
+        best = None
+        for _ in range(args.repeat):
+            code = CHILD.format(imports=imports, statement=statement)
+            out = subprocess.run([sys.executable, "-c", code, path, str(frame_values),
+                                  str(header.header_size)],
+                                 capture_output=True, text=True, check=True)
+            result = json.loads(out.stdout.strip().splitlines()[-1])
+            if best is None or result["seconds"] < best["seconds"]:
+                best = result
+        sums[name] = best["frame_sum"]
+        print(f"{name:32s} {best['seconds']:20.3f} {best['extra_mib']:22.1f}")
+    print("\nfirst-frame checksums agree:", len(set(sums.values())) == 1)
+    print("targets: open + first frame < 0.3 s and < 50 MiB extra for napari_nanosims")
+    if not args.keep:
+        os.unlink(path)
+        os.rmdir(folder)
+
+
+if __name__ == "__main__":
+    main()
