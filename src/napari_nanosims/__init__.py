@@ -9,6 +9,12 @@ from ._errors import ImFormatError, ImFormatWarning
 from .reader import ImHeader, load_mims, read_header, sniff_im
 from .writer import write_im
 from .demo import make_demo_im
+from .alignment import (ShiftBeyondPaddingWarning, apply_translations, infer_translations,
+                        iter_apply_translations, iter_infer_translations)
+from .pipeline import iter_process_image_data, process_image_data
+from .hot_pixels import (HotPixelBlindSpotWarning, apply_mask, infer_hot_pixels,
+                         iter_infer_hot_pixels, iter_remove_hot_pixels,
+                         median_filter_frames, remove_hot_pixels)
 
 __all__ = [
     "ImFormatError",
@@ -19,5 +25,19 @@ __all__ = [
     "sniff_im",
     "write_im",
     "make_demo_im",
+    "HotPixelBlindSpotWarning",
+    "apply_mask",
+    "infer_hot_pixels",
+    "iter_remove_hot_pixels",
+    "median_filter_frames",
+    "remove_hot_pixels",
+    "ShiftBeyondPaddingWarning",
+    "apply_translations",
+    "infer_translations",
+    "iter_apply_translations",
+    "iter_infer_translations",
+    "iter_infer_hot_pixels",
+    "iter_process_image_data",
+    "process_image_data",
 ]
 __version__ = "0.1.0"

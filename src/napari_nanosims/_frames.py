@@ -1,0 +1,100 @@
+"""Frame-by-frame work on stacks: input checks and a bounded two-core frame pool."""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+
+def worker_count() -> int:
+    """Threads for frame-parallel work: the cores this process may use (at most 8)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 8))
+
+
+def check_stack(data, name: str = "data", ndim: int = 4):
+    """Return ``data`` unchanged if it has ``ndim`` dimensions, else raise ValueError.
+
+    Lazy arrays (memory maps, dask arrays) are accepted as they are; frames are
+    converted to numpy one at a time by the callers.
+    """
+    shape = getattr(data, "shape", None)
+    if shape is None:
+        data = np.asarray(data)
+        shape = data.shape
+    if len(shape) != ndim:
+        layout = ("(frames, detectors, height, width)" if ndim == 4
+                  else "(frames, height, width)")
+        raise ValueError(f"{name} must have {ndim} dimensions {layout}; got shape {tuple(shape)}")
+    return data
+
+
+class DetectorSubset:
+    """A lazy view of some detectors of a (frames, detectors, H, W) stack.
+
+    Reading frame ``f`` reads only that frame; nothing is copied up front (numpy's
+    fancy indexing of a memory map would copy the whole selection at once).
+    """
+
+    def __init__(self, data, detectors):
+        self.data = data
+        self.detectors = list(detectors)
+        shape = tuple(data.shape)
+        self.shape = (shape[0], len(self.detectors)) + shape[2:]
+        self.dtype = np.asarray(data[:0]).dtype
+        self.ndim = 4
+
+    def __getitem__(self, key):
+        return np.asarray(self.data[key])[..., self.detectors, :, :]
+
+    def __array__(self, dtype=None, copy=None):
+        return np.asarray(self[:], dtype=dtype)
+
+
+def frame(data, index: int) -> np.ndarray:
+    """Frame ``index`` of a (possibly lazy) stack as a numpy array (never a view we may write)."""
+    return np.asarray(data[index])
+
+
+def map_frames(function: Callable[[int], Any], n_frames: int,
+               workers: int | None = None) -> Iterator[Any]:
+    """Yield ``function(0), function(1), ...`` in order, computed on several threads.
+
+    At most two tasks per thread are in flight, so stopping the iteration early
+    (closing the generator) leaves little work behind and cancels what has not started.
+    numpy releases the GIL in its array loops, which is where the time goes.
+    """
+    workers = workers or worker_count()
+    if workers == 1 or n_frames <= 1:
+        for index in range(n_frames):
+            yield function(index)
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nanosims") as pool:
+        pending: deque = deque()
+        next_index = 0
+        try:
+            while next_index < n_frames or pending:
+                while next_index < n_frames and len(pending) < 2 * workers:
+                    pending.append(pool.submit(function, next_index))
+                    next_index += 1
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+def run_to_completion(generator):
+    """Exhaust a progress generator and return the value it returns."""
+    while True:
+        try:
+            next(generator)
+        except StopIteration as stop:
+            return stop.value
