@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -73,6 +74,79 @@ def _cmd_info(args) -> int:
     return 1 if failures else 0
 
 
+class _Progress:
+    """One status line per file on standard error, redrawn in place on a terminal."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.tty = sys.stderr.isatty()
+        self.last = None
+
+    def __call__(self, step: str, done: int, total: int) -> None:
+        if self.tty:
+            print(f"\r  {self.name}: {step} {done}/{total}   ", end="", file=sys.stderr,
+                  flush=True)
+        elif step != self.last:
+            print(f"  {self.name}: {step} ...", file=sys.stderr, flush=True)
+        self.last = step
+
+    def close(self) -> None:
+        if self.tty and self.last is not None:
+            print(file=sys.stderr)
+
+
+def _cmd_process(args) -> int:
+    from .export import output_paths, write_processing_outputs
+    from .pipeline import iter_process_image_data
+
+    inferring = {"method": "subpixel" if args.subpixel else "sequential"}
+    if args.subpixel:
+        inferring["upsample_factor"] = args.upsample_factor
+    parameters = {"alignment_detector": args.align, "padding": args.padding,
+                  "infer_translations_kwargs": inferring,
+                  "load_mims_kwargs": {"roll_data": args.roll}}
+    roll = {"auto": "auto", "yes": True, "no": False}[args.roll]
+    failures = 0
+    for path in args.files:
+        progress = _Progress(os.path.basename(path))
+        try:
+            if not args.overwrite:
+                existing = [str(p) for p in output_paths(path, args.out).values() if p.exists()]
+                if existing:
+                    raise FileExistsError(f"outputs exist (use --overwrite to replace): "
+                                          f"{', '.join(existing)}")
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                steps = iter_process_image_data(
+                    path, args.align, padding=args.padding,
+                    load_mims_kwargs={"roll_data": roll},
+                    infer_translations_kwargs=inferring)
+                while True:
+                    try:
+                        progress(*next(steps))
+                    except StopIteration as stop:
+                        result = stop.value
+                        break
+            progress.close()
+            for warning in caught:
+                print(f"warning: {path}: {warning.message}", file=sys.stderr)
+            written = write_processing_outputs(result, path, args.out, parameters=parameters,
+                                               overwrite=args.overwrite)
+            hot = int(result["hot_pixels"].sum())
+            print(f"{path}: {result['aligned'].shape[0]} frames, {hot} hot pixels replaced, "
+                  f"aligned on {result['detector_names'][result['alignment_detector_index']]}")
+            for key, output in written.items():
+                print(f"  {key:8s} {output}")
+        except (ValueError, OSError) as exc:
+            progress.close()
+            failures += 1
+            message = str(exc)
+            if os.fspath(path) not in message:
+                message = f"{path}: {message}"
+            print(f"error: {message}", file=sys.stderr)
+    return 1 if failures else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nanosims", description="Open, clean and align Cameca NanoSIMS .im images.")
@@ -81,6 +155,28 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("files", nargs="*", help=".im files (none: the built-in demo)")
     info.add_argument("--json", action="store_true", help="print JSON for machines")
     info.set_defaults(func=_cmd_info)
+
+    process = sub.add_parser(
+        "process", help="remove hot pixels, align frames and write sums, stacks and a record",
+        description="For each FILE: remove hot pixels (openformat's method), align the frames "
+                    "on one detector, and write <stem>_sums.ome.tif (per-mass sums of the aligned "
+                    "frames), <stem>_aligned.ome.tif (the aligned stack) and "
+                    "<stem>_processing.json (translations, hot pixels per frame, parameters, "
+                    "versions). Existing outputs are never replaced without --overwrite.")
+    process.add_argument("files", nargs="+", help=".im files")
+    process.add_argument("--align", required=True, metavar="LABEL",
+                         help="detector to align on, e.g. '12C 14N' (spaces optional)")
+    process.add_argument("--out", metavar="DIR", help="output folder (default: next to each file)")
+    process.add_argument("--subpixel", action="store_true",
+                         help="sub-pixel alignment (default: the seed's whole-pixel method)")
+    process.add_argument("--upsample-factor", type=int, default=20,
+                         help="sub-pixel precision is 1/N pixel (default 20)")
+    process.add_argument("--padding", type=int, default=8,
+                         help="padding around frames for alignment, pixels (default 8)")
+    process.add_argument("--roll", choices=("auto", "yes", "no"), default="auto",
+                         help="one-pixel roll of the images on loading (default auto)")
+    process.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    process.set_defaults(func=_cmd_process)
     return parser
 
 

@@ -193,26 +193,61 @@ def _threshold_table(max_median: int, dtype: np.dtype, outlier_factor, min_count
     return table.astype(np.float64)  # pragma: no cover - 64-bit counts
 
 
-def _frame_candidates(images, work, filtered, num_outliers, outlier_factor, min_count,
-                      num_nonzero):
-    """Hot-pixel mask of one frame before the persistence test (seed steps 2-4).
+def _outliers(values: np.ndarray, data_dtype: np.dtype, medians: np.ndarray, outlier_factor,
+              min_count) -> np.ndarray:
+    """The seed's per-detector test ``count >= outlier_factor * max(median, min_count)``.
 
-    ``images`` is the frame as given, ``work`` the same values in the small work type.
+    ``values`` and ``medians`` may be in the small work type; ``data_dtype`` is the type
+    the seed would compute in.
     """
-    table = None
-    if filtered.dtype.kind in "ui" and filtered.dtype.itemsize <= 2:
-        table = _threshold_table(int(np.iinfo(filtered.dtype).max), filtered.dtype,
-                                 outlier_factor, min_count, images.dtype)
-    if table is not None:
-        outliers = work >= np.take(table, filtered)
-    else:
-        if isinstance(outlier_factor, numbers.Integral) and isinstance(min_count,
-                                                                       numbers.Integral):
-            filtered = filtered.astype(images.dtype, copy=False)
-        outliers = images >= outlier_factor * np.maximum(filtered, min_count)
-    votes = np.add.reduce(outliers, axis=0, dtype=np.int16)
+    if medians.dtype.kind in "ui" and medians.dtype.itemsize <= 2:
+        table = _threshold_table(int(np.iinfo(medians.dtype).max), medians.dtype,
+                                 outlier_factor, min_count, data_dtype)
+        if table is not None:
+            return values >= np.take(table, medians)
+    if isinstance(outlier_factor, numbers.Integral) and isinstance(min_count, numbers.Integral):
+        medians = medians.astype(data_dtype, copy=False)
+    return values >= outlier_factor * np.maximum(medians, min_count)
+
+
+# Below this fraction of pixels that are non-zero in enough detectors, medians are
+# computed only at those pixels instead of over the whole frame.
+SPARSE_FRACTION = 0.25
+
+
+def _frame_hot_candidates(images, kernel_size, num_outliers, outlier_factor, min_count,
+                          num_nonzero, need_filtered):
+    """Seed steps 1-4 for one frame (detectors, H, W).
+
+    Returns the candidate mask (H, W), the flat indices of the candidates, the
+    median-filtered values there (detectors, k), and the whole filtered frame when
+    ``need_filtered`` (else None). A hot pixel must be non-zero in ``num_nonzero``
+    detectors, which in low-count data few pixels are, so when they are few only
+    their 3 x 3 medians are computed.
+    """
+    work = images.astype(_work_dtype(images), copy=False)
+    n_detectors, height, width = work.shape
     nonzero = np.add.reduce(work > 0, axis=0, dtype=np.int16)
-    return (votes >= num_outliers) & (nonzero >= num_nonzero)
+    eligible = np.flatnonzero(nonzero >= num_nonzero)
+    candidates = np.zeros(height * width, dtype=bool)
+    if kernel_size == 3 and not need_filtered and eligible.size <= SPARSE_FRACTION * nonzero.size:
+        rows, cols = np.divmod(eligible, width)
+        padded = np.pad(work, ((0, 0), (1, 1), (1, 1)), mode="symmetric")
+        window = np.stack([padded[:, rows + dr, cols + dc] for dr in range(3) for dc in range(3)])
+        medians = np.partition(window, 4, axis=0)[4]
+        values = work.reshape(n_detectors, -1)[:, eligible]
+        votes = np.add.reduce(_outliers(values, images.dtype, medians, outlier_factor, min_count),
+                              axis=0, dtype=np.int16)
+        hot = votes >= num_outliers
+        candidates[eligible[hot]] = True
+        return candidates.reshape(height, width), eligible[hot], medians[:, hot], None
+    _, filtered = _median_frame(work, kernel_size)
+    votes = np.add.reduce(_outliers(work, images.dtype, filtered, outlier_factor, min_count),
+                          axis=0, dtype=np.int16)
+    candidates = (votes >= num_outliers) & (nonzero >= num_nonzero)
+    flat = np.flatnonzero(candidates)
+    return candidates, flat, filtered.reshape(n_detectors, -1)[:, flat], (
+        filtered if need_filtered else None)
 
 
 def iter_infer_hot_pixels(data, num_outliers, kernel_size=3, outlier_factor=3, min_count=1,
@@ -228,31 +263,31 @@ def iter_infer_hot_pixels(data, num_outliers, kernel_size=3, outlier_factor=3, m
     """
     data, kernel_size, num_nonzero = _check_parameters(
         data, num_outliers, kernel_size, max_repeat_fraction, num_nonzero)
+    if keep_filtered not in ("all", "candidates", "none"):
+        raise ValueError(f"keep_filtered must be 'all', 'candidates' or 'none', "
+                         f"not {keep_filtered!r}")
     n_frames, n_detectors, height, width = data.shape
     _warn_blind_spot(n_frames, max_repeat_fraction)
     dtype = np.asarray(data[:0]).dtype
     mask = np.zeros((n_frames, height, width), dtype=bool)
-    filtered_all = np.empty(data.shape, dtype) if keep_filtered == "all" else None
+    need_filtered = keep_filtered == "all"
+    filtered_all = np.empty(data.shape, dtype) if need_filtered else None
     at_candidates: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def work(index):
-        images = frame(data, index)
-        work, filtered = _median_frame(images, kernel_size)
-        candidates = _frame_candidates(images, work, filtered, num_outliers, outlier_factor,
-                                       min_count, num_nonzero)
-        return images, filtered, candidates
+        return _frame_hot_candidates(frame(data, index), kernel_size, num_outliers,
+                                     outlier_factor, min_count, num_nonzero, need_filtered)
 
-    for index, (images, filtered, candidates) in enumerate(map_frames(work, n_frames)):
+    for index, (candidates, flat, values, filtered) in enumerate(map_frames(work, n_frames)):
         mask[index] = candidates
-        if filtered_all is not None:
+        if need_filtered:
             filtered_all[index] = filtered
-        elif keep_filtered == "candidates" and candidates.any():
-            flat = np.flatnonzero(candidates)
-            at_candidates[index] = (flat, filtered.reshape(n_detectors, -1)[:, flat])
+        elif flat.size:
+            at_candidates[index] = (flat, values)
         yield index + 1
     # Persistence veto, with the seed's exact arithmetic (mean over frames, strictly below).
     mask &= (np.mean(mask, axis=0) < max_repeat_fraction)[None]
-    if keep_filtered == "all":
+    if need_filtered:
         return mask, filtered_all
     return mask, (at_candidates if keep_filtered == "candidates" else None)
 

@@ -86,9 +86,10 @@ def registration_noise_limit_px(simulation: dict, upsample_factor: int = 20) -> 
     frames themselves: the same smoothing and correlation as the 'subpixel' method,
     but against the noise-free window at zero drift.
     """
-    from .alignment import _register, _smooth
+    from .alignment import _register, _smooth, subpixel_smoothing_px
 
-    target = _smooth(simulation["reference"])
-    estimates = np.array([_register(target, _smooth(frame), upsample_factor)
+    sigma = subpixel_smoothing_px(float(np.mean(simulation["frames"])))
+    target = _smooth(simulation["reference"], sigma)
+    estimates = np.array([_register(target, _smooth(frame, sigma), upsample_factor)
                           for frame in simulation["frames"]])
     return alignment_error_px(estimates, simulation["drift_px"])

@@ -1,0 +1,147 @@
+"""Frame alignment: the seed's sequential method exactly, and sub-pixel near the noise limit."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import openformat.mims as seed
+import pytest
+
+from napari_nanosims import (ShiftBeyondPaddingWarning, apply_translations,
+                             infer_translations, iter_infer_translations, load_mims)
+from napari_nanosims.alignment import translation_steps
+from napari_nanosims.simulate import (alignment_error_px, registration_noise_limit_px,
+                                      simulate_drift)
+from conftest import needs_shared, real_file
+
+
+def _shifted_stack(rng, n_frames, height, width, level, max_shift=3):
+    field = rng.poisson(level, size=(height + 2 * max_shift, width + 2 * max_shift))
+    shifts = rng.integers(-max_shift, max_shift + 1, size=(n_frames, 2))
+    frames = [field[max_shift + dy:max_shift + dy + height, max_shift + dx:max_shift + dx + width]
+              for dy, dx in shifts]
+    return np.array(frames), shifts
+
+
+@pytest.mark.parametrize("case", range(60))
+def test_sequential_identical_to_openformat(case):
+    rng = np.random.default_rng(case)
+    n_frames = int(rng.integers(2, 40))
+    height, width = (int(v) for v in rng.integers(5, 48, size=2))
+    level = float(rng.choice([0.0, 0.02, 0.3, 2.0, 40.0]))
+    padding = int(rng.choice([0, 1, 4, 8]))
+    if rng.random() < 0.5:
+        data, _ = _shifted_stack(rng, n_frames, height, width, level)
+    else:
+        data = rng.poisson(level, size=(n_frames, height, width))
+    if case % 7 == 0:
+        data[:] = data[0]  # identical frames: every lag ties
+    dtype = [np.int32, np.uint16, np.uint32, np.int64][case % 4]
+    data = data.astype(dtype)
+    original = data.copy()
+    expected = seed.infer_translations(data.astype(np.int32), padding=padding)
+    ours = infer_translations(data, padding=padding)
+    np.testing.assert_array_equal(ours, expected)
+    assert ours.dtype == np.int64
+    np.testing.assert_array_equal(data, original)
+
+
+def test_sequential_recovers_known_shifts():
+    rng = np.random.default_rng(11)
+    data, shifts = _shifted_stack(rng, 12, 48, 40, 3.0)
+    translations = infer_translations(data)
+    # Frame k shows the field moved by -shift_k; aligning it means shifting by +shift_k.
+    relative = translations - translations[0]
+    np.testing.assert_array_equal(relative, shifts - shifts[0])
+
+
+@pytest.mark.parametrize("padding", [0, 3, 8])
+def test_apply_integer_translations_identical_to_openformat(padding):
+    rng = np.random.default_rng(padding)
+    data = rng.integers(0, 50, size=(6, 3, 20, 30)).astype(np.uint32)
+    translations = rng.integers(-padding - 3, padding + 4, size=(6, 2))
+    expected = seed.apply_translations(data, translations, padding=padding)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ours = apply_translations(data, translations, padding=padding)
+    np.testing.assert_array_equal(ours, expected)
+    assert ours.dtype == data.dtype
+    beyond = np.abs(translations).max() > padding
+    assert any(issubclass(w.category, ShiftBeyondPaddingWarning) for w in caught) == beyond
+
+
+def test_apply_fractional_translations_conserves_counts():
+    rng = np.random.default_rng(3)
+    data = rng.poisson(2.0, size=(5, 2, 32, 24)).astype(np.uint16)
+    original = data.copy()
+    translations = rng.uniform(-3.5, 3.5, size=(5, 2))
+    shifted = apply_translations(data, translations, padding=8)
+    assert shifted.dtype == np.float64 and shifted.shape == (5, 2, 48, 40)
+    np.testing.assert_allclose(shifted.sum(axis=(2, 3)), data.sum(axis=(2, 3)), rtol=1e-6)
+    assert shifted.min() >= 0
+    np.testing.assert_array_equal(data, original)
+    # A whole-pixel translation given as floats is the exact integer roll.
+    whole = apply_translations(data, np.round(translations), padding=8)
+    np.testing.assert_array_equal(whole, seed.apply_translations(
+        data, np.round(translations).astype(int), padding=8))
+
+
+def test_subpixel_recovers_known_fractional_shift():
+    from scipy import ndimage
+
+    rng = np.random.default_rng(5)
+    field = ndimage.gaussian_filter(rng.random((96, 96)), 3) * 400
+    truth = np.array([[0.0, 0.0], [1.3, -0.7], [-2.25, 0.5], [0.6, 2.4]])
+    frames = np.array([ndimage.shift(field, -t, order=3, mode="nearest")[16:80, 16:80]
+                       for t in truth])
+    estimate = infer_translations(frames, method="subpixel", reference=0)
+    assert estimate.dtype == np.float64
+    np.testing.assert_allclose(estimate - estimate[0], truth - truth[0], atol=0.1)
+    # Applying them aligns the frames better than not applying them.
+    aligned = apply_translations(frames[:, None], estimate, padding=4)[:, 0, 6:-6, 6:-6]
+    raw = apply_translations(frames[:, None], np.zeros((4, 2)), padding=4)[:, 0, 6:-6, 6:-6]
+    assert np.std(aligned, axis=0).mean() < 0.3 * np.std(raw, axis=0).mean()
+
+
+@needs_shared
+@pytest.mark.parametrize("counts, frames, seed_value", [(2.0, 40, 1), (0.5, 20, 2), (5.0, 20, 3)])
+def test_subpixel_accuracy_near_the_noise_limit(counts, frames, seed_value):
+    field = np.asarray(load_mims(real_file("OpenMIMS_doc_040702_06-05mos-03a.im")).data[0, 2],
+                       dtype=np.float64)
+    sim = simulate_drift(field, frames, counts, step_px=0.6, seed=seed_value)
+    assert np.ptp(sim["drift_px"], axis=0).max() > 2  # several pixels of drift
+    estimate = infer_translations(sim["frames"], method="subpixel")
+    error = alignment_error_px(estimate, sim["drift_px"])
+    limit = registration_noise_limit_px(sim)
+    sequential = alignment_error_px(infer_translations(sim["frames"]), sim["drift_px"])
+    assert error <= 1.3 * limit, (error, limit)
+    if counts == 2.0:
+        assert error <= 0.2, error
+    assert error < 0.5 * sequential  # far better than the seed's whole-pixel method
+
+
+def test_iterator_steps_and_validation():
+    rng = np.random.default_rng(8)
+    data = rng.poisson(3, size=(6, 20, 20))
+    for method in ("sequential", "subpixel"):
+        steps = []
+        generator = iter_infer_translations(data, method=method)
+        while True:
+            try:
+                steps.append(next(generator))
+            except StopIteration:
+                break
+        assert len(steps) == translation_steps(6, method) and steps[-1] == len(steps)
+    with pytest.raises(ValueError, match="method"):
+        infer_translations(data, method="optical flow")
+    with pytest.raises(ValueError, match="padding"):
+        infer_translations(data, padding=-1)
+    with pytest.raises(ValueError, match="reference"):
+        infer_translations(data, method="subpixel", reference=6)
+    with pytest.raises(ValueError, match="3 dimensions"):
+        infer_translations(data[None])
+    with pytest.raises(ValueError, match="translations must have shape"):
+        apply_translations(data[:, None], np.zeros((5, 2)))
+    with pytest.raises(ValueError, match="finite"):
+        apply_translations(data[:, None], np.full((6, 2), np.nan))
