@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# napari keeps user settings (such as the *.im reader preference) in a file; point it at
+# a throw-away one before napari is imported, so tests never touch the user's settings.
+os.environ.setdefault("NAPARI_CONFIG", os.path.join(tempfile.mkdtemp(prefix="napari-cfg-"),
+                                                    "settings.yaml"))
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -34,6 +40,9 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     """Generated files (the demo) go to a per-session temporary cache, never ~/.cache."""
     cache = tmp_path_factory.getbasetemp() / "nanosims-cache"
     monkeypatch.setenv("NAPARI_NANOSIMS_CACHE", str(cache))
+    # Remembered widget parameters go to a fresh folder for every test.
+    config = tmp_path_factory.mktemp("nanosims-config")
+    monkeypatch.setenv("NAPARI_NANOSIMS_CONFIG_DIR", str(config))
 
 
 @pytest.fixture

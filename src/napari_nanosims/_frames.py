@@ -37,23 +37,29 @@ def check_stack(data, name: str = "data", ndim: int = 4):
     return data
 
 
-class DetectorSubset:
-    """A lazy view of some detectors of a (frames, detectors, H, W) stack.
+class FrameStack:
+    """Several (frames, H, W) detector stacks seen as one (frames, detectors, H, W) stack.
 
-    Reading frame ``f`` reads only that frame; nothing is copied up front (numpy's
-    fancy indexing of a memory map would copy the whole selection at once).
+    Lazy: reading frame ``f`` reads only frame ``f`` of each detector (numpy's fancy
+    indexing of a memory map would copy the whole selection at once). Used for the
+    ion detectors of a file and for the per-detector layers of the napari widgets.
     """
 
-    def __init__(self, data, detectors):
-        self.data = data
+    def __init__(self, detectors):
         self.detectors = list(detectors)
-        shape = tuple(data.shape)
-        self.shape = (shape[0], len(self.detectors)) + shape[2:]
-        self.dtype = np.asarray(data[:0]).dtype
+        if not self.detectors:
+            raise ValueError("need at least one detector stack")
+        first = tuple(self.detectors[0].shape)
+        if any(tuple(d.shape) != first or len(first) != 3 for d in self.detectors):
+            raise ValueError("detector stacks must all have the same (frames, H, W) shape")
+        self.shape = (first[0], len(self.detectors)) + first[1:]
+        self.dtype = np.result_type(*[np.asarray(d[:0]).dtype for d in self.detectors])
         self.ndim = 4
 
     def __getitem__(self, key):
-        return np.asarray(self.data[key])[..., self.detectors, :, :]
+        axis = 0 if isinstance(key, (int, np.integer)) else 1
+        return np.stack([np.asarray(d[key]) for d in self.detectors], axis=axis).astype(
+            self.dtype, copy=False)
 
     def __array__(self, dtype=None, copy=None):
         return np.asarray(self[:], dtype=dtype)

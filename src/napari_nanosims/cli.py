@@ -147,6 +147,44 @@ def _cmd_process(args) -> int:
     return 1 if failures else 0
 
 
+WIDGETS = ("Remove hot pixels", "Align frames", "NanoSIMS header")
+
+
+def open_viewer(paths, *, show: bool = True, viewer=None):
+    """A napari viewer with the three dock widgets and ``paths`` opened (the demo if empty).
+
+    Uses ``viewer`` when given, else creates one. Returns the viewer. Files that cannot
+    be opened are reported on standard error.
+    """
+    import napari
+
+    from ._cache import demo_path
+
+    paths = list(paths) or [str(demo_path())]
+    if viewer is None:
+        viewer = napari.Viewer(title="napari-nanosims", show=show)
+    for name in WIDGETS:
+        viewer.window.add_plugin_dock_widget("napari-nanosims", name)
+    for path in paths:
+        try:
+            viewer.open(path, plugin="napari-nanosims")
+        except Exception as exc:  # napari wraps reader errors in its own types
+            print(f"error: {path}: {exc}", file=sys.stderr)
+    return viewer
+
+
+def _cmd_view(args) -> int:
+    try:
+        import napari
+    except ImportError:
+        print("error: napari is not installed; install it with "
+              "python -m pip install 'napari-nanosims[napari]' PyQt6", file=sys.stderr)
+        return 1
+    open_viewer(args.files)
+    napari.run()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nanosims", description="Open, clean and align Cameca NanoSIMS .im images.")
@@ -177,6 +215,13 @@ def build_parser() -> argparse.ArgumentParser:
                          help="one-pixel roll of the images on loading (default auto)")
     process.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     process.set_defaults(func=_cmd_process)
+
+    view = sub.add_parser("view", help="open napari with the NanoSIMS widgets and files",
+                          description="Open napari with the hot-pixel, alignment and header "
+                                      "widgets docked and FILEs loaded (the built-in demo when "
+                                      "none is given).")
+    view.add_argument("files", nargs="*", help=".im files (none: the built-in demo)")
+    view.set_defaults(func=_cmd_view)
     return parser
 
 

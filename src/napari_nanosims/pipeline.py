@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ._frames import DetectorSubset, run_to_completion
+from ._frames import FrameStack, run_to_completion
 from .alignment import iter_apply_translations, iter_infer_translations, translation_steps
 from .hot_pixels import iter_infer_hot_pixels, replace_hot_pixels
 from .reader import load_mims
@@ -99,7 +99,7 @@ def iter_process_image_data(filename, alignment_detector, padding=8, load_mims_k
             UserWarning, stacklevel=2)
         settings["num_outliers"] = len(ion_indices)
 
-    ions = DetectorSubset(data, ion_indices) if se_index is not None else data
+    ions = FrameStack([data[:, k] for k in ion_indices]) if se_index is not None else data
     hot_mask, at_candidates = yield from _labelled(
         iter_infer_hot_pixels(ions, keep_filtered="candidates", **settings), "hot pixels",
         n_frames)

@@ -23,8 +23,17 @@ def get_reader(path: str | list[str]) -> Callable | None:
     return read_im_layers
 
 
+READER_PATTERN = "*.im"
+PLUGIN_NAME = "napari-nanosims"
+
+
 def read_im_layers(path: str | list[str]) -> list[tuple]:
-    """Read one or more ``.im`` files into one image layer per detector."""
+    """Read one or more ``.im`` files into one image layer per detector.
+
+    Truncation warnings and header-only files become notifications. After the first
+    successful read, napari is told to open ``*.im`` files with this plugin from now
+    on (only when no preference is set), so the reader-choice dialog appears at most once.
+    """
     paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
     layers = []
     for one_path in paths:
@@ -37,7 +46,26 @@ def read_im_layers(path: str | list[str]) -> list[tuple]:
             _notify_no_data(header)
             continue
         layers.extend(file_layer_data(header, mims.data))
+    remember_reader_choice()
     return layers or [(None,)]
+
+
+def remember_reader_choice() -> bool:
+    """Make napari open ``*.im`` with this plugin when the user has no preference yet.
+
+    Returns True when the preference was set now. Says so in a notification.
+    """
+    try:
+        from napari.settings import get_settings
+    except ImportError:  # pragma: no cover - the reader also works without napari
+        return False
+    plugins = get_settings().plugins
+    if READER_PATTERN in plugins.extension2reader:
+        return False
+    plugins.extension2reader = {**plugins.extension2reader, READER_PATTERN: PLUGIN_NAME}
+    _show("info", f"{PLUGIN_NAME} will open .im files directly from now on; change this in "
+                  "File > Preferences > Plugins (file extension readers).")
+    return True
 
 
 def _notify_warnings(caught) -> None:

@@ -1,0 +1,7 @@
+"""Dock widgets: the only part of napari-nanosims that imports Qt (through qtpy) and magicgui."""
+
+from .alignment import AlignFramesWidget
+from .header_panel import HeaderPanel
+from .hot_pixels import HotPixelWidget
+
+__all__ = ["AlignFramesWidget", "HeaderPanel", "HotPixelWidget"]

@@ -1,0 +1,137 @@
+"""The npe2 reader and sample data, through npe2 (no viewer, no Qt)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import npe2
+import pytest
+
+from napari_nanosims import load_mims, write_im
+from napari_nanosims._napari.layers import contrast_limits, field_unit, header_rows
+from napari_nanosims._napari.reader import get_reader, read_im_layers
+from conftest import needs_shared, real_file
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _plugin_registered():
+    """Make npe2's plugin manager know the installed plugin (napari does this at start)."""
+    manager = npe2.PluginManager.instance()
+    if "napari-nanosims" not in manager._manifests:
+        manager.discover(include_npe1=False)
+    assert "napari-nanosims" in manager._manifests
+
+
+def _read(paths):
+    return npe2.read([str(p) for p in paths], plugin_name="napari-nanosims", stack=False)
+
+
+def test_demo_through_npe2(demo_file):
+    layers = _read([demo_file["path"]])
+    assert len(layers) == 7
+    names = [kwargs["name"] for _, kwargs, _ in layers]
+    assert names == [f"cells_01 {label}" for label in demo_file["labels"]]
+    for index, (data, kwargs, kind) in enumerate(layers):
+        assert kind == "image"
+        assert data.shape == (20, 256, 256) and data.dtype == np.dtype("<u4")
+        assert kwargs["scale"] == pytest.approx((1.0, 20 / 256, 20 / 256))
+        assert kwargs["units"] == ("", "µm", "µm")
+        assert kwargs["axis_labels"] == ("frame", "y", "x")
+        meta = kwargs["metadata"]["nanosims"]
+        assert meta["detector_index"] == index and meta["label"] == demo_file["labels"][index]
+        assert meta["mass_amu"] == demo_file["masses_amu"][index]
+        assert meta["source_path"].endswith("cells_01.im") and meta["history"] == []
+        assert meta["header"]["n_frames"] == 20
+        low, high = kwargs["contrast_limits"]
+        assert 0 <= low < high
+    assert layers[6][1]["colormap"] == "gray"  # SE
+    assert len({kwargs["colormap"] for _, kwargs, _ in layers[:6]}) == 6
+    assert [kwargs["visible"] for _, kwargs, _ in layers] == [False, False, True] + [False] * 4
+    np.testing.assert_array_equal(np.asarray(layers[2][0]),
+                                  np.asarray(load_mims(demo_file["path"]).data[:, 2]))
+
+
+@needs_shared
+def test_real_files_through_npe2():
+    layers = _read([real_file("OpenMIMS_doc_040702_06-05mos-03a.im")])
+    assert [kwargs["name"] for _, kwargs, _ in layers] == [
+        "OpenMIMS_doc_040702_06-05mos-03a " + label for label in ("12C", "13C", "12C 14N",
+                                                                  "12C 15N")]
+    data, kwargs, _ = layers[0]
+    assert data.shape == (1, 512, 512) and data.dtype == np.dtype(">u2")
+    assert kwargs["scale"][1] == pytest.approx(0.08086439732142857)
+
+
+def test_several_files_each_get_their_layers(tmp_path, demo_file):
+    other = write_im(tmp_path / "other.im", np.ones((2, 2, 8, 8), np.uint32), ["12C", "SE"],
+                     [12.0, 0.0], 4.0, 100)
+    # napari hands a multi-file drop to the reader as a list when stacking is on.
+    layers = npe2.read([demo_file["path"], str(other)], plugin_name="napari-nanosims",
+                       stack=True)
+    assert len(layers) == 9
+    assert layers[-1][1]["name"] == "other SE"
+
+
+def test_get_reader_refuses_foreign_files(tmp_path):
+    from PIL import Image
+
+    pillow_im = tmp_path / "pillow.im"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # Pillow deprecates IM writing
+        Image.new("L", (8, 8), 7).save(pillow_im, format="IM")
+    garbage = tmp_path / "garbage.im"
+    garbage.write_bytes(b"\x00\xff" * 100)
+    empty = tmp_path / "empty.im"
+    empty.write_bytes(b"")
+    for path in (pillow_im, garbage, empty, tmp_path / "missing.im", tmp_path / "x.tif"):
+        assert get_reader(str(path)) is None
+    assert get_reader([str(pillow_im), str(garbage)]) is None
+
+
+def test_header_only_file_gives_a_notification_not_an_error(monkeypatch):
+    shown = []
+    monkeypatch.setattr("napari_nanosims._napari.reader._show",
+                        lambda kind, message: shown.append((kind, message)))
+    if not real_file("grain mode cameca.im").exists():
+        pytest.skip("shared data missing")
+    assert read_im_layers(str(real_file("grain mode cameca.im"))) == [(None,)]
+    kind, message = shown[0]
+    assert kind == "info" and "no pixel data" in message
+    assert "12C2" in message and "2013-12-09 15:15" in message
+
+
+def test_truncation_warning_reaches_the_user(tmp_path, monkeypatch):
+    shown = []
+    monkeypatch.setattr("napari_nanosims._napari.reader._show",
+                        lambda kind, message: shown.append((kind, message)))
+    path = write_im(tmp_path / "cut.im", np.ones((3, 1, 8, 8), np.uint32), ["12C"], [12.0],
+                    4.0, 100)
+    raw = open(path, "rb").read()
+    open(path, "wb").write(raw[:-100])
+    layers = read_im_layers(path)
+    assert layers[0][0].shape == (2, 8, 8)
+    assert any(kind == "warning" and "truncated" in message for kind, message in shown)
+
+
+def test_header_rows_group_every_field_with_units(demo_file):
+    from napari_nanosims import read_header
+
+    header = read_header(demo_file["path"]).to_dict()
+    groups = dict(header_rows(header))
+    listed = {name for rows in groups.values() for name, _, _ in rows}
+    assert set(header) <= listed
+    raster = [row for row in groups["Anal_param_nano (beam, detectors)"]
+              if row[0] == "raster_um"][0]
+    assert raster[1:] == ("20", "µm")
+    assert any(name.startswith("detector 2: 12C 14N") for name, _, _ in
+               groups["Tab_mass (masses)"])
+    assert field_unit("dwell_time_us") == "µs" and field_unit("labels") == ""
+
+
+def test_contrast_limits_from_a_subsample():
+    stack = np.zeros((10, 64, 64), np.uint16)
+    stack[:, :32] = 100
+    low, high = contrast_limits(stack)
+    assert low == 0 and high == 100
+    assert contrast_limits(np.zeros((2, 4, 4))) == (0.0, 1.0)
