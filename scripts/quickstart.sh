@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Quick start: install napari-nanosims with napari into .venv and run it on the
-# built-in demo acquisition. Usage: bash scripts/quickstart.sh [FILE.im ...]
+# built-in demo acquisition in napari. Usage: bash scripts/quickstart.sh [FILE.im ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""
@@ -17,4 +17,4 @@ python3 -m venv .venv
 . .venv/bin/activate
 python -m pip install -q --upgrade pip
 python -m pip install -q -e ".[napari]" "PyQt6"
-nanosims info "$@"
+nanosims view "$@"

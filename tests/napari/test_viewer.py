@@ -144,6 +144,19 @@ def test_parameters_are_remembered(make_napari_viewer, qtbot):
     assert second.outlier_factor.value == 2.5 and second.num_outliers.value == 4
 
 
+def test_align_widget_default_detector_follows_layers_until_chosen(make_napari_viewer,
+                                                                 demo_file):
+    from napari_nanosims._napari.widgets import AlignFramesWidget
+
+    viewer = make_napari_viewer()
+    widget = AlignFramesWidget(viewer)  # docked before any file is open
+    _open_demo(viewer, demo_file)
+    assert widget.detector.value == 2  # 12C 14N, not the first layer that arrived
+    widget.detector.value = 0  # the user's choice survives new layers
+    viewer.add_image(np.zeros((3, 3)), name="other")
+    assert widget.detector.value == 0
+
+
 def test_align_widget_end_to_end(make_napari_viewer, qtbot, demo_file):
     from napari_nanosims._napari.widgets import AlignFramesWidget, HotPixelWidget
 

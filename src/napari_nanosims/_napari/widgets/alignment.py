@@ -102,6 +102,10 @@ class AlignFramesWidget(Container):
         self.plot = DriftPlot()
         self.native.layout().addWidget(self.plot)
         self._runner = WorkerRunner(self.run_button, self.cancel_button, self.progress)
+        # Until the user picks a detector, follow the default as layers arrive.
+        self._detector_is_default = True
+        self._setting_detector = False
+        self.detector.changed.connect(self._detector_changed)
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self._runner.cancel)
         self.file.changed.connect(self._file_changed)
@@ -131,13 +135,20 @@ class AlignFramesWidget(Container):
             self.file.value = available[0]
         self._file_changed()
 
+    def _detector_changed(self, _value=None) -> None:
+        if not self._setting_detector:
+            self._detector_is_default = False
+
     def _file_changed(self, _value=None) -> None:
         previous = self.detector.value
-        self.detector.reset_choices()
-        if previous is not None and previous in self.detector.choices:
-            self.detector.value = previous
-        else:
-            self.detector.value = self.default_detector()
+        self._setting_detector = True
+        try:
+            self.detector.reset_choices()
+            keep = (not self._detector_is_default and previous is not None
+                    and previous in self.detector.choices)
+            self.detector.value = previous if keep else self.default_detector()
+        finally:
+            self._setting_detector = False
 
     def default_detector(self):
         """12C 14N when present, else the ion detector with the most counts in frame 0."""

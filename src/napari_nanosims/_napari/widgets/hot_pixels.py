@@ -184,7 +184,9 @@ class HotPixelWidget(Container):
             return
         source = next(iter(detector_layers(self._viewer, path).values()))
         self._viewer.add_points(np.argwhere(mask), name=name, scale=tuple(source.scale),
-                                size=3, face_color="transparent", border_color="cyan",
+                                units=tuple(str(u) for u in source.units),
+                                axis_labels=tuple(source.axis_labels), size=3,
+                                face_color="transparent", border_color="cyan",
                                 metadata={"nanosims_overlay": path})
 
     # -- run ------------------------------------------------------------------------
