@@ -50,9 +50,9 @@ def bench_hot_pixels(repeat: int) -> None:
     }
     for title, stack in stacks.items():
         voxels = stack.size
-        ours_s, ours = best_time(lambda: remove_hot_pixels(stack), repeat)
-        seed_s, theirs = best_time(lambda: seed.remove_hot_pixels(stack), 1)
-        copy_s, _ = best_time(lambda: stack.copy(), repeat)
+        ours_s, ours = best_time(lambda s=stack: remove_hot_pixels(s), repeat)
+        seed_s, theirs = best_time(lambda s=stack: seed.remove_hot_pixels(s), 1)
+        copy_s, _ = best_time(stack.copy, repeat)
         tracemalloc.start()
         remove_hot_pixels(stack)
         _, peak = tracemalloc.get_traced_memory()

@@ -9,7 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-import napari
 from qtpy.QtWidgets import QApplication
 
 from napari_nanosims.cli import open_viewer

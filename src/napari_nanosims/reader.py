@@ -15,7 +15,6 @@ import os
 import re
 import struct
 import warnings
-from pathlib import Path
 from typing import Any
 
 import numpy as np

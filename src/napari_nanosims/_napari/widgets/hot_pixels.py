@@ -106,11 +106,9 @@ class HotPixelWidget(Container):
         if path is None:
             return path, {}, None
         layers = detector_layers(self._viewer, path)
-        se_index = None
-        for index, layer in layers.items():
-            header = layer.metadata["nanosims"]["header"]
-            se_index = header.get("se_index")
-            break
+        if not layers:
+            return path, {}, None
+        se_index = next(iter(layers.values())).metadata["nanosims"]["header"].get("se_index")
         ions = {k: v for k, v in layers.items() if k != se_index}
         return path, ions, layers.get(se_index) if se_index is not None else None
 
