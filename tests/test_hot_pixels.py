@@ -84,6 +84,22 @@ def test_both_internal_paths_agree_with_openformat():
         np.testing.assert_array_equal(remove_hot_pixels(data), seed.remove_hot_pixels(data))
 
 
+@pytest.mark.parametrize("level, dtype", [(300.0, np.uint32), (300.0, np.int32),
+                                          (70000.0, np.uint32), (2.5, np.float64)])
+def test_bright_and_float_data_agree_with_openformat(level, dtype):
+    """Counts above 255 (16-bit work type), above 65535 (no threshold table), floats."""
+    rng = np.random.default_rng(int(level))
+    data = _stack(rng, 14, 4, 24, 20, level, spike_rate=0.01, dtype=np.int64)
+    events = rng.random((14, 1, 24, 20)) < 0.01  # correlated: every detector tripled
+    data = np.where(events, data * 3, data).astype(dtype)
+    assert infer_hot_pixels(data, 3, outlier_factor=1.999, min_count=0.5).any()
+    for params in (dict(), dict(outlier_factor=2, min_count=1)):
+        np.testing.assert_array_equal(remove_hot_pixels(data, **params),
+                                      seed.remove_hot_pixels(data, **params))
+        np.testing.assert_array_equal(infer_hot_pixels(data, 3, **params),
+                                      seed.infer_hot_pixels(data, 3, **params))
+
+
 def test_finds_the_demo_hot_pixels(demo_file):
     data = np.asarray(load_mims(demo_file["path"]).data)[:, :6]
     mask = infer_hot_pixels(data, 3, 3, 1.999, 0.5)

@@ -19,6 +19,7 @@ short min/max network on shifted views in a small integer type.
 
 from __future__ import annotations
 
+import functools
 import numbers
 import warnings
 from collections.abc import Generator
@@ -167,6 +168,22 @@ def _warn_blind_spot(n_frames: int, max_repeat_fraction: float) -> None:
 
 def _threshold_table(max_median: int, dtype: np.dtype, outlier_factor, min_count,
                      data_dtype: np.dtype) -> np.ndarray | None:
+    """Cached :func:`_build_threshold_table` (it is needed for every frame)."""
+    return _cached_threshold_table(max_median, np.dtype(dtype).str, outlier_factor, min_count,
+                                   np.dtype(data_dtype).str)
+
+
+@functools.lru_cache(maxsize=32, typed=True)
+def _cached_threshold_table(max_median, dtype_str, outlier_factor, min_count, data_dtype_str):
+    table = _build_threshold_table(max_median, np.dtype(dtype_str), outlier_factor, min_count,
+                                   np.dtype(data_dtype_str))
+    if table is not None:
+        table.flags.writeable = False  # shared between calls and threads
+    return table
+
+
+def _build_threshold_table(max_median: int, dtype: np.dtype, outlier_factor, min_count,
+                           data_dtype: np.dtype) -> np.ndarray | None:
     """Smallest count that is an outlier, for every possible integer median.
 
     For integer counts ``x`` and a median ``m``, the seed's test

@@ -37,6 +37,19 @@ def source_files(viewer) -> dict[str, str]:
     return files
 
 
+def file_choices(viewer) -> list[tuple[str, str]]:
+    """(display name, path) choices for a widget's file ComboBox."""
+    return list(source_files(viewer).items())
+
+
+def select_first_file(combo) -> None:
+    """Refresh a file ComboBox and pick the first file when none is chosen yet."""
+    combo.reset_choices()
+    available = [choice for choice in combo.choices if choice is not None]
+    if combo.value is None and available:
+        combo.value = available[0]
+
+
 def detector_layers(viewer, path: str, kind: str = KIND_RAW) -> dict[int, Any]:
     """Layers of ``kind`` that came from ``path``: detector index -> layer."""
     found = {}

@@ -14,7 +14,8 @@ from qtpy.QtWidgets import QSizePolicy, QWidget
 
 from ...alignment import iter_apply_translations, iter_infer_translations, translation_steps
 from ._common import (KIND_ALIGNED, KIND_CLEANED, KIND_SUM, WorkerRunner, add_or_update_layer,
-                      detector_layers, load_parameters, save_parameters, source_files)
+                      detector_layers, file_choices, load_parameters, save_parameters,
+                      select_first_file)
 from ..._frames import FrameStack
 
 SECTION = "align_frames"
@@ -119,7 +120,7 @@ class AlignFramesWidget(Container):
         self._method_changed()
 
     def _file_choices(self, _widget=None):
-        return [(name, path) for name, path in source_files(self._viewer).items()]
+        return file_choices(self._viewer)
 
     def _detector_choices(self, _widget=None):
         path = self.file.value if hasattr(self, "file") else None
@@ -129,10 +130,7 @@ class AlignFramesWidget(Container):
                 for index, layer in detector_layers(self._viewer, path).items()]
 
     def _refresh_files(self, _event=None) -> None:
-        self.file.reset_choices()
-        available = [choice for choice in self.file.choices if choice is not None]
-        if self.file.value is None and available:
-            self.file.value = available[0]
+        select_first_file(self.file)
         self._file_changed()
 
     def _detector_changed(self, _value=None) -> None:

@@ -14,7 +14,7 @@ from ..._frames import FrameStack
 from ...hot_pixels import (HotPixelBlindSpotWarning, iter_infer_hot_pixels,
                            iter_remove_hot_pixels)
 from ._common import (KIND_CLEANED, WorkerRunner, add_or_update_layer, detector_layers,
-                      load_parameters, save_parameters, source_files)
+                      file_choices, load_parameters, save_parameters, select_first_file)
 
 SECTION = "remove_hot_pixels"
 DEFAULTS = dict(num_outliers=3, kernel_size=3, outlier_factor=1.999, min_count=0.5,
@@ -79,13 +79,10 @@ class HotPixelWidget(Container):
 
     # -- inputs ---------------------------------------------------------------------
     def _file_choices(self, _widget=None):
-        return [(name, path) for name, path in source_files(self._viewer).items()]
+        return file_choices(self._viewer)
 
     def _refresh_files(self, _event=None) -> None:
-        self.file.reset_choices()
-        available = [choice for choice in self.file.choices if choice is not None]
-        if self.file.value is None and available:
-            self.file.value = available[0]
+        select_first_file(self.file)
 
     def _parameter_widgets(self):
         return (self.num_outliers, self.kernel_size, self.outlier_factor, self.min_count,
