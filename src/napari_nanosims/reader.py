@@ -231,14 +231,6 @@ class _HeaderBuffer:
         self.need(start, size, what)
         return L.decode_block(self.data, start, layout, self.byte_order)
 
-    def int32(self, offset: int, what: str) -> int:
-        self.need(offset, 4, what)
-        return struct.unpack_from(self.byte_order + "i", self.data, offset)[0]
-
-    def float64(self, offset: int, what: str) -> float:
-        self.need(offset, 8, what)
-        return struct.unpack_from(self.byte_order + "d", self.data, offset)[0]
-
     def tag_at(self, offset: int, tag: bytes) -> bool:
         return 0 <= offset and self.data[offset:offset + len(tag) + 1] == tag + b"\0"
 
