@@ -97,10 +97,15 @@ def map_frames(function: Callable[[int], Any], n_frames: int,
                 future.cancel()
 
 
-def run_to_completion(generator):
-    """Exhaust a progress generator and return the value it returns."""
+def run_to_completion(generator, on_progress: Callable[[Any], None] | None = None):
+    """Exhaust a progress generator and return the value it returns.
+
+    ``on_progress`` is called with every value the generator yields.
+    """
     while True:
         try:
-            next(generator)
+            value = next(generator)
         except StopIteration as stop:
             return stop.value
+        if on_progress is not None:
+            on_progress(value)

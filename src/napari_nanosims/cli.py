@@ -96,6 +96,7 @@ class _Progress:
 
 
 def _cmd_process(args) -> int:
+    from ._frames import run_to_completion
     from .export import output_paths, write_processing_outputs
     from .pipeline import iter_process_image_data
 
@@ -121,12 +122,8 @@ def _cmd_process(args) -> int:
                     path, args.align, padding=args.padding,
                     load_mims_kwargs={"roll_data": roll},
                     infer_translations_kwargs=inferring)
-                while True:
-                    try:
-                        progress(*next(steps))
-                    except StopIteration as stop:
-                        result = stop.value
-                        break
+                result = run_to_completion(
+                    steps, on_progress=lambda step, show=progress: show(*step))
             progress.close()
             for warning in caught:
                 print(f"warning: {path}: {warning.message}", file=sys.stderr)

@@ -10,9 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
-from ..layers import layer_name
+from ..layers import contrast_limits, layer_name
 
 KIND_RAW, KIND_CLEANED, KIND_ALIGNED, KIND_SUM = "raw", "cleaned", "aligned", "aligned sum"
 
@@ -80,9 +79,7 @@ def add_or_update_layer(viewer, source_layer, data, kind: str, history_entry: di
     kwargs = dict(name=name, scale=scale, units=units, axis_labels=axis_labels,
                   colormap=source_layer.colormap.name, blending=source_layer.blending,
                   metadata={"nanosims": info})
-    low, high = np.percentile(np.asarray(data[:4] if not two_d else data)[::2, ::2],
-                              [0.5, 99.8]) if np.size(data) else (0, 1)
-    kwargs["contrast_limits"] = (float(low), float(max(high, low + 1)))
+    kwargs["contrast_limits"] = contrast_limits(data[None] if two_d else data)
     if name in viewer.layers:
         existing = viewer.layers[name]
         if nanosims_info(existing) and nanosims_info(existing).get("kind") == kind:
