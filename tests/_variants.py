@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_nanosims import _layout as L
-from napari_nanosims.reader import MimsFile
+from napari_nanosims.io import _layout as L
+from napari_nanosims.io.reader import MimsFile
 
 
 def patch_int32(data: bytearray, offset: int, value: int, order: str) -> None:

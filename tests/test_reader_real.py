@@ -54,7 +54,7 @@ def test_header_matches_oracle(real):
 
 
 def test_header_section_offsets_match_oracle(real):
-    from napari_nanosims.reader import MimsFile
+    from napari_nanosims.io.reader import MimsFile
 
     name, ref, _ = real
     offsets = MimsFile(real_file(name)).blocks["_offsets"]

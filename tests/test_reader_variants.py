@@ -69,7 +69,7 @@ def test_missing_or_stray_poly_list_and_junk(tmp_path, stack, new_file, legacy_f
 
 def test_unknown_mask_nano_version_falls_back_to_tag_search(tmp_path, new_file, stack):
     raw = bytearray(new_file_bytes := open(new_file, "rb").read())
-    from napari_nanosims.reader import MimsFile
+    from napari_nanosims.io.reader import MimsFile
 
     mask_nano = MimsFile(new_file).blocks["_offsets"]["mask_nano"]
     struct.pack_into("<i", raw, mask_nano, 77)
@@ -103,8 +103,8 @@ def test_non_square_is_rows_then_columns(tmp_path):
 
 def test_roll_auto_rolls_only_files_of_the_4108_software(tmp_path, new_file, stack):
     # Remove our signature: now it looks like a file of the Cameca release-4108 software.
-    from napari_nanosims import _layout as L
-    from napari_nanosims.reader import MimsFile
+    from napari_nanosims.io import _layout as L
+    from napari_nanosims.io.reader import MimsFile
 
     raw = bytearray(open(new_file, "rb").read())
     at = MimsFile(new_file).blocks["_offsets"]["def_analysis_bis"] + L.WRITER_SIGNATURE_OFFSET
@@ -120,7 +120,7 @@ def test_roll_auto_rolls_only_files_of_the_4108_software(tmp_path, new_file, sta
 
 
 def test_header_only_file(tmp_path, new_file):
-    from napari_nanosims.reader import MimsFile
+    from napari_nanosims.io.reader import MimsFile
 
     info = MimsFile(new_file)
     raw = bytearray(open(new_file, "rb").read()[:info.header_size])
@@ -188,7 +188,7 @@ def test_missing_file_is_imformaterror(tmp_path):
 
 
 def test_corrupt_header_fields(tmp_path, new_file):
-    from napari_nanosims.reader import MimsFile
+    from napari_nanosims.io.reader import MimsFile
 
     info = MimsFile(new_file)
     offsets = info.blocks["_offsets"]

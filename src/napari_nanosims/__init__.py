@@ -6,13 +6,13 @@ the processing functions and the command line. The napari plugin lives in
 """
 
 from ._errors import ImFormatError, ImFormatWarning
-from .reader import ImHeader, load_mims, read_header, sniff_im
-from .writer import write_im
-from .demo import make_demo_im
-from .alignment import (ShiftBeyondPaddingWarning, apply_translations, infer_translations,
+from .io.reader import ImHeader, load_mims, read_header, sniff_im
+from .io.writer import write_im
+from .io.demo import make_demo_im
+from .processing.alignment import (ShiftBeyondPaddingWarning, apply_translations, infer_translations,
                         iter_apply_translations, iter_infer_translations)
-from .pipeline import iter_process_image_data, process_image_data
-from .hot_pixels import (HotPixelBlindSpotWarning, apply_mask, infer_hot_pixels,
+from .processing.pipeline import iter_process_image_data, process_image_data
+from .processing.hot_pixels import (HotPixelBlindSpotWarning, apply_mask, infer_hot_pixels,
                          iter_infer_hot_pixels, iter_remove_hot_pixels,
                          median_filter_frames, remove_hot_pixels)
 

@@ -22,8 +22,8 @@ def cache_dir() -> Path:
 
 def demo_path() -> Path:
     """Path of the built-in demo acquisition, written on first use (seed 0)."""
-    from .demo import make_demo_im
-    from .reader import read_header
+    from .io.demo import make_demo_im
+    from .io.reader import read_header
 
     path = cache_dir() / DEMO_FILE_NAME
     if path.exists():

@@ -10,7 +10,7 @@ import warnings
 from collections.abc import Sequence
 
 from ._errors import ImFormatWarning
-from .reader import ImHeader, read_header
+from .io.reader import ImHeader, read_header
 
 
 def _format_header(header: ImHeader) -> str:
@@ -96,9 +96,9 @@ class _Progress:
 
 
 def _cmd_process(args) -> int:
-    from ._frames import run_to_completion
-    from .export import output_paths, write_processing_outputs
-    from .pipeline import iter_process_image_data
+    from .processing._frames import run_to_completion
+    from .export.ometiff import output_paths, write_processing_outputs
+    from .processing.pipeline import iter_process_image_data
 
     inferring = {"method": "subpixel" if args.subpixel else "sequential"}
     if args.subpixel:

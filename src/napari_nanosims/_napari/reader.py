@@ -7,7 +7,7 @@ import warnings
 from collections.abc import Callable
 
 from .._errors import ImFormatWarning
-from ..reader import load_mims, sniff_im
+from ..io.reader import load_mims, sniff_im
 from .layers import file_layer_data
 
 

@@ -12,11 +12,11 @@ from qtpy.QtCore import QPointF, Qt
 from qtpy.QtGui import QColor, QPainter, QPen, QPolygonF
 from qtpy.QtWidgets import QSizePolicy, QWidget
 
-from ...alignment import iter_apply_translations, iter_infer_translations, translation_steps
+from ...processing.alignment import iter_apply_translations, iter_infer_translations, translation_steps
 from ._common import (KIND_ALIGNED, KIND_CLEANED, KIND_SUM, WorkerRunner, add_or_update_layer,
                       detector_layers, file_choices, load_parameters, save_parameters,
                       select_first_file)
-from ..._frames import FrameStack
+from ...processing._frames import FrameStack
 
 SECTION = "align_frames"
 METHODS = {"whole pixel (openformat)": "sequential", "sub-pixel": "subpixel"}

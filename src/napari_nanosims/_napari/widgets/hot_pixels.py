@@ -10,8 +10,8 @@ import napari.viewer
 from magicgui.widgets import (CheckBox, ComboBox, Container, FloatSlider, FloatSpinBox, Label,
                               ProgressBar, PushButton, SpinBox)
 
-from ..._frames import FrameStack
-from ...hot_pixels import (HotPixelBlindSpotWarning, iter_infer_hot_pixels,
+from ...processing._frames import FrameStack
+from ...processing.hot_pixels import (HotPixelBlindSpotWarning, iter_infer_hot_pixels,
                            iter_remove_hot_pixels)
 from ._common import (KIND_CLEANED, WorkerRunner, add_or_update_layer, detector_layers,
                       file_choices, load_parameters, save_parameters, select_first_file)

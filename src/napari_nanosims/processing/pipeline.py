@@ -11,7 +11,7 @@ import numpy as np
 from ._frames import FrameStack, run_to_completion
 from .alignment import iter_apply_translations, iter_infer_translations, translation_steps
 from .hot_pixels import iter_infer_hot_pixels, replace_hot_pixels
-from .reader import load_mims
+from ..io.reader import load_mims
 
 __all__ = ["process_image_data", "iter_process_image_data", "find_detector",
            "DEFAULT_REMOVE_HOT_PIXELS"]

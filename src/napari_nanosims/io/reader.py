@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from . import _layout as L
-from ._errors import ImFormatError, ImFormatWarning
+from .._errors import ImFormatError, ImFormatWarning
 
 __all__ = ["ImHeader", "read_header", "load_mims", "sniff_im", "MimsFile"]
 

@@ -1,0 +1,1 @@
+"""Reading and writing Cameca NanoSIMS ``.im`` files, and the acquisition model."""

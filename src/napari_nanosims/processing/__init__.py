@@ -1,0 +1,1 @@
+"""Processing steps: hot pixels, frame alignment, summing, recipes."""
