@@ -5,6 +5,8 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+
+from napari_nanosims.io.lazy import LazyCounts
 import openformat.mims as seed
 import pytest
 from scipy import ndimage
@@ -128,7 +130,7 @@ def test_lazy_input_works_and_is_untouched(tmp_path):
     path = write_im(tmp_path / "s.im", data, ["12C", "13C", "12C 14N", "12C 15N"],
                     [12, 13, 26, 27], 10.0, 1000)
     lazy = load_mims(path).data
-    assert isinstance(lazy, np.memmap) and not lazy.flags.writeable
+    assert isinstance(lazy, LazyCounts) and lazy.memory_mapped
     np.testing.assert_array_equal(remove_hot_pixels(lazy), seed.remove_hot_pixels(data))
     np.testing.assert_array_equal(np.asarray(lazy), data)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
+
+from napari_nanosims.io.lazy import LazyCounts
 import pytest
 
 from napari_nanosims import ImHeader, load_mims, read_header
@@ -71,13 +73,15 @@ def test_pixels_match_oracle(real):
         assert data.shape == (0, ref["n_masses"], ref["height"], ref["width"])
         assert not header.has_data
         return
-    assert isinstance(data, np.memmap), "pixels must be memory-mapped, not read"
-    assert not data.flags.writeable
+    assert isinstance(data, LazyCounts) and data.memory_mapped, "pixels must be mapped, not read"
+    with pytest.raises(ValueError, match="read-only"):
+        data[0, 0, 0, 0] = 1
     assert data.shape == (ref["n_frames"], ref["n_masses"], ref["height"], ref["width"])
     assert data.dtype.kind == "u" and data.dtype.itemsize == ref["bytes_per_pixel"]
     assert data.sum(axis=(0, 2, 3)).tolist() == ref["per_mass_total_counts"]
     assert data.max(axis=(0, 2, 3)).tolist() == ref["per_mass_max"]
-    stored = np.ascontiguousarray(data).tobytes()
+    stored_dtype = np.dtype(f"{header.byte_order}u{header.bytes_per_pixel}")
+    stored = np.asarray(data).astype(stored_dtype).tobytes()  # the bytes as in the file
     assert hashlib.sha256(stored).hexdigest() == ref["sha256_pixel_bytes"]
     probes = ref["probe_frame0_mass0"]
     frame = data[0, 0]

@@ -59,7 +59,7 @@ def test_real_files_through_npe2():
         "OpenMIMS_doc_040702_06-05mos-03a " + label for label in ("12C", "13C", "12C 14N",
                                                                   "12C 15N")]
     data, kwargs, _ = layers[0]
-    assert data.shape == (1, 512, 512) and data.dtype == np.dtype(">u2")
+    assert data.shape == (1, 512, 512) and data.dtype == np.dtype("u2")
     assert kwargs["scale"][1] == pytest.approx(0.08086439732142857)
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ..io.lazy import mass_stack
 from ..io.reader import ImHeader
 
 # Colormaps that read well on black, one per ion channel in turn; SE is grey.
@@ -86,7 +87,7 @@ def file_layer_data(header: ImHeader, data) -> list[tuple]:
     layers = []
     shown = shown_detector(header)
     for index in range(header.n_masses):
-        stack = data[:, index]
+        stack = mass_stack(data, index)
         kwargs = image_layer_kwargs(header, index, stack)
         kwargs["visible"] = index == shown
         if kwargs["units"] is None:

@@ -27,7 +27,8 @@ from . import _layout as L
 __all__ = ["write_im"]
 
 SE_SLOT = 8
-ION_SLOTS = (1, 2, 3, 4, 5, 10, 11)  # EM1-EM5, EM6, EM7
+ION_SLOTS = (1, 2, 3, 4, 5, 10, 11)  # EM1-EM5, EM6, EM7: trolley index = slot
+LEGACY_ION_SLOTS = (1, 2, 3, 4, 5)  # files before release 4108 have EM1-EM5 only
 CHUNK_FRAMES_BYTES = 64 * 1024 * 1024
 
 
@@ -51,8 +52,10 @@ def _layout_offsets(n_masses: int, legacy: bool) -> dict[str, int]:
                 header_image=header_image, header_size=header_image + L.HEADER_IMAGE_SIZE)
 
 
-def _trolley_slots(labels: Sequence[str], masses_amu: Sequence[float]) -> list[int]:
-    slots, ion_slots = [], iter(ION_SLOTS)
+def _trolley_slots(labels: Sequence[str], masses_amu: Sequence[float],
+                   legacy: bool = False) -> list[int]:
+    """The trolley slot of each mass, as the Cameca software assigns them (SE in slot 8)."""
+    slots, ion_slots = [], iter(LEGACY_ION_SLOTS if legacy else ION_SLOTS)
     for label, amu in zip(labels, masses_amu):
         if label.strip().upper() in ("SE", "ESI") or amu == 0:
             slots.append(SE_SLOT)
@@ -85,7 +88,7 @@ def _build_header(shape, labels, masses_amu, raster_um, dwell_time_us, legacy,
         raise ValueError(f"analysis_date must be a datetime.datetime, not {date!r}")
     stage = metadata.get("stage_position_um", (0, 0, 0))
     frame_time_s = dwell_time_us * 1e-6 * width * height
-    slots = _trolley_slots(labels, masses_amu)
+    slots = _trolley_slots(labels, masses_amu, legacy)
     has_se = SE_SLOT in slots
     file_name = _check_text("file name", metadata.get("file_name", ""), 64)
 
@@ -133,9 +136,9 @@ def _build_header(shape, labels, masses_amu, raster_um, dwell_time_us, legacy,
     for t in range(12):
         start = bfield + L.BFIELD_HEAD_SIZE + trolley_bytes * t
         values = dict(m_nFlagTrolleyValided=0, m_nNum=-1)
-        if t + 1 in slots:
-            k = slots.index(t + 1)
-            values = dict(m_pszSymbol="Esi" if t + 1 == SE_SLOT else labels[k],
+        if t in slots:  # the trolley record at index t describes slot t
+            k = slots.index(t)
+            values = dict(m_pszSymbol="Esi" if t == SE_SLOT else labels[k],
                           m_dAMU=float(masses_amu[k]), m_nFlagTrolleyValided=1, m_nNum=k)
         L.encode_block(header, start, L.TROLLEY, order, values)
 

@@ -1,0 +1,171 @@
+"""Counts read from a memory-mapped file on access, with the release-4108 roll applied lazily.
+
+Every acquisition's counts are a :class:`LazyCounts`, whether or not the file needs the
+one-pixel roll, so code never has to tell a memmap from a dask array. Indexing reads
+only what it selects and returns numpy arrays; whole-array reductions run over blocks
+of frames, so ``counts.sum(axis=(0, 2, 3))`` never holds more than one block in memory.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["LazyCounts", "mass_stack"]
+
+# Frames are read in blocks of about this many bytes by reductions and by __array__.
+BLOCK_BYTES = 32 * 1024 * 1024
+
+
+def _rolled_index(key, length: int, shift: int) -> np.ndarray | int:
+    """Stored positions for output positions ``key`` along an axis rolled by ``shift``."""
+    if isinstance(key, (int, np.integer)):
+        position = int(key)
+        if not -length <= position < length:
+            raise IndexError(f"index {position} is out of bounds for an axis of size {length}")
+        return (position % length - shift) % length
+    positions = np.arange(length)[key]
+    return (positions - shift) % length
+
+
+class LazyCounts:
+    """A read-only (..., height, width) array view of stored counts, rolled on access.
+
+    Parameters
+    ----------
+    stored : numpy.ndarray
+        The stored values (usually a read-only ``numpy.memmap``), any byte order.
+    roll : (int, int)
+        Cyclic shift (rows, columns) applied to every image, as ``numpy.roll`` along the
+        last two axes would; (0, 0) for none.
+
+    Notes
+    -----
+    ``counts[key]`` returns a numpy array in native byte order (a copy only where the roll
+    or the byte order needs one). :meth:`mass` returns a lazy (frames, height, width) view
+    of one mass. ``numpy.asarray(counts)`` materialises everything.
+    """
+
+    def __init__(self, stored: np.ndarray, roll: tuple[int, int] = (0, 0)):
+        if stored.ndim < 2:
+            raise ValueError(f"counts need at least 2 dimensions, got shape {stored.shape}")
+        self._stored = stored
+        height, width = stored.shape[-2:]
+        self.roll = (int(roll[0]) % max(height, 1), int(roll[1]) % max(width, 1))
+        self.dtype = stored.dtype.newbyteorder("=")
+        self.shape = tuple(stored.shape)
+        self.ndim = stored.ndim
+        self.size = int(stored.size)
+        self.nbytes = self.size * self.dtype.itemsize
+
+    def __repr__(self) -> str:
+        return f"LazyCounts(shape={self.shape}, dtype={self.dtype}, roll={self.roll})"
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def _native(self, values) -> np.ndarray:
+        values = np.asarray(values)
+        return values.astype(self.dtype, copy=False) if values.dtype != self.dtype else values
+
+    def __getitem__(self, key) -> np.ndarray:
+        if not isinstance(key, tuple):
+            key = (key,)
+        if any(k is None for k in key):
+            raise IndexError("LazyCounts does not take np.newaxis; index the result instead")
+        if Ellipsis in key:
+            at = key.index(Ellipsis)
+            fill = self.ndim - (len(key) - 1)
+            key = key[:at] + (slice(None),) * fill + key[at + 1:]
+        if len(key) > self.ndim:
+            raise IndexError(f"too many indices for an array of {self.ndim} dimensions")
+        key = key + (slice(None),) * (self.ndim - len(key))
+        if self.roll == (0, 0):
+            return self._native(self._stored[key])
+        height, width = self.shape[-2:]
+        rows = _rolled_index(key[-2], height, self.roll[0])
+        cols = _rolled_index(key[-1], width, self.roll[1])
+        leading = self._stored[key[:-2]]
+        # Rows then columns, with take() so that the two index arrays do not broadcast.
+        picked = np.take(leading, rows, axis=-2) if not isinstance(rows, int) else \
+            leading[..., rows, :]
+        picked = np.take(picked, cols, axis=-1) if not isinstance(cols, int) else \
+            picked[..., cols]
+        return self._native(picked)
+
+    def __setitem__(self, key, value):
+        raise ValueError("the counts of an opened file are read-only; copy them with "
+                         "numpy.array(counts) to change values")
+
+    @property
+    def memory_mapped(self) -> bool:
+        """True when the values are read from a memory-mapped file on access."""
+        return isinstance(self._stored, np.memmap) or isinstance(
+            getattr(self._stored, "base", None), np.memmap)
+
+    def mass(self, index: int) -> LazyCounts:
+        """Lazy (frames, height, width) view of mass ``index`` of a 4-D stack."""
+        if self.ndim != 4:
+            raise ValueError(f"mass() needs (frames, masses, height, width) counts, "
+                             f"not shape {self.shape}")
+        return LazyCounts(self._stored[:, index], self.roll)
+
+    def _blocks(self):
+        """Yield (slice of axis 0, materialised block) pairs covering the whole array."""
+        per_item = max(1, self.nbytes // max(self.shape[0], 1))
+        step = max(1, BLOCK_BYTES // per_item)
+        for start in range(0, self.shape[0], step):
+            part = slice(start, min(start + step, self.shape[0]))
+            yield part, self[part]
+
+    def __array__(self, dtype=None, copy=None):
+        out = np.empty(self.shape, dtype=self.dtype)
+        for part, block in self._blocks():
+            out[part] = block
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def astype(self, dtype, copy: bool = True) -> np.ndarray:
+        """Materialise as a numpy array of ``dtype``."""
+        return np.asarray(self).astype(dtype, copy=False)
+
+    def _reduce(self, name: str, axis, dtype=None, combine=None):
+        axes = tuple(range(self.ndim)) if axis is None else tuple(
+            a % self.ndim for a in np.atleast_1d(axis))
+        parts = [getattr(block, name)(axis=axes, dtype=dtype) if dtype is not None
+                 else getattr(block, name)(axis=axes) for _, block in self._blocks()]
+        if not parts:  # no frames: numpy's own answer for an empty array
+            empty = np.empty(self.shape, dtype=self.dtype)
+            return (getattr(empty, name)(axis=axes, dtype=dtype) if dtype is not None
+                    else getattr(empty, name)(axis=axes))
+        if 0 in axes:
+            return combine(parts)
+        return np.concatenate(parts, axis=0)
+
+    def sum(self, axis=None, dtype=None):
+        """Sum over ``axis`` (numpy's rules for the result type), block by block."""
+        if dtype is None and self.dtype.kind in "ub":
+            dtype = np.uint64
+        elif dtype is None and self.dtype.kind == "i":
+            dtype = np.int64
+        return self._reduce("sum", axis, dtype, lambda parts: np.sum(parts, axis=0))
+
+    def max(self, axis=None):
+        """Maximum over ``axis``, block by block."""
+        return self._reduce("max", axis, None, lambda parts: np.max(parts, axis=0))
+
+    def min(self, axis=None):
+        """Minimum over ``axis``, block by block."""
+        return self._reduce("min", axis, None, lambda parts: np.min(parts, axis=0))
+
+    def mean(self, axis=None):
+        """Mean over ``axis`` (float64), block by block."""
+        total = self.sum(axis=axis, dtype=np.float64)
+        axes = range(self.ndim) if axis is None else np.atleast_1d(axis)
+        count = int(np.prod([self.shape[a] for a in axes]))
+        return total / count if count else total * np.nan
+
+
+def mass_stack(counts, index: int):
+    """Lazy (frames, height, width) stack of mass ``index`` of (frames, masses, H, W) counts."""
+    if isinstance(counts, LazyCounts):
+        return counts.mass(index)
+    return counts[:, index]
