@@ -24,6 +24,9 @@ def _sources(tmp_path):
     data = rng.integers(0, 300, size=(3, 3, 16, 24)).astype(np.uint32)
     sources = [
         write_im(tmp_path / "new.im", data, ["12C", "13C", "SE"], [12, 13, 0], 5.0, 100),
+        # as Cameca's Windows software writes them: rolled on reading
+        write_im(tmp_path / "cameca.im", data, ["12C", "13C", "SE"], [12, 13, 0], 5.0, 100,
+                 signed=False),
         write_im(tmp_path / "old.im", data, ["12C", "13C", "SE"], [12, 13, 0], 5.0, 100,
                  legacy=True),
     ]
@@ -37,7 +40,21 @@ def _sources(tmp_path):
 def _mutate(raw: bytes, rng: np.random.Generator) -> bytes:
     data = bytearray(raw)
     header_size = min(len(data), 30000)
-    kind = rng.integers(0, 4)
+    kind = rng.integers(0, 6)
+    order = "<" if int.from_bytes(raw[4:8], "little") < 256 else ">"
+    true_header_size = int.from_bytes(raw[8:12], "little" if order == "<" else "big")
+    if kind == 4 and true_header_size <= len(data):  # tiny frames, very many of them
+        image = true_header_size - 84
+        width, height = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+        frames = int(rng.integers(1000, 32768))
+        for offset, value in ((6, width), (8, height), (14, frames)):
+            data[image + offset:image + offset + 2] = value.to_bytes(
+                2, "little" if order == "<" else "big", signed=True)
+        return bytes(data)
+    if kind == 5:  # the release field: old files claiming 4108 or later, and the reverse
+        release = int(rng.choice([4108, 4109, 5000, 99999, 5, 11]))
+        data[0:4] = release.to_bytes(4, "little" if order == "<" else "big", signed=True)
+        return bytes(data)
     if kind == 0:  # truncation anywhere, mostly inside the header
         cut = int(rng.integers(0, header_size + 200)) if rng.random() < 0.7 else int(
             rng.integers(0, len(data) + 1))
@@ -60,8 +77,6 @@ def _mutate(raw: bytes, rng: np.random.Generator) -> bytes:
 
 
 def test_fuzzed_files_load_or_raise_imformaterror(tmp_path):
-    import dask.array  # noqa: F401  (imported once up front: rolled data is a dask array)
-
     sources = _sources(tmp_path)
     rng = np.random.default_rng(12345)
     outcomes = {"loaded": 0, "rejected": 0}

@@ -81,6 +81,13 @@ class LazyCounts:
         key = key + (slice(None),) * (self.ndim - len(key))
         if self.roll == (0, 0):
             return self._native(self._stored[key])
+        whole = slice(None)
+        if key[-2] == whole and key[-1] == whole and all(
+                isinstance(k, (slice, int, np.integer)) for k in key[:-2]):
+            leading = self._stored[key[:-2]]
+            out = np.empty(leading.shape, dtype=self.dtype)
+            self._fill(out, leading)
+            return out
         height, width = self.shape[-2:]
         rows = _rolled_index(key[-2], height, self.roll[0])
         cols = _rolled_index(key[-1], width, self.roll[1])
@@ -117,10 +124,18 @@ class LazyCounts:
             part = slice(start, min(start + step, self.shape[0]))
             yield part, self[part]
 
+    def _fill(self, out: np.ndarray, stored: np.ndarray) -> None:
+        """Write the rolled images of ``stored`` into ``out``: four block copies, no temporary."""
+        rows, cols = self.roll
+        height, width = stored.shape[-2:]
+        out[..., rows:, cols:] = stored[..., :height - rows, :width - cols]
+        out[..., :rows, cols:] = stored[..., height - rows:, :width - cols]
+        out[..., rows:, :cols] = stored[..., :height - rows, width - cols:]
+        out[..., :rows, :cols] = stored[..., height - rows:, width - cols:]
+
     def __array__(self, dtype=None, copy=None):
         out = np.empty(self.shape, dtype=self.dtype)
-        for part, block in self._blocks():
-            out[part] = block
+        self._fill(out, self._stored)  # numpy copies (and byte-swaps) in small buffers
         return out if dtype is None else out.astype(dtype, copy=False)
 
     def astype(self, dtype, copy: bool = True) -> np.ndarray:
@@ -140,28 +155,42 @@ class LazyCounts:
             return combine(parts)
         return np.concatenate(parts, axis=0)
 
-    def sum(self, axis=None, dtype=None):
-        """Sum over ``axis`` (numpy's rules for the result type), block by block."""
+    def _finish(self, result, axis, out, keepdims):
+        if keepdims:
+            axes = range(self.ndim) if axis is None else np.atleast_1d(axis) % self.ndim
+            result = np.expand_dims(result, tuple(int(a) for a in axes))
+        if out is not None:
+            out[...] = result
+            return out
+        return result
+
+    def sum(self, axis=None, dtype=None, out=None, keepdims=False):
+        """Sum over ``axis``, block by block (unsigned counts sum as uint64)."""
         if dtype is None and self.dtype.kind in "ub":
             dtype = np.uint64
         elif dtype is None and self.dtype.kind == "i":
             dtype = np.int64
-        return self._reduce("sum", axis, dtype, lambda parts: np.sum(parts, axis=0))
+        total = self._reduce("sum", axis, dtype, lambda parts: np.sum(parts, axis=0))
+        return self._finish(total, axis, out, keepdims)
 
-    def max(self, axis=None):
+    def max(self, axis=None, out=None, keepdims=False):
         """Maximum over ``axis``, block by block."""
-        return self._reduce("max", axis, None, lambda parts: np.max(parts, axis=0))
+        return self._finish(self._reduce("max", axis, None, lambda p: np.max(p, axis=0)),
+                            axis, out, keepdims)
 
-    def min(self, axis=None):
+    def min(self, axis=None, out=None, keepdims=False):
         """Minimum over ``axis``, block by block."""
-        return self._reduce("min", axis, None, lambda parts: np.min(parts, axis=0))
+        return self._finish(self._reduce("min", axis, None, lambda p: np.min(p, axis=0)),
+                            axis, out, keepdims)
 
-    def mean(self, axis=None):
+    def mean(self, axis=None, dtype=None, out=None, keepdims=False):
         """Mean over ``axis`` (float64), block by block."""
-        total = self.sum(axis=axis, dtype=np.float64)
+        total = self._reduce("sum", axis, np.float64, lambda parts: np.sum(parts, axis=0))
         axes = range(self.ndim) if axis is None else np.atleast_1d(axis)
         count = int(np.prod([self.shape[a] for a in axes]))
-        return total / count if count else total * np.nan
+        mean = total / count if count else total * np.nan
+        return self._finish(mean if dtype is None else np.asarray(mean, dtype),
+                            axis, out, keepdims)
 
 
 def mass_stack(counts, index: int):

@@ -167,8 +167,9 @@ def _build_header(shape, labels, masses_amu, raster_um, dwell_time_us, legacy,
         sample_name=_check_text("sample_name", metadata.get("sample_name", ""), 80),
         experience=_check_text("experiment", metadata.get("experiment", ""), 32),
         method=_check_text("method", metadata.get("method", ""), 32)))
-    signature = dab + L.WRITER_SIGNATURE_OFFSET
-    header[signature:signature + len(L.WRITER_SIGNATURE)] = L.WRITER_SIGNATURE
+    if metadata.get("signed", True):
+        signature = dab + L.WRITER_SIGNATURE_OFFSET
+        header[signature:signature + len(L.WRITER_SIGNATURE)] = L.WRITER_SIGNATURE
     header[off["anal_param"]:off["anal_param"] + 10] = b"Anal_param"
     header[off["setup_soft"]:off["setup_soft"] + 10] = b"Setup_soft"
 
@@ -215,7 +216,10 @@ def write_im(filename: str | os.PathLike, data, labels: Sequence[str],
         Optional header fields: ``sample_name``, ``comment``, ``user``, ``experiment``,
         ``method``, ``analysis_name``, ``analysis_date`` (datetime),
         ``stage_position_um`` (x, y, z), ``primary_ion``, ``primary_current_pA``
-        (start, end), ``dead_times_ns`` (7 values, EM1-EM7), ``file_name``.
+        (start, end), ``dead_times_ns`` (7 values, EM1-EM7), ``file_name``, and
+        ``signed`` (default True): False leaves out the napari-nanosims signature, as in
+        files from Cameca's software, so that ``roll_data='auto'`` rolls a release-4108
+        file on reading (the stored values are still exactly ``data``).
 
     Returns
     -------
@@ -231,7 +235,7 @@ def write_im(filename: str | os.PathLike, data, labels: Sequence[str],
     """
     known = {"sample_name", "comment", "user", "experiment", "method", "analysis_name",
              "analysis_date", "stage_position_um", "primary_ion", "primary_current_pA",
-             "dead_times_ns", "file_name"}
+             "dead_times_ns", "file_name", "signed"}
     unknown = set(metadata) - known
     if unknown:
         raise ValueError(f"unknown metadata for write_im: {sorted(unknown)}; "
