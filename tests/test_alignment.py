@@ -145,3 +145,32 @@ def test_iterator_steps_and_validation():
         apply_translations(data[:, None], np.zeros((5, 2)))
     with pytest.raises(ValueError, match="finite"):
         apply_translations(data[:, None], np.full((6, 2), np.nan))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int8, np.int16, np.uint8,
+                                   np.uint64])
+@pytest.mark.parametrize("case", range(4))
+def test_sequential_takes_every_dtype_the_seed_takes(dtype, case):
+    """Float frames used to crash (an int64 running sum); results equal the seed's."""
+    rng = np.random.default_rng(100 + case)
+    data, _ = _shifted_stack(rng, int(rng.integers(3, 12)), 24, 30, [0.3, 2.0, 9.0, 0.05][case])
+    if np.dtype(dtype).kind == "f":
+        data = data * 0.37  # non-integral values, as after a correction
+    data = data.astype(dtype)
+    expected = seed.infer_translations(data.copy(), padding=4)
+    ours = infer_translations(data, padding=4)
+    np.testing.assert_array_equal(ours, expected)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(padding=True), "padding"), (dict(padding=-1), "padding"),
+    (dict(padding=10_000), "at most the frame size"),
+    (dict(method="subpixel", upsample_factor=10**6), "upsample_factor must be at most"),
+    (dict(method="subpixel", upsample_factor=0), "upsample_factor"),
+    (dict(method="subpixel", upsample_factor=2.5), "upsample_factor"),
+    (dict(method="subpixel", reference=True), "reference"),
+])
+def test_alignment_parameters_are_bounded(bad, message):
+    data = np.ones((3, 16, 16))
+    with pytest.raises(ValueError, match=message):
+        infer_translations(data, **bad)

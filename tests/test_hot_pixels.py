@@ -209,3 +209,37 @@ def _collect(generator):
         except StopIteration as stop:
             yield stop.value
             return
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(outlier_factor=float("nan")), "outlier_factor"),
+    (dict(outlier_factor=0), "outlier_factor must be above 0"),
+    (dict(outlier_factor=-2.0), "outlier_factor"),
+    (dict(outlier_factor=float("inf")), "outlier_factor"),
+    (dict(min_count=float("nan")), "min_count"),
+    (dict(min_count=-1), "min_count"),
+    (dict(kernel_size=4), "kernel_size must be odd"),
+    (dict(kernel_size=True), "kernel_size"),
+    (dict(num_outliers=True), "num_outliers"),
+    (dict(num_nonzero=True), "num_nonzero"),
+    (dict(max_repeat_fraction=float("nan")), "max_repeat_fraction"),
+    (dict(outlier_factor="2"), "outlier_factor must be a number"),
+])
+def test_parameters_are_validated_with_their_names(bad, message):
+    from napari_nanosims import remove_hot_pixels
+
+    data = np.ones((4, 3, 8, 8), np.uint16)
+    with pytest.raises(ValueError, match=message):
+        remove_hot_pixels(data, **{"num_outliers": 2, **bad})
+
+
+@pytest.mark.parametrize("data, message", [
+    (np.ones((2, 3, 0, 8)), "at least one detector, row and column"),
+    (np.array([[[["a"]]]]), "must hold numbers"),
+    (np.empty((2, 3, 4, 4), dtype=object), "must hold numbers"),
+])
+def test_unusable_stacks_get_a_clear_error(data, message):
+    from napari_nanosims import remove_hot_pixels
+
+    with pytest.raises(ValueError, match=message):
+        remove_hot_pixels(data, num_outliers=1)

@@ -78,7 +78,7 @@ def test_file_without_se(tmp_path):
 
 def test_fewer_ion_detectors_than_num_outliers_warns_and_clamps(tmp_path):
     path, data = _write(tmp_path, "two.im", 12, ["12C", "12C 14N", "SE"])
-    with pytest.warns(UserWarning, match="num_outliers=3.*only 2 ion detector"):
+    with pytest.warns(UserWarning, match="num_outliers=3.*has 2 ion channel"):
         result = process_image_data(path, "12C")
     assert result["remove_hot_pixels_kwargs"]["num_outliers"] == 2
     np.testing.assert_array_equal(result["cleaned"][:, :2],
@@ -95,7 +95,7 @@ def test_one_frame_file(tmp_path):
 
 def test_argument_errors(tmp_path):
     path, _ = _write(tmp_path, "e.im", 12, ["12C", "13C", "12C 14N", "SE"])
-    with pytest.raises(ValueError, match=r"no detector '32S'; available: '12C', '13C', "
+    with pytest.raises(ValueError, match=r"no channel '32S'; channels: '12C', '13C', "
                                          r"'12C 14N', 'SE'"):
         process_image_data(path, "32S")
     with pytest.raises(ValueError, match="padding"):
@@ -126,7 +126,9 @@ def test_iterator_reports_every_step_and_can_stop(demo_file):
             result = stop.value
             break
     assert [s for s in steps if s[0] == "hot pixels"][-1] == ("hot pixels", 20, 20)
-    assert [s for s in steps if s[0] == "aligning"][-1] == ("aligning", 20, 20)
+    # 20 frames registered, then 20 frames shifted
+    assert [s for s in steps if s[0] == "aligning"][-1] == ("aligning", 40, 40)
+    assert steps[-1] == ("summing", 1, 1)
     assert result["aligned"].shape == (20, 7, 256, 256)
     generator = iter_process_image_data(demo_file["path"], "12C 14N")
     next(generator)
@@ -181,4 +183,4 @@ def test_cli_process_bad_file_continues_with_the_others(tmp_path, capsys):
     assert (tmp_path / "o" / "good_sums.ome.tif").exists()
     assert not (tmp_path / "o" / "bad_sums.ome.tif").exists()
     assert main(["process", good, "--align", "nope", "--out", str(tmp_path / "p")]) == 1
-    assert "available: '12C'" in capsys.readouterr().err
+    assert "channels: '12C'" in capsys.readouterr().err

@@ -12,6 +12,11 @@ from .io.demo import make_demo_im
 from .processing.alignment import (ShiftBeyondPaddingWarning, apply_translations, infer_translations,
                         iter_apply_translations, iter_infer_translations)
 from .processing.pipeline import iter_process_image_data, process_image_data
+from .io.acquisition import Acquisition, Channel, HistoryRecord, open_acquisition
+from .processing.parameters import Parameter, Step
+from .processing.steps import (STEPS, align_frames, clean_hot_pixels,
+                               default_alignment_channel, sum_frames)
+from .processing.recipe import Recipe, RecipeCancelled, default_recipe, run_recipe
 from .processing.hot_pixels import (HotPixelBlindSpotWarning, apply_mask, infer_hot_pixels,
                          iter_infer_hot_pixels, iter_remove_hot_pixels,
                          median_filter_frames, remove_hot_pixels)
@@ -39,5 +44,20 @@ __all__ = [
     "iter_infer_hot_pixels",
     "iter_process_image_data",
     "process_image_data",
+    "Acquisition",
+    "Channel",
+    "HistoryRecord",
+    "open_acquisition",
+    "Parameter",
+    "Step",
+    "STEPS",
+    "align_frames",
+    "clean_hot_pixels",
+    "default_alignment_channel",
+    "sum_frames",
+    "Recipe",
+    "RecipeCancelled",
+    "default_recipe",
+    "run_recipe",
 ]
 __version__ = "0.1.0"

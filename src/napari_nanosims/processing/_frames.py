@@ -30,10 +30,15 @@ def check_stack(data, name: str = "data", ndim: int = 4):
     if shape is None:
         data = np.asarray(data)
         shape = data.shape
+    layout = "(frames, detectors, height, width)" if ndim == 4 else "(frames, height, width)"
     if len(shape) != ndim:
-        layout = ("(frames, detectors, height, width)" if ndim == 4
-                  else "(frames, height, width)")
         raise ValueError(f"{name} must have {ndim} dimensions {layout}; got shape {tuple(shape)}")
+    if any(size == 0 for size in tuple(shape)[-2:]) or (ndim == 4 and shape[1] == 0):
+        raise ValueError(f"{name} must have at least one detector, row and column {layout}; "
+                         f"got shape {tuple(shape)}")
+    dtype = getattr(data, "dtype", None)
+    if dtype is not None and np.dtype(dtype).kind not in "biuf":
+        raise ValueError(f"{name} must hold numbers (counts), not {np.dtype(dtype)} values")
     return data
 
 

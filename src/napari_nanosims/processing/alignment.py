@@ -14,6 +14,7 @@ from collections.abc import Generator
 import numpy as np
 
 from ._frames import check_stack, frame, map_frames, run_to_completion
+from .parameters import parameter
 
 __all__ = [
     "infer_translations",
@@ -32,9 +33,13 @@ class ShiftBeyondPaddingWarning(UserWarning):
     """A translation is larger than the padding: content leaves the padded frame."""
 
 
-def _check_padding(padding) -> int:
-    if not isinstance(padding, numbers.Integral) or padding < 0:
+def _check_padding(padding, shape=None) -> int:
+    """A valid padding: a whole number of pixels from 0 to the frame size."""
+    if isinstance(padding, bool) or not isinstance(padding, numbers.Integral) or padding < 0:
         raise ValueError(f"padding must be a whole number of pixels >= 0, not {padding!r}")
+    if shape is not None and padding > max(shape[-2:]):
+        raise ValueError(f"padding must be at most the frame size ({max(shape[-2:])} px); "
+                         f"got {padding}")
     return int(padding)
 
 
@@ -107,7 +112,11 @@ def _sequential(data, padding: int) -> Generator[int, None, np.ndarray]:
     for index, (padded, spectrum, total) in enumerate(map_frames(prepare, n_frames)):
         peak = (0, 0)
         if index == 0:
-            aggregate, aggregate_spectrum = padded.astype(np.int64), spectrum
+            # Whole counts sum exactly in 64 bits; other numbers in their own type, as the
+            # seed does (its running sum is the padded first frame itself).
+            aggregate = padded.astype(np.int64 if integer_counts or padded.dtype.kind == "b"
+                                      else padded.dtype)
+            aggregate_spectrum = spectrum
         else:
             found = None
             if integer_counts:
@@ -271,20 +280,20 @@ def iter_infer_translations(data, padding=8, method="sequential", upsample_facto
     :func:`translation_steps` says how many steps it yields.
     """
     data = check_stack(data, ndim=3)
-    padding = _check_padding(padding)
+    padding = _check_padding(padding, data.shape)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, not {method!r}")
     n_frames = data.shape[0]
     if n_frames == 0:
         raise ValueError("data holds no frames")
-    if reference is not None and not (isinstance(reference, numbers.Integral)
+    if isinstance(reference, bool) or reference is not None and not (
+            isinstance(reference, numbers.Integral)
                                       and -n_frames <= reference < n_frames):
         raise ValueError(f"reference must be None or a frame index below {n_frames}, "
                          f"not {reference!r}")
     if reference is not None:
         reference = int(reference) % n_frames
-    if not isinstance(upsample_factor, numbers.Integral) or upsample_factor < 1:
-        raise ValueError(f"upsample_factor must be a whole number >= 1, not {upsample_factor!r}")
+    parameter("upsample_factor").check(upsample_factor)
     if method == "sequential":
         if reference is not None:
             raise ValueError("reference applies to method='subpixel' only")
@@ -352,7 +361,7 @@ def iter_apply_translations(data, translations, padding=8
                             ) -> Generator[int, None, np.ndarray]:
     """Generator form of :func:`apply_translations`: yields frames done, returns the result."""
     data = check_stack(data)
-    padding = _check_padding(padding)
+    padding = _check_padding(padding, data.shape)
     translations = _check_translations(data, translations)
     n_frames, n_detectors, height, width = data.shape
     integral = translations.dtype.kind in "iu" or np.all(translations == np.round(translations))

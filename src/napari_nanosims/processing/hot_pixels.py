@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from ._frames import check_stack, frame, map_frames, run_to_completion
+from .parameters import parameter
 
 __all__ = [
     "median_filter_frames",
@@ -133,24 +134,21 @@ def median_filter_frames(data, kernel_size: int = 3) -> np.ndarray:
 
 
 def _check_kernel(kernel_size) -> int:
-    if not isinstance(kernel_size, numbers.Integral) or kernel_size < 1:
-        raise ValueError(f"kernel_size must be a positive whole number of pixels, "
-                         f"not {kernel_size!r}")
-    return int(kernel_size)
+    return parameter("kernel_size").check(kernel_size)
 
 
 def _check_parameters(data, num_outliers, kernel_size, max_repeat_fraction, num_nonzero):
     data = check_stack(data)
     n_detectors = data.shape[1]
-    if not isinstance(num_outliers, numbers.Integral) or not 1 <= num_outliers <= n_detectors:
+    if isinstance(num_outliers, bool) or not isinstance(num_outliers, numbers.Integral) or \
+            not 1 <= num_outliers <= n_detectors:
         raise ValueError(f"num_outliers must be a whole number from 1 to the number of "
                          f"detectors ({n_detectors}); got {num_outliers!r}")
     kernel_size = _check_kernel(kernel_size)
-    if not np.isfinite(max_repeat_fraction) or max_repeat_fraction < 0:
-        raise ValueError(f"max_repeat_fraction must be a fraction >= 0, "
-                         f"not {max_repeat_fraction!r}")
-    if num_nonzero is not None and not (isinstance(num_nonzero, numbers.Integral)
-                                        and 0 <= num_nonzero <= n_detectors):
+    parameter("max_repeat_fraction").check(max_repeat_fraction)
+    if num_nonzero is not None and (isinstance(num_nonzero, bool) or not (
+            isinstance(num_nonzero, numbers.Integral)
+                                        and 0 <= num_nonzero <= n_detectors)):
         raise ValueError(f"num_nonzero must be None or 0 to {n_detectors}; got {num_nonzero!r}")
     return data, kernel_size, (num_nonzero or n_detectors)
 
@@ -280,6 +278,8 @@ def iter_infer_hot_pixels(data, num_outliers, kernel_size=3, outlier_factor=3, m
     """
     data, kernel_size, num_nonzero = _check_parameters(
         data, num_outliers, kernel_size, max_repeat_fraction, num_nonzero)
+    parameter("outlier_factor").check(outlier_factor)
+    parameter("min_count").check(min_count)
     if keep_filtered not in ("all", "candidates", "none"):
         raise ValueError(f"keep_filtered must be 'all', 'candidates' or 'none', "
                          f"not {keep_filtered!r}")

@@ -1,24 +1,24 @@
-"""The whole clean-and-align pipeline: ``process_image_data`` as in openformat, made right."""
+"""The whole clean-and-align pipeline: ``process_image_data`` as in openformat, made right.
+
+It is a fixed recipe (remove hot pixels, align frames, sum) run step by step over an
+:class:`~napari_nanosims.io.acquisition.Acquisition`, so it shares every parameter
+definition and policy with :func:`~napari_nanosims.run_recipe`, the CLI and napari.
+"""
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Generator
 from typing import Any
 
-import numpy as np
-
-from ._frames import FrameStack, run_to_completion
-from .alignment import iter_apply_translations, iter_infer_translations, translation_steps
-from .hot_pixels import iter_infer_hot_pixels, replace_hot_pixels
-from ..io.reader import load_mims
+from ..io.acquisition import open_acquisition
+from ._frames import run_to_completion
+from .steps import ALIGN_FRAMES, REMOVE_HOT_PIXELS, SUM_FRAMES, _alignment_channel
 
 __all__ = ["process_image_data", "iter_process_image_data", "find_detector",
            "DEFAULT_REMOVE_HOT_PIXELS"]
 
 # remove_hot_pixels' defaults (the seed's), for reporting what was used.
-DEFAULT_REMOVE_HOT_PIXELS = dict(num_outliers=3, kernel_size=3, outlier_factor=1.999,
-                                 min_count=0.5, max_repeat_fraction=0.1, num_nonzero=None)
+DEFAULT_REMOVE_HOT_PIXELS = REMOVE_HOT_PIXELS.defaults()
 
 
 def _normalise_label(label: str) -> str:
@@ -49,11 +49,11 @@ def _unique_names(labels) -> dict[str, int]:
     return names
 
 
-def _labelled(generator, step: str, total: int):
-    """Relay a generator's progress as ``(step, done, total)``; return its result."""
+def _labelled(generator, step: str):
+    """Relay a step's ``(done, total)`` progress as ``(step, done, total)``; return its result."""
     while True:
         try:
-            done = next(generator)
+            done, total = next(generator)
         except StopIteration as stop:
             return stop.value
         yield step, done, total
@@ -64,8 +64,8 @@ def iter_process_image_data(filename, alignment_detector, padding=8, load_mims_k
                             ) -> Generator[tuple[str, int, int], None, dict[str, Any]]:
     """Generator form of :func:`process_image_data` for progress bars and cancelling.
 
-    Yields ``(step, done, total)`` with step ``'hot pixels'``, ``'translations'`` or
-    ``'aligning'``; returns the result dict. Nothing is produced if it is stopped early.
+    Yields ``(step, done, total)`` with step ``'hot pixels'``, ``'translations'``... ; returns
+    the result dict. Nothing is produced if it is stopped early.
     """
     load_mims_kwargs = dict(load_mims_kwargs or {})
     cleaning = dict(remove_hot_pixels_kwargs or {})
@@ -77,62 +77,43 @@ def iter_process_image_data(filename, alignment_detector, padding=8, load_mims_k
     if unknown:
         raise ValueError(f"unknown remove_hot_pixels_kwargs {sorted(unknown)}; known: "
                          f"{sorted(DEFAULT_REMOVE_HOT_PIXELS)}")
+    unknown = set(load_mims_kwargs) - {"byte_order", "roll_data"}
+    if unknown:
+        raise ValueError(f"unknown load_mims_kwargs {sorted(unknown)}; known: "
+                         "['byte_order', 'roll_data']")
+    cleaning = REMOVE_HOT_PIXELS.resolve(cleaning)
+    aligning = ALIGN_FRAMES.resolve({**inferring, "channel": str(alignment_detector),
+                                     "padding": padding})
 
-    mims = load_mims(filename, **load_mims_kwargs)
-    header = mims.header
-    if not header.has_data:
-        raise ValueError(f"{header.path}: the file holds no pixel data (header only)")
-    data = mims.data
-    n_frames, n_detectors, height, width = data.shape
-    labels = list(header.labels)
-    alignment_index = find_detector(labels, alignment_detector)
-    se_index = header.se_index
-    ion_indices = [k for k in range(n_detectors) if k != se_index]
-    if not ion_indices:
-        raise ValueError(f"{header.path}: no ion detector to clean (only SE)")
+    raw = open_acquisition(filename, **load_mims_kwargs)
+    if raw.n_frames == 0:
+        raise ValueError(f"{raw.header.path}: the file holds no pixel data (header only)")
+    alignment_index = _alignment_channel(raw, aligning["channel"]).index
+    cleaned = yield from _labelled(REMOVE_HOT_PIXELS.iterate(raw, **cleaning), "hot pixels")
+    aligned = yield from _labelled(ALIGN_FRAMES.iterate(cleaned, **aligning), "aligning")
+    summed = yield from _labelled(SUM_FRAMES.iterate(aligned), "summing")
 
-    settings = {**DEFAULT_REMOVE_HOT_PIXELS, **cleaning}
-    if settings["num_outliers"] > len(ion_indices):
-        warnings.warn(
-            f"{header.file_name}: num_outliers={settings['num_outliers']} but the file has only "
-            f"{len(ion_indices)} ion detector(s); using num_outliers={len(ion_indices)}",
-            UserWarning, stacklevel=2)
-        settings["num_outliers"] = len(ion_indices)
-
-    ions = FrameStack([data[:, k] for k in ion_indices]) if se_index is not None else data
-    hot_mask, at_candidates = yield from _labelled(
-        iter_infer_hot_pixels(ions, keep_filtered="candidates", **settings), "hot pixels",
-        n_frames)
-    # One copy of the whole file; the SE channel stays raw.
-    cleaned = np.array(data, copy=True)
-    replace_hot_pixels(cleaned, hot_mask, at_candidates, detectors=ion_indices)
-
-    total = translation_steps(n_frames, inferring.get("method", "sequential"),
-                              inferring.get("reference"))
-    translations = yield from _labelled(
-        iter_infer_translations(cleaned[:, alignment_index], padding=padding, **inferring),
-        "translations", total)
-    aligned = yield from _labelled(
-        iter_apply_translations(cleaned, translations, padding=padding), "aligning", n_frames)
-    aligned = aligned[:, :, padding:padding + height, padding:padding + width]
-
+    header = raw.header
+    height, width = header.height, header.width
     pixel_size = header.pixel_size_um
-    names = _unique_names(labels)
-    sums = aligned.sum(axis=0)
+    names = _unique_names(raw.labels)
+    used_cleaning = {k: v for k, v in cleaned.history[-1].parameters.items()
+                     if k in DEFAULT_REMOVE_HOT_PIXELS}
     return {
-        "total_lookup": {name: sums[index] for name, index in names.items()},
-        "detector_names": labels,
-        "cleaned": cleaned,
-        "translations": translations,
-        "aligned": aligned,
+        "total_lookup": {name: summed.sums[index] for name, index in names.items()},
+        "detector_names": list(raw.labels),
+        "cleaned": cleaned.counts,
+        "translations": aligned.translations,
+        "aligned": aligned.counts,
         "image_shape": (height, width),
         "image_size": (height * pixel_size, width * pixel_size),
         "pixel_size": pixel_size,
         "alignment_detector_index": alignment_index,
-        "se_detector_index": se_index,
-        "hot_pixels": hot_mask,
-        "remove_hot_pixels_kwargs": settings,
+        "se_detector_index": header.se_index,
+        "hot_pixels": cleaned.hot_pixels,
+        "remove_hot_pixels_kwargs": used_cleaning,
         "header": header,
+        "acquisition": summed,
     }
 
 

@@ -1,0 +1,219 @@
+"""One definition per step parameter: default, type, bounds, unit and help.
+
+The library functions validate with these definitions, the command line builds its
+options from them, the napari widgets build their controls from them, and recipes
+are checked against them. A bad value raises ``ValueError`` naming the parameter.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from collections.abc import Callable, Generator, Mapping, Sequence
+from typing import Any
+
+__all__ = ["Parameter", "Step", "HOT_PIXEL_PARAMETERS", "ALIGN_PARAMETERS", "MAX_UPSAMPLE_FACTOR",
+           "parameter"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Parameter:
+    """A step parameter.
+
+    Attributes
+    ----------
+    name : str
+        Keyword argument name (``num_outliers``).
+    default : Any
+        Default value.
+    kind : type
+        ``int``, ``float``, ``bool`` or ``str``.
+    help : str
+        One sentence for tooltips, ``--help`` and recipe comments.
+    unit : str
+        Physical unit (``'px'``, ``'counts'``), empty when dimensionless.
+    minimum, maximum : float or None
+        Inclusive bounds for numbers.
+    above : float or None
+        Exclusive lower bound for numbers (``outlier_factor`` must be above 0).
+    choices : tuple or None
+        Allowed values for strings.
+    optional : bool
+        None is allowed (and means what ``help`` says).
+    odd : bool
+        Whole numbers must be odd (filter windows).
+    cli_name : str or None
+        Command-line option name when it differs from ``--name-with-dashes``.
+    """
+
+    name: str
+    default: Any
+    kind: type
+    help: str
+    unit: str = ""
+    minimum: float | None = None
+    maximum: float | None = None
+    above: float | None = None
+    choices: tuple | None = None
+    optional: bool = False
+    odd: bool = False
+    cli_name: str | None = None
+
+    @property
+    def flag(self) -> str:
+        """The command-line option, e.g. ``--num-outliers``."""
+        return "--" + (self.cli_name or self.name.replace("_", "-"))
+
+    @property
+    def label(self) -> str:
+        """A short label with the unit, for widgets: ``kernel_size (px)``."""
+        return self.name + (f" ({self.unit})" if self.unit else "")
+
+    def check(self, value: Any, owner: str = "") -> Any:
+        """Return ``value`` converted to this parameter's type, or raise ValueError."""
+        where = f"{owner}: " if owner else ""
+        if value is None:
+            if self.optional:
+                return None
+            raise ValueError(f"{where}{self.name} must be given (None is not allowed)")
+        if self.kind is bool:
+            if isinstance(value, bool) or type(value).__name__ == "bool_":
+                return bool(value)
+            raise ValueError(f"{where}{self.name} must be true or false, not {value!r}")
+        if self.kind is str:
+            if not isinstance(value, str):
+                raise ValueError(f"{where}{self.name} must be text, not {value!r}")
+            if self.choices is not None and value not in self.choices:
+                raise ValueError(f"{where}{self.name} must be one of "
+                                 f"{', '.join(map(repr, self.choices))}; got {value!r}")
+            return value
+        # numbers: booleans, strings and arrays are not numbers here
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ValueError(f"{where}{self.name} must be a number, not {value!r}")
+        if self.kind is int:
+            if not isinstance(value, numbers.Integral):
+                if float(value).is_integer():
+                    value = int(value)
+                else:
+                    raise ValueError(f"{where}{self.name} must be a whole number, "
+                                     f"not {value!r}")
+            value = int(value)
+            if self.odd and value % 2 == 0:
+                raise ValueError(f"{where}{self.name} must be odd, not {value}")
+        else:
+            value = float(value)
+            if not math.isfinite(value):
+                raise ValueError(f"{where}{self.name} must be a finite number, not {value}")
+        unit = f" {self.unit}" if self.unit else ""
+        if self.above is not None and not value > self.above:
+            raise ValueError(f"{where}{self.name} must be above {self.above:g}{unit}; "
+                             f"got {value}")
+        if self.minimum is not None and value < self.minimum:
+            raise ValueError(f"{where}{self.name} must be at least {self.minimum:g}{unit}; "
+                             f"got {value}")
+        if self.maximum is not None and value > self.maximum:
+            raise ValueError(f"{where}{self.name} must be at most {self.maximum:g}{unit}; "
+                             f"got {value}")
+        return value
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+    """A processing step: a generator function over an Acquisition and its parameters.
+
+    ``run(acquisition, **parameters)`` yields ``(done, total)`` progress pairs and
+    returns the new Acquisition. Calling the step runs it to completion.
+    """
+
+    name: str
+    title: str
+    help: str
+    parameters: tuple[Parameter, ...]
+    run: Callable[..., Generator]
+
+    def parameter(self, name: str) -> Parameter:
+        for parameter in self.parameters:
+            if parameter.name == name:
+                return parameter
+        raise KeyError(f"step {self.name!r} has no parameter {name!r}")
+
+    def defaults(self) -> dict[str, Any]:
+        """Every parameter's default."""
+        return {p.name: p.default for p in self.parameters}
+
+    def resolve(self, parameters: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Defaults updated with ``parameters``, each checked; unknown names raise."""
+        parameters = dict(parameters or {})
+        known = {p.name for p in self.parameters}
+        unknown = set(parameters) - known
+        if unknown:
+            raise ValueError(f"step {self.name!r}: unknown parameter(s) "
+                             f"{', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
+        return {p.name: p.check(parameters.get(p.name, p.default), self.name)
+                for p in self.parameters}
+
+    def iterate(self, acquisition, **parameters):
+        """Generator: yields (done, total), returns the new Acquisition."""
+        resolved = self.resolve(parameters)
+        return (yield from self.run(acquisition, **resolved))
+
+    def __call__(self, acquisition, **parameters):
+        generator = self.iterate(acquisition, **parameters)
+        while True:
+            try:
+                next(generator)
+            except StopIteration as stop:
+                return stop.value
+
+
+def check_all(parameters: Sequence[Parameter], values: Mapping[str, Any], owner: str):
+    """Check ``values`` against the parameters of the same names (others pass through)."""
+    by_name = {p.name: p for p in parameters}
+    return {name: by_name[name].check(value, owner) if name in by_name else value
+            for name, value in values.items()}
+
+
+# -- the definitions of the processing steps' parameters ------------------------------
+MAX_UPSAMPLE_FACTOR = 1000  # 1/1000 px is far below any NanoSIMS registration error
+
+HOT_PIXEL_PARAMETERS = (
+    Parameter("num_outliers", 3, int, "ion channels that must flag a pixel in the same "
+              "frame for it to be hot (lowered, with a warning, to the number of ion "
+              "channels when larger)", minimum=1, maximum=60),
+    Parameter("kernel_size", 3, int, "median filter window, pixels (odd)", unit="px",
+              minimum=1, maximum=15, odd=True),
+    Parameter("outlier_factor", 1.999, float, "a pixel is an outlier when its count is at "
+              "least this many times its local median", above=0.0, maximum=1e6),
+    Parameter("min_count", 0.5, float, "floor of the local median in that test, counts",
+              unit="counts", minimum=0.0, maximum=1e9),
+    Parameter("max_repeat_fraction", 0.1, float, "pixels flagged in at least this fraction "
+              "of the frames are kept as real features (with one frame nothing can be "
+              "hot unless this is above 1)", minimum=0.0, maximum=1.0 + 1e-9),
+    Parameter("num_nonzero", None, int, "ion channels in which a hot pixel must be "
+              "non-zero (None: all of them)", minimum=1, maximum=60, optional=True),
+)
+
+ALIGN_PARAMETERS = (
+    Parameter("channel", "auto", str, "channel to align on: a mass label ('12C 14N', "
+              "spaces optional), 'SE', or 'auto' (12C 14N when present, else the ion "
+              "channel with the most counts in frame 0)", cli_name="align"),
+    Parameter("method", "sequential", str, "'sequential': openformat's whole-pixel "
+              "method; 'subpixel': sub-pixel registration", choices=("sequential",
+                                                                     "subpixel")),
+    Parameter("upsample_factor", 20, int, "sub-pixel precision is 1/N pixel ('subpixel' "
+              "only)", minimum=1, maximum=MAX_UPSAMPLE_FACTOR),
+    Parameter("padding", 8, int, "zeros around each frame while shifting, pixels (at most "
+              "the frame size)", unit="px", minimum=0, maximum=16384),
+    Parameter("reference", None, int, "frame to register every frame against "
+              "('subpixel' only; None: the mean of the other frames)", minimum=0,
+              maximum=10**6, optional=True),
+)
+
+
+def parameter(name: str) -> Parameter:
+    """The definition of a hot-pixel or alignment parameter, by name."""
+    for definition in HOT_PIXEL_PARAMETERS + ALIGN_PARAMETERS:
+        if definition.name == name:
+            return definition
+    raise KeyError(name)

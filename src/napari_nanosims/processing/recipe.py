@@ -1,0 +1,246 @@
+"""Recipes: an ordered list of steps with their parameters, saved as TOML or JSON.
+
+A recipe file looks like this (TOML; JSON holds the same keys)::
+
+    format = "napari-nanosims recipe"
+    version = 1
+    roll_data = "auto"
+
+    [[steps]]
+    step = "remove_hot_pixels"
+    [steps.parameters]
+    num_outliers = 3
+
+The processing record that ``nanosims process`` writes is a recipe too (with extra keys
+that loading ignores), so any result can be reproduced from its record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ..io.acquisition import Acquisition, open_acquisition
+from .steps import STEPS
+
+__all__ = ["Recipe", "RecipeCancelled", "run_recipe", "iter_run_recipe", "default_recipe"]
+
+FORMAT = "napari-nanosims recipe"
+VERSION = 1
+
+
+class RecipeCancelled(Exception):
+    """Raised by :func:`run_recipe` when its ``cancel`` says stop."""
+
+
+def _check_roll(value):
+    if value in ("auto", True, False):
+        return value
+    raise ValueError(f"roll_data must be 'auto', true or false; got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """Steps (name, parameters) in order, and how to open the file.
+
+    Every parameter is checked against its step's definition when the recipe is made;
+    missing parameters take their defaults when the step runs.
+    """
+
+    steps: tuple[tuple[str, dict], ...] = ()
+    roll_data: bool | str = "auto"
+
+    def __post_init__(self):
+        checked = []
+        for entry in self.steps:
+            name, parameters = entry if not isinstance(entry, str) else (entry, {})
+            if name not in STEPS:
+                raise ValueError(f"unknown step {name!r}; known steps: "
+                                 f"{', '.join(STEPS)}")
+            STEPS[name].resolve(parameters)  # raises ValueError naming the parameter
+            checked.append((name, dict(parameters or {})))
+        object.__setattr__(self, "steps", tuple(checked))
+        object.__setattr__(self, "roll_data", _check_roll(self.roll_data))
+
+    # -- conversions ----------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "recipe") -> Recipe:
+        """A recipe from its dict form (extra keys, such as a record's results, ignored)."""
+        if not isinstance(data, Mapping) or not isinstance(data.get("steps"), list):
+            raise ValueError(f"{source}: a recipe needs a 'steps' list")
+        steps = []
+        for number, entry in enumerate(data["steps"], start=1):
+            if not isinstance(entry, Mapping) or "step" not in entry:
+                raise ValueError(f"{source}: step {number} needs a 'step' name")
+            parameters = entry.get("parameters", {}) or {}
+            if not isinstance(parameters, Mapping):
+                raise ValueError(f"{source}: step {number} parameters must be a table")
+            steps.append((entry["step"], dict(parameters)))
+        try:
+            return cls(tuple(steps), data.get("roll_data", "auto"))
+        except ValueError as exc:
+            raise ValueError(f"{source}: {exc}") from None
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Recipe:
+        """Read a recipe (or a processing record) from a ``.toml`` or ``.json`` file."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ValueError(f"{path}: cannot read the recipe: {exc.strerror or exc}") from exc
+        try:
+            if path.suffix.lower() == ".toml":
+                try:
+                    import tomllib
+                except ImportError:  # Python 3.10
+                    import tomli as tomllib
+                data = tomllib.loads(text)
+            else:
+                data = json.loads(text)
+        except ValueError as exc:
+            raise ValueError(f"{path}: not a valid recipe file: {exc}") from exc
+        return cls.from_dict(data, str(path))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (every parameter resolved, defaults included)."""
+        return {"format": FORMAT, "version": VERSION, "roll_data": self.roll_data,
+                "steps": [{"step": name, "parameters": STEPS[name].resolve(parameters)}
+                          for name, parameters in self.steps]}
+
+    def to_toml(self, comments: bool = True) -> str:
+        """TOML text; with ``comments``, each parameter's help and unit above it."""
+        lines = []
+        if comments:
+            lines += ["# napari-nanosims recipe: the steps run in order on each file.",
+                      "# Edit the values; a parameter left out takes its default.", ""]
+        lines += [f'format = "{FORMAT}"', f"version = {VERSION}",
+                  f"roll_data = {_toml_value(self.roll_data)}"]
+        for name, parameters in self.steps:
+            step = STEPS[name]
+            lines += ["", "[[steps]]"]
+            if comments:
+                lines.append(f"# {step.title}: {step.help}")
+            lines.append(f'step = "{name}"')
+            resolved = step.resolve(parameters)
+            if not step.parameters:
+                continue
+            lines.append("[steps.parameters]")
+            for parameter in step.parameters:
+                value = resolved[parameter.name]
+                if comments:
+                    lines.append(f"# {parameter.help}"
+                                 + (f" [{parameter.unit}]" if parameter.unit else ""))
+                if value is None:  # TOML has no null: leave it out, meaning the default
+                    lines.append(f"# {parameter.name} = (not set)")
+                else:
+                    lines.append(f"{parameter.name} = {_toml_value(value)}")
+        return "\n".join(lines) + "\n"
+
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Write as TOML (``.toml``) or JSON (anything else); never overwrites unless asked."""
+        path = Path(path)
+        if os.path.lexists(path) and not overwrite:
+            raise FileExistsError(f"{path} exists (pass overwrite=True to replace it)")
+        text = (self.to_toml() if path.suffix.lower() == ".toml"
+                else json.dumps(self.to_dict(), indent=2))
+        temporary = path.with_name(path.name + f".partial-{os.getpid()}")
+        try:
+            temporary.write_text(text, encoding="utf-8")
+            os.replace(temporary, path)
+        finally:
+            if temporary.exists():
+                temporary.unlink()
+        return path
+
+    def with_parameters(self, overrides: Mapping[str, Any]) -> Recipe:
+        """A copy where every step that has a parameter of a name in ``overrides`` uses it."""
+        steps = []
+        for name, parameters in self.steps:
+            known = {p.name for p in STEPS[name].parameters}
+            steps.append((name, {**parameters, **{k: v for k, v in overrides.items()
+                                                   if k in known}}))
+        return Recipe(tuple(steps), self.roll_data)
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    return repr(value)
+
+
+def default_recipe() -> Recipe:
+    """What ``nanosims process`` does by default: clean, align (auto channel), sum."""
+    return Recipe((("remove_hot_pixels", {}), ("align_frames", {}), ("sum_frames", {})))
+
+
+def _should_stop(cancel) -> bool:
+    if cancel is None:
+        return False
+    if isinstance(cancel, threading.Event):
+        return cancel.is_set()
+    return bool(cancel())
+
+
+def iter_run_recipe(source, recipe: Recipe | Iterable | str | os.PathLike, cancel=None):
+    """Generator form of :func:`run_recipe`: yields ``(step, done, total)``."""
+    if isinstance(recipe, (str, os.PathLike)):
+        recipe = Recipe.load(recipe)
+    elif not isinstance(recipe, Recipe):
+        recipe = Recipe(tuple(recipe))
+    acquisition = (source if isinstance(source, Acquisition)
+                   else open_acquisition(source, roll_data=recipe.roll_data))
+    if acquisition.n_frames == 0:
+        raise ValueError(f"{acquisition.name}: the file holds no pixel data (header only)")
+    for name, parameters in recipe.steps:
+        step = STEPS[name]
+        generator = step.iterate(acquisition, **parameters)
+        while True:
+            if _should_stop(cancel):
+                generator.close()
+                raise RecipeCancelled(f"{acquisition.name}: cancelled during {name}")
+            try:
+                done, total = next(generator)
+            except StopIteration as stop:
+                acquisition = stop.value
+                break
+            yield name, done, total
+    return acquisition
+
+
+def run_recipe(source, recipe, progress: Callable[[str, int, int], None] | None = None,
+               cancel=None) -> Acquisition:
+    """Run a recipe on a file or an :class:`Acquisition`; return the final Acquisition.
+
+    Parameters
+    ----------
+    source : str, path-like or Acquisition
+        A ``.im`` file (opened with the recipe's ``roll_data``) or an acquisition.
+    recipe : Recipe, path, or iterable of (step name, parameters)
+        What to run.
+    progress : callable, optional
+        Called as ``progress(step_name, done, total)`` as the work advances.
+    cancel : callable or threading.Event, optional
+        Checked between progress steps; when it returns True (or is set),
+        :class:`RecipeCancelled` is raised and nothing is returned.
+
+    Raises
+    ------
+    ValueError
+        For an unknown step, a bad parameter (named in the message) or a file without data.
+    """
+    generator = iter_run_recipe(source, recipe, cancel)
+    while True:
+        try:
+            value = next(generator)
+        except StopIteration as stop:
+            return stop.value
+        if progress is not None:
+            progress(*value)

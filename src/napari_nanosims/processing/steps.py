@@ -1,0 +1,178 @@
+"""The processing steps on an :class:`~napari_nanosims.io.acquisition.Acquisition`.
+
+Each step is defined once here (its parameters with defaults, bounds, units and help)
+and used as it is by the library, recipes, the command line and the napari widgets.
+
+Policy for files with few ion channels (the same everywhere): when ``num_outliers`` or
+``num_nonzero`` exceed the number of ion channels, they are lowered to it with a
+warning; a file with one ion channel is then cleaned on that channel alone.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from ..io.acquisition import Acquisition, normalise_label
+from ..io.lazy import mass_stack
+from ._frames import FrameStack
+from .alignment import iter_apply_translations, iter_infer_translations, translation_steps
+from .hot_pixels import iter_infer_hot_pixels, replace_hot_pixels
+from .parameters import (ALIGN_PARAMETERS, HOT_PIXEL_PARAMETERS, MAX_UPSAMPLE_FACTOR,
+                         Step)
+
+__all__ = ["HOT_PIXEL_PARAMETERS", "ALIGN_PARAMETERS", "STEPS", "REMOVE_HOT_PIXELS",
+           "ALIGN_FRAMES", "SUM_FRAMES", "default_alignment_channel", "clean_hot_pixels",
+           "align_frames", "sum_frames", "MAX_UPSAMPLE_FACTOR"]
+
+def _relay(generator, total: int):
+    """Turn a generator's ``done`` counts into ``(done, total)``; return its result."""
+    while True:
+        try:
+            done = next(generator)
+        except StopIteration as stop:
+            return stop.value
+        yield done, total
+
+
+# -- hot pixels ------------------------------------------------------------------------
+def effective_hot_pixel_parameters(acquisition: Acquisition, parameters: dict) -> dict:
+    """``parameters`` with num_outliers and num_nonzero lowered to the ion channels present.
+
+    Warns (UserWarning) when something was lowered: the one policy of the library, the
+    command line and the napari widget.
+    """
+    n_ions = len(acquisition.ion_channels)
+    if n_ions == 0:
+        raise ValueError(f"{acquisition.name}: no ion channel to clean (only SE)")
+    used = dict(parameters)
+    for name in ("num_outliers", "num_nonzero"):
+        if used.get(name) is not None and used[name] > n_ions:
+            warnings.warn(f"{acquisition.name}: {name}={used[name]} but the file has "
+                          f"{n_ions} ion channel(s); using {name}={n_ions}", UserWarning,
+                          stacklevel=3)
+            used[name] = n_ions
+    return used
+
+
+def _run_remove_hot_pixels(acquisition: Acquisition, **parameters):
+    used = effective_hot_pixel_parameters(acquisition, parameters)
+    counts = acquisition.counts
+    ions = [channel.index for channel in acquisition.ion_channels]
+    stack = (FrameStack([mass_stack(counts, k) for k in ions])
+             if len(ions) != counts.shape[1] else counts)
+    mask, at_candidates = yield from _relay(
+        iter_infer_hot_pixels(stack, keep_filtered="candidates", **used), counts.shape[0])
+    cleaned = np.array(counts, copy=True)  # the one copy; SE stays raw
+    replace_hot_pixels(cleaned, mask, at_candidates, detectors=ions)
+    return acquisition.with_step(
+        "remove_hot_pixels", {**used, "hot_pixels_total": int(mask.sum())},
+        counts=cleaned, hot_pixels=mask)
+
+
+REMOVE_HOT_PIXELS = Step(
+    "remove_hot_pixels", "Remove hot pixels",
+    "Replace correlated-noise hot pixels of the ion channels by their local median "
+    "(openformat's method and results).", HOT_PIXEL_PARAMETERS, _run_remove_hot_pixels)
+
+
+# -- alignment -------------------------------------------------------------------------
+def default_alignment_channel(acquisition: Acquisition) -> str:
+    """12C 14N when present, else the ion channel with the most counts in frame 0."""
+    for channel in acquisition.channels:
+        if normalise_label(channel.label) == "12c14n":
+            return channel.label
+    candidates = acquisition.ion_channels or acquisition.channels
+    if acquisition.n_frames == 0:
+        return candidates[0].label
+    first = acquisition.counts[0]
+    return max(candidates, key=lambda c: float(np.asarray(first[c.index]).sum())).label
+
+
+def _alignment_channel(acquisition: Acquisition, name: str):
+    if name == "auto":
+        name = default_alignment_channel(acquisition)
+    try:
+        return acquisition.channel(name)
+    except KeyError as exc:
+        raise ValueError(exc.args[0]) from None
+
+
+def _run_align_frames(acquisition: Acquisition, *, channel, method, upsample_factor, padding,
+                      reference):
+    n_frames, _, height, width = acquisition.shape
+    if n_frames == 0:
+        raise ValueError(f"{acquisition.name}: no frames to align")
+    if padding > max(height, width):
+        raise ValueError(f"padding must be at most the frame size ({max(height, width)} px) "
+                         f"for {acquisition.name}; got {padding}")
+    if reference is not None and reference >= n_frames:
+        raise ValueError(f"reference must be a frame index below {n_frames}; got {reference}")
+    chosen = _alignment_channel(acquisition, channel)
+    counts = acquisition.counts
+    total = translation_steps(n_frames, method, reference) + n_frames
+    translations = yield from _relay(iter_infer_translations(
+        mass_stack(counts, chosen.index), padding=padding, method=method,
+        upsample_factor=upsample_factor, reference=reference), total)
+    done = total - n_frames
+    shifted = yield from _apply(counts, translations, padding, done, total)
+    aligned = shifted[:, :, padding:padding + height, padding:padding + width]
+    return acquisition.with_step(
+        "align_frames", dict(channel=channel, method=method, upsample_factor=upsample_factor,
+                             padding=padding, reference=reference, aligned_on=chosen.label),
+        counts=aligned, translations=translations)
+
+
+def _apply(counts, translations, padding, done, total):
+    generator = iter_apply_translations(counts, translations, padding=padding)
+    while True:
+        try:
+            frames_done = next(generator)
+        except StopIteration as stop:
+            return stop.value
+        yield done + frames_done, total
+
+
+ALIGN_FRAMES = Step(
+    "align_frames", "Align frames",
+    "Infer the drift between frames on one channel and shift every channel to undo it; "
+    "the frames keep their size.", ALIGN_PARAMETERS, _run_align_frames)
+
+
+# -- summing ---------------------------------------------------------------------------
+def _run_sum_frames(acquisition: Acquisition):
+    counts = acquisition.counts
+    yield 0, 1
+    sums = counts.sum(axis=0)
+    yield 1, 1
+    return acquisition.with_step("sum_frames", {}, sums=np.asarray(sums))
+
+
+SUM_FRAMES = Step("sum_frames", "Sum frames", "Sum the frames of every channel.", (),
+                  _run_sum_frames)
+
+STEPS = {step.name: step for step in (REMOVE_HOT_PIXELS, ALIGN_FRAMES, SUM_FRAMES)}
+
+
+def clean_hot_pixels(acquisition: Acquisition, **parameters) -> Acquisition:
+    """Remove hot pixels of an acquisition's ion channels (see :data:`REMOVE_HOT_PIXELS`).
+
+    Parameters are those of :func:`napari_nanosims.remove_hot_pixels`; the result has
+    ``hot_pixels`` set and the step in its history. The input is not changed.
+    """
+    return REMOVE_HOT_PIXELS(acquisition, **parameters)
+
+
+def align_frames(acquisition: Acquisition, **parameters) -> Acquisition:
+    """Align the frames of an acquisition (see :data:`ALIGN_FRAMES` for the parameters).
+
+    The result has the frames' original size, ``translations`` (frames, 2) in pixels and
+    the step in its history. The input is not changed.
+    """
+    return ALIGN_FRAMES(acquisition, **parameters)
+
+
+def sum_frames(acquisition: Acquisition) -> Acquisition:
+    """Sum the frames of every channel into ``sums`` (masses, height, width)."""
+    return SUM_FRAMES(acquisition)
