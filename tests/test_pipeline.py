@@ -153,8 +153,10 @@ def test_cli_process_writes_tiffs_and_record(demo_file, tmp_path, capsys):
     record = json.loads((out / f"{stem}_processing.json").read_text())
     assert record["translations_px"] == result["translations"].tolist()
     assert record["hot_pixels_per_frame"] == result["hot_pixels"].sum(axis=(1, 2)).tolist()
-    assert record["parameters"]["alignment_detector"] == "12C14N"
-    assert record["remove_hot_pixels_kwargs"]["outlier_factor"] == 1.999
+    steps = {entry["step"]: entry["parameters"] for entry in record["steps"]}
+    assert steps["align_frames"]["channel"] == "12C14N"
+    assert record["alignment_channel"] == "12C 14N"
+    assert steps["remove_hot_pixels"]["outlier_factor"] == 1.999
     assert "napari-nanosims" in record["software"] and "numpy" in record["software"]
     assert "hot pixels replaced" in capsys.readouterr().out
 
@@ -167,7 +169,8 @@ def test_cli_process_writes_tiffs_and_record(demo_file, tmp_path, capsys):
     assert main(["process", demo_file["path"], "--align", "12C14N", "--out", str(out),
                  "--subpixel", "--overwrite"]) == 0
     record = json.loads((out / f"{stem}_processing.json").read_text())
-    assert record["parameters"]["infer_translations_kwargs"]["method"] == "subpixel"
+    steps = {entry["step"]: entry["parameters"] for entry in record["steps"]}
+    assert steps["align_frames"]["method"] == "subpixel"
     assert tifffile.imread(out / f"{stem}_aligned.ome.tif").dtype == np.float32
     assert not list(out.glob("*.partial-*"))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import warnings
 from collections.abc import Sequence
@@ -16,9 +17,11 @@ from .io.reader import ImHeader, read_header
 def _format_header(header: ImHeader) -> str:
     """A readable multi-line summary of one header."""
     date = header.analysis_date.strftime("%Y-%m-%d %H:%M") if header.analysis_date else "unknown"
+    detectors = header.detectors or (None,) * header.n_masses
     masses = ", ".join(
-        f"{label} ({amu:.3f} amu)" if label != "SE" else "SE"
-        for label, amu in zip(header.labels, header.masses_amu))
+        (f"{label} ({amu:.3f} amu, {detector or 'detector unknown'})" if label != "SE"
+         else "SE")
+        for label, amu, detector in zip(header.labels, header.masses_amu, detectors))
     data = (f"{header.n_frames} frames" if header.has_data
             else "no pixel data (header only)")
     if header.has_data and header.n_frames != header.n_frames_header:
@@ -95,53 +98,133 @@ class _Progress:
             print(file=sys.stderr)
 
 
-def _cmd_process(args) -> int:
-    from .processing._frames import run_to_completion
-    from .export.ometiff import output_paths, write_processing_outputs
-    from .processing.pipeline import iter_process_image_data
-
-    inferring = {"method": "subpixel" if args.subpixel else "sequential"}
-    if args.subpixel:
-        inferring["upsample_factor"] = args.upsample_factor
-    parameters = {"alignment_detector": args.align, "padding": args.padding,
-                  "infer_translations_kwargs": inferring,
-                  "load_mims_kwargs": {"roll_data": args.roll}}
-    roll = {"auto": "auto", "yes": True, "no": False}[args.roll]
-    failures = 0
-    for path in args.files:
-        progress = _Progress(os.path.basename(path))
+def _option_type(parameter):
+    """argparse type for a parameter: its kind, with 'none' for optional ones."""
+    def convert(text: str):
+        if parameter.optional and text.strip().lower() in ("none", "null", ""):
+            return None
         try:
-            if not args.overwrite:
-                existing = [str(p) for p in output_paths(path, args.out).values() if p.exists()]
-                if existing:
-                    raise FileExistsError(f"outputs exist (use --overwrite to replace): "
-                                          f"{', '.join(existing)}")
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                steps = iter_process_image_data(
-                    path, args.align, padding=args.padding,
-                    load_mims_kwargs={"roll_data": roll},
-                    infer_translations_kwargs=inferring)
-                result = run_to_completion(
-                    steps, on_progress=lambda step, show=progress: show(*step))
-            progress.close()
-            for warning in caught:
-                print(f"warning: {path}: {warning.message}", file=sys.stderr)
-            written = write_processing_outputs(result, path, args.out, parameters=parameters,
-                                               overwrite=args.overwrite)
-            hot = int(result["hot_pixels"].sum())
-            print(f"{path}: {result['aligned'].shape[0]} frames, {hot} hot pixels replaced, "
-                  f"aligned on {result['detector_names'][result['alignment_detector_index']]}")
-            for key, output in written.items():
-                print(f"  {key:8s} {output}")
-        except (ValueError, OSError) as exc:
-            progress.close()
-            failures += 1
-            message = str(exc)
-            if os.fspath(path) not in message:
-                message = f"{path}: {message}"
-            print(f"error: {message}", file=sys.stderr)
+            value = parameter.kind(text) if parameter.kind is not int else int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{parameter.flag} takes {parameter.kind.__name__} values, not {text!r}")
+        try:
+            return parameter.check(value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    convert.__name__ = parameter.kind.__name__
+    return convert
+
+
+def _add_step_options(parser) -> None:
+    """One option per step parameter, from the parameter definitions (default: the recipe's)."""
+    from .processing.parameters import ALIGN_PARAMETERS, HOT_PIXEL_PARAMETERS
+
+    for title, parameters in (("hot pixels", HOT_PIXEL_PARAMETERS),
+                              ("alignment", ALIGN_PARAMETERS)):
+        group = parser.add_argument_group(f"{title} (override the recipe)")
+        for parameter in parameters:
+            unit = f" [{parameter.unit}]" if parameter.unit else ""
+            group.add_argument(parameter.flag, dest=f"step_{parameter.name}", default=None,
+                               type=_option_type(parameter), metavar=parameter.name.upper(),
+                               choices=None,
+                               help=f"{parameter.help}{unit} (default {parameter.default})")
+        if title == "alignment":
+            group.add_argument("--subpixel", action="store_true",
+                               help="same as --method subpixel")
+
+
+def _recipe_from_args(args):
+    from .processing.recipe import Recipe, default_recipe
+
+    recipe = Recipe.load(args.recipe) if args.recipe else default_recipe()
+    overrides = {name[len("step_"):]: value for name, value in vars(args).items()
+                 if name.startswith("step_") and value is not None}
+    if args.subpixel:
+        overrides["method"] = "subpixel"
+    if overrides:
+        recipe = recipe.with_parameters(overrides)
+    if args.roll is not None:
+        recipe = Recipe(recipe.steps, {"auto": "auto", "yes": True, "no": False}[args.roll])
+    return recipe
+
+
+def _warning_line(path, message) -> str:
+    text = str(message)
+    return f"warning: {text}" if os.path.basename(os.fspath(path)) in text else \
+        f"warning: {path}: {text}"
+
+
+class _Interrupted(BaseException):
+    """SIGTERM, turned into an exception so that temporary files are removed on the way out."""
+
+
+def _on_sigterm(signum, _frame):
+    raise _Interrupted(signum)
+
+
+def _cmd_process(args) -> int:
+    from .batch import process_file
+
+    try:
+        recipe = _recipe_from_args(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    failures = 0
+    try:
+        for path in args.files:
+            progress = _Progress(os.path.basename(path))
+            try:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    acquisition, written = process_file(path, recipe, args.out,
+                                                        overwrite=args.overwrite,
+                                                        progress=progress)
+                progress.close()
+                for warning in caught:
+                    print(_warning_line(path, warning.message), file=sys.stderr)
+                hot = acquisition.hot_pixels
+                aligned = next((r.parameters.get("aligned_on") for r in acquisition.history
+                                if r.name == "align_frames"), None)
+                print(f"{path}: {acquisition.n_frames} frames"
+                      + (f", {int(hot.sum())} hot pixels replaced" if hot is not None else "")
+                      + (f", aligned on {aligned}" if aligned else ""))
+                for key, output in written.items():
+                    print(f"  {key:8s} {output}")
+            except Exception as exc:  # one bad file never stops the batch: say why, go on
+                progress.close()
+                failures += 1
+                message = str(exc) or type(exc).__name__
+                if isinstance(exc, MemoryError):
+                    message = "not enough memory for this file"
+                if os.fspath(path) not in message and os.path.basename(path) not in message:
+                    message = f"{path}: {message}"
+                print(f"error: {message}", file=sys.stderr)
+    except (KeyboardInterrupt, _Interrupted) as exc:
+        print("interrupted: stopped before finishing; no partial outputs were left",
+              file=sys.stderr)
+        return 143 if isinstance(exc, _Interrupted) else 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 1 if failures else 0
+
+
+def _cmd_recipe(args) -> int:
+    from .processing.recipe import default_recipe
+
+    recipe = default_recipe()
+    if args.out:
+        try:
+            recipe.save(args.out, overwrite=args.overwrite)
+        except (FileExistsError, OSError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(f"wrote {args.out}")
+        return 0
+    print(json.dumps(recipe.to_dict(), indent=2) if args.json else recipe.to_toml(), end="")
+    return 0
 
 
 WIDGETS = ("Remove hot pixels", "Align frames", "NanoSIMS header")
@@ -170,7 +253,25 @@ def open_viewer(paths, *, show: bool = True, viewer=None):
     return viewer
 
 
+def no_display_message() -> str | None:
+    """Why a window cannot open here (Linux without DISPLAY or WAYLAND_DISPLAY), else None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return None
+    if os.environ.get("QT_QPA_PLATFORM", "").startswith(("offscreen", "minimal")):
+        return None
+    return ("error: 'nanosims view' opens a window, but there is no display here (neither "
+            "DISPLAY nor WAYLAND_DISPLAY is set); run it on a desktop, under "
+            "'xvfb-run nanosims view', or use the headless commands "
+            "'nanosims info', 'nanosims process' and 'nanosims recipe'")
+
+
 def _cmd_view(args) -> int:
+    message = no_display_message()
+    if message:
+        print(message, file=sys.stderr)
+        return 1
     try:
         import napari
     except ImportError:
@@ -192,26 +293,32 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(func=_cmd_info)
 
     process = sub.add_parser(
-        "process", help="remove hot pixels, align frames and write sums, stacks and a record",
-        description="For each FILE: remove hot pixels (openformat's method), align the frames "
-                    "on one detector, and write <stem>_sums.ome.tif (per-mass sums of the aligned "
-                    "frames), <stem>_aligned.ome.tif (the aligned stack) and "
-                    "<stem>_processing.json (translations, hot pixels per frame, parameters, "
-                    "versions). Existing outputs are never replaced without --overwrite.")
+        "process", help="run a recipe (default: clean, align, sum) and write sums, stack, record",
+        description="For each FILE: run the recipe (default: remove hot pixels, align the "
+                    "frames on --align, sum them) and write <stem>_sums.ome.tif (per-mass sums), "
+                    "<stem>_aligned.ome.tif (the processed stack) and <stem>_processing.json "
+                    "(the recipe used, which --recipe can replay, with translations, hot "
+                    "pixels per frame, history and versions). Existing outputs are never "
+                    "replaced without --overwrite; a bad file is reported and skipped.")
     process.add_argument("files", nargs="+", help=".im files")
-    process.add_argument("--align", required=True, metavar="LABEL",
-                         help="detector to align on, e.g. '12C 14N' (spaces optional)")
+    process.add_argument("--recipe", metavar="FILE",
+                         help="recipe (.toml or .json, or a *_processing.json record); "
+                              "see 'nanosims recipe'")
     process.add_argument("--out", metavar="DIR", help="output folder (default: next to each file)")
-    process.add_argument("--subpixel", action="store_true",
-                         help="sub-pixel alignment (default: the seed's whole-pixel method)")
-    process.add_argument("--upsample-factor", type=int, default=20,
-                         help="sub-pixel precision is 1/N pixel (default 20)")
-    process.add_argument("--padding", type=int, default=8,
-                         help="padding around frames for alignment, pixels (default 8)")
-    process.add_argument("--roll", choices=("auto", "yes", "no"), default="auto",
-                         help="one-pixel roll of the images on loading (default auto)")
+    process.add_argument("--roll", choices=("auto", "yes", "no"), default=None,
+                         help="one-pixel roll of release-4108 images on loading "
+                              "(default: the recipe's, auto)")
     process.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    _add_step_options(process)
     process.set_defaults(func=_cmd_process)
+
+    recipe = sub.add_parser("recipe", help="print a commented default recipe to start from",
+                            description="Print the default recipe (TOML with every parameter, "
+                                        "its unit and meaning), or write it with --out.")
+    recipe.add_argument("--json", action="store_true", help="JSON instead of TOML")
+    recipe.add_argument("--out", metavar="FILE", help="write to FILE (.toml or .json)")
+    recipe.add_argument("--overwrite", action="store_true", help="replace FILE if it exists")
+    recipe.set_defaults(func=_cmd_recipe)
 
     view = sub.add_parser("view", help="open napari with the NanoSIMS widgets and files",
                           description="Open napari with the hot-pixel, alignment and header "

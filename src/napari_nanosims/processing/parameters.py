@@ -181,15 +181,16 @@ HOT_PIXEL_PARAMETERS = (
     Parameter("num_outliers", 3, int, "ion channels that must flag a pixel in the same "
               "frame for it to be hot (lowered, with a warning, to the number of ion "
               "channels when larger)", minimum=1, maximum=60),
-    Parameter("kernel_size", 3, int, "median filter window, pixels (odd)", unit="px",
+    Parameter("kernel_size", 3, int, "median filter window (odd)", unit="px",
               minimum=1, maximum=15, odd=True),
     Parameter("outlier_factor", 1.999, float, "a pixel is an outlier when its count is at "
               "least this many times its local median", above=0.0, maximum=1e6),
-    Parameter("min_count", 0.5, float, "floor of the local median in that test, counts",
+    Parameter("min_count", 0.5, float, "floor of the local median in that test",
               unit="counts", minimum=0.0, maximum=1e9),
     Parameter("max_repeat_fraction", 0.1, float, "pixels flagged in at least this fraction "
-              "of the frames are kept as real features (with one frame nothing can be "
-              "hot unless this is above 1)", minimum=0.0, maximum=1.0 + 1e-9),
+              "of the frames are kept as real features; a value above 1 turns the rule off, "
+              "which single-frame files need (one hit is 1/1 of their frames)",
+              minimum=0.0, maximum=2.0),
     Parameter("num_nonzero", None, int, "ion channels in which a hot pixel must be "
               "non-zero (None: all of them)", minimum=1, maximum=60, optional=True),
 )
@@ -203,8 +204,8 @@ ALIGN_PARAMETERS = (
                                                                      "subpixel")),
     Parameter("upsample_factor", 20, int, "sub-pixel precision is 1/N pixel ('subpixel' "
               "only)", minimum=1, maximum=MAX_UPSAMPLE_FACTOR),
-    Parameter("padding", 8, int, "zeros around each frame while shifting, pixels (at most "
-              "the frame size)", unit="px", minimum=0, maximum=16384),
+    Parameter("padding", 8, int, "zeros around each frame while shifting (at most the "
+              "frame size)", unit="px", minimum=0, maximum=16384),
     Parameter("reference", None, int, "frame to register every frame against "
               "('subpixel' only; None: the mean of the other frames)", minimum=0,
               maximum=10**6, optional=True),

@@ -1,0 +1,161 @@
+"""Process one file with a recipe and write its outputs and a replayable record."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .export.ometiff import (partial_path, remove_stale_partials, software_versions,
+                             write_ome_tiff)
+from .io.acquisition import Acquisition
+from .processing.recipe import Recipe, iter_run_recipe
+
+__all__ = ["output_paths", "process_file", "processing_record"]
+
+
+def output_paths(input_path: str | os.PathLike, out_dir: str | os.PathLike | None,
+                 recipe: Recipe | None = None) -> dict[str, Path]:
+    """Where the outputs for ``input_path`` go, in ``out_dir`` (default: beside the input).
+
+    ``sums`` (``<stem>_sums.ome.tif``), ``stack`` (``<stem>_aligned.ome.tif`` when the
+    recipe aligns, else ``<stem>_stack.ome.tif``) and ``record`` (``<stem>_processing.json``).
+    """
+    source = Path(input_path)
+    folder = Path(out_dir) if out_dir is not None else source.parent
+    stem = source.stem
+    aligned = recipe is None or any(name == "align_frames" for name, _ in recipe.steps)
+    return {
+        "sums": folder / f"{stem}_sums.ome.tif",
+        "stack": folder / f"{stem}_{'aligned' if aligned else 'stack'}.ome.tif",
+        "record": folder / f"{stem}_processing.json",
+    }
+
+
+def _json_ready(value):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, dict):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    return value
+
+
+def processing_record(acquisition: Acquisition, recipe: Recipe, paths: dict) -> dict[str, Any]:
+    """The JSON record of a processed file: the recipe itself plus what came out.
+
+    Loading it with :meth:`Recipe.load` gives back the recipe (the other keys are
+    ignored), so ``nanosims process FILE --recipe <record>`` reproduces the outputs.
+    """
+    record = recipe.to_dict()
+    header = acquisition.header
+    hot = acquisition.hot_pixels
+    hot_per_frame = (hot.reshape(hot.shape[0], -1).sum(axis=1) if hot is not None else None)
+    aligned_on = next((r.parameters.get("aligned_on") for r in acquisition.history
+                       if r.name == "align_frames"), None)
+    record.update({
+        "input": str(Path(acquisition.path or header.path).resolve()),
+        "created": _dt.datetime.now().isoformat(timespec="seconds"),
+        "software": software_versions(),
+        "history": _json_ready(acquisition.history_dicts()),
+        "channels": [{"label": c.label, "mass_amu": c.mass_amu, "detector": c.detector,
+                      "kind": c.kind} for c in acquisition.channels],
+        "pixel_size_um": acquisition.pixel_size_um,
+        "image_shape_px": [header.height, header.width],
+        "image_size_um": [header.height * acquisition.pixel_size_um,
+                          header.width * acquisition.pixel_size_um],
+        "alignment_channel": aligned_on,
+        "translations_px": _json_ready(acquisition.translations),
+        "translations_axes": ["rows (y)", "columns (x)"],
+        "hot_pixels_per_frame": _json_ready(hot_per_frame),
+        "hot_pixels_total": int(hot.sum()) if hot is not None else None,
+        "outputs": {key: str(path) for key, path in paths.items()},
+        "header": _json_ready(header.to_dict()),
+    })
+    return record
+
+
+def _existing(paths: dict) -> list[str]:
+    # lexists: a dangling symlink at an output name is a file of the user's too
+    return [str(p) for p in paths.values() if os.path.lexists(p)]
+
+
+def iter_process_file(path, recipe: Recipe, out_dir=None, *, overwrite: bool = False,
+                      cancel=None):
+    """Generator form of :func:`process_file`: yields ``(step, done, total)``."""
+    paths = output_paths(path, out_dir, recipe)
+    existing = _existing(paths)
+    if existing and not overwrite:
+        raise FileExistsError(f"outputs exist (use --overwrite to replace): "
+                              f"{', '.join(existing)}")
+    acquisition = yield from iter_run_recipe(path, recipe, cancel)
+    folder = paths["record"].parent
+    folder.mkdir(parents=True, exist_ok=True)
+    remove_stale_partials(folder)
+    sums = acquisition.sums if acquisition.sums is not None else np.asarray(
+        acquisition.counts).sum(axis=0)
+    record = processing_record(acquisition, recipe, paths)
+    temporary = {key: partial_path(p) for key, p in paths.items()}
+    # Everything is written under temporary names first and then moved into place, so an
+    # interruption (SIGINT, SIGTERM, an error) leaves no half-written file under a final name.
+    try:
+        labels = acquisition.labels
+        write_ome_tiff(temporary["sums"], sums, "CYX", acquisition.pixel_size_um, labels)
+        write_ome_tiff(temporary["stack"], acquisition.counts, "TCYX",
+                       acquisition.pixel_size_um, labels)
+        temporary["record"].write_text(json.dumps(record, indent=2, ensure_ascii=False))
+        for key, final in paths.items():
+            if os.path.lexists(final) and not overwrite:
+                raise FileExistsError(f"{final} appeared while writing; not replaced")
+            os.replace(temporary[key], final)
+    finally:
+        for leftover in temporary.values():
+            if os.path.lexists(leftover):
+                leftover.unlink()
+    return acquisition, paths
+
+
+def process_file(path, recipe: Recipe, out_dir=None, *, overwrite: bool = False,
+                 progress=None, cancel=None):
+    """Run ``recipe`` on one ``.im`` file and write sums, stack and record.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The ``.im`` file (opened read-only).
+    recipe : Recipe
+        The steps to run.
+    out_dir : path-like, optional
+        Output folder (created when needed); default: the input's folder.
+    overwrite : bool
+        Replace existing outputs; otherwise existing outputs raise FileExistsError
+        before any work is done.
+    progress : callable, optional
+        ``progress(step, done, total)``.
+    cancel : callable or threading.Event, optional
+        See :func:`napari_nanosims.run_recipe`.
+
+    Returns
+    -------
+    (Acquisition, dict)
+        The processed acquisition and the paths written (``sums``, ``stack``, ``record``).
+        The OME-TIFFs hold raw counts as uint32 (float32 after sub-pixel shifts), axes
+        CYX (sums) and TCYX (stack), pixel size in µm, channel names = mass labels.
+    """
+    generator = iter_process_file(path, recipe, out_dir, overwrite=overwrite, cancel=cancel)
+    while True:
+        try:
+            value = next(generator)
+        except StopIteration as stop:
+            return stop.value
+        if progress is not None:
+            progress(*value)
