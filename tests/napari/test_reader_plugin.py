@@ -31,7 +31,9 @@ def test_demo_through_npe2(demo_file):
     layers = _read([demo_file["path"]])
     assert len(layers) == 7
     names = [kwargs["name"] for _, kwargs, _ in layers]
-    assert names == [f"cells_01 {label}" for label in demo_file["labels"]]
+    assert names == [f"{label} · cells_01" for label in demo_file["labels"]]
+    ids = {kwargs["metadata"]["nanosims"]["acquisition_id"] for _, kwargs, _ in layers}
+    assert len(ids) == 1  # one acquisition, found by id, never by name
     for index, (data, kwargs, kind) in enumerate(layers):
         assert kind == "image"
         assert data.shape == (20, 256, 256) and data.dtype == np.dtype("<u4")
@@ -56,8 +58,10 @@ def test_demo_through_npe2(demo_file):
 def test_real_files_through_npe2():
     layers = _read([real_file("OpenMIMS_doc_040702_06-05mos-03a.im")])
     assert [kwargs["name"] for _, kwargs, _ in layers] == [
-        "OpenMIMS_doc_040702_06-05mos-03a " + label for label in ("12C", "13C", "12C 14N",
-                                                                  "12C 15N")]
+        label + " · OpenMIMS_doc_040702_06-05mos-03a" for label in ("12C", "13C", "12C 14N",
+                                                                    "12C 15N")]
+    assert [kwargs["metadata"]["nanosims"]["detector"] for _, kwargs, _ in layers] == [
+        "EM1", "EM2", "EM3", "EM4"]
     data, kwargs, _ = layers[0]
     assert data.shape == (1, 512, 512) and data.dtype == np.dtype("u2")
     assert kwargs["scale"][1] == pytest.approx(0.08086439732142857)
@@ -70,7 +74,9 @@ def test_several_files_each_get_their_layers(tmp_path, demo_file):
     layers = npe2.read([demo_file["path"], str(other)], plugin_name="napari-nanosims",
                        stack=True)
     assert len(layers) == 9
-    assert layers[-1][1]["name"] == "other SE"
+    assert layers[-1][1]["name"] == "SE · other"
+    ids = [kwargs["metadata"]["nanosims"]["acquisition_id"] for _, kwargs, _ in layers]
+    assert len(set(ids)) == 2 and ids[0] != ids[-1]
 
 
 def test_get_reader_refuses_foreign_files(tmp_path):
@@ -124,8 +130,9 @@ def test_header_rows_group_every_field_with_units(demo_file):
     raster = [row for row in groups["Anal_param_nano (beam, detectors)"]
               if row[0] == "raster_um"][0]
     assert raster[1:] == ("20", "µm")
-    assert any(name.startswith("detector 2: 12C 14N") for name, _, _ in
-               groups["Tab_mass (masses)"])
+    rows = {name: unit for name, _, unit in groups["Tab_mass (masses)"]}
+    assert rows["mass 2: 12C 14N"] == "amu, EM3 (slot 3)"
+    assert rows["mass 6: SE"] == "amu, SE (slot 8)"
     assert field_unit("dwell_time_us") == "µs" and field_unit("labels") == ""
 
 

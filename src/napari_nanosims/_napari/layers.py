@@ -1,4 +1,4 @@
-"""Turn NanoSIMS files and arrays into napari layer data tuples (no Qt, no napari)."""
+"""Turn acquisitions and results into napari layer data tuples (no Qt, no napari)."""
 
 from __future__ import annotations
 
@@ -7,30 +7,39 @@ from typing import Any
 
 import numpy as np
 
-from ..io.lazy import mass_stack
-from ..io.reader import ImHeader
+from ..io.acquisition import Acquisition
 
 # Colormaps that read well on black, one per ion channel in turn; SE is grey.
 ION_COLORMAPS = ("magma", "viridis", "inferno", "cividis", "plasma", "turbo", "twilight")
 SE_COLORMAP = "gray"
 
 
-def layer_name(stem: str, label: str, suffix: str = "") -> str:
-    """Layer name ``"<file stem> <label>"`` with an optional ``" (suffix)"``."""
-    return f"{stem} {label}" + (f" ({suffix})" if suffix else "")
+KIND_RAW = "raw"
+NAME_SEPARATOR = " · "
+
+
+def layer_name(label: str, stem: str, kind: str = KIND_RAW) -> str:
+    """``"12C 14N · cells_01"``, or ``"12C 14N · cleaned · cells_01"`` for derived layers.
+
+    The mass label comes first so that names stay readable when the layer list cuts them.
+    """
+    parts = [label] + ([kind] if kind != KIND_RAW else []) + [stem]
+    return NAME_SEPARATOR.join(parts)
 
 
 def contrast_limits(stack, max_samples: int = 200_000) -> tuple[float, float]:
     """Contrast limits from the 0.5 and 99.8 percentiles of a subsample of ``stack``.
 
     Reads at most a few frames and ``max_samples`` values, so it stays fast on
-    memory-mapped files.
+    memory-mapped files. NaN values are ignored.
     """
     n_frames = stack.shape[0]
     frames = np.unique(np.linspace(0, n_frames - 1, min(n_frames, 4)).astype(int))
-    sample = np.concatenate([np.asarray(stack[f]).ravel() for f in frames])
+    sample = np.concatenate([np.asarray(stack[f]).ravel() for f in frames]) if n_frames else \
+        np.zeros(0)
     if sample.size > max_samples:
         sample = sample[:: sample.size // max_samples + 1]
+    sample = sample[np.isfinite(sample)] if sample.dtype.kind == "f" else sample
     if sample.size == 0:
         return 0.0, 1.0
     low, high = np.percentile(sample, [0.5, 99.8]).astype(float)
@@ -39,61 +48,92 @@ def contrast_limits(stack, max_samples: int = 200_000) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def nanosims_metadata(header: ImHeader, index: int, history=None) -> dict[str, Any]:
-    """The ``layer.metadata['nanosims']`` entry for detector ``index`` of a file."""
+def nanosims_metadata(acquisition: Acquisition, index: int, kind: str = KIND_RAW
+                      ) -> dict[str, Any]:
+    """The ``layer.metadata['nanosims']`` entry for channel ``index`` of an acquisition.
+
+    ``acquisition_id`` ties every layer of one opened file together (derived layers keep
+    it); the plugin finds related layers by it, never by name.
+    """
+    channel = acquisition.channels[index]
     return {
-        "header": header.to_dict(),
+        "acquisition_id": acquisition.acquisition_id,
+        "header": acquisition.header.to_dict(),
         "detector_index": int(index),
-        "label": header.labels[index],
-        "mass_amu": float(header.masses_amu[index]),
-        "source_path": header.path,
-        "kind": "raw",
-        "history": list(history or []),
+        "label": channel.label,
+        "mass_amu": float(channel.mass_amu),
+        "detector": channel.detector,
+        "source_path": acquisition.path or acquisition.header.path,
+        "kind": kind,
+        "history": acquisition.history_dicts(),
     }
 
 
-def image_layer_kwargs(header: ImHeader, index: int, stack, *, suffix: str = "",
-                       history=None) -> dict[str, Any]:
-    """``viewer.add_image`` keyword arguments for one detector's (frame, y, x) stack."""
-    stem = os.path.splitext(os.path.basename(header.path))[0]
+def channel_layer_kwargs(acquisition: Acquisition, index: int, stack, *,
+                         kind: str = KIND_RAW) -> dict[str, Any]:
+    """``viewer.add_image`` keyword arguments for one channel's (frame, y, x) stack."""
+    header = acquisition.header
     pixel = header.pixel_size_um if np.isfinite(header.pixel_size_um) else 1.0
-    is_se = index == header.se_index
-    ion_rank = sum(1 for k in range(index) if k != header.se_index)
-    return {
-        "name": layer_name(stem, header.labels[index], suffix),
+    se_index = acquisition.se_index
+    is_se = index == se_index
+    ion_rank = sum(1 for k in range(index) if k != se_index)
+    kwargs = {
+        "name": layer_name(acquisition.channels[index].label, acquisition.stem, kind),
         "scale": (1.0, pixel, pixel),
-        "units": ("", "µm", "µm") if np.isfinite(header.pixel_size_um) else None,
         "axis_labels": ("frame", "y", "x"),
         "colormap": SE_COLORMAP if is_se else ION_COLORMAPS[ion_rank % len(ION_COLORMAPS)],
         "blending": "additive",
         "contrast_limits": contrast_limits(stack),
-        "metadata": {"nanosims": nanosims_metadata(header, index, history)},
+        "metadata": {"nanosims": nanosims_metadata(acquisition, index, kind)},
     }
+    if np.isfinite(header.pixel_size_um):
+        kwargs["units"] = ("", "µm", "µm")
+    return kwargs
 
 
-def shown_detector(header: ImHeader) -> int:
-    """The detector shown when a file opens: 12C 14N when present, else the first ion one.
+def shown_channel(acquisition: Acquisition) -> int:
+    """The channel shown when a file opens: 12C 14N when present, else the first ion one.
 
     The others open hidden: seven additive layers on top of each other hide everything.
     """
-    for index, label in enumerate(header.labels):
-        if "".join(label.split()) == "12C14N":
-            return index
-    return next((k for k in range(header.n_masses) if k != header.se_index), 0)
+    for channel in acquisition.channels:
+        if "".join(channel.label.split()) == "12C14N":
+            return channel.index
+    return next((c.index for c in acquisition.ion_channels), 0)
 
 
-def file_layer_data(header: ImHeader, data) -> list[tuple]:
-    """One image layer data tuple per detector of a loaded file."""
+def file_layer_data(acquisition: Acquisition) -> list[tuple]:
+    """One image layer data tuple per channel of an opened acquisition (lazy stacks)."""
     layers = []
-    shown = shown_detector(header)
-    for index in range(header.n_masses):
-        stack = mass_stack(data, index)
-        kwargs = image_layer_kwargs(header, index, stack)
+    shown = shown_channel(acquisition)
+    for index in range(len(acquisition.channels)):
+        stack = acquisition.channel_counts(index)
+        kwargs = channel_layer_kwargs(acquisition, index, stack)
         kwargs["visible"] = index == shown
-        if kwargs["units"] is None:
-            del kwargs["units"]
         layers.append((stack, kwargs, "image"))
     return layers
+
+
+def derived_layer_data(source_info: dict, source_kwargs: dict, data, kind: str,
+                       history: list, *, two_d: bool = False) -> tuple:
+    """A layer data tuple for a result derived from a channel layer (computed off the GUI).
+
+    ``source_info`` is the source layer's ``metadata['nanosims']``, ``source_kwargs`` its
+    scale, units, axis labels, colormap, blending and visibility. The result keeps the
+    acquisition id, gets ``kind`` and ``history``, and is visible where its source was.
+    """
+    info = dict(source_info, kind=kind, history=list(history))
+    kwargs = {key: value for key, value in source_kwargs.items()
+              if key in ("scale", "units", "axis_labels", "colormap", "blending", "visible")}
+    if two_d:
+        for key in ("scale", "units", "axis_labels"):
+            if key in kwargs:
+                kwargs[key] = tuple(kwargs[key])[-2:]
+    stem = os.path.splitext(os.path.basename(info["source_path"]))[0]
+    kwargs["name"] = layer_name(info["label"], stem, kind)
+    kwargs["metadata"] = {"nanosims": info}
+    kwargs["contrast_limits"] = contrast_limits(data[None] if two_d else data)
+    return data, kwargs, "image"
 
 
 # Header fields grouped by the file block they come from, for the header panel.
@@ -103,11 +143,12 @@ HEADER_GROUPS = (
     ("Def_analysis (analysis)", ("analysis_name", "analysis_date", "user",
                                  "stage_position_um", "has_data")),
     ("Mask_im (acquisition)", ("n_frames_header", "analysis_duration_s")),
-    ("Tab_mass (masses)", ("n_masses", "labels", "masses_amu", "trolley_slots", "se_index")),
+    ("Tab_mass (masses)", ("n_masses", "labels", "masses_amu", "trolley_slots", "detectors",
+                           "se_index")),
     ("Mask_nano and B field (scan)", ("mask_nano_version", "dwell_time_us", "frame_time_s")),
     ("Anal_param_nano (beam, detectors)", ("comment", "primary_ion", "primary_current_pA",
                                            "raster_um", "dead_times_ns", "em_yields_percent",
-                                           "anal_param_nano_release")),
+                                           "em_backgrounds_cps", "anal_param_nano_release")),
     ("Def_analysis_bis (sample)", ("sample_name", "experiment", "method")),
     ("Header_image (image)", ("width", "height", "bytes_per_pixel", "n_frames",
                               "pixel_size_um")),
@@ -154,9 +195,10 @@ def header_rows(header: dict[str, Any]) -> list[tuple[str, list[tuple[str, str, 
             for index, label in enumerate(header["labels"]):
                 amu = header.get("masses_amu", [None] * (index + 1))[index]
                 slot = header.get("trolley_slots", [None] * (index + 1))[index]
-                rows.append((f"detector {index}: {label}",
+                detector = (header.get("detectors") or [None] * (index + 1))[index]
+                rows.append((f"mass {index}: {label}",
                              f"{amu:.4f}" if isinstance(amu, float) else "-",
-                             f"amu (slot {slot})"))
+                             f"amu, {detector or 'unknown detector'} (slot {slot})"))
         groups.append((title, rows))
     rest = [(name, _format_value(value), field_unit(name))
             for name, value in header.items() if name not in seen]

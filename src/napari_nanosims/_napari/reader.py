@@ -7,7 +7,8 @@ import warnings
 from collections.abc import Callable
 
 from .._errors import ImFormatWarning
-from ..io.reader import load_mims, sniff_im
+from ..io.acquisition import open_acquisition
+from ..io.reader import sniff_im
 from .layers import file_layer_data
 
 
@@ -39,13 +40,13 @@ def read_im_layers(path: str | list[str]) -> list[tuple]:
     for one_path in paths:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ImFormatWarning)
-            mims = load_mims(one_path)
+            acquisition = open_acquisition(one_path)
         _notify_warnings(caught)
-        header = mims.header
+        header = acquisition.header
         if not header.has_data:
             _notify_no_data(header)
             continue
-        layers.extend(file_layer_data(header, mims.data))
+        layers.extend(file_layer_data(acquisition))
     remember_reader_choice()
     return layers or [(None,)]
 

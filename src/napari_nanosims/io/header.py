@@ -135,6 +135,21 @@ class ImHeader:
         """The file's name without its folder."""
         return os.path.basename(self.path)
 
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ImHeader:
+        """The header back from :meth:`to_dict` (as stored in napari layer metadata)."""
+        kwargs = {}
+        for field in dataclasses.fields(cls):
+            if field.name not in values:
+                continue
+            value = values[field.name]
+            if field.name == "analysis_date" and isinstance(value, str):
+                value = _dt.datetime.fromisoformat(value)
+            elif isinstance(value, list):
+                value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
+            kwargs[field.name] = value
+        return cls(**kwargs)
+
     def to_dict(self) -> dict[str, Any]:
         """Return the header as JSON-serialisable values (dates as ISO 8601 strings)."""
         result: dict[str, Any] = {}

@@ -195,6 +195,6 @@ class LazyCounts:
 
 def mass_stack(counts, index: int):
     """Lazy (frames, height, width) stack of mass ``index`` of (frames, masses, H, W) counts."""
-    if isinstance(counts, LazyCounts):
+    if hasattr(counts, "mass"):  # LazyCounts and FrameStack keep it lazy
         return counts.mass(index)
     return counts[:, index]

@@ -69,6 +69,10 @@ class FrameStack:
     def __array__(self, dtype=None, copy=None):
         return np.asarray(self[:], dtype=dtype)
 
+    def mass(self, index: int):
+        """The (frames, height, width) stack of detector ``index``, as given."""
+        return self.detectors[index]
+
 
 def frame(data, index: int) -> np.ndarray:
     """Frame ``index`` of a (possibly lazy) stack as a numpy array (never a view we may write)."""

@@ -3,5 +3,6 @@
 from .alignment import AlignFramesWidget
 from .header_panel import HeaderPanel
 from .hot_pixels import HotPixelWidget
+from .panel import NanoSIMSPanel
 
-__all__ = ["AlignFramesWidget", "HeaderPanel", "HotPixelWidget"]
+__all__ = ["AlignFramesWidget", "HeaderPanel", "HotPixelWidget", "NanoSIMSPanel"]

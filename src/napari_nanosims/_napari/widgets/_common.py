@@ -1,99 +1,238 @@
-"""Helpers shared by the dock widgets: finding a file's layers, one worker at a time,
-remembered parameters, adding result layers."""
+"""Helpers shared by the dock widgets: finding an acquisition's layers by id, one worker at a
+time with throttled progress, controls made from parameter definitions, remembered
+parameters, and adding result layers without blocking the event loop."""
 
 from __future__ import annotations
 
-import copy
 import json
 import os
+import threading
+import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ...io.acquisition import Acquisition
+from ...io.acquisition import channels_from_header
+from ...io.header import ImHeader
+from ...processing._frames import FrameStack
+from ...processing.parameters import Parameter
+from ..layers import KIND_RAW, derived_layer_data
 
-from ..layers import contrast_limits, layer_name
-
-KIND_RAW, KIND_CLEANED, KIND_ALIGNED, KIND_SUM = "raw", "cleaned", "aligned", "aligned sum"
+KIND_CLEANED, KIND_ALIGNED, KIND_SUM = "cleaned", "aligned", "aligned sum"
+PROGRESS_INTERVAL_S = 0.05  # at most 20 progress updates a second reach the GUI
 
 
 def nanosims_info(layer) -> dict | None:
     """The ``metadata['nanosims']`` entry of a layer, or None for foreign layers."""
     info = getattr(layer, "metadata", {}).get("nanosims") if layer is not None else None
-    return info if isinstance(info, dict) and "source_path" in info else None
+    return info if isinstance(info, dict) and "acquisition_id" in info else None
 
 
-def source_files(viewer) -> dict[str, str]:
-    """Files with raw detector layers in the viewer: display name -> source path."""
-    files: dict[str, str] = {}
+def acquisition_choices(viewer) -> list[tuple[str, str]]:
+    """(display name, acquisition id) of every opened file with raw layers in the viewer.
+
+    Two files with the same name from different folders get their folder added.
+    """
+    found: dict[str, str] = {}
     for layer in viewer.layers:
         info = nanosims_info(layer)
-        if info and info.get("kind", KIND_RAW) == KIND_RAW:
-            path = info["source_path"]
-            name = Path(path).stem
-            if name in files and files[name] != path:
-                name = f"{name} ({path})"
-            files.setdefault(name, path)
-    return files
+        if info and info.get("kind") == KIND_RAW:
+            found.setdefault(info["acquisition_id"], info["source_path"])
+    stems = [Path(path).stem for path in found.values()]
+    choices = []
+    for (acquisition_id, path), stem in zip(found.items(), stems):
+        name = stem if stems.count(stem) == 1 else f"{stem} ({Path(path).parent})"
+        choices.append((name, acquisition_id))
+    return choices
 
 
-def file_choices(viewer) -> list[tuple[str, str]]:
-    """(display name, path) choices for a widget's file ComboBox."""
-    return list(source_files(viewer).items())
-
-
-def select_first_file(combo) -> None:
-    """Refresh a file ComboBox and pick the first file when none is chosen yet."""
-    combo.reset_choices()
-    available = [choice for choice in combo.choices if choice is not None]
-    if combo.value is None and available:
-        combo.value = available[0]
-
-
-def detector_layers(viewer, path: str, kind: str = KIND_RAW) -> dict[int, Any]:
-    """Layers of ``kind`` that came from ``path``: detector index -> layer."""
+def channel_layers(viewer, acquisition_id: str, kind: str = KIND_RAW) -> dict[int, Any]:
+    """Layers of ``kind`` that belong to ``acquisition_id``: channel index -> layer."""
     found = {}
     for layer in viewer.layers:
         info = nanosims_info(layer)
-        if info and info["source_path"] == path and info.get("kind", KIND_RAW) == kind:
+        if info and info["acquisition_id"] == acquisition_id and info.get("kind") == kind:
             found[int(info["detector_index"])] = layer
     return dict(sorted(found.items()))
 
 
-def add_or_update_layer(viewer, source_layer, data, kind: str, history_entry: dict,
-                        *, two_d: bool = False):
-    """Add a derived image layer next to ``source_layer`` (or replace one of ours by name).
+def acquisition_from_layers(viewer, acquisition_id: str, prefer: str | None = None
+                            ) -> Acquisition | None:
+    """The acquisition behind an id, built from its layers (lazy: the layers' own data).
 
-    Copies the source's scale, units, axis labels, colormap and metadata, sets the
-    kind and appends ``history_entry`` to the history. The source is never modified.
+    Each channel comes from its ``prefer`` layer (for example the cleaned one) when there
+    is one, else from the raw layer. The history is that of the layers used.
     """
-    info = copy.deepcopy(nanosims_info(source_layer))
-    info["kind"] = kind
-    info["history"] = list(info.get("history", [])) + [history_entry]
-    stem = Path(info["source_path"]).stem
-    name = layer_name(stem, info["label"], kind)
-    scale = tuple(source_layer.scale)
-    units = tuple(str(u) for u in source_layer.units)
-    axis_labels = tuple(source_layer.axis_labels)
-    if two_d:
-        scale, units, axis_labels = scale[-2:], units[-2:], axis_labels[-2:]
-    kwargs = dict(name=name, scale=scale, units=units, axis_labels=axis_labels,
-                  colormap=source_layer.colormap.name, blending=source_layer.blending,
-                  metadata={"nanosims": info})
-    kwargs["contrast_limits"] = contrast_limits(data[None] if two_d else data)
-    if name in viewer.layers:
-        existing = viewer.layers[name]
-        if nanosims_info(existing) and nanosims_info(existing).get("kind") == kind:
-            viewer.layers.remove(existing)
-    return viewer.add_image(data, **kwargs)
+    layers = channel_layers(viewer, acquisition_id)
+    if not layers:
+        return None
+    if prefer is not None:
+        layers.update(channel_layers(viewer, acquisition_id, prefer))
+    first = nanosims_info(next(iter(layers.values())))
+    header = ImHeader.from_dict(first["header"])
+    if sorted(layers) != list(range(header.n_masses)):
+        return None  # some channel layers were deleted: nothing consistent to process
+    counts = FrameStack([layer.data for layer in layers.values()])
+    history = max((nanosims_info(layer)["history"] for layer in layers.values()), key=len)
+    from ...io.acquisition import HistoryRecord
+
+    records = tuple(HistoryRecord(h["step"], h.get("parameters", {}), h.get("version", ""))
+                    for h in history)
+    return Acquisition(header=header, channels=channels_from_header(header), counts=counts,
+                       path=first["source_path"], history=records,
+                       acquisition_id=acquisition_id)
+
+
+def layer_state(layer) -> dict[str, Any]:
+    """What a derived layer copies from its source (read on the GUI thread)."""
+    return {"scale": tuple(layer.scale), "units": tuple(str(u) for u in layer.units),
+            "axis_labels": tuple(layer.axis_labels), "colormap": layer.colormap.name,
+            "blending": layer.blending, "visible": layer.visible}
+
+
+def results_for_layers(sources: dict[int, dict], result: Acquisition, kind: str, *,
+                       sums: bool = False) -> list[tuple]:
+    """Layer data tuples for every channel of ``result`` (runs in the worker).
+
+    ``sources`` maps a channel index to ``(metadata, layer_state)`` of its source layer.
+    """
+    history = result.history_dicts()
+    tuples = []
+    for index, (info, state) in sources.items():
+        if sums:
+            data = result.sums[index]
+            tuples.append(derived_layer_data(info, state, data, kind, history, two_d=True))
+        else:
+            data = result.counts[:, index]
+            tuples.append(derived_layer_data(info, state, data, kind, history))
+    return tuples
+
+
+class LayerAdder:
+    """Adds layer data tuples to a viewer one per event-loop turn.
+
+    One ``add_image`` on the demo costs 60-70 ms (texture upload): adding 14 at once would
+    freeze the window for a second. Layers replacing ours (same acquisition id, channel and
+    kind) are removed first; the source of a new visible layer is hidden so that the picture
+    stays the same kind of picture. Everything is dropped if the viewer has gone.
+    """
+
+    _active: set = set()  # Qt timers keep no reference to the adder: we do, until it ends
+
+    def __init__(self, viewer, tuples: list[tuple], on_done: Callable | None = None):
+        self._viewer = weakref.ref(viewer)
+        self._pending = list(tuples)
+        self._on_done = on_done
+
+    def start(self) -> None:
+        from qtpy.QtCore import QTimer
+
+        LayerAdder._active.add(self)
+        QTimer.singleShot(0, self._next)
+
+    def _next(self) -> None:
+        from qtpy.QtCore import QTimer
+
+        viewer = self._viewer()
+        if viewer is None or not self._pending or not _viewer_alive(viewer):
+            self._finish(viewer)
+            return
+        data, kwargs, _ = self._pending.pop(0)
+        info = kwargs["metadata"]["nanosims"]
+        try:
+            _remove_matching(viewer, info)
+            layer = viewer.add_image(data, **kwargs)
+        except Exception:  # never let a failed add stop the chain; say what failed
+            self._finish(viewer)
+            raise
+        if kwargs.get("visible", True):
+            for other in list(viewer.layers):
+                other_info = nanosims_info(other)
+                if (other is not layer and other_info
+                        and other_info["acquisition_id"] == info["acquisition_id"]
+                        and other_info["detector_index"] == info["detector_index"]
+                        and other_info.get("kind") != info["kind"]
+                        and other.ndim == layer.ndim):
+                    other.visible = False
+        if self._pending:
+            QTimer.singleShot(0, self._next)
+        else:
+            self._finish(viewer)
+
+    def _finish(self, viewer) -> None:
+        LayerAdder._active.discard(self)
+        callback, self._on_done = self._on_done, None
+        self._pending = []
+        if callback is not None and viewer is not None and _viewer_alive(viewer):
+            callback()
+
+
+def _viewer_alive(viewer) -> bool:
+    """False once a viewer's window was closed (napari deletes ``window._qt_window``)."""
+    window = getattr(viewer, "window", None)
+    if window is None:
+        return True  # a ViewerModel: no window to lose
+    qt_window = getattr(window, "_qt_window", None)
+    if qt_window is None:
+        return False
+    try:
+        qt_window.isVisible()
+    except RuntimeError:  # the C++ window was deleted
+        return False
+    return True
+
+
+def _remove_matching(viewer, info: dict) -> None:
+    for layer in list(viewer.layers):
+        other = nanosims_info(layer)
+        if (other and other["acquisition_id"] == info["acquisition_id"]
+                and other["detector_index"] == info["detector_index"]
+                and other.get("kind") == info["kind"]):
+            viewer.layers.remove(layer)
+
+
+class WorkerFailed(Exception):
+    """An error inside a worker, re-raised under a type superqt reports.
+
+    superqt treats a RuntimeError leaving a worker as "the worker was deleted": it emits
+    neither ``errored`` nor ``finished``, so the widget would wait for ever in silence.
+    """
+
+
+def throttled(generator, cancel: threading.Event, interval_s: float = PROGRESS_INTERVAL_S):
+    """Relay ``generator``'s progress at most every ``interval_s``; stop when cancelled.
+
+    Returns the generator's result, or None when cancelled (the inner generator is closed,
+    so its thread pools shut down).
+    """
+    last = 0.0
+    try:
+        while True:
+            if cancel.is_set():
+                return None
+            try:
+                value = next(generator)
+            except StopIteration as stop:
+                return stop.value
+            except RuntimeError as exc:
+                raise WorkerFailed(f"{type(exc).__name__}: {exc}") from exc
+            now = time.monotonic()
+            if now - last >= interval_s:
+                last = now
+                yield value
+    finally:
+        generator.close()
 
 
 class WorkerRunner:
     """Runs one napari thread worker at a time for a widget.
 
-    Disables the Run button and enables Cancel while a worker runs, drives a magicgui
-    ProgressBar, and hands the result to ``on_returned`` on the GUI thread. Errors and
-    warnings raised in the worker reach the user as napari notifications. Cancelling
-    quits the worker: ``on_returned`` is then never called, so nothing half-done is added.
+    Disables Run and enables Cancel while a worker runs, shows progress at most 20 times a
+    second, hands the result to ``on_returned`` on the GUI thread, shows any error as a
+    notification, and forgets the worker when it ends so that nothing is kept alive.
+    Cancelling stops the work at its next step: ``on_returned`` is then never called.
     """
 
     def __init__(self, run_button, cancel_button, progress_bar):
@@ -101,6 +240,7 @@ class WorkerRunner:
         self.cancel_button = cancel_button
         self.progress_bar = progress_bar
         self.worker = None
+        self._cancel = threading.Event()
         self.cancel_button.enabled = False
         self.progress_bar.visible = False
 
@@ -108,19 +248,24 @@ class WorkerRunner:
     def running(self) -> bool:
         return self.worker is not None
 
-    def start(self, generator_function: Callable, *args, total: int, description: str,
-              on_returned: Callable, **kwargs):
+    def start(self, generator, *, description: str, on_returned: Callable):
+        """Run ``generator`` (yielding ``(step, done, total)``) in a worker thread."""
         from napari.qt.threading import create_worker
 
         if self.running:
+            generator.close()
             return None
-        worker = create_worker(generator_function, *args, _start_thread=False,
-                               _progress={"total": total, "desc": description}, **kwargs)
-        self.progress_bar.max = max(total, 1)
+        self._cancel = threading.Event()
+        # errored is connected here, so superqt does not also re-raise into the event loop
+        worker = create_worker(throttled, generator, self._cancel, _start_thread=False,
+                               _connect={"errored": lambda exc, what=description:
+                                         _notify_error(what, exc)})
         self.progress_bar.value = 0
         self.progress_bar.visible = True
+        self.progress_bar.label = description
         worker.yielded.connect(self._on_yielded)
-        worker.returned.connect(on_returned)
+        worker.returned.connect(lambda result, callback=on_returned:
+                                result is not None and callback(result))
         worker.finished.connect(self._on_finished)
         self.worker = worker
         self.run_button.enabled = False
@@ -128,11 +273,16 @@ class WorkerRunner:
         worker.start()
         return worker
 
-    def _on_yielded(self, _value=None) -> None:
+    def _on_yielded(self, value=None) -> None:
+        if not isinstance(value, tuple) or len(value) != 3:
+            return
+        step, done, total = value
         try:
-            self.progress_bar.value = min(self.progress_bar.value + 1, self.progress_bar.max)
-        except RuntimeError:  # the widget was closed while the worker ran: stop it
-            self.cancel()
+            self.progress_bar.max = max(int(total), 1)
+            self.progress_bar.value = min(int(done), self.progress_bar.max)
+            self.progress_bar.native.setFormat(f"{step.replace('_', ' ')}: %p%")
+        except RuntimeError:  # the widget is gone; the worker is stopped by close()
+            self._cancel.set()
 
     def _on_finished(self) -> None:
         self.worker = None
@@ -143,11 +293,49 @@ class WorkerRunner:
         except RuntimeError:  # the widget was closed while the worker ran
             pass
 
-    def cancel(self) -> None:
-        if self.worker is not None:
-            self.worker.quit()
+    def cancel(self, _value=None) -> None:
+        """Stop at the next step. The generator then returns None and is closed properly
+        (napari's own quit() would leave it suspended, with its thread pool alive)."""
+        self._cancel.set()
 
 
+def _notify_error(what: str, exc: BaseException) -> None:
+    from napari.utils import notifications
+
+    notifications.show_error(f"{what} failed: {exc}")
+
+
+# -- controls from parameter definitions ---------------------------------------------------
+def control_for(parameter: Parameter, value, *, maximum: float | None = None):
+    """A magicgui control for ``parameter`` showing ``value`` (None shows as 0: "all")."""
+    from magicgui.widgets import ComboBox, FloatSpinBox, SpinBox
+
+    tooltip = parameter.help + (f" [{parameter.unit}]" if parameter.unit else "")
+    label = parameter.label
+    if parameter.choices:
+        return ComboBox(label=label, choices=list(parameter.choices), value=value,
+                        tooltip=tooltip)
+    top = maximum if maximum is not None else parameter.maximum
+    if parameter.kind is int:
+        low = 0 if parameter.optional else int(parameter.minimum or 0)
+        return SpinBox(label=label + (" (0 = all)" if parameter.optional else ""),
+                       min=low, max=int(top), step=2 if parameter.odd else 1,
+                       value=0 if value is None else int(value), tooltip=tooltip)
+    low = parameter.minimum if parameter.minimum is not None else (parameter.above or 0.0)
+    step = 0.001 if parameter.name == "outlier_factor" else 0.01
+    return FloatSpinBox(label=label, min=low + (step if parameter.above is not None else 0),
+                        max=float(top), step=step, value=float(value), tooltip=tooltip)
+
+
+def control_value(parameter: Parameter, control):
+    """The parameter value a control holds (0 means None for optional whole numbers)."""
+    value = control.value
+    if parameter.optional and parameter.kind is int and int(value) == 0:
+        return None
+    return parameter.kind(value)
+
+
+# -- remembered parameters -----------------------------------------------------------------
 def settings_path() -> Path:
     """Where widget parameters are remembered between napari sessions."""
     folder = os.environ.get("NAPARI_NANOSIMS_CONFIG_DIR") or os.path.join(
@@ -161,7 +349,7 @@ def load_parameters(section: str) -> dict:
         data = json.loads(settings_path().read_text())
     except (OSError, ValueError):
         return {}
-    values = data.get(section, {})
+    values = data.get(section, {}) if isinstance(data, dict) else {}
     return values if isinstance(values, dict) else {}
 
 
@@ -181,3 +369,16 @@ def save_parameters(section: str, values: dict) -> None:
         os.replace(temporary, path)
     except OSError:  # a read-only home must not break the widget
         pass
+
+
+def remembered(parameters, section: str) -> dict:
+    """Each parameter's remembered value when it is still valid, else its default."""
+    stored = load_parameters(section)
+    values = {}
+    for parameter in parameters:
+        try:
+            values[parameter.name] = parameter.check(stored.get(parameter.name,
+                                                                parameter.default))
+        except ValueError:
+            values[parameter.name] = parameter.default
+    return values

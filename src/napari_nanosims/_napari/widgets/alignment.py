@@ -2,29 +2,29 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import napari.viewer
-from magicgui.widgets import (CheckBox, ComboBox, Container, Label, ProgressBar, PushButton,
-                              SpinBox)
+from magicgui.widgets import CheckBox, ComboBox, Container, Label, ProgressBar, PushButton
 from qtpy.QtCore import QPointF, Qt
 from qtpy.QtGui import QColor, QPainter, QPen, QPolygonF
 from qtpy.QtWidgets import QSizePolicy, QWidget
 
-from ...processing.alignment import iter_apply_translations, iter_infer_translations, translation_steps
-from ._common import (KIND_ALIGNED, KIND_CLEANED, KIND_SUM, WorkerRunner, add_or_update_layer,
-                      detector_layers, file_choices, load_parameters, save_parameters,
-                      select_first_file)
-from ...processing._frames import FrameStack
+from ...processing.parameters import ALIGN_PARAMETERS
+from ...processing.steps import ALIGN_FRAMES, SUM_FRAMES, default_alignment_channel
+from ._common import (KIND_ALIGNED, KIND_CLEANED, KIND_SUM, LayerAdder, WorkerRunner,
+                      acquisition_choices, acquisition_from_layers, channel_layers, control_for,
+                      control_value, layer_state, nanosims_info, remembered,
+                      results_for_layers, save_parameters)
+from .hot_pixels import labelled
 
 SECTION = "align_frames"
 METHODS = {"whole pixel (openformat)": "sequential", "sub-pixel": "subpixel"}
-DEFAULTS = dict(method="sequential", upsample_factor=20, padding=8, use_cleaned=True)
+SHOWN = ("method", "upsample_factor", "padding")  # reference stays a library/CLI option
 
 
 class DriftPlot(QWidget):
-    """A small plot of the translation per frame: rows (y) in orange, columns (x) in cyan."""
+    """A small plot of the translation per frame, both axes with a legend:
+    rows (y) in orange, columns (x) in cyan."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -56,6 +56,11 @@ class DriftPlot(QWidget):
             return QPointF(x, y)
 
         painter.drawText(2, 12, f"{high:+.1f} px")
+        for row, (name, color) in enumerate((("y (rows)", QColor(255, 160, 40)),
+                                             ("x (columns)", QColor(60, 200, 255)))):
+            painter.setPen(color)
+            painter.drawText(width - 90, 12 + 13 * row, name)
+        painter.setPen(QColor(200, 200, 200))
         painter.drawText(2, height - 4, f"{low:+.1f} px   frames 0-{n_frames - 1}")
         painter.setPen(QPen(QColor(90, 90, 90), 1, Qt.PenStyle.DashLine))
         painter.drawLine(point(0, 0.0), point(n_frames - 1, 0.0))
@@ -69,68 +74,74 @@ class DriftPlot(QWidget):
 class AlignFramesWidget(Container):
     """Correct the drift between frames of one file and sum the aligned frames.
 
-    Translations are inferred on one detector (default 12C 14N when present, else the
-    strongest ion detector) with the seed's whole-pixel method or sub-pixel
-    registration, and applied to every detector of the file. Adds
-    ``"<stem> <label> (aligned)"`` stacks and ``"<stem> <label> (aligned sum)"`` images.
+    Runs the ``align_frames`` and ``sum_frames`` steps (defaults, bounds and help from their
+    definitions): translations are inferred on one channel ('auto': 12C 14N when present,
+    else the strongest ion channel) and applied to every channel, from the cleaned layers
+    when asked and present. Adds ``"<label> · aligned · <file>"`` stacks (shown instead of
+    their sources) and ``"<label> · aligned sum · <file>"`` images (hidden at first).
     """
 
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__(labels=True)
         self._viewer = viewer
-        remembered = {**DEFAULTS, **load_parameters(SECTION)}
+        self._closed = False
+        values = remembered(ALIGN_PARAMETERS, SECTION)
         self.file = ComboBox(label="file", choices=self._file_choices, nullable=True)
         self.detector = ComboBox(label="align on", choices=self._detector_choices,
-                                 nullable=True)
-        method = next((k for k, v in METHODS.items() if v == remembered["method"]),
-                      "whole pixel (openformat)")
-        self.method = ComboBox(label="method", choices=list(METHODS), value=method)
-        self.upsample_factor = SpinBox(label="upsample factor", min=1, max=200,
-                                       value=remembered["upsample_factor"],
-                                       tooltip="sub-pixel precision is 1 / factor pixel")
-        self.padding = SpinBox(label="padding (px)", min=0, max=256,
-                               value=remembered["padding"],
-                               tooltip="zeros around each frame while shifting, pixels")
-        self.use_cleaned = CheckBox(label="use cleaned layers when present",
-                                    value=remembered["use_cleaned"])
+                                 nullable=True, tooltip=ALIGN_PARAMETERS[0].help)
+        method = next(k for k, v in METHODS.items() if v == values["method"])
+        self.method = ComboBox(label="method", choices=list(METHODS), value=method,
+                               tooltip=ALIGN_PARAMETERS[1].help)
+        by_name = {p.name: p for p in ALIGN_PARAMETERS}
+        self.upsample_factor = control_for(by_name["upsample_factor"], values["upsample_factor"])
+        self.padding = control_for(by_name["padding"], values["padding"], maximum=512)
+        self.use_cleaned = CheckBox(label="use cleaned layers when present", value=True)
+        self.reset_button = PushButton(text="Reset to defaults")
         self.run_button = PushButton(text="Align frames")
         self.cancel_button = PushButton(text="Cancel")
         self.progress = ProgressBar(label="progress")
         self.summary = Label(label="drift", value="-")
+        self.summary.native.setWordWrap(True)
         self.extend([self.file, self.detector, self.method, self.upsample_factor, self.padding,
-                     self.use_cleaned, self.run_button, self.cancel_button, self.progress,
-                     self.summary])
+                     self.use_cleaned, self.reset_button, self.run_button,
+                     self.cancel_button, self.progress, self.summary])
         self.plot = DriftPlot()
         self.native.layout().addWidget(self.plot)
         self._runner = WorkerRunner(self.run_button, self.cancel_button, self.progress)
-        # Until the user picks a detector, follow the default as layers arrive.
+        # Until the user picks a channel, follow the default as layers arrive.
         self._detector_is_default = True
         self._setting_detector = False
         self.detector.changed.connect(self._detector_changed)
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self._runner.cancel)
+        self.reset_button.changed.connect(self.reset_defaults)
         self.file.changed.connect(self._file_changed)
-        for widget in (self.method, self.upsample_factor, self.padding, self.use_cleaned):
+        for widget in (self.method, self.upsample_factor, self.padding):
             widget.changed.connect(self._save)
         self.method.changed.connect(self._method_changed)
         viewer.layers.events.inserted.connect(self._refresh_files)
         viewer.layers.events.removed.connect(self._refresh_files)
-        self.native.destroyed.connect(self._runner.cancel)
+        self.native.destroyed.connect(self._on_destroyed)
         self._refresh_files()
         self._method_changed()
 
     def _file_choices(self, _widget=None):
-        return file_choices(self._viewer)
+        return acquisition_choices(self._viewer)
 
     def _detector_choices(self, _widget=None):
-        path = self.file.value if hasattr(self, "file") else None
-        if path is None:
+        acquisition_id = self.file.value if hasattr(self, "file") else None
+        if acquisition_id is None:
             return []
-        return [(layer.metadata["nanosims"]["label"], index)
-                for index, layer in detector_layers(self._viewer, path).items()]
+        return [(layer.metadata["nanosims"]["label"], index) for index, layer
+                in channel_layers(self._viewer, acquisition_id).items()]
 
     def _refresh_files(self, _event=None) -> None:
-        select_first_file(self.file)
+        if self._closed:
+            return
+        self.file.reset_choices()
+        available = [choice for choice in self.file.choices if choice is not None]
+        if self.file.value is None and available:
+            self.file.value = available[0]
         self._file_changed()
 
     def _detector_changed(self, _value=None) -> None:
@@ -149,84 +160,92 @@ class AlignFramesWidget(Container):
             self._setting_detector = False
 
     def default_detector(self):
-        """12C 14N when present, else the ion detector with the most counts in frame 0."""
-        path = self.file.value
-        if path is None:
+        """The 'auto' channel of the step: 12C 14N, else the strongest ion channel."""
+        acquisition_id = self.file.value
+        if acquisition_id is None:
             return None
-        layers = detector_layers(self._viewer, path)
-        if not layers:
+        acquisition = acquisition_from_layers(self._viewer, acquisition_id)
+        if acquisition is None:
             return None
-        header = next(iter(layers.values())).metadata["nanosims"]["header"]
-        ions = {k: v for k, v in layers.items() if k != header.get("se_index")} or layers
-        for index, layer in ions.items():
-            if "".join(layer.metadata["nanosims"]["label"].split()) == "12C14N":
-                return index
-        return max(ions, key=lambda k: float(np.asarray(ions[k].data[0]).sum()))
+        return acquisition.channel(default_alignment_channel(acquisition)).index
 
     def _method_changed(self, _value=None) -> None:
         self.upsample_factor.enabled = METHODS[self.method.value] == "subpixel"
 
-    def _save(self, _value=None) -> None:
-        save_parameters(SECTION, dict(method=METHODS[self.method.value],
-                                      upsample_factor=int(self.upsample_factor.value),
-                                      padding=int(self.padding.value),
-                                      use_cleaned=bool(self.use_cleaned.value)))
+    def parameters(self) -> dict:
+        """The align_frames parameters the controls hold (the channel by its label)."""
+        by_name = {p.name: p for p in ALIGN_PARAMETERS}
+        label = None
+        if self.detector.value is not None and self.file.value is not None:
+            layers = channel_layers(self._viewer, self.file.value)
+            layer = layers.get(self.detector.value)
+            label = layer.metadata["nanosims"]["label"] if layer is not None else None
+        return dict(channel=label or "auto", method=METHODS[self.method.value],
+                    upsample_factor=control_value(by_name["upsample_factor"],
+                                                  self.upsample_factor),
+                    padding=control_value(by_name["padding"], self.padding), reference=None)
 
-    def _source_layers(self, path):
-        """Per detector: the cleaned layer when asked for and present, else the raw one."""
-        layers = detector_layers(self._viewer, path)
-        if self.use_cleaned.value:
-            layers.update(detector_layers(self._viewer, path, KIND_CLEANED))
-        return layers
+    def reset_defaults(self, _value=None) -> None:
+        """Put every control back to the step's defaults (the channel back to 'auto')."""
+        by_name = {p.name: p for p in ALIGN_PARAMETERS}
+        self.method.value = next(k for k, v in METHODS.items()
+                                 if v == by_name["method"].default)
+        self.upsample_factor.value = by_name["upsample_factor"].default
+        self.padding.value = by_name["padding"].default
+        self.use_cleaned.value = True
+        self._detector_is_default = True
+        self._file_changed()
+        self._save()
+
+    def _save(self, _value=None) -> None:
+        parameters = self.parameters()
+        save_parameters(SECTION, {k: parameters[k] for k in SHOWN})
 
     def run(self, _value=None):
         """Start the alignment in a worker; returns the worker (None if not started)."""
         from napari.utils.notifications import show_warning
 
-        path, index = self.file.value, self.detector.value
-        if path is None or index is None:
-            show_warning("Open a NanoSIMS .im file and choose a detector to align on.")
+        acquisition_id = self.file.value
+        if acquisition_id is None or self.detector.value is None:
+            show_warning("Open a NanoSIMS .im file and choose a channel to align on.")
             return None
-        layers = self._source_layers(path)
-        method = METHODS[self.method.value]
-        padding = int(self.padding.value)
-        upsample = int(self.upsample_factor.value)
-        reference = layers[index].data
-        stack = FrameStack([layer.data for layer in layers.values()])
-        n_frames = stack.shape[0]
-        total = translation_steps(n_frames, method) + n_frames
-        params = dict(method=method, upsample_factor=upsample, padding=padding,
-                      alignment_detector=layers[index].metadata["nanosims"]["label"],
-                      used_cleaned=any(layer.metadata["nanosims"].get("kind") == KIND_CLEANED
-                                       for layer in layers.values()))
-        return self._runner.start(
-            _align, reference, stack, method, upsample, padding, total=total,
-            description=f"Aligning frames: {Path(path).name}",
-            on_returned=lambda result: self._add_layers(layers, params, *result))
+        prefer = KIND_CLEANED if self.use_cleaned.value else None
+        acquisition = acquisition_from_layers(self._viewer, acquisition_id, prefer)
+        if acquisition is None:
+            show_warning("Some channel layers of this file were deleted; open it again.")
+            return None
+        layers = channel_layers(self._viewer, acquisition_id)
+        if prefer:
+            layers.update(channel_layers(self._viewer, acquisition_id, prefer))
+        sources = {index: (nanosims_info(layer), layer_state(layer))
+                   for index, layer in layers.items()}
+        sum_sources = {index: (info, dict(state, visible=False))
+                       for index, (info, state) in sources.items()}
+        params = self.parameters()
 
-    def _add_layers(self, layers, params, translations, aligned) -> None:
-        entry = {"step": "align_frames", "params": params,
-                 "translations_px": np.asarray(translations).tolist()}
-        try:
-            for position, layer in enumerate(layers.values()):
-                stack = aligned[:, position]
-                add_or_update_layer(self._viewer, layer, stack, KIND_ALIGNED, entry)
-                add_or_update_layer(self._viewer, layer, stack.sum(axis=0), KIND_SUM, entry,
-                                    two_d=True)
-        except RuntimeError:  # the viewer was closed while the worker ran
-            return
-        self.plot.set_translations(translations)
-        span = np.ptp(np.asarray(translations, dtype=float), axis=0)
-        self.summary.value = f"range y {span[0]:.2f} px, x {span[1]:.2f} px"
+        def job():
+            aligned = yield from labelled(ALIGN_FRAMES.iterate(acquisition, **params),
+                                          "align_frames")
+            summed = yield from labelled(SUM_FRAMES.iterate(aligned), "sum_frames")
+            tuples = (results_for_layers(sources, summed, KIND_ALIGNED)
+                      + results_for_layers(sum_sources, summed, KIND_SUM, sums=True))
+            return summed, tuples
 
+        return self._runner.start(job(), description=f"Aligning frames: {acquisition.name}",
+                                  on_returned=self._add_layers)
 
-def _align(reference, stack, method, upsample_factor, padding):
-    """Worker job: infer translations on ``reference``, apply them to ``stack``, crop."""
-    translations = yield from iter_infer_translations(
-        reference, padding=padding, method=method, upsample_factor=upsample_factor)
-    shifted = yield from iter_apply_translations(stack, translations, padding=padding)
-    height, width = stack.shape[2:]
-    aligned = shifted[:, :, padding:padding + height, padding:padding + width]
-    if aligned.dtype == np.float64:
-        aligned = aligned.astype(np.float32)  # counts after sub-pixel shifts; halves memory
-    return translations, aligned
+    def _add_layers(self, returned) -> None:
+        result, tuples = returned
+        translations = result.translations
+
+        def done():
+            if self._closed:
+                return
+            self.plot.set_translations(translations)
+            span = np.ptp(np.asarray(translations, dtype=float), axis=0)
+            self.summary.value = f"range y {span[0]:.2f} px, x {span[1]:.2f} px"
+        LayerAdder(self._viewer, tuples, on_done=done).start()
+
+    def _on_destroyed(self, _object=None) -> None:
+        self._closed = True
+        self._runner.cancel()

@@ -1,0 +1,41 @@
+"""One dock with a tab per task, so the canvas keeps most of the window."""
+
+from __future__ import annotations
+
+import napari.viewer
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QScrollArea, QTabWidget, QVBoxLayout, QWidget
+
+from .alignment import AlignFramesWidget
+from .header_panel import HeaderPanel
+from .hot_pixels import HotPixelWidget
+
+# Wide enough for the labelled controls, narrow enough that a 1280-pixel window keeps
+# well over half of its width for the image.
+PANEL_WIDTH_PX = 330
+
+
+class NanoSIMSPanel(QWidget):
+    """The plugin's widgets as tabs of one dock: Clean, Align and Header.
+
+    The individual widgets stay available on their own from the Plugins menu.
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        super().__init__()
+        self.clean = HotPixelWidget(viewer)
+        self.align = AlignFramesWidget(viewer)
+        self.header = HeaderPanel(viewer)
+        self.tabs = QTabWidget()
+        for title, widget in (("Clean", self.clean.native), ("Align", self.align.native),
+                              ("Header", self.header)):
+            scroll = QScrollArea()
+            scroll.setWidgetResizable(True)
+            scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+            scroll.setWidget(widget)
+            self.tabs.addTab(scroll, title)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.tabs)
+        self.setMaximumWidth(PANEL_WIDTH_PX)
+        self.setMinimumWidth(PANEL_WIDTH_PX - 40)
