@@ -36,12 +36,13 @@ def _kind_layers(viewer, kind):
 
 def _run_and_wait(qtbot, widget, kind, count, timeout=60_000):
     """Run a widget and wait until its worker ended and its ``count`` layers were added."""
-    with qtbot.waitSignal(widget.run_button.changed, timeout=100, raising=False):
-        pass
     worker = widget.run()
     assert worker is not None
+    from napari_nanosims._napari.widgets._common import LayerAdder
+
     qtbot.waitUntil(lambda: widget._runner.worker is None, timeout=timeout)
-    qtbot.waitUntil(lambda: len(_kind_layers(widget._viewer, kind)) == count, timeout=timeout)
+    qtbot.waitUntil(lambda: not LayerAdder._active, timeout=timeout)  # every layer added
+    assert len(_kind_layers(widget._viewer, kind)) == count
     return worker
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+
+import numpy as np
 import threading
 import time
 import weakref
@@ -142,8 +144,9 @@ class LayerAdder:
         data, kwargs, _ = self._pending.pop(0)
         info = kwargs["metadata"]["nanosims"]
         try:
-            _remove_matching(viewer, info)
-            layer = viewer.add_image(data, **kwargs)
+            layer = _update_matching(viewer, data, kwargs)
+            if layer is None:
+                layer = viewer.add_image(data, **kwargs)
         except Exception:  # never let a failed add stop the chain; say what failed
             self._finish(viewer)
             raise
@@ -184,13 +187,24 @@ def _viewer_alive(viewer) -> bool:
     return True
 
 
-def _remove_matching(viewer, info: dict) -> None:
-    for layer in list(viewer.layers):
+def _update_matching(viewer, data, kwargs: dict):
+    """Put a new result into our existing layer of the same file, channel and kind.
+
+    Returns that layer, or None when there is none. Updating in place keeps the layer's
+    place in the list and avoids napari's garbage collection on every layer removal
+    (a quarter of a second each in a large session).
+    """
+    info = kwargs["metadata"]["nanosims"]
+    for layer in viewer.layers:
         other = nanosims_info(layer)
         if (other and other["acquisition_id"] == info["acquisition_id"]
                 and other["detector_index"] == info["detector_index"]
-                and other.get("kind") == info["kind"]):
-            viewer.layers.remove(layer)
+                and other.get("kind") == info["kind"] and layer.ndim == np.ndim(data)):
+            layer.data = data
+            layer.metadata = kwargs["metadata"]
+            layer.contrast_limits = kwargs["contrast_limits"]
+            return layer
+    return None
 
 
 class WorkerFailed(Exception):
@@ -250,7 +264,7 @@ class WorkerRunner:
 
     def start(self, generator, *, description: str, on_returned: Callable):
         """Run ``generator`` (yielding ``(step, done, total)``) in a worker thread."""
-        from napari.qt.threading import create_worker
+        from superqt.utils import create_worker  # napari's wrapper keeps every worker alive
 
         if self.running:
             generator.close()

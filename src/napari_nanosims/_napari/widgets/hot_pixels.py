@@ -64,6 +64,7 @@ class HotPixelWidget(Container):
         self._runner = WorkerRunner(self.run_button, self.cancel_button, self.progress)
         self._preview = None
         self._preview_again = False
+        self._previewed_id = None
         self._closed = False
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self._runner.cancel)
@@ -94,7 +95,8 @@ class HotPixelWidget(Container):
 
     def _file_changed(self, _value=None) -> None:
         self._update_note()
-        self.update_preview()
+        if self.file.value != self._previewed_id:  # not again for every layer added
+            self.update_preview()
 
     def parameters(self) -> dict:
         """Current parameters as keyword arguments of the step."""
@@ -135,7 +137,8 @@ class HotPixelWidget(Container):
 
     def update_preview(self):
         """Count flagged pixels per frame with the current parameters, in a worker."""
-        from napari.qt.threading import create_worker
+        # superqt's create_worker: napari's registers every worker with the window for good
+        from superqt.utils import create_worker
 
         acquisition = self._acquisition()
         if acquisition is None or self._closed:
@@ -147,6 +150,7 @@ class HotPixelWidget(Container):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             params = effective_hot_pixel_parameters(acquisition, self.parameters())
+        self._previewed_id = acquisition.acquisition_id
         ions = [c.index for c in acquisition.ion_channels]
         stack = FrameStack([mass_stack(acquisition.counts, k) for k in ions])
         acquisition_id = acquisition.acquisition_id
