@@ -13,6 +13,7 @@ import numpy as np
 from .export.ometiff import (partial_path, remove_stale_partials, software_versions,
                              write_ome_tiff)
 from .io.acquisition import Acquisition
+from .processing._frames import run_to_completion
 from .processing.recipe import Recipe, iter_run_recipe
 
 __all__ = ["output_paths", "process_file", "processing_record"]
@@ -151,11 +152,6 @@ def process_file(path, recipe: Recipe, out_dir=None, *, overwrite: bool = False,
         The OME-TIFFs hold raw counts as uint32 (float32 after sub-pixel shifts), axes
         CYX (sums) and TCYX (stack), pixel size in µm, channel names = mass labels.
     """
-    generator = iter_process_file(path, recipe, out_dir, overwrite=overwrite, cancel=cancel)
-    while True:
-        try:
-            value = next(generator)
-        except StopIteration as stop:
-            return stop.value
-        if progress is not None:
-            progress(*value)
+    return run_to_completion(
+        iter_process_file(path, recipe, out_dir, overwrite=overwrite, cancel=cancel),
+        on_progress=None if progress is None else lambda value: progress(*value))

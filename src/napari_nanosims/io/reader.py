@@ -17,8 +17,7 @@ import warnings
 import numpy as np
 
 from . import _layout as L
-from .header import (ImHeader, _fail, _parse_date, detector_name, mass_slots,
-                     parse_header_blocks)
+from .header import ImHeader, _fail, _parse_date, mass_slots, parse_header_blocks
 from .lazy import LazyCounts
 from .._errors import ImFormatWarning
 

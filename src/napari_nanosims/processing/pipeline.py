@@ -12,7 +12,7 @@ from typing import Any
 
 from ..io.acquisition import open_acquisition
 from ._frames import run_to_completion
-from .steps import ALIGN_FRAMES, REMOVE_HOT_PIXELS, SUM_FRAMES, _alignment_channel
+from .steps import ALIGN_FRAMES, REMOVE_HOT_PIXELS, SUM_FRAMES, _alignment_channel, labelled
 
 __all__ = ["process_image_data", "iter_process_image_data", "find_detector",
            "DEFAULT_REMOVE_HOT_PIXELS"]
@@ -49,16 +49,6 @@ def _unique_names(labels) -> dict[str, int]:
     return names
 
 
-def _labelled(generator, step: str):
-    """Relay a step's ``(done, total)`` progress as ``(step, done, total)``; return its result."""
-    while True:
-        try:
-            done, total = next(generator)
-        except StopIteration as stop:
-            return stop.value
-        yield step, done, total
-
-
 def iter_process_image_data(filename, alignment_detector, padding=8, load_mims_kwargs=None,
                             remove_hot_pixels_kwargs=None, infer_translations_kwargs=None
                             ) -> Generator[tuple[str, int, int], None, dict[str, Any]]:
@@ -89,9 +79,9 @@ def iter_process_image_data(filename, alignment_detector, padding=8, load_mims_k
     if raw.n_frames == 0:
         raise ValueError(f"{raw.header.path}: the file holds no pixel data (header only)")
     alignment_index = _alignment_channel(raw, aligning["channel"]).index
-    cleaned = yield from _labelled(REMOVE_HOT_PIXELS.iterate(raw, **cleaning), "hot pixels")
-    aligned = yield from _labelled(ALIGN_FRAMES.iterate(cleaned, **aligning), "aligning")
-    summed = yield from _labelled(SUM_FRAMES.iterate(aligned), "summing")
+    cleaned = yield from labelled(REMOVE_HOT_PIXELS.iterate(raw, **cleaning), "hot pixels")
+    aligned = yield from labelled(ALIGN_FRAMES.iterate(cleaned, **aligning), "aligning")
+    summed = yield from labelled(SUM_FRAMES.iterate(aligned), "summing")
 
     header = raw.header
     height, width = header.height, header.width

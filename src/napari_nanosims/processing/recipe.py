@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..io.acquisition import Acquisition, open_acquisition
+from ._frames import run_to_completion
 from .steps import STEPS
 
 __all__ = ["Recipe", "RecipeCancelled", "run_recipe", "iter_run_recipe", "default_recipe"]
@@ -236,11 +237,5 @@ def run_recipe(source, recipe, progress: Callable[[str, int, int], None] | None 
     ValueError
         For an unknown step, a bad parameter (named in the message) or a file without data.
     """
-    generator = iter_run_recipe(source, recipe, cancel)
-    while True:
-        try:
-            value = next(generator)
-        except StopIteration as stop:
-            return stop.value
-        if progress is not None:
-            progress(*value)
+    return run_to_completion(iter_run_recipe(source, recipe, cancel),
+                             on_progress=None if progress is None else lambda v: progress(*v))

@@ -86,7 +86,7 @@ def registration_noise_limit_px(simulation: dict, upsample_factor: int = 20) -> 
     frames themselves: the same smoothing and correlation as the 'subpixel' method,
     but against the noise-free window at zero drift.
     """
-    from .alignment import _register, _smooth, subpixel_smoothing_px
+    from .subpixel import _register, _smooth, subpixel_smoothing_px
 
     sigma = subpixel_smoothing_px(float(np.mean(simulation["frames"])))
     target = _smooth(simulation["reference"], sigma)

@@ -26,6 +26,16 @@ __all__ = ["HOT_PIXEL_PARAMETERS", "ALIGN_PARAMETERS", "STEPS", "REMOVE_HOT_PIXE
            "ALIGN_FRAMES", "SUM_FRAMES", "default_alignment_channel", "clean_hot_pixels",
            "align_frames", "sum_frames", "MAX_UPSAMPLE_FACTOR"]
 
+def labelled(generator, step: str):
+    """Relay a step's ``(done, total)`` progress as ``(step, done, total)``; return its result."""
+    while True:
+        try:
+            done, total = next(generator)
+        except StopIteration as stop:
+            return stop.value
+        yield step, done, total
+
+
 def _relay(generator, total: int):
     """Turn a generator's ``done`` counts into ``(done, total)``; return its result."""
     while True:

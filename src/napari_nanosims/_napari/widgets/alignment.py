@@ -10,12 +10,11 @@ from qtpy.QtGui import QColor, QPainter, QPen, QPolygonF
 from qtpy.QtWidgets import QSizePolicy, QWidget
 
 from ...processing.parameters import ALIGN_PARAMETERS
-from ...processing.steps import ALIGN_FRAMES, SUM_FRAMES, default_alignment_channel
+from ...processing.steps import ALIGN_FRAMES, SUM_FRAMES, default_alignment_channel, labelled
 from ._common import (KIND_ALIGNED, KIND_CLEANED, KIND_SUM, LayerAdder, WorkerRunner,
                       acquisition_choices, acquisition_from_layers, channel_layers, control_for,
                       control_value, layer_state, nanosims_info, remembered,
                       results_for_layers, save_parameters)
-from .hot_pixels import labelled
 
 SECTION = "align_frames"
 METHODS = {"whole pixel (openformat)": "sequential", "sub-pixel": "subpixel"}

@@ -10,7 +10,7 @@ from magicgui.widgets import (CheckBox, ComboBox, Container, Label, ProgressBar,
 
 from ...processing.hot_pixels import iter_infer_hot_pixels
 from ...processing.parameters import HOT_PIXEL_PARAMETERS
-from ...processing.steps import REMOVE_HOT_PIXELS, effective_hot_pixel_parameters
+from ...processing.steps import REMOVE_HOT_PIXELS, effective_hot_pixel_parameters, labelled
 from ._common import (KIND_CLEANED, LayerAdder, WorkerRunner, acquisition_choices,
                       acquisition_from_layers, channel_layers, control_for, control_value,
                       layer_state, nanosims_info, remembered, results_for_layers,
@@ -20,16 +20,6 @@ from ...processing._frames import FrameStack
 
 SECTION = "remove_hot_pixels"
 OVERLAY_KIND = "hot pixels"
-
-
-def labelled(generator, step: str):
-    """Relay a step's ``(done, total)`` as ``(step, done, total)``; return its result."""
-    while True:
-        try:
-            done, total = next(generator)
-        except StopIteration as stop:
-            return stop.value
-        yield step, done, total
 
 
 class HotPixelWidget(Container):
