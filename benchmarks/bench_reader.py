@@ -36,6 +36,9 @@ CONTENDERS = {
 OPERATIONS = {
     "open + frame 0": "m = load_mims(PATH); frame = np.array(m.data[0])",
     "sum of every frame": "m = load_mims(PATH); frame = m.data.sum(axis=(0, 2, 3))",
+    "sum image per mass": "m = load_mims(PATH); frame = m.data.sum(axis=0)",
+    "frames one by one": ("m = load_mims(PATH); "
+                          "frame = [np.asarray(m.data[f]).sum() for f in range(len(m.data))]"),
     "process_image_data": ("r = process_image_data(PATH, '12C 14N'); "
                            "frame = r['total_lookup']['12C 14N']"),
 }

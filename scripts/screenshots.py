@@ -1,6 +1,6 @@
 """Take the screenshots in docs/images: the viewer with the demo and each dock widget.
 
-    xvfb-run -a -s "-screen 0 1400x1000x24" python scripts/screenshots.py [OUT_DIR]
+    xvfb-run -a -s "-screen 0 1280x1024x24" python scripts/screenshots.py [OUT_DIR]
 """
 
 from __future__ import annotations
@@ -27,33 +27,62 @@ def wait_for(runner, timeout: float = 120) -> None:
         settle(0.05)
 
 
+def wait_for_layers() -> None:
+    from napari_nanosims._napari.widgets._common import LayerAdder
+
+    while LayerAdder._active:
+        settle(0.05)
+
+
+def save_window(viewer, path: Path) -> None:
+    """The window with the canvas pasted in from the GL framebuffer (under Xvfb a window
+    grab shows a stale canvas)."""
+    from imageio.v3 import imwrite
+    from qtpy.QtCore import QPoint
+
+    window = viewer.screenshot(canvas_only=False, flash=False)
+    canvas = viewer.screenshot(canvas_only=True, flash=False)
+    native = viewer.window._qt_viewer.canvas.native
+    corner = native.mapTo(viewer.window._qt_window, QPoint(0, 0))
+    top, left = corner.y(), corner.x()
+    height = min(canvas.shape[0], window.shape[0] - top)
+    width = min(canvas.shape[1], window.shape[1] - left)
+    window[top:top + height, left:left + width] = canvas[:height, :width]
+    imwrite(path, window)
+
+
 def main() -> None:
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/images")
     out.mkdir(parents=True, exist_ok=True)
-    viewer = open_viewer([], show=True)
-    viewer.window._qt_window.resize(1400, 950)
-    docks = viewer.window.dock_widgets
-    hot = docks["Remove hot pixels (napari-nanosims)"]
-    align = docks["Align frames (napari-nanosims)"]
-    header = docks["NanoSIMS header (napari-nanosims)"]
+    import napari
+
+    viewer = napari.Viewer(title="napari-nanosims", show=True)
+    viewer.window._qt_window.resize(1280, 1024)
+    open_viewer([], viewer=viewer)
+    panel = viewer.window.dock_widgets["NanoSIMS (napari-nanosims)"]
     settle(1.0)
-    hot.show_points.value = True
+    panel.clean.show_points.value = True
     settle(1.5)
-    hot.run()
-    wait_for(hot._runner)
-    align.method.value = "sub-pixel"
-    align.run()
-    wait_for(align._runner)
-    stem = Path(viewer.layers[0].metadata["nanosims"]["source_path"]).stem
+    panel.clean.run()
+    wait_for(panel.clean._runner)
+    wait_for_layers()
+    panel.tabs.setCurrentIndex(1)
+    panel.align.method.value = "sub-pixel"
+    panel.align.run()
+    wait_for(panel.align._runner)
+    wait_for_layers()
     for layer in viewer.layers:
-        layer.visible = layer.name == f"{stem} 12C 14N (aligned sum)"
-    viewer.layers.selection.active = viewer.layers[f"{stem} 12C 14N (aligned sum)"]
-    header.search.setText("")
+        if "nanosims_overlay" in layer.metadata:
+            layer.visible = False
+    active = next(layer for layer in viewer.layers if layer.name.startswith("12C 14N · aligned ·"))
+    viewer.layers.selection.active = active
+    viewer.reset_view()
     settle(1.0)
-    viewer.window.screenshot(str(out / "viewer.png"), canvas_only=False, flash=False)
-    for name, widget in (("hot_pixels", hot), ("align_frames", align), ("header", header)):
-        native = getattr(widget, "native", widget)
-        native.grab().save(str(out / f"widget_{name}.png"))
+    save_window(viewer, out / "viewer.png")
+    for index, name in enumerate(("hot_pixels", "align_frames", "header")):
+        panel.tabs.setCurrentIndex(index)
+        settle(0.3)
+        panel.grab().save(str(out / f"widget_{name}.png"))
     print("screenshots written to", out)
     viewer.close()
 

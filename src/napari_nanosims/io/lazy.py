@@ -116,13 +116,12 @@ class LazyCounts:
                              f"not shape {self.shape}")
         return LazyCounts(self._stored[:, index], self.roll)
 
-    def _blocks(self):
-        """Yield (slice of axis 0, materialised block) pairs covering the whole array."""
+    def _stored_blocks(self):
+        """Yield blocks of frames as stored (not rolled), native byte order, covering all."""
         per_item = max(1, self.nbytes // max(self.shape[0], 1))
         step = max(1, BLOCK_BYTES // per_item)
         for start in range(0, self.shape[0], step):
-            part = slice(start, min(start + step, self.shape[0]))
-            yield part, self[part]
+            yield self._native(self._stored[start:start + step])
 
     def _fill(self, out: np.ndarray, stored: np.ndarray) -> None:
         """Write the rolled images of ``stored`` into ``out``: four block copies, no temporary."""
@@ -145,15 +144,22 @@ class LazyCounts:
     def _reduce(self, name: str, axis, dtype=None, combine=None):
         axes = tuple(range(self.ndim)) if axis is None else tuple(
             a % self.ndim for a in np.atleast_1d(axis))
+        # The roll only permutes pixels within each image, so reducing the stored values and
+        # rolling what is left of the image axes afterwards gives the same result as
+        # reducing the rolled values, without copying every block to roll it.
         parts = [getattr(block, name)(axis=axes, dtype=dtype) if dtype is not None
-                 else getattr(block, name)(axis=axes) for _, block in self._blocks()]
+                 else getattr(block, name)(axis=axes) for block in self._stored_blocks()]
         if not parts:  # no frames: numpy's own answer for an empty array
             empty = np.empty(self.shape, dtype=self.dtype)
             return (getattr(empty, name)(axis=axes, dtype=dtype) if dtype is not None
                     else getattr(empty, name)(axis=axes))
-        if 0 in axes:
-            return combine(parts)
-        return np.concatenate(parts, axis=0)
+        result = combine(parts) if 0 in axes else np.concatenate(parts, axis=0)
+        kept = [a for a in range(self.ndim) if a not in axes]
+        shifts = [(kept.index(self.ndim - 2 + k), self.roll[k]) for k in (0, 1)
+                  if self.ndim - 2 + k in kept and self.roll[k]]
+        if shifts:
+            result = np.roll(result, [s for _, s in shifts], axis=[a for a, _ in shifts])
+        return result
 
     def _finish(self, result, axis, out, keepdims):
         if keepdims:

@@ -116,17 +116,21 @@ class LayerAdder:
     """Adds layer data tuples to a viewer one per event-loop turn.
 
     One ``add_image`` on the demo costs 60-70 ms (texture upload): adding 14 at once would
-    freeze the window for a second. Layers replacing ours (same acquisition id, channel and
-    kind) are removed first; the source of a new visible layer is hidden so that the picture
-    stays the same kind of picture. Everything is dropped if the viewer has gone.
+    freeze the window for a second. A result replaces the data of our layer of the same
+    acquisition id, channel and kind; the source of a new visible layer is hidden so that
+    the picture stays the same kind of picture. What is left is dropped quietly when
+    ``alive()`` turns False (the widget was closed with its viewer) or when the file's
+    layers are gone.
     """
 
     _active: set = set()  # Qt timers keep no reference to the adder: we do, until it ends
 
-    def __init__(self, viewer, tuples: list[tuple], on_done: Callable | None = None):
+    def __init__(self, viewer, tuples: list[tuple], on_done: Callable | None = None,
+                 alive: Callable[[], bool] = lambda: True):
         self._viewer = weakref.ref(viewer)
         self._pending = list(tuples)
         self._on_done = on_done
+        self._alive = alive
 
     def start(self) -> None:
         from qtpy.QtCore import QTimer
@@ -138,11 +142,14 @@ class LayerAdder:
         from qtpy.QtCore import QTimer
 
         viewer = self._viewer()
-        if viewer is None or not self._pending or not _viewer_alive(viewer):
-            self._finish(viewer)
+        if viewer is None or not self._pending or not self._alive():
+            self._finish(None)
             return
         data, kwargs, _ = self._pending.pop(0)
         info = kwargs["metadata"]["nanosims"]
+        if not _sources_present(viewer, info):  # the file's layers were deleted meanwhile
+            self._finish(None)
+            return
         try:
             layer = _update_matching(viewer, data, kwargs)
             if layer is None:
@@ -168,23 +175,14 @@ class LayerAdder:
         LayerAdder._active.discard(self)
         callback, self._on_done = self._on_done, None
         self._pending = []
-        if callback is not None and viewer is not None and _viewer_alive(viewer):
+        if callback is not None and viewer is not None and self._alive():
             callback()
 
 
-def _viewer_alive(viewer) -> bool:
-    """False once a viewer's window was closed (napari deletes ``window._qt_window``)."""
-    window = getattr(viewer, "window", None)
-    if window is None:
-        return True  # a ViewerModel: no window to lose
-    qt_window = getattr(window, "_qt_window", None)
-    if qt_window is None:
-        return False
-    try:
-        qt_window.isVisible()
-    except RuntimeError:  # the C++ window was deleted
-        return False
-    return True
+def _sources_present(viewer, info: dict) -> bool:
+    """True while the viewer still has layers of the result's acquisition."""
+    return any((nanosims_info(layer) or {}).get("acquisition_id") == info["acquisition_id"]
+               for layer in viewer.layers)
 
 
 def _update_matching(viewer, data, kwargs: dict):
@@ -276,7 +274,7 @@ class WorkerRunner:
                                          _notify_error(what, exc)})
         self.progress_bar.value = 0
         self.progress_bar.visible = True
-        self.progress_bar.label = description
+        self.progress_bar.tooltip = description
         worker.yielded.connect(self._on_yielded)
         worker.returned.connect(lambda result, callback=on_returned:
                                 result is not None and callback(result))
@@ -339,6 +337,18 @@ def control_for(parameter: Parameter, value, *, maximum: float | None = None):
     step = 0.001 if parameter.name == "outlier_factor" else 0.01
     return FloatSpinBox(label=label, min=low + (step if parameter.above is not None else 0),
                         max=float(top), step=step, value=float(value), tooltip=tooltip)
+
+
+def compact_choices(container) -> None:
+    """Let drop-down lists shrink to the dock: long file names are elided, not widened."""
+    from magicgui.widgets import ComboBox
+    from qtpy.QtWidgets import QComboBox
+
+    for widget in container:
+        if isinstance(widget, ComboBox):
+            widget.native.setSizeAdjustPolicy(
+                QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            widget.native.setMinimumContentsLength(10)
 
 
 def control_value(parameter: Parameter, control):

@@ -11,7 +11,7 @@ from qtpy.QtWidgets import QSizePolicy, QWidget
 
 from ...processing.parameters import ALIGN_PARAMETERS
 from ...processing.steps import ALIGN_FRAMES, SUM_FRAMES, default_alignment_channel, labelled
-from ._common import (KIND_ALIGNED, KIND_CLEANED, KIND_SUM, LayerAdder, WorkerRunner,
+from ._common import (compact_choices, KIND_ALIGNED, KIND_CLEANED, KIND_SUM, LayerAdder, WorkerRunner,
                       acquisition_choices, acquisition_from_layers, channel_layers, control_for,
                       control_value, layer_state, nanosims_info, remembered,
                       results_for_layers, save_parameters)
@@ -107,6 +107,7 @@ class AlignFramesWidget(Container):
         self.plot = DriftPlot()
         self.native.layout().addWidget(self.plot)
         self._runner = WorkerRunner(self.run_button, self.cancel_button, self.progress)
+        compact_choices(self)
         # Until the user picks a channel, follow the default as layers arrive.
         self._detector_is_default = True
         self._setting_detector = False
@@ -243,7 +244,7 @@ class AlignFramesWidget(Container):
             self.plot.set_translations(translations)
             span = np.ptp(np.asarray(translations, dtype=float), axis=0)
             self.summary.value = f"range y {span[0]:.2f} px, x {span[1]:.2f} px"
-        LayerAdder(self._viewer, tuples, on_done=done).start()
+        LayerAdder(self._viewer, tuples, on_done=done, alive=lambda: not self._closed).start()
 
     def _on_destroyed(self, _object=None) -> None:
         self._closed = True

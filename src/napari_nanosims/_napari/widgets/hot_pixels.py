@@ -11,7 +11,7 @@ from magicgui.widgets import (CheckBox, ComboBox, Container, Label, ProgressBar,
 from ...processing.hot_pixels import iter_infer_hot_pixels
 from ...processing.parameters import HOT_PIXEL_PARAMETERS
 from ...processing.steps import REMOVE_HOT_PIXELS, effective_hot_pixel_parameters, labelled
-from ._common import (KIND_CLEANED, LayerAdder, WorkerRunner, acquisition_choices,
+from ._common import (compact_choices, KIND_CLEANED, LayerAdder, WorkerRunner, acquisition_choices,
                       acquisition_from_layers, channel_layers, control_for, control_value,
                       layer_state, nanosims_info, remembered, results_for_layers,
                       save_parameters)
@@ -52,6 +52,7 @@ class HotPixelWidget(Container):
                      self.count_label, self.reset_button, self.run_button,
                      self.cancel_button, self.progress])
         self._runner = WorkerRunner(self.run_button, self.cancel_button, self.progress)
+        compact_choices(self)
         self._preview = None
         self._preview_again = False
         self._previewed_id = None
@@ -232,7 +233,7 @@ class HotPixelWidget(Container):
         def done():
             if not self._closed:
                 self.count_label.value = f"{total} replaced in {frames} frames"
-        LayerAdder(self._viewer, tuples, on_done=done).start()
+        LayerAdder(self._viewer, tuples, on_done=done, alive=lambda: not self._closed).start()
 
     def _on_destroyed(self, _object=None) -> None:
         self._closed = True
