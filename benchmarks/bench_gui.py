@@ -1,0 +1,92 @@
+"""How long the Qt event loop is blocked while the widgets run and add their results.
+
+A 5 ms QTimer ticks on the GUI thread; the longest gap between two ticks is the longest
+time the window could not repaint or react. Measured on the demo (20 frames x 7 masses x
+256 x 256) for hot-pixel removal and for alignment (whole-pixel and sub-pixel), on the
+first run (layers are added) and on a re-run (our layers get the new data).
+
+    xvfb-run -a python benchmarks/bench_gui.py [--repeat 3]
+
+The goal is under 200 ms; the floor is one layer's texture upload by napari.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import time
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3, help="runs per case (worst kept)")
+    args = parser.parse_args()
+
+    import napari
+    from qtpy.QtCore import QTimer
+    from qtpy.QtWidgets import QApplication
+
+    from napari_nanosims._cache import demo_path
+    from napari_nanosims._napari.widgets import AlignFramesWidget, HotPixelWidget
+    from napari_nanosims._napari.widgets._common import LayerAdder
+
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.setInterval(5)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+
+    def run(widget) -> tuple[float, float]:
+        ticks.clear()
+        started = time.perf_counter()
+        timer.start()
+        widget.run()
+        while widget._runner.worker is not None or LayerAdder._active:
+            QApplication.processEvents()
+            time.sleep(0.001)
+        timer.stop()
+        gaps = [b - a for a, b in zip(ticks, ticks[1:])] or [0.0]
+        return max(gaps) * 1000, (time.perf_counter() - started)
+
+    from napari_nanosims.cli import open_viewer
+
+    def new_viewer(app: str):
+        if app == "nanosims view":
+            viewer = open_viewer([str(demo_path())], show=True)
+            panel = viewer.window.dock_widgets["NanoSIMS (napari-nanosims)"]
+            return viewer, panel.clean, panel.align
+        viewer = napari.Viewer(show=True)
+        viewer.open(str(demo_path()), plugin="napari-nanosims")
+        return viewer, HotPixelWidget(viewer), AlignFramesWidget(viewer)
+
+    def measure(app: str, method: str) -> dict[str, tuple[float, float]]:
+        worst: dict[str, tuple[float, float]] = {}
+        for _ in range(args.repeat):
+            viewer, cleaner, aligner = new_viewer(app)
+            aligner.method.value = {"sequential": "whole pixel (openformat)",
+                                    "subpixel": "sub-pixel"}[method]
+            for _ in range(20):
+                QApplication.processEvents()
+                time.sleep(0.01)
+            for label, widget in (("remove hot pixels", cleaner), (f"align ({method})", aligner),
+                                  ("remove hot pixels, re-run", cleaner),
+                                  (f"align ({method}), re-run", aligner)):
+                stall, wall = run(widget)
+                if label not in worst or stall > worst[label][0]:
+                    worst[label] = (stall, wall)
+            viewer.close()
+        return worst
+
+    for app in ("nanosims view", "plain napari + widgets"):
+        print(f"\n{app}")
+        print(f"{'case':44s} {'longest stall (ms)':>19s} {'wall time (s)':>14s}")
+        for method in ("sequential", "subpixel"):
+            for label, (stall, wall) in measure(app, method).items():
+                if method == "subpixel" and label.startswith("remove"):
+                    continue
+                print(f"{label:44s} {stall:19.0f} {wall:14.2f}")
+        gc.unfreeze()  # open_viewer froze the heap; the plain-napari case starts without
+    print("goal: longest stall < 200 ms")
+
+
+if __name__ == "__main__":
+    main()
