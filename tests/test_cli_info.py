@@ -25,9 +25,11 @@ def test_info_on_real_files_text_and_json(capsys):
     out = capsys.readouterr().out
     assert "release 9" in out and "big-endian" in out and "2005-11-17 18:07" in out
     assert "60000 µs/pixel" in out and "19.991 x 19.991 µm" in out
+    assert "12C 14N (26.003 amu, EM3), 12C 15N (26.914 amu, EM4)" in out
     assert main(["info", "--json", path, str(real_file("grain mode cameca.im"))]) == 0
     records = json.loads(capsys.readouterr().out)
     assert records[0]["sample_name"] == "033"
+    assert records[1]["detectors"] == ["EM1", "EM2", "EM3", "EM4", "EM5", "SE", "EM6", "EM7"]
     assert records[1]["has_data"] is False and records[1]["labels"][5] == "SE"
 
 

@@ -1,0 +1,50 @@
+"""Layer data and acquisition ids in a ViewerModel: no Qt, no window."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_nanosims import open_acquisition, write_im
+
+napari = pytest.importorskip("napari")
+
+
+def _files(tmp_path):
+    paths = []
+    for folder, value in (("a", 1), ("b", 2)):
+        (tmp_path / folder).mkdir()
+        data = np.full((3, 3, 8, 10), value, np.uint32)
+        paths.append(write_im(tmp_path / folder / "cells.im", data, ["12C", "12C 14N", "SE"],
+                              [12, 26, 0], 5, 100))
+    return paths
+
+
+def test_layers_of_two_same_named_files_stay_apart(tmp_path):
+    from napari.components import ViewerModel
+
+    from napari_nanosims._napari.layers import file_layer_data
+    from napari_nanosims._napari.widgets._common import (acquisition_choices,
+                                                         acquisition_from_layers)
+
+    viewer = ViewerModel()
+    acquisitions = [open_acquisition(path) for path in _files(tmp_path)]
+    for acquisition in acquisitions:
+        for data, kwargs, _ in file_layer_data(acquisition):
+            viewer.add_image(data, **kwargs)
+    assert [layer.name for layer in viewer.layers][:3] == ["12C · cells", "12C 14N · cells",
+                                                           "SE · cells"]
+    choices = acquisition_choices(viewer)
+    assert [value for _, value in choices] == [a.acquisition_id for a in acquisitions]
+    assert len({name for name, _ in choices}) == 2  # the folder tells them apart
+    for acquisition, value in zip(acquisitions, (1, 2)):
+        rebuilt = acquisition_from_layers(viewer, acquisition.acquisition_id)
+        assert rebuilt.labels == acquisition.labels
+        assert [c.detector for c in rebuilt.channels] == ["EM1", "EM2", "SE"]
+        assert np.all(np.asarray(rebuilt.counts) == value)
+        assert rebuilt.header == acquisition.header  # the header survives the metadata
+    # only the 12C 14N layer of each file is shown at first
+    assert [layer.visible for layer in viewer.layers] == [False, True, False] * 2
+    # deleting a channel layer makes the file unusable for processing, not wrong
+    viewer.layers.remove(viewer.layers[0])
+    assert acquisition_from_layers(viewer, acquisitions[0].acquisition_id) is None
