@@ -142,18 +142,28 @@ class LazyCounts:
         return np.asarray(self).astype(dtype, copy=False)
 
     def _reduce(self, name: str, axis, dtype=None, combine=None):
+        """Reduce with ndarray method ``name`` block by block; ``combine`` is the ufunc
+        (np.add, np.maximum, np.minimum) that merges the blocks' results in place."""
         axes = tuple(range(self.ndim)) if axis is None else tuple(
             a % self.ndim for a in np.atleast_1d(axis))
+        kwargs = {"axis": axes} if dtype is None else {"axis": axes, "dtype": dtype}
         # The roll only permutes pixels within each image, so reducing the stored values and
         # rolling what is left of the image axes afterwards gives the same result as
         # reducing the rolled values, without copying every block to roll it.
-        parts = [getattr(block, name)(axis=axes, dtype=dtype) if dtype is not None
-                 else getattr(block, name)(axis=axes) for block in self._stored_blocks()]
-        if not parts:  # no frames: numpy's own answer for an empty array
-            empty = np.empty(self.shape, dtype=self.dtype)
-            return (getattr(empty, name)(axis=axes, dtype=dtype) if dtype is not None
-                    else getattr(empty, name)(axis=axes))
-        result = combine(parts) if 0 in axes else np.concatenate(parts, axis=0)
+        result, parts = None, []
+        for block in self._stored_blocks():
+            part = getattr(block, name)(**kwargs)
+            if 0 not in axes:
+                parts.append(part)
+            elif result is None:
+                result = np.array(part, copy=True)
+            else:
+                result = combine(result, part, out=result) if isinstance(result, np.ndarray) \
+                    and result.ndim else combine(result, part)
+        if 0 not in axes and parts:
+            result = np.concatenate(parts, axis=0)
+        if result is None:  # no frames: numpy's own answer for an empty array
+            return getattr(np.empty(self.shape, dtype=self.dtype), name)(**kwargs)
         kept = [a for a in range(self.ndim) if a not in axes]
         shifts = [(kept.index(self.ndim - 2 + k), self.roll[k]) for k in (0, 1)
                   if self.ndim - 2 + k in kept and self.roll[k]]
@@ -176,22 +186,19 @@ class LazyCounts:
             dtype = np.uint64
         elif dtype is None and self.dtype.kind == "i":
             dtype = np.int64
-        total = self._reduce("sum", axis, dtype, lambda parts: np.sum(parts, axis=0))
-        return self._finish(total, axis, out, keepdims)
+        return self._finish(self._reduce("sum", axis, dtype, np.add), axis, out, keepdims)
 
     def max(self, axis=None, out=None, keepdims=False):
         """Maximum over ``axis``, block by block."""
-        return self._finish(self._reduce("max", axis, None, lambda p: np.max(p, axis=0)),
-                            axis, out, keepdims)
+        return self._finish(self._reduce("max", axis, None, np.maximum), axis, out, keepdims)
 
     def min(self, axis=None, out=None, keepdims=False):
         """Minimum over ``axis``, block by block."""
-        return self._finish(self._reduce("min", axis, None, lambda p: np.min(p, axis=0)),
-                            axis, out, keepdims)
+        return self._finish(self._reduce("min", axis, None, np.minimum), axis, out, keepdims)
 
     def mean(self, axis=None, dtype=None, out=None, keepdims=False):
         """Mean over ``axis`` (float64), block by block."""
-        total = self._reduce("sum", axis, np.float64, lambda parts: np.sum(parts, axis=0))
+        total = self._reduce("sum", axis, np.float64, np.add)
         axes = range(self.ndim) if axis is None else np.atleast_1d(axis)
         count = int(np.prod([self.shape[a] for a in axes]))
         mean = total / count if count else total * np.nan
