@@ -17,6 +17,9 @@ from .processing.parameters import Parameter, Step
 from .processing.steps import (STEPS, align_frames, clean_hot_pixels,
                                default_alignment_channel, sum_frames)
 from .processing.recipe import Recipe, RecipeCancelled, default_recipe, run_recipe
+from .processing.corrections import (CorrectionWarning, correct_dead_time, correct_em_yield,
+                                     correct_qsa, subtract_em_background)
+from .analysis.accumulate import Accumulation, accumulate
 from .processing.hot_pixels import (HotPixelBlindSpotWarning, apply_mask, infer_hot_pixels,
                          iter_infer_hot_pixels, iter_remove_hot_pixels,
                          median_filter_frames, remove_hot_pixels)
@@ -59,5 +62,12 @@ __all__ = [
     "RecipeCancelled",
     "default_recipe",
     "run_recipe",
+    "CorrectionWarning",
+    "correct_dead_time",
+    "correct_em_yield",
+    "correct_qsa",
+    "subtract_em_background",
+    "Accumulation",
+    "accumulate",
 ]
 __version__ = "0.1.0"

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from .analysis.accumulate import accumulate
 from .export.ometiff import (partial_path, remove_stale_partials, software_versions,
                              write_ome_tiff)
 from .io.acquisition import Acquisition
@@ -23,8 +24,9 @@ def output_paths(input_path: str | os.PathLike, out_dir: str | os.PathLike | Non
                  recipe: Recipe | None = None) -> dict[str, Path]:
     """Where the outputs for ``input_path`` go, in ``out_dir`` (default: beside the input).
 
-    ``sums`` (``<stem>_sums.ome.tif``), ``stack`` (``<stem>_aligned.ome.tif`` when the
-    recipe aligns, else ``<stem>_stack.ome.tif``) and ``record`` (``<stem>_processing.json``).
+    ``sums`` (``<stem>_sums.ome.tif``), ``variance`` (``<stem>_variance.ome.tif``: channels
+    ``var(<label>)`` and ``coverage``), ``stack`` (``<stem>_aligned.ome.tif`` when the recipe
+    aligns, else ``<stem>_stack.ome.tif``) and ``record`` (``<stem>_processing.json``).
     """
     source = Path(input_path)
     folder = Path(out_dir) if out_dir is not None else source.parent
@@ -32,6 +34,7 @@ def output_paths(input_path: str | os.PathLike, out_dir: str | os.PathLike | Non
     aligned = recipe is None or any(name == "align_frames" for name, _ in recipe.steps)
     return {
         "sums": folder / f"{stem}_sums.ome.tif",
+        "variance": folder / f"{stem}_variance.ome.tif",
         "stack": folder / f"{stem}_{'aligned' if aligned else 'stack'}.ome.tif",
         "record": folder / f"{stem}_processing.json",
     }
@@ -104,6 +107,8 @@ def iter_process_file(path, recipe: Recipe, out_dir=None, *, overwrite: bool = F
     remove_stale_partials(folder)
     sums = acquisition.sums if acquisition.sums is not None else np.asarray(
         acquisition.counts).sum(axis=0)
+    accumulation = accumulate(acquisition)
+    variance = np.concatenate([accumulation.variance, accumulation.coverage[None]])
     record = processing_record(acquisition, recipe, paths)
     temporary = {key: partial_path(p) for key, p in paths.items()}
     # Everything is written under temporary names first and then moved into place, so an
@@ -111,6 +116,9 @@ def iter_process_file(path, recipe: Recipe, out_dir=None, *, overwrite: bool = F
     try:
         labels = acquisition.labels
         write_ome_tiff(temporary["sums"], sums, "CYX", acquisition.pixel_size_um, labels)
+        write_ome_tiff(temporary["variance"], variance.astype(np.float32), "CYX",
+                       acquisition.pixel_size_um,
+                       [f"var({label})" for label in labels] + ["coverage"])
         write_ome_tiff(temporary["stack"], acquisition.counts, "TCYX",
                        acquisition.pixel_size_um, labels)
         temporary["record"].write_text(json.dumps(record, indent=2, ensure_ascii=False))

@@ -146,13 +146,19 @@ class Acquisition:
         (frames, height, width) bool: the pixels replaced by hot-pixel removal.
     sums : numpy.ndarray or None
         (masses, height, width) sum over frames, set by the summing step.
+    raw_counts : array or None
+        The counts before any detector correction (None: ``counts`` are still raw).
+    coverage : numpy.ndarray or None
+        (frames, height, width) fraction of each output pixel that real data covered after
+        alignment (1 inside, 0 where a shift brought in nothing); None means 1 everywhere.
     acquisition_id : str
         Unique per opened file; kept by every acquisition derived from it.
     """
 
     def __init__(self, *, header: ImHeader, channels: Sequence[Channel], counts,
                  path: str | None = None, variance=None, history=(), translations=None,
-                 hot_pixels=None, sums=None, acquisition_id: str | None = None):
+                 hot_pixels=None, sums=None, acquisition_id: str | None = None,
+                 raw_counts=None, coverage=None):
         shape = tuple(getattr(counts, "shape", ()))
         if len(shape) != 4:
             raise ValueError(f"counts must have shape (frames, masses, height, width); "
@@ -160,6 +166,9 @@ class Acquisition:
         if shape[1] != len(channels):
             raise ValueError(f"counts have {shape[1]} masses but there are "
                              f"{len(channels)} channels")
+        if coverage is not None and tuple(coverage.shape) != (shape[0],) + shape[2:]:
+            raise ValueError(f"coverage shape {tuple(coverage.shape)} is not (frames, height, "
+                             f"width) of counts {shape}")
         if variance is not None and tuple(variance.shape) != shape:
             raise ValueError(f"variance shape {tuple(variance.shape)} differs from the "
                              f"counts' {shape}")
@@ -172,6 +181,8 @@ class Acquisition:
         self.translations = translations
         self.hot_pixels = hot_pixels
         self.sums = sums
+        self.raw_counts = raw_counts
+        self.coverage = coverage
         self.acquisition_id = acquisition_id or uuid.uuid4().hex
         self._closed = False
 
@@ -233,7 +244,8 @@ class Acquisition:
         values = dict(header=self.header, channels=self.channels, counts=self.counts,
                       path=self.path, variance=self.variance, history=self.history,
                       translations=self.translations, hot_pixels=self.hot_pixels,
-                      sums=self.sums, acquisition_id=self.acquisition_id)
+                      sums=self.sums, acquisition_id=self.acquisition_id,
+                      raw_counts=self.raw_counts, coverage=self.coverage)
         unknown = set(changes) - set(values)
         if unknown:
             raise TypeError(f"unknown acquisition fields {sorted(unknown)}")
@@ -312,6 +324,10 @@ class Acquisition:
     def channel_counts(self, name: str | int):
         """The (frames, height, width) counts of one channel, lazy for files."""
         return mass_stack(self.counts, self.channel(name).index)
+
+    def applied(self, name: str) -> bool:
+        """True when step ``name`` is in the history."""
+        return any(record.name == name for record in self.history)
 
     def history_dicts(self) -> list[dict[str, Any]]:
         """The history as JSON-ready dicts."""

@@ -154,12 +154,16 @@ def _build_header(shape, labels, masses_amu, raster_um, dwell_time_us, legacy,
     L.encode_block(header, apn + L.AP_SECONDARY_OFFSET, L.AP_SECONDARY, order,
                    dict(dHVSample=-8000.0))
     dead_times = list(metadata.get("dead_times_ns", [44] * 7))
-    if len(dead_times) != 7:
-        raise ValueError(f"dead_times_ns needs 7 values (EM1-EM7), got {len(dead_times)}")
+    yields = list(metadata.get("em_yields_percent", [100.0] * 7))
+    backgrounds = list(metadata.get("em_backgrounds_cps", [0] * 7))
+    for name, values in (("dead_times_ns", dead_times), ("em_yields_percent", yields),
+                         ("em_backgrounds_cps", backgrounds)):
+        if len(values) != 7:
+            raise ValueError(f"{name} needs 7 values (EM1-EM7), got {len(values)}")
     for k in range(5):
         struct.pack_into(order + "dii", header,
                          apn + L.EM_RECORDS_OFFSET + L.EM_RECORD_SIZE * k,
-                         100.0, 0, int(dead_times[k]))
+                         float(yields[k]), int(backgrounds[k]), int(dead_times[k]))
 
     dab = off["def_analysis_bis"]
     L.encode_block(header, dab, L.DEF_ANALYSIS_BIS, order, dict(
@@ -177,7 +181,8 @@ def _build_header(shape, labels, masses_amu, raster_um, dwell_time_us, legacy,
     L.encode_block(header, bis, L.ANAL_PARAM_NANO_BIS, order,
                    dict(pszNomStruct="Anal_param_nano_bis"))
     for k, record in ((5, L.EM6_RECORD_OFFSET), (6, L.EM7_RECORD_OFFSET)):
-        struct.pack_into(order + "dii", header, bis + record, 100.0, 0, int(dead_times[k]))
+        struct.pack_into(order + "dii", header, bis + record, float(yields[k]),
+                         int(backgrounds[k]), int(dead_times[k]))
 
     L.encode_block(header, off["header_image"], L.HEADER_IMAGE, order, dict(
         size_self=L.HEADER_IMAGE_SIZE, type=1 if n_frames > 1 else 0, w=width, h=height,
@@ -216,7 +221,8 @@ def write_im(filename: str | os.PathLike, data, labels: Sequence[str],
         Optional header fields: ``sample_name``, ``comment``, ``user``, ``experiment``,
         ``method``, ``analysis_name``, ``analysis_date`` (datetime),
         ``stage_position_um`` (x, y, z), ``primary_ion``, ``primary_current_pA``
-        (start, end), ``dead_times_ns`` (7 values, EM1-EM7), ``file_name``, and
+        (start, end), ``dead_times_ns``, ``em_yields_percent`` and ``em_backgrounds_cps``
+        (7 values each, EM1-EM7), ``file_name``, and
         ``signed`` (default True): False leaves out the napari-nanosims signature, as in
         files from Cameca's software, so that ``roll_data='auto'`` rolls a release-4108
         file on reading (the stored values are still exactly ``data``).
@@ -235,7 +241,8 @@ def write_im(filename: str | os.PathLike, data, labels: Sequence[str],
     """
     known = {"sample_name", "comment", "user", "experiment", "method", "analysis_name",
              "analysis_date", "stage_position_um", "primary_ion", "primary_current_pA",
-             "dead_times_ns", "file_name", "signed"}
+             "dead_times_ns", "em_yields_percent", "em_backgrounds_cps", "file_name",
+             "signed"}
     unknown = set(metadata) - known
     if unknown:
         raise ValueError(f"unknown metadata for write_im: {sorted(unknown)}; "

@@ -45,6 +45,8 @@ class Parameter:
         Whole numbers must be odd (filter windows).
     cli_name : str or None
         Command-line option name when it differs from ``--name-with-dashes``.
+    per_label : bool
+        The value may also be a mapping from mass label to a number (one per channel).
     """
 
     name: str
@@ -59,6 +61,7 @@ class Parameter:
     optional: bool = False
     odd: bool = False
     cli_name: str | None = None
+    per_label: bool = False
 
     @property
     def flag(self) -> str:
@@ -73,6 +76,16 @@ class Parameter:
     def check(self, value: Any, owner: str = "") -> Any:
         """Return ``value`` converted to this parameter's type, or raise ValueError."""
         where = f"{owner}: " if owner else ""
+        if self.per_label and isinstance(value, Mapping):
+            checked = {}
+            for label, number in value.items():
+                if not isinstance(label, str):
+                    raise ValueError(f"{where}{self.name} keys must be mass labels, "
+                                     f"not {label!r}")
+                checked[label] = dataclasses.replace(self, per_label=False, optional=False,
+                                                     name=f"{self.name}[{label!r}]").check(
+                    number, owner)
+            return checked
         if value is None:
             if self.optional:
                 return None

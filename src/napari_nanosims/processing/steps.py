@@ -16,7 +16,8 @@ import numpy as np
 
 from ..io.acquisition import Acquisition, normalise_label
 from ..io.lazy import mass_stack
-from ._frames import FrameStack
+from ._frames import FrameStack, run_to_completion
+from .corrections import CORRECTION_STEPS
 from .alignment import iter_apply_translations, iter_infer_translations, translation_steps
 from .hot_pixels import iter_infer_hot_pixels, replace_hot_pixels
 from .parameters import (ALIGN_PARAMETERS, HOT_PIXEL_PARAMETERS, MAX_UPSAMPLE_FACTOR,
@@ -67,6 +68,11 @@ def effective_hot_pixel_parameters(acquisition: Acquisition, parameters: dict) -
 
 
 def _run_remove_hot_pixels(acquisition: Acquisition, **parameters):
+    if acquisition.raw_counts is not None:
+        raise ValueError(f"{acquisition.name}: remove hot pixels before the detector "
+                         "corrections; its thresholds are in raw counts")
+    if acquisition.translations is not None or acquisition.sums is not None:
+        raise ValueError(f"{acquisition.name}: remove hot pixels before aligning or summing")
     used = effective_hot_pixel_parameters(acquisition, parameters)
     counts = acquisition.counts
     ions = [channel.index for channel in acquisition.ion_channels]
@@ -127,11 +133,31 @@ def _run_align_frames(acquisition: Acquisition, *, channel, method, upsample_fac
         upsample_factor=upsample_factor, reference=reference), total)
     done = total - n_frames
     shifted = yield from _apply(counts, translations, padding, done, total)
-    aligned = shifted[:, :, padding:padding + height, padding:padding + width]
+    crop = (slice(None), slice(None), slice(padding, padding + height),
+            slice(padding, padding + width))
+    extra = {}
+    # What travels with the counts moves with them. Sub-pixel shifts weight the variance
+    # like the counts (weights w, not w**2): a conservative, larger variance.
+    for name in ("variance", "raw_counts"):
+        values = getattr(acquisition, name)
+        if values is not None:
+            extra[name] = _shift_quietly(values, translations, padding)[crop]
+    ones = np.ones((n_frames, 1, height, width), np.float32 if np.issubdtype(
+        np.asarray(translations).dtype, np.floating) else np.uint8)
+    extra["coverage"] = _shift_quietly(ones, translations, padding)[crop][:, 0].astype(
+        np.float32)
     return acquisition.with_step(
         "align_frames", dict(channel=channel, method=method, upsample_factor=upsample_factor,
                              padding=padding, reference=reference, aligned_on=chosen.label),
-        counts=aligned, translations=translations)
+        counts=shifted[crop], translations=translations, **extra)
+
+
+def _shift_quietly(values, translations, padding):
+    """Apply translations to an array that goes with the counts (warned once already)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return run_to_completion(iter_apply_translations(values, translations,
+                                                         padding=padding))
 
 
 def _apply(counts, translations, padding, done, total):
@@ -162,7 +188,8 @@ def _run_sum_frames(acquisition: Acquisition):
 SUM_FRAMES = Step("sum_frames", "Sum frames", "Sum the frames of every channel.", (),
                   _run_sum_frames)
 
-STEPS = {step.name: step for step in (REMOVE_HOT_PIXELS, ALIGN_FRAMES, SUM_FRAMES)}
+STEPS = {step.name: step for step in (REMOVE_HOT_PIXELS, *CORRECTION_STEPS, ALIGN_FRAMES,
+                                      SUM_FRAMES)}
 
 
 def clean_hot_pixels(acquisition: Acquisition, **parameters) -> Acquisition:

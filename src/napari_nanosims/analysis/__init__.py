@@ -1,0 +1,1 @@
+"""Analysis after cleaning and correcting: accumulation (and, later, ratios and ROIs)."""
