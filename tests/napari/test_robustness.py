@@ -83,7 +83,7 @@ def test_repeated_runs_leak_no_workers_layers_threads_or_memory(make_napari_view
     qtbot.wait(100)
     assert _live("GeneratorWorker") <= workers
     assert _live("Image") <= images  # replaced layers are freed
-    assert len(viewer.layers) == 7 + 6 + 7 + 7
+    assert len(viewer.layers) == 7 + 6 + 7 + 7 + 1  # raw, cleaned, aligned, sums, coverage
     assert threading.active_count() <= threads
     grown_mib = (process.memory_info().rss - rss) / 2**20
     assert grown_mib < 50, f"RSS grew by {grown_mib:.0f} MiB over 20 cycles"

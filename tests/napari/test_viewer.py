@@ -345,3 +345,43 @@ def test_cli_view_builds_the_viewer(make_napari_viewer, demo_file):
     viewer = open_viewer([demo_file["path"]], viewer=make_napari_viewer())
     assert len(viewer.layers) == 7
     assert "NanoSIMS (napari-nanosims)" in viewer.window.dock_widgets
+
+
+def test_corrections_tab_then_alignment_with_frame_selection(make_napari_viewer, qtbot,
+                                                              demo_file, monkeypatch):
+    from napari_nanosims import correct_dead_time, correct_qsa
+    from napari_nanosims._napari.widgets import (AlignFramesWidget, CorrectionsWidget,
+                                                 HotPixelWidget)
+
+    shown = []
+    monkeypatch.setattr("napari.utils.notifications.show_warning", shown.append)
+    viewer = make_napari_viewer()
+    _open_demo(viewer, demo_file)
+    cleaner, corrector = HotPixelWidget(viewer), CorrectionsWidget(viewer)
+    aligner = AlignFramesWidget(viewer)
+    assert "12C 14N: EM3, 44 ns" in corrector.info.value and "µs" in corrector.info.value
+    corrector.qsa.value = True
+    assert corrector.run() is None and "primary current" in shown[-1]
+    _run_and_wait(qtbot, cleaner, "cleaned", 6)
+    corrector.primary_current.value = 2.0
+    corrector.dead_times.value = "12C=30"
+    _run_and_wait(qtbot, corrector, "corrected", 6)
+    expected = correct_qsa(correct_dead_time(clean_hot_pixels(open_acquisition(
+        demo_file["path"])), dead_times_ns={"12C": 30.0}), 0.5, 2.0)
+    for index, label in enumerate(demo_file["labels"][:6]):
+        layer = viewer.layers[f"{label} · corrected · cells_01"]
+        np.testing.assert_allclose(layer.data, expected.counts[:, index], rtol=1e-12)
+        steps = [h["step"] for h in layer.metadata["nanosims"]["history"]]
+        assert steps == ["remove_hot_pixels", "correct_dead_time", "correct_qsa"]
+    assert "correct qsa" in corrector.summary.value
+    aligner.first_frame.value, aligner.last_frame.value = 5, 14
+    _run_and_wait(qtbot, aligner, "aligned sum", 7)
+    aligned = viewer.layers["12C 14N · aligned · cells_01"]
+    assert [h["step"] for h in aligned.metadata["nanosims"]["history"]][:3] == [
+        "remove_hot_pixels", "correct_dead_time", "correct_qsa"]
+    total = viewer.layers["12C 14N · aligned sum · cells_01"]
+    np.testing.assert_allclose(total.data, aligned.data[5:15].sum(axis=0))
+    coverage = viewer.layers["coverage · cells_01"]
+    assert coverage.data.max() == 10 and coverage.data.ndim == 2
+    aligner.first_frame.value = 30
+    assert aligner.run() is None and "frames to sum" in shown[-1]

@@ -1,8 +1,9 @@
 """Dock widgets: the only part of napari-nanosims that imports Qt (through qtpy) and magicgui."""
 
 from .alignment import AlignFramesWidget
+from .corrections import CorrectionsWidget
 from .header_panel import HeaderPanel
 from .hot_pixels import HotPixelWidget
 from .panel import NanoSIMSPanel
 
-__all__ = ["AlignFramesWidget", "HeaderPanel", "HotPixelWidget", "NanoSIMSPanel"]
+__all__ = ["AlignFramesWidget", "CorrectionsWidget", "HeaderPanel", "HotPixelWidget", "NanoSIMSPanel"]

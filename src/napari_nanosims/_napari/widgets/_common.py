@@ -22,7 +22,8 @@ from ...processing._frames import FrameStack
 from ...processing.parameters import Parameter
 from ..layers import KIND_RAW, derived_layer_data
 
-KIND_CLEANED, KIND_ALIGNED, KIND_SUM = "cleaned", "aligned", "aligned sum"
+KIND_CLEANED, KIND_CORRECTED = "cleaned", "corrected"
+KIND_ALIGNED, KIND_SUM, KIND_COVERAGE = "aligned", "aligned sum", "coverage"
 PROGRESS_INTERVAL_S = 0.05  # at most 20 progress updates a second reach the GUI
 
 
@@ -60,18 +61,26 @@ def channel_layers(viewer, acquisition_id: str, kind: str = KIND_RAW) -> dict[in
     return dict(sorted(found.items()))
 
 
-def acquisition_from_layers(viewer, acquisition_id: str, prefer: str | None = None
-                            ) -> Acquisition | None:
+def source_layers(viewer, acquisition_id: str, prefer=()) -> dict[int, Any]:
+    """Per channel, the layer of the first kind in ``prefer`` that exists, else the raw one."""
+    layers = channel_layers(viewer, acquisition_id)
+    for kind in reversed(tuple(prefer)):  # later kinds first, so earlier ones win
+        layers.update(channel_layers(viewer, acquisition_id, kind))
+    return layers
+
+
+def acquisition_from_layers(viewer, acquisition_id: str, prefer=()) -> Acquisition | None:
     """The acquisition behind an id, built from its layers (lazy: the layers' own data).
 
-    Each channel comes from its ``prefer`` layer (for example the cleaned one) when there
-    is one, else from the raw layer. The history is that of the layers used.
+    Each channel comes from the first kind in ``prefer`` (for example corrected, then
+    cleaned) that has a layer for it, else from the raw layer. The history is that of the
+    layers used.
     """
-    layers = channel_layers(viewer, acquisition_id)
-    if not layers:
+    if isinstance(prefer, str):
+        prefer = (prefer,)
+    if not channel_layers(viewer, acquisition_id):
         return None
-    if prefer is not None:
-        layers.update(channel_layers(viewer, acquisition_id, prefer))
+    layers = source_layers(viewer, acquisition_id, prefer)
     first = nanosims_info(next(iter(layers.values())))
     header = ImHeader.from_dict(first["header"])
     if sorted(layers) != list(range(header.n_masses)):
@@ -110,6 +119,19 @@ def results_for_layers(sources: dict[int, dict], result: Acquisition, kind: str,
             data = result.counts[:, index]
             tuples.append(derived_layer_data(info, state, data, kind, history))
     return tuples
+
+
+def coverage_layer_data(source: tuple, accumulation, result: Acquisition) -> tuple:
+    """A (height, width) layer: how many of the summed frames covered each pixel."""
+    info, state = source
+    info = dict(info, detector_index=-1, label=KIND_COVERAGE)
+    state = dict(state, colormap="gray", visible=False)
+    data, kwargs, kind = derived_layer_data(info, state, accumulation.coverage.astype(np.float32),
+                                            KIND_COVERAGE, result.history_dicts(), two_d=True)
+    kwargs["name"] = kwargs["name"].replace(f"{KIND_COVERAGE} · {KIND_COVERAGE}",
+                                            KIND_COVERAGE)
+    kwargs["contrast_limits"] = (0.0, max(float(accumulation.coverage.max()), 1.0))
+    return data, kwargs, kind
 
 
 class LayerAdder:

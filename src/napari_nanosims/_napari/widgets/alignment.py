@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import napari.viewer
-from magicgui.widgets import CheckBox, ComboBox, Container, Label, ProgressBar, PushButton
+from magicgui.widgets import (CheckBox, ComboBox, Container, Label, ProgressBar, PushButton,
+                              SpinBox)
 from qtpy.QtCore import QPointF, Qt
 from qtpy.QtGui import QColor, QPainter, QPen, QPolygonF
 from qtpy.QtWidgets import QSizePolicy, QWidget
 
+from ...analysis.accumulate import accumulate
 from ...processing.parameters import ALIGN_PARAMETERS
-from ...processing.steps import ALIGN_FRAMES, SUM_FRAMES, default_alignment_channel, labelled
-from ._common import (compact_choices, KIND_ALIGNED, KIND_CLEANED, KIND_SUM, LayerAdder, WorkerRunner,
+from ...processing.steps import ALIGN_FRAMES, default_alignment_channel, labelled
+from ._common import (KIND_ALIGNED, KIND_CLEANED, KIND_CORRECTED, KIND_SUM, LayerAdder,
+                      WorkerRunner, compact_choices, coverage_layer_data, source_layers,
                       acquisition_choices, acquisition_from_layers, channel_layers, control_for,
                       control_value, layer_state, nanosims_info, remembered,
                       results_for_layers, save_parameters)
@@ -94,7 +97,13 @@ class AlignFramesWidget(Container):
         by_name = {p.name: p for p in ALIGN_PARAMETERS}
         self.upsample_factor = control_for(by_name["upsample_factor"], values["upsample_factor"])
         self.padding = control_for(by_name["padding"], values["padding"], maximum=512)
-        self.use_cleaned = CheckBox(label="use cleaned layers when present", value=True)
+        self.use_cleaned = CheckBox(label="use corrected or cleaned layers", value=True,
+                                    tooltip="per channel: the corrected layer when there is "
+                                            "one, else the cleaned one, else the raw one")
+        self.first_frame = SpinBox(label="sum from frame", min=0, max=100_000, value=0,
+                                   tooltip="first frame of the sums (0 = the first)")
+        self.last_frame = SpinBox(label="to frame (0 = last)", min=0, max=100_000, value=0,
+                                  tooltip="last frame of the sums, included; 0 = the last")
         self.reset_button = PushButton(text="Reset to defaults")
         self.run_button = PushButton(text="Align frames")
         self.cancel_button = PushButton(text="Cancel")
@@ -102,7 +111,7 @@ class AlignFramesWidget(Container):
         self.summary = Label(label="drift", value="-")
         self.summary.native.setWordWrap(True)
         self.extend([self.file, self.detector, self.method, self.upsample_factor, self.padding,
-                     self.use_cleaned, self.reset_button, self.run_button,
+                     self.use_cleaned, self.first_frame, self.last_frame, self.reset_button, self.run_button,
                      self.cancel_button, self.progress, self.summary])
         self.plot = DriftPlot()
         self.native.layout().addWidget(self.plot)
@@ -185,6 +194,14 @@ class AlignFramesWidget(Container):
                                                   self.upsample_factor),
                     padding=control_value(by_name["padding"], self.padding), reference=None)
 
+    def frame_selection(self, n_frames: int):
+        """The frames to sum, as a range, or None when the controls are out of range."""
+        first = int(self.first_frame.value)
+        last = int(self.last_frame.value) or n_frames - 1
+        if not 0 <= first <= last < n_frames:
+            return None
+        return range(first, last + 1)
+
     def reset_defaults(self, _value=None) -> None:
         """Put every control back to the step's defaults (the channel back to 'auto')."""
         by_name = {p.name: p for p in ALIGN_PARAMETERS}
@@ -193,6 +210,7 @@ class AlignFramesWidget(Container):
         self.upsample_factor.value = by_name["upsample_factor"].default
         self.padding.value = by_name["padding"].default
         self.use_cleaned.value = True
+        self.first_frame.value = self.last_frame.value = 0
         self._detector_is_default = True
         self._file_changed()
         self._save()
@@ -209,26 +227,35 @@ class AlignFramesWidget(Container):
         if acquisition_id is None or self.detector.value is None:
             show_warning("Open a NanoSIMS .im file and choose a channel to align on.")
             return None
-        prefer = KIND_CLEANED if self.use_cleaned.value else None
+        prefer = (KIND_CORRECTED, KIND_CLEANED) if self.use_cleaned.value else ()
         acquisition = acquisition_from_layers(self._viewer, acquisition_id, prefer)
         if acquisition is None:
             show_warning("Some channel layers of this file were deleted; open it again.")
             return None
-        layers = channel_layers(self._viewer, acquisition_id)
-        if prefer:
-            layers.update(channel_layers(self._viewer, acquisition_id, prefer))
+        layers = source_layers(self._viewer, acquisition_id, prefer)
         sources = {index: (nanosims_info(layer), layer_state(layer))
                    for index, layer in layers.items()}
         sum_sources = {index: (info, dict(state, visible=False))
                        for index, (info, state) in sources.items()}
         params = self.parameters()
+        frames = self.frame_selection(acquisition.n_frames)
+        if frames is None:
+            show_warning(f"The frames to sum must lie within 0..{acquisition.n_frames - 1} "
+                         "and the first must not come after the last.")
+            return None
+        first_source = sources[min(sources)]
 
         def job():
             aligned = yield from labelled(ALIGN_FRAMES.iterate(acquisition, **params),
                                           "align_frames")
-            summed = yield from labelled(SUM_FRAMES.iterate(aligned), "sum_frames")
+            # the same sum as the sum_frames step (integers stay integers), over the frames
+            # chosen; the coverage comes from the accumulation of those frames
+            sums = np.asarray(aligned.counts)[list(frames)].sum(axis=0)
+            summed = aligned.with_step("sum_frames", {"frames": list(frames)}, sums=sums)
+            total = accumulate(aligned, frames)
             tuples = (results_for_layers(sources, summed, KIND_ALIGNED)
-                      + results_for_layers(sum_sources, summed, KIND_SUM, sums=True))
+                      + results_for_layers(sum_sources, summed, KIND_SUM, sums=True)
+                      + [coverage_layer_data(first_source, total, summed)])
             return summed, tuples
 
         return self._runner.start(job(), description=f"Aligning frames: {acquisition.name}",

@@ -7,6 +7,7 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QScrollArea, QTabWidget, QVBoxLayout, QWidget
 
 from .alignment import AlignFramesWidget
+from .corrections import CorrectionsWidget
 from .header_panel import HeaderPanel
 from .hot_pixels import HotPixelWidget
 
@@ -16,7 +17,7 @@ PANEL_WIDTH_PX = 330
 
 
 class NanoSIMSPanel(QWidget):
-    """The plugin's widgets as tabs of one dock: Clean, Align and Header.
+    """The plugin's widgets as tabs of one dock: Clean, Correct, Align and Header.
 
     The individual widgets stay available on their own from the Plugins menu.
     """
@@ -24,11 +25,12 @@ class NanoSIMSPanel(QWidget):
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__()
         self.clean = HotPixelWidget(viewer)
+        self.correct = CorrectionsWidget(viewer)
         self.align = AlignFramesWidget(viewer)
         self.header = HeaderPanel(viewer)
         self.tabs = QTabWidget()
-        for title, widget in (("Clean", self.clean.native), ("Align", self.align.native),
-                              ("Header", self.header)):
+        for title, widget in (("Clean", self.clean.native), ("Correct", self.correct.native),
+                              ("Align", self.align.native), ("Header", self.header)):
             scroll = QScrollArea()
             scroll.setWidgetResizable(True)
             scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)

@@ -1,0 +1,172 @@
+"""The "Correct" tab: detector corrections of one file, per pixel and frame."""
+
+from __future__ import annotations
+
+import warnings
+
+import napari.viewer
+from magicgui.widgets import (CheckBox, ComboBox, Container, FloatSpinBox, Label, LineEdit,
+                              ProgressBar, PushButton)
+
+from ...processing.corrections import BACKGROUND, DEAD_TIME, QSA, YIELD
+from ...processing.steps import labelled
+from ._common import (KIND_CLEANED, KIND_CORRECTED, LayerAdder, WorkerRunner,
+                      acquisition_choices, acquisition_from_layers, compact_choices,
+                      layer_state, nanosims_info, results_for_layers, source_layers)
+
+
+def parse_per_label(text: str) -> dict[str, float] | None:
+    """``"12C=44, 13C=36"`` -> ``{'12C': 44.0, '13C': 36.0}``; empty text -> None."""
+    text = text.strip()
+    if not text:
+        return None
+    values = {}
+    for item in text.split(","):
+        label, sep, number = item.partition("=")
+        if not sep or not label.strip():
+            raise ValueError(f"write 'label=number' pairs separated by commas, not {item!r}")
+        try:
+            values[" ".join(label.split())] = float(number)
+        except ValueError:
+            raise ValueError(f"{number.strip()!r} is not a number (in {item.strip()!r})") from None
+    return values
+
+
+class CorrectionsWidget(Container):
+    """Dead time, EM background, QSA and EM yield for the ion channels of one file.
+
+    Runs the correction steps in their order on the cleaned layers (else the raw ones)
+    and adds ``"<label> · corrected · <file>"`` float layers that alignment then uses.
+    The header's dead time of each channel's detector and the dwell time are shown and
+    can be overridden; QSA needs beta and the primary current at the sample.
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        super().__init__(labels=True)
+        self._viewer = viewer
+        self._closed = False
+        self.file = ComboBox(label="file", choices=self._file_choices, nullable=True)
+        self.info = Label(label="detectors", value="-")
+        self.info.native.setWordWrap(True)
+        self.dead_time = CheckBox(label="dead time", value=True, tooltip=DEAD_TIME.help)
+        self.dead_times = LineEdit(label="dead times (ns)", value="",
+                                   tooltip="label=ns pairs overriding the header's values")
+        self.background = CheckBox(label="EM background", value=False, tooltip=BACKGROUND.help)
+        self.qsa = CheckBox(label="QSA", value=False, tooltip=QSA.help)
+        beta, current = QSA.parameters
+        self.beta = FloatSpinBox(label="beta", min=0.0, max=beta.maximum, step=0.05,
+                                 value=beta.default, tooltip=beta.help)
+        self.primary_current = FloatSpinBox(label="primary current (pA)", min=0.0,
+                                            max=10_000.0, step=0.1, value=0.0,
+                                            tooltip=current.help + " (0: not set)")
+        self.em_yield = CheckBox(label="EM yield", value=False, tooltip=YIELD.help)
+        self.run_button = PushButton(text="Apply corrections")
+        self.cancel_button = PushButton(text="Cancel")
+        self.progress = ProgressBar(label="progress")
+        self.summary = Label(label="", value="")
+        self.summary.native.setWordWrap(True)
+        self.extend([self.file, self.info, self.dead_time, self.dead_times, self.background,
+                     self.qsa, self.beta, self.primary_current, self.em_yield,
+                     self.run_button, self.cancel_button, self.progress, self.summary])
+        self._runner = WorkerRunner(self.run_button, self.cancel_button, self.progress)
+        compact_choices(self)
+        self.run_button.changed.connect(self.run)
+        self.cancel_button.changed.connect(self._runner.cancel)
+        self.file.changed.connect(self._show_detectors)
+        viewer.layers.events.inserted.connect(self._refresh_files)
+        viewer.layers.events.removed.connect(self._refresh_files)
+        self.native.destroyed.connect(self._on_destroyed)
+        self._refresh_files()
+
+    def _file_choices(self, _widget=None):
+        return acquisition_choices(self._viewer)
+
+    def _refresh_files(self, _event=None) -> None:
+        if self._closed:
+            return
+        self.file.reset_choices()
+        available = [choice for choice in self.file.choices if choice is not None]
+        if self.file.value is None and available:
+            self.file.value = available[0]
+        self._show_detectors()
+
+    def _show_detectors(self, _value=None) -> None:
+        """The header's dead time per ion channel's detector, and the dwell time."""
+        acquisition = (acquisition_from_layers(self._viewer, self.file.value)
+                       if self.file.value is not None else None)
+        if acquisition is None:
+            self.info.value = "-"
+            return
+        parts = [f"{c.label}: {c.detector or '?'}, "
+                 + (f"{c.dead_time_ns:g} ns" if c.dead_time_ns is not None else "no EM")
+                 for c in acquisition.ion_channels]
+        dwell = acquisition.channels[0].dwell_time_us
+        self.info.value = "; ".join(parts) + f". Dwell time {dwell:g} µs per pixel."
+
+    def steps(self) -> list[tuple]:
+        """The (step, parameters) pairs the controls ask for, in the required order."""
+        chosen = []
+        if self.dead_time.value or self.background.value or self.qsa.value \
+                or self.em_yield.value:
+            chosen.append((DEAD_TIME, {"dead_times_ns": parse_per_label(self.dead_times.value)}))
+        if self.background.value:
+            chosen.append((BACKGROUND, {}))
+        if self.qsa.value:
+            if not self.primary_current.value > 0:
+                raise ValueError("QSA needs the primary current at the sample (pA); the "
+                                 "header's value is not it")
+            chosen.append((QSA, {"beta": float(self.beta.value),
+                                 "primary_current_pA": float(self.primary_current.value)}))
+        if self.em_yield.value:
+            chosen.append((YIELD, {}))
+        return chosen
+
+    def run(self, _value=None):
+        """Apply the chosen corrections in a worker; returns the worker (None if not started)."""
+        from napari.utils.notifications import show_warning
+
+        if self.file.value is None:
+            show_warning("Open a NanoSIMS .im file first (no file chosen).")
+            return None
+        try:
+            chosen = self.steps()
+        except ValueError as exc:
+            show_warning(str(exc))
+            return None
+        if not chosen:
+            show_warning("Tick at least one correction.")
+            return None
+        acquisition = acquisition_from_layers(self._viewer, self.file.value, (KIND_CLEANED,))
+        layers = source_layers(self._viewer, self.file.value, (KIND_CLEANED,))
+        sources = {c.index: (nanosims_info(layers[c.index]), layer_state(layers[c.index]))
+                   for c in acquisition.ion_channels}
+
+        def job():
+            result = acquisition
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                for step, parameters in chosen:
+                    result = yield from labelled(step.iterate(result, **parameters), step.name)
+            return result, results_for_layers(sources, result, KIND_CORRECTED), [
+                str(w.message) for w in caught]
+
+        return self._runner.start(job(), description=f"Correcting: {acquisition.name}",
+                                  on_returned=self._add_layers)
+
+    def _add_layers(self, returned) -> None:
+        from napari.utils.notifications import show_warning
+
+        result, tuples, messages = returned
+        for message in messages:
+            show_warning(message)
+        applied = [record.name.replace("_", " ") for record in result.history
+                   if record.name in (DEAD_TIME.name, BACKGROUND.name, QSA.name, YIELD.name)]
+
+        def done():
+            if not self._closed:
+                self.summary.value = "applied: " + ", ".join(applied)
+        LayerAdder(self._viewer, tuples, on_done=done, alive=lambda: not self._closed).start()
+
+    def _on_destroyed(self, _object=None) -> None:
+        self._closed = True
+        self._runner.cancel()
