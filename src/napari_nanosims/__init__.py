@@ -20,6 +20,8 @@ from .processing.recipe import Recipe, RecipeCancelled, default_recipe, run_reci
 from .processing.corrections import (CorrectionWarning, correct_dead_time, correct_em_yield,
                                      correct_qsa, subtract_em_background)
 from .analysis.accumulate import Accumulation, accumulate
+from .analysis.ratios import STANDARDS, DerivedImage, evaluate, significance
+from .analysis.display import hsi_rgb
 from .processing.hot_pixels import (HotPixelBlindSpotWarning, apply_mask, infer_hot_pixels,
                          iter_infer_hot_pixels, iter_remove_hot_pixels,
                          median_filter_frames, remove_hot_pixels)
@@ -69,5 +71,10 @@ __all__ = [
     "subtract_em_background",
     "Accumulation",
     "accumulate",
+    "DerivedImage",
+    "STANDARDS",
+    "evaluate",
+    "hsi_rgb",
+    "significance",
 ]
 __version__ = "0.1.0"

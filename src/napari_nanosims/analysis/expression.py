@@ -1,0 +1,276 @@
+"""A small, safe expression language over mass images, evaluated with first-order errors.
+
+Grammar (no ``eval``; anything else is a ``ValueError`` naming the position)::
+
+    expression := term (('+' | '-') term)*
+    term       := factor (('*' | '/') factor)*
+    factor     := ('-' | '+') factor | primary
+    primary    := number | label | function '(' arguments ')' | '(' expression ')'
+    function   := log | log10 | sqrt | exp | delta
+
+Labels are the file's mass labels written with or without their spaces, matched longest
+first (``12C`` never matches inside ``12C14N``); ``SE`` and ``Esi`` name the
+secondary-electron channel. ``delta(x, standard)`` is ``(x / standard - 1) * 1000``.
+
+Evaluation carries, with every value, its derivatives with respect to each mass image,
+so the error of any expression is ``sigma**2 = sum_i (df/dm_i)**2 V_i``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import numpy as np
+
+__all__ = ["parse", "Node", "Dual", "FUNCTIONS"]
+
+FUNCTIONS = ("log10", "log", "sqrt", "exp", "delta")  # log10 before log: longest first
+_NUMBER = re.compile(r"(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+
+
+@dataclasses.dataclass(frozen=True)
+class Node:
+    """A parsed expression: ``kind`` is 'number', 'label', 'unary', 'binary' or 'call'."""
+
+    kind: str
+    value: object = None
+    children: tuple = ()
+
+    def text(self) -> str:
+        """The normalised text of the expression (labels as in the file)."""
+        if self.kind == "number":
+            return f"{self.value:g}"
+        if self.kind == "label":
+            return str(self.value)
+        if self.kind == "unary":
+            return f"-{self.children[0].text()}"
+        if self.kind == "call":
+            return f"{self.value}({', '.join(child.text() for child in self.children)})"
+        left, right = self.children
+        return f"({left.text()}{self.value}{right.text()})" if self.value in "+-" else \
+            f"{left.text()}{self.value}{right.text()}"
+
+    def labels(self) -> list[str]:
+        """Mass labels used, in order of first appearance."""
+        if self.kind == "label":
+            return [str(self.value)]
+        found: list[str] = []
+        for child in self.children:
+            found += [label for label in child.labels() if label not in found]
+        return found
+
+
+def _tokens(expression: str, labels: dict[str, str]):
+    """(kind, value, position) tokens; ``labels`` maps label without spaces -> label."""
+    by_length = sorted(labels, key=len, reverse=True)
+    position, tokens = 0, []
+    while position < len(expression):
+        char = expression[position]
+        if char.isspace():
+            position += 1
+            continue
+        if char in "+-*/(),":
+            tokens.append(("op", char, position))
+            position += 1
+            continue
+        rest = expression[position:]
+        squeezed, index_map = _squeeze(rest)
+        match = next((key for key in by_length if squeezed.startswith(key)), None)
+        function = next((f for f in FUNCTIONS if rest.startswith(f)), None)
+        if match is not None and (function is None or len(match) >= len(function)):
+            tokens.append(("label", labels[match], position))
+            position += index_map[len(match) - 1] + 1
+            continue
+        if function is not None:
+            tokens.append(("function", function, position))
+            position += len(function)
+            continue
+        word = re.match(r"[0-9A-Za-z_.]+", rest)
+        number = _NUMBER.match(rest)
+        if word and re.search(r"[A-Za-z_]", word.group(0)) and not (
+                number and number.end() == word.end()):
+            known = ", ".join(repr(label) for label in dict.fromkeys(labels.values()))
+            raise ValueError(f"unknown mass label {word.group(0)!r} at position {position} of "
+                             f"{expression!r}; mass labels here: {known} (spaces optional; "
+                             f"SE; functions {', '.join(FUNCTIONS)})")
+        if number:
+            tokens.append(("number", float(number.group(0)), position))
+            position += number.end()
+            continue
+        known = ", ".join(repr(label) for label in dict.fromkeys(labels.values()))
+        raise ValueError(f"unknown name at position {position} of {expression!r}: "
+                         f"{rest[:12]!r}; mass labels here: {known} (and SE, functions "
+                         f"{', '.join(FUNCTIONS)})")
+    tokens.append(("end", None, len(expression)))
+    return tokens
+
+
+def _squeeze(text: str) -> tuple[str, list[int]]:
+    """``text`` without spaces, and for each kept character its index in ``text``."""
+    kept, where = [], []
+    for index, char in enumerate(text):
+        if not char.isspace():
+            kept.append(char)
+            where.append(index)
+    return "".join(kept), where
+
+
+class _Parser:
+    def __init__(self, expression: str, tokens):
+        self.expression, self.tokens, self.at = expression, tokens, 0
+
+    def peek(self):
+        return self.tokens[self.at]
+
+    def take(self, value=None):
+        token = self.tokens[self.at]
+        if value is not None and token[1] != value:
+            self.fail(f"expected {value!r}")
+        self.at += 1
+        return token
+
+    def fail(self, message):
+        kind, value, position = self.peek()
+        found = "the end" if kind == "end" else repr(value)
+        raise ValueError(f"{message} at position {position} of {self.expression!r} "
+                         f"(found {found})")
+
+    def expression_(self):
+        node = self.term()
+        while self.peek()[1] in ("+", "-") and self.peek()[0] == "op":
+            operator = self.take()[1]
+            node = Node("binary", operator, (node, self.term()))
+        return node
+
+    def term(self):
+        node = self.factor()
+        while self.peek()[1] in ("*", "/") and self.peek()[0] == "op":
+            operator = self.take()[1]
+            node = Node("binary", operator, (node, self.factor()))
+        return node
+
+    def factor(self):
+        if self.peek()[0] == "op" and self.peek()[1] in ("-", "+"):
+            sign = self.take()[1]
+            inner = self.factor()
+            return Node("unary", "-", (inner,)) if sign == "-" else inner
+        return self.primary()
+
+    def primary(self):
+        kind, value, _ = self.peek()
+        if kind == "number":
+            self.take()
+            return Node("number", value)
+        if kind == "label":
+            self.take()
+            return Node("label", value)
+        if kind == "function":
+            self.take()
+            self.take("(")
+            arguments = [self.expression_()]
+            while self.peek()[1] == ",":
+                self.take(",")
+                arguments.append(self.expression_())
+            self.take(")")
+            wanted = 2 if value == "delta" else 1
+            if len(arguments) != wanted:
+                raise ValueError(f"{value}() takes {wanted} argument(s), got {len(arguments)} "
+                                 f"in {self.expression!r}")
+            if value == "delta" and arguments[1].labels():
+                raise ValueError(f"the standard of delta() must be a number, not "
+                                 f"{arguments[1].text()!r}")
+            return Node("call", value, tuple(arguments))
+        if kind == "op" and value == "(":
+            self.take()
+            node = self.expression_()
+            self.take(")")
+            return node
+        self.fail("expected a number, a mass label, a function or '('")
+
+
+def parse(expression: str, labels) -> Node:
+    """Parse ``expression`` over the mass ``labels`` (SE aliases added); ValueError if bad."""
+    if not isinstance(expression, str) or not expression.strip():
+        raise ValueError("the expression is empty")
+    table = {"".join(label.split()): label for label in labels}
+    se = next((label for label in labels if label == "SE"), None)
+    if se is not None:
+        table.setdefault("Esi", se)
+    parser = _Parser(expression, _tokens(expression, table))
+    node = parser.expression_()
+    if parser.peek()[0] != "end":
+        parser.fail("unexpected text after the expression")
+    return node
+
+
+class Dual:
+    """An image value with its derivatives with respect to each mass image."""
+
+    def __init__(self, value, gradient=None):
+        self.value = np.asarray(value, dtype=np.float64)
+        self.gradient = gradient or {}
+
+    def _combine(self, other, value, d_self, d_other):
+        gradient = {}
+        for key in set(self.gradient) | set(other.gradient):
+            total = 0.0
+            if key in self.gradient:
+                total = total + d_self * self.gradient[key]
+            if key in other.gradient:
+                total = total + d_other * other.gradient[key]
+            gradient[key] = total
+        return Dual(value, gradient)
+
+    def scaled(self, value, derivative):
+        return Dual(value, {k: derivative * g for k, g in self.gradient.items()})
+
+    def __add__(self, other):
+        return self._combine(other, self.value + other.value, 1.0, 1.0)
+
+    def __sub__(self, other):
+        return self._combine(other, self.value - other.value, 1.0, -1.0)
+
+    def __mul__(self, other):
+        return self._combine(other, self.value * other.value, other.value, self.value)
+
+    def __truediv__(self, other):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            value = np.where(other.value != 0, self.value / other.value, np.nan)
+            return self._combine(other, value, 1.0 / other.value,
+                                 -self.value / other.value ** 2)
+
+    def __neg__(self):
+        return self.scaled(-self.value, -1.0)
+
+
+def evaluate_node(node: Node, images: dict[str, np.ndarray]) -> Dual:
+    """Evaluate on mass images (label -> array); derivatives with respect to each label."""
+    if node.kind == "number":
+        return Dual(node.value)
+    if node.kind == "label":
+        image = images[node.value]
+        return Dual(image, {node.value: np.ones_like(image)})
+    if node.kind == "unary":
+        return -evaluate_node(node.children[0], images)
+    if node.kind == "binary":
+        left, right = (evaluate_node(child, images) for child in node.children)
+        return {"+": Dual.__add__, "-": Dual.__sub__, "*": Dual.__mul__,
+                "/": Dual.__truediv__}[node.value](left, right)
+    argument = evaluate_node(node.children[0], images)
+    x = argument.value
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if node.value == "delta":
+            standard = evaluate_node(node.children[1], images).value
+            return argument.scaled((x / standard - 1.0) * 1000.0, 1000.0 / standard)
+        if node.value == "log":
+            return argument.scaled(np.where(x > 0, np.log(np.where(x > 0, x, 1)), np.nan),
+                                   1.0 / x)
+        if node.value == "log10":
+            return argument.scaled(np.where(x > 0, np.log10(np.where(x > 0, x, 1)), np.nan),
+                                   1.0 / (x * np.log(10.0)))
+        if node.value == "sqrt":
+            root = np.where(x >= 0, np.sqrt(np.where(x >= 0, x, 0)), np.nan)
+            return argument.scaled(root, 0.5 / root)
+        exponential = np.exp(x)
+        return argument.scaled(exponential, exponential)
