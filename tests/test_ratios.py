@@ -170,3 +170,35 @@ def test_significance_is_a_unit_normal_without_enrichment():
     assert z.value[:5, :5].min() > 5
     with pytest.raises(ValueError, match="natural_ratio"):
         significance(Acquisition.from_arrays(counts, LABELS), "12C15N", "12C14N", 0)
+
+
+def test_cli_ratio_and_a_recipe_ratio_step(tmp_path, capsys):
+    import json
+
+    import tifffile
+    from imageio.v3 import imread
+
+    from napari_nanosims import write_im
+    from napari_nanosims.cli import main
+
+    acq, sums = _source(shape=(4, 20, 24))
+    path = write_im(tmp_path / "r.im", np.asarray(acq.counts), LABELS,
+                    [12, 13, 26, 27, 24, 25, 0], 5.0, 1000)
+    out = tmp_path / "o"
+    assert main(["ratio", path, "--expr", "12C15N/12C14N", "--kernel", "3",
+                 "--out", str(out)]) == 0
+    image = tifffile.imread(out / "r_12C15N_over_12C14N.ome.tif")
+    expected = evaluate(acq, "12C15N/12C14N", kernel=3)
+    np.testing.assert_allclose(image[0], expected.value.astype(np.float32))
+    np.testing.assert_allclose(image[1], expected.sigma.astype(np.float32))
+    assert imread(out / "r_12C15N_over_12C14N.png").shape == (20, 24, 3)
+    assert main(["ratio", path, "--expr", "12C15N/12C14N", "--out", str(out)]) == 1
+    assert "outputs exist" in capsys.readouterr().err
+    assert main(["ratio", path, "--expr", "32S/12C", "--out", str(out)]) == 1
+    assert "unknown mass label '32S'" in capsys.readouterr().err
+    recipe = tmp_path / "r.json"
+    recipe.write_text(json.dumps({"steps": [
+        {"step": "ratio", "parameters": {"expression": "13C/(12C+13C)", "kernel": 1}}]}))
+    assert main(["process", path, "--recipe", str(recipe), "--out", str(tmp_path / "p")]) == 0
+    fraction = tifffile.imread(tmp_path / "p" / "r_13C_over__12C+13C_.ome.tif")
+    np.testing.assert_allclose(fraction[0], (sums[1] / (sums[0] + sums[1])).astype(np.float32))

@@ -11,11 +11,13 @@ from typing import Any
 import numpy as np
 
 from .analysis.accumulate import accumulate
+from .export.ratio import ratio_paths, write_derived
 from .export.ometiff import (partial_path, remove_stale_partials, software_versions,
                              write_ome_tiff)
 from .io.acquisition import Acquisition
 from .processing._frames import run_to_completion
 from .processing.recipe import Recipe, iter_run_recipe
+from .processing.steps import STEPS
 
 __all__ = ["output_paths", "process_file", "processing_record"]
 
@@ -97,7 +99,12 @@ def iter_process_file(path, recipe: Recipe, out_dir=None, *, overwrite: bool = F
                       cancel=None):
     """Generator form of :func:`process_file`: yields ``(step, done, total)``."""
     paths = output_paths(path, out_dir, recipe)
-    existing = _existing(paths)
+    ratios = {}
+    for name, parameters in recipe.steps:
+        if name == "ratio":
+            expression = parameters.get("expression", STEPS["ratio"].defaults()["expression"])
+            ratios.update(ratio_paths(path, out_dir, expression))
+    existing = _existing({**paths, **ratios})
     if existing and not overwrite:
         raise FileExistsError(f"outputs exist (use --overwrite to replace): "
                               f"{', '.join(existing)}")
@@ -130,6 +137,10 @@ def iter_process_file(path, recipe: Recipe, out_dir=None, *, overwrite: bool = F
         for leftover in temporary.values():
             if os.path.lexists(leftover):
                 leftover.unlink()
+    for number, derived in enumerate(acquisition.derived, start=1):
+        written = write_derived(derived, ratio_paths(path, out_dir, derived.expression),
+                                overwrite=overwrite)
+        paths.update({f"ratio {number} {key}": value for key, value in written.items()})
     return acquisition, paths
 
 

@@ -151,6 +151,8 @@ class Acquisition:
     coverage : numpy.ndarray or None
         (frames, height, width) fraction of each output pixel that real data covered after
         alignment (1 inside, 0 where a shift brought in nothing); None means 1 everywhere.
+    derived : tuple of DerivedImage
+        Images computed by ``ratio`` steps (expressions of the summed frames).
     acquisition_id : str
         Unique per opened file; kept by every acquisition derived from it.
     """
@@ -158,7 +160,7 @@ class Acquisition:
     def __init__(self, *, header: ImHeader, channels: Sequence[Channel], counts,
                  path: str | None = None, variance=None, history=(), translations=None,
                  hot_pixels=None, sums=None, acquisition_id: str | None = None,
-                 raw_counts=None, coverage=None):
+                 raw_counts=None, coverage=None, derived=()):
         shape = tuple(getattr(counts, "shape", ()))
         if len(shape) != 4:
             raise ValueError(f"counts must have shape (frames, masses, height, width); "
@@ -183,6 +185,7 @@ class Acquisition:
         self.sums = sums
         self.raw_counts = raw_counts
         self.coverage = coverage
+        self.derived = tuple(derived)
         self.acquisition_id = acquisition_id or uuid.uuid4().hex
         self._closed = False
 
@@ -245,7 +248,8 @@ class Acquisition:
                       path=self.path, variance=self.variance, history=self.history,
                       translations=self.translations, hot_pixels=self.hot_pixels,
                       sums=self.sums, acquisition_id=self.acquisition_id,
-                      raw_counts=self.raw_counts, coverage=self.coverage)
+                      raw_counts=self.raw_counts, coverage=self.coverage,
+                      derived=self.derived)
         unknown = set(changes) - set(values)
         if unknown:
             raise TypeError(f"unknown acquisition fields {sorted(unknown)}")

@@ -21,7 +21,7 @@ from .corrections import CORRECTION_STEPS
 from .alignment import iter_apply_translations, iter_infer_translations, translation_steps
 from .hot_pixels import iter_infer_hot_pixels, replace_hot_pixels
 from .parameters import (ALIGN_PARAMETERS, HOT_PIXEL_PARAMETERS, MAX_UPSAMPLE_FACTOR,
-                         Step)
+                         Parameter, Step)
 
 __all__ = ["HOT_PIXEL_PARAMETERS", "ALIGN_PARAMETERS", "STEPS", "REMOVE_HOT_PIXELS",
            "ALIGN_FRAMES", "SUM_FRAMES", "default_alignment_channel", "clean_hot_pixels",
@@ -188,8 +188,31 @@ def _run_sum_frames(acquisition: Acquisition):
 SUM_FRAMES = Step("sum_frames", "Sum frames", "Sum the frames of every channel.", (),
                   _run_sum_frames)
 
+def _run_ratio(acquisition: Acquisition, *, expression, kernel, min_counts):
+    from ..analysis.ratios import evaluate
+
+    yield 0, 1
+    derived = evaluate(acquisition, expression, kernel=kernel, min_counts=min_counts)
+    yield 1, 1
+    return acquisition.with_step("ratio", {"expression": derived.expression, "kernel": kernel,
+                                           "min_counts": min_counts},
+                                 derived=acquisition.derived + (derived,))
+
+
+RATIO = Step(
+    "ratio", "Ratio image",
+    "Evaluate an expression of the summed mass images (a ratio, fraction, delta...) with "
+    "its Poisson error per pixel; written as <stem>_<expression>.ome.tif and .png.",
+    (Parameter("expression", "12C15N/12C14N", str, "over the mass labels, numbers, + - * /, "
+               "log, log10, sqrt, exp, delta(expr, standard)"),
+     Parameter("kernel", 1, int, "odd box: counts summed over kernel x kernel before the "
+               "expression", unit="px", minimum=1, maximum=101, odd=True),
+     Parameter("min_counts", None, float, "pixels where a used mass has fewer counts are NaN",
+               unit="counts", minimum=0.0, maximum=1e12, optional=True)),
+    _run_ratio)
+
 STEPS = {step.name: step for step in (REMOVE_HOT_PIXELS, *CORRECTION_STEPS, ALIGN_FRAMES,
-                                      SUM_FRAMES)}
+                                      SUM_FRAMES, RATIO)}
 
 
 def clean_hot_pixels(acquisition: Acquisition, **parameters) -> Acquisition:
