@@ -385,3 +385,45 @@ def test_corrections_tab_then_alignment_with_frame_selection(make_napari_viewer,
     assert coverage.data.max() == 10 and coverage.data.ndim == 2
     aligner.first_frame.value = 30
     assert aligner.run() is None and "frames to sum" in shown[-1]
+
+
+def test_ratio_tab_adds_value_sigma_and_display_layers(make_napari_viewer, qtbot, demo_file):
+    from napari_nanosims import evaluate
+    from napari_nanosims._napari.widgets import RatioWidget
+    from napari_nanosims._napari.widgets._common import LayerAdder
+
+    viewer = make_napari_viewer()
+    _open_demo(viewer, demo_file)
+    widget = RatioWidget(viewer)
+    titles = [title for title, _ in widget._preset_choices()]
+    assert "12C15N/12C14N" in titles and "delta vs AIR 15N/14N" in titles
+    widget._debounce.stop()
+    widget.expression.value = "12C15N/12C14N"
+    widget.kernel.value = 3
+    widget.show_sigma.value = True
+    widget._debounce.stop()
+
+    def settle():
+        qtbot.waitUntil(lambda: widget._runner.worker is None and not LayerAdder._active
+                        and not widget._debounce.isActive(), timeout=30_000)
+
+    widget.run()
+    settle()
+    expected = evaluate(open_acquisition(demo_file["path"]), "12C15N/12C14N", kernel=3)
+    value = viewer.layers["12C 15N/12C 14N · ratio · cells_01"]
+    np.testing.assert_allclose(value.data, expected.value, equal_nan=True)
+    assert value.colorbar.visible and tuple(value.scale) == pytest.approx((20 / 256,) * 2)
+    sigma = viewer.layers["12C 15N/12C 14N · ratio sigma · cells_01"]
+    np.testing.assert_allclose(sigma.data, expected.sigma, equal_nan=True)
+    assert "median" in widget.result.value
+    widget.display.value = "OpenMIMS HSI"
+    widget._debounce.stop()
+    widget.run()
+    settle()
+    rgb = viewer.layers["12C 15N/12C 14N · ratio display · cells_01"]
+    assert rgb.rgb and rgb.data.shape == (256, 256, 3) and rgb.data.dtype == np.uint8
+    widget.expression.value = "44Ca/12C"  # wrong: the user sees why, nothing breaks
+    widget._debounce.stop()
+    widget.run()
+    qtbot.waitUntil(lambda: widget._runner.worker is None, timeout=30_000)
+    assert "unknown mass label" in widget.result.value

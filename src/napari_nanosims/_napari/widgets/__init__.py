@@ -5,5 +5,6 @@ from .corrections import CorrectionsWidget
 from .header_panel import HeaderPanel
 from .hot_pixels import HotPixelWidget
 from .panel import NanoSIMSPanel
+from .ratio import RatioWidget
 
-__all__ = ["AlignFramesWidget", "CorrectionsWidget", "HeaderPanel", "HotPixelWidget", "NanoSIMSPanel"]
+__all__ = ["AlignFramesWidget", "CorrectionsWidget", "HeaderPanel", "HotPixelWidget", "NanoSIMSPanel", "RatioWidget"]

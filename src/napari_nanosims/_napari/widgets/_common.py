@@ -176,9 +176,11 @@ class LayerAdder:
             layer = _update_matching(viewer, data, kwargs)
             if layer is None:
                 layer = viewer.add_image(data, **kwargs)
-        except Exception:  # never let a failed add stop the chain; say what failed
-            self._finish(viewer)
-            raise
+        except Exception as exc:  # noqa: BLE001 - a Qt timer slot must not raise (PyQt6
+            # aborts the process on an exception that leaves a slot): say what failed
+            self._finish(None)
+            _notify_error(f"Adding {kwargs.get('name', 'a layer')}", exc)
+            return
         if kwargs.get("visible", True):
             for other in list(viewer.layers):
                 other_info = nanosims_info(other)
@@ -219,10 +221,12 @@ def _update_matching(viewer, data, kwargs: dict):
         other = nanosims_info(layer)
         if (other and other["acquisition_id"] == info["acquisition_id"]
                 and other["detector_index"] == info["detector_index"]
-                and other.get("kind") == info["kind"] and layer.ndim == np.ndim(data)):
+                and other.get("kind") == info["kind"]
+                and getattr(layer.data, "ndim", layer.ndim) == np.ndim(data)):
             layer.data = data
             layer.metadata = kwargs["metadata"]
-            layer.contrast_limits = kwargs["contrast_limits"]
+            if "contrast_limits" in kwargs:
+                layer.contrast_limits = kwargs["contrast_limits"]
             return layer
     return None
 

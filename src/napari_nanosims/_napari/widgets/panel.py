@@ -10,6 +10,7 @@ from .alignment import AlignFramesWidget
 from .corrections import CorrectionsWidget
 from .header_panel import HeaderPanel
 from .hot_pixels import HotPixelWidget
+from .ratio import RatioWidget
 
 # Wide enough for the labelled controls, narrow enough that a 1280-pixel window keeps
 # well over half of its width for the image.
@@ -17,7 +18,7 @@ PANEL_WIDTH_PX = 330
 
 
 class NanoSIMSPanel(QWidget):
-    """The plugin's widgets as tabs of one dock: Clean, Correct, Align and Header.
+    """The plugin's widgets as tabs of one dock: Clean, Correct, Align, Ratio and Header.
 
     The individual widgets stay available on their own from the Plugins menu.
     """
@@ -27,10 +28,12 @@ class NanoSIMSPanel(QWidget):
         self.clean = HotPixelWidget(viewer)
         self.correct = CorrectionsWidget(viewer)
         self.align = AlignFramesWidget(viewer)
+        self.ratio = RatioWidget(viewer)
         self.header = HeaderPanel(viewer)
         self.tabs = QTabWidget()
         for title, widget in (("Clean", self.clean.native), ("Correct", self.correct.native),
-                              ("Align", self.align.native), ("Header", self.header)):
+                              ("Align", self.align.native), ("Ratio", self.ratio.native),
+                              ("Header", self.header)):
             scroll = QScrollArea()
             scroll.setWidgetResizable(True)
             scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
