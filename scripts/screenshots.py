@@ -79,10 +79,27 @@ def main() -> None:
     viewer.reset_view()
     settle(1.0)
     save_window(viewer, out / "viewer.png")
-    for index, name in enumerate(("hot_pixels", "align_frames", "header")):
+    for index, name in enumerate(("hot_pixels", "corrections", "align_frames", "ratio",
+                                  "header")):
         panel.tabs.setCurrentIndex(index)
         settle(0.3)
         panel.grab().save(str(out / f"widget_{name}.png"))
+    # the Ratio tab: 15N/14N of the aligned sums, OpenMIMS HSI display, 3 x 3 kernel
+    panel.tabs.setCurrentIndex(3)
+    ratio = panel.ratio
+    ratio.expression.value = "12C15N/12C14N"
+    ratio.kernel.value = 3
+    ratio.display.value = "OpenMIMS HSI"
+    ratio._debounce.stop()
+    ratio.run()
+    wait_for(ratio._runner)
+    wait_for_layers()
+    for layer in viewer.layers:
+        layer.visible = "ratio display" in layer.name
+    viewer.layers.selection.active = next(l for l in viewer.layers if "· ratio ·" in l.name)
+    settle(1.0)
+    save_window(viewer, out / "ratio.png")
+    panel.grab().save(str(out / "widget_ratio.png"))
     print("screenshots written to", out)
     viewer.close()
 
