@@ -11,9 +11,9 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-import numpy as np
-
 from ._errors import ImFormatWarning
+from ._cli_ratio import add_ratio_command
+from ._cli_recipe import _add_step_options, _recipe_from_args
 from .io.reader import ImHeader, read_header
 
 
@@ -101,104 +101,6 @@ class _Progress:
             print(file=sys.stderr)
 
 
-def _option_type(parameter):
-    """argparse type for a parameter: its kind, with 'none' for optional ones."""
-    def convert(text: str):
-        if parameter.optional and text.strip().lower() in ("none", "null", ""):
-            return None
-        try:
-            value = parameter.kind(text) if parameter.kind is not int else int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"{parameter.flag} takes {parameter.kind.__name__} values, not {text!r}")
-        try:
-            return parameter.check(value)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-    convert.__name__ = parameter.kind.__name__
-    return convert
-
-
-def _add_step_options(parser) -> None:
-    """One option per step parameter, from the parameter definitions (default: the recipe's)."""
-    from .processing.parameters import ALIGN_PARAMETERS, HOT_PIXEL_PARAMETERS
-
-    for title, parameters in (("hot pixels", HOT_PIXEL_PARAMETERS),
-                              ("alignment", ALIGN_PARAMETERS)):
-        group = parser.add_argument_group(f"{title} (override the recipe)")
-        for parameter in parameters:
-            unit = f" [{parameter.unit}]" if parameter.unit else ""
-            group.add_argument(parameter.flag, dest=f"step_{parameter.name}", default=None,
-                               type=_option_type(parameter), metavar=parameter.name.upper(),
-                               choices=None,
-                               help=f"{parameter.help}{unit} (default {parameter.default})")
-        if title == "alignment":
-            group.add_argument("--subpixel", action="store_true",
-                               help="same as --method subpixel")
-    group = parser.add_argument_group(
-        "detector corrections (per pixel and frame, after cleaning, before aligning)")
-    group.add_argument("--dead-time", action="store_true",
-                       help="dead-time correction with each detector's dead time from the header")
-    group.add_argument("--em-background", action="store_true",
-                       help="subtract each electron multiplier's background from the header")
-    group.add_argument("--qsa-beta", type=float, metavar="BETA",
-                       help="QSA correction with this beta (needs --primary-current; implies "
-                            "--dead-time)")
-    group.add_argument("--primary-current", type=float, metavar="PA",
-                       help="primary current at the sample for QSA, pA")
-    group.add_argument("--em-yield", action="store_true",
-                       help="divide by each electron multiplier's yield from the header")
-
-
-def _recipe_from_args(args):
-    from .processing.recipe import Recipe, default_recipe
-
-    recipe = Recipe.load(args.recipe) if args.recipe else default_recipe()
-    overrides = {name[len("step_"):]: value for name, value in vars(args).items()
-                 if name.startswith("step_") and value is not None}
-    if args.subpixel:
-        overrides["method"] = "subpixel"
-    if overrides:
-        recipe = recipe.with_parameters(overrides)
-    if args.roll is not None:
-        recipe = Recipe(recipe.steps, {"auto": "auto", "yes": True, "no": False}[args.roll])
-    return _with_corrections(recipe, args)
-
-
-def _with_corrections(recipe, args):
-    """Add the corrections asked for on the command line, in their order, after cleaning."""
-    from .processing.corrections import ORDER
-    from .processing.recipe import Recipe
-
-    if (args.qsa_beta is None) != (args.primary_current is None):
-        raise ValueError("QSA needs both --qsa-beta and --primary-current (the header's "
-                         "primary current is not the current at the sample)")
-    wanted = {}
-    if args.dead_time or args.qsa_beta is not None or args.em_background or args.em_yield:
-        wanted["correct_dead_time"] = {}
-    if args.em_background:
-        wanted["subtract_em_background"] = {}
-    if args.qsa_beta is not None:
-        wanted["correct_qsa"] = {"beta": args.qsa_beta,
-                                 "primary_current_pA": args.primary_current}
-    if args.em_yield:
-        wanted["correct_em_yield"] = {}
-    if not wanted:
-        return recipe
-    steps = [(name, dict(params)) for name, params in recipe.steps]
-    present = {name for name, _ in steps}
-    for name, params in wanted.items():
-        if name in present:
-            steps = [(n, {**p, **params}) if n == name else (n, p) for n, p in steps]
-    missing = [name for name in ORDER if name in wanted and name not in present]
-    if missing:
-        position = next((i + 1 for i, (n, _) in enumerate(steps) if n in ORDER), None)
-        if position is None:
-            position = 1 if steps and steps[0][0] == "remove_hot_pixels" else 0
-        steps[position:position] = [(name, wanted[name]) for name in missing]
-    return Recipe(tuple(steps), recipe.roll_data)
-
-
 def _warning_line(path, message) -> str:
     text = str(message)
     return f"warning: {text}" if os.path.basename(os.fspath(path)) in text else \
@@ -258,49 +160,6 @@ def _cmd_process(args) -> int:
         return 143 if isinstance(exc, _Interrupted) else 130
     finally:
         signal.signal(signal.SIGTERM, previous)
-    return 1 if failures else 0
-
-
-def _cmd_ratio(args) -> int:
-    from .analysis.accumulate import accumulate
-    from .analysis.ratios import evaluate
-    from .export.ratio import ratio_paths, write_derived
-    from .io.acquisition import open_acquisition
-    from .processing.recipe import Recipe, run_recipe
-
-    try:
-        recipe = Recipe.load(args.recipe) if args.recipe else None
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    failures = 0
-    for path in args.files:
-        try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                acquisition = (run_recipe(path, recipe) if recipe is not None
-                               else open_acquisition(path))
-                total = accumulate(acquisition)
-                for expression in args.expr:
-                    derived = evaluate(total, expression, kernel=args.kernel,
-                                       min_counts=args.min_counts)
-                    written = write_derived(derived, ratio_paths(path, args.out, expression),
-                                            value_range=args.range, overwrite=args.overwrite)
-                    finite = derived.value[np.isfinite(derived.value)]
-                    median = f"{np.median(finite):.6g}" if finite.size else "no valid pixel"
-                    unit = f" {derived.unit}" if derived.unit else ""
-                    print(f"{path}: {derived.expression} (median {median}{unit}, "
-                          f"kernel {args.kernel})")
-                    for key, output in written.items():
-                        print(f"  {key:8s} {output}")
-            for warning in caught:
-                print(_warning_line(path, warning.message), file=sys.stderr)
-        except Exception as exc:  # one bad file or expression never stops the others
-            failures += 1
-            message = str(exc) or type(exc).__name__
-            if os.path.basename(os.fspath(path)) not in message:
-                message = f"{path}: {message}"
-            print(f"error: {message}", file=sys.stderr)
     return 1 if failures else 0
 
 
@@ -429,26 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_step_options(process)
     process.set_defaults(func=_cmd_process)
 
-    ratio = sub.add_parser(
-        "ratio", help="ratio, delta, atom-percent images with their Poisson errors",
-        description="For each FILE and expression: sum the frames (after --recipe, if given), "
-                    "evaluate the expression with its error per pixel and write "
-                    "<stem>_<expression>.ome.tif (float32: value, sigma) and a PNG display "
-                    "(OpenMIMS HSI for ratios). Expressions use the mass labels, numbers, "
-                    "+ - * /, log, log10, sqrt, exp and delta(expr, standard).")
-    ratio.add_argument("files", nargs="+", help=".im files")
-    ratio.add_argument("--expr", action="append", required=True, metavar="EXPRESSION",
-                       help="e.g. '12C15N/12C14N' (repeat for several)")
-    ratio.add_argument("--kernel", type=int, default=1,
-                       help="odd box size in pixels: counts summed before the ratio (default 1)")
-    ratio.add_argument("--min-counts", type=float, default=None,
-                       help="pixels where a used mass has fewer counts are NaN")
-    ratio.add_argument("--range", type=float, nargs=2, metavar=("LOW", "HIGH"),
-                       help="display range of the PNG (default: 1st-99th percentile)")
-    ratio.add_argument("--recipe", metavar="FILE", help="process the file with this recipe first")
-    ratio.add_argument("--out", metavar="DIR", help="output folder (default: next to each file)")
-    ratio.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    ratio.set_defaults(func=_cmd_ratio)
+    add_ratio_command(sub)
 
     recipe = sub.add_parser("recipe", help="print a commented default recipe to start from",
                             description="Print the default recipe (TOML with every parameter, "

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import napari.viewer
-from magicgui.widgets import (CheckBox, ComboBox, Container, Label, ProgressBar, PushButton,
-                              SpinBox)
+from magicgui.widgets import CheckBox, ComboBox, Label, PushButton, SpinBox
 from qtpy.QtCore import QPointF, Qt
 from qtpy.QtGui import QColor, QPainter, QPen, QPolygonF
 from qtpy.QtWidgets import QSizePolicy, QWidget
@@ -13,11 +12,11 @@ from qtpy.QtWidgets import QSizePolicy, QWidget
 from ...analysis.accumulate import accumulate
 from ...processing.parameters import ALIGN_PARAMETERS
 from ...processing.steps import ALIGN_FRAMES, default_alignment_channel, labelled
+from ._base import FileWidget
+from ._controls import control_for, control_value, remembered, save_parameters
 from ._common import (KIND_ALIGNED, KIND_CLEANED, KIND_CORRECTED, KIND_SUM, LayerAdder,
-                      WorkerRunner, compact_choices, coverage_layer_data, source_layers,
-                      acquisition_choices, acquisition_from_layers, channel_layers, control_for,
-                      control_value, layer_state, nanosims_info, remembered,
-                      results_for_layers, save_parameters)
+                      coverage_layer_data, source_layers, acquisition_from_layers, channel_layers,
+                      layer_state, nanosims_info, results_for_layers)
 
 SECTION = "align_frames"
 METHODS = {"whole pixel (openformat)": "sequential", "sub-pixel": "subpixel"}
@@ -73,7 +72,7 @@ class DriftPlot(QWidget):
         painter.end()
 
 
-class AlignFramesWidget(Container):
+class AlignFramesWidget(FileWidget):
     """Correct the drift between frames of one file and sum the aligned frames.
 
     Runs the ``align_frames`` and ``sum_frames`` steps (defaults, bounds and help from their
@@ -84,11 +83,8 @@ class AlignFramesWidget(Container):
     """
 
     def __init__(self, viewer: napari.viewer.Viewer):
-        super().__init__(labels=True)
-        self._viewer = viewer
-        self._closed = False
+        super().__init__(viewer, "Align frames")
         values = remembered(ALIGN_PARAMETERS, SECTION)
-        self.file = ComboBox(label="file", choices=self._file_choices, nullable=True)
         self.detector = ComboBox(label="align on", choices=self._detector_choices,
                                  nullable=True, tooltip=ALIGN_PARAMETERS[0].help)
         method = next(k for k, v in METHODS.items() if v == values["method"])
@@ -105,9 +101,6 @@ class AlignFramesWidget(Container):
         self.last_frame = SpinBox(label="to frame (0 = last)", min=0, max=100_000, value=0,
                                   tooltip="last frame of the sums, included; 0 = the last")
         self.reset_button = PushButton(text="Reset to defaults")
-        self.run_button = PushButton(text="Align frames")
-        self.cancel_button = PushButton(text="Cancel")
-        self.progress = ProgressBar(label="progress")
         self.summary = Label(label="drift", value="-")
         self.summary.native.setWordWrap(True)
         self.extend([self.file, self.detector, self.method, self.upsample_factor, self.padding,
@@ -115,27 +108,17 @@ class AlignFramesWidget(Container):
                      self.cancel_button, self.progress, self.summary])
         self.plot = DriftPlot()
         self.native.layout().addWidget(self.plot)
-        self._runner = WorkerRunner(self.run_button, self.cancel_button, self.progress)
-        compact_choices(self)
         # Until the user picks a channel, follow the default as layers arrive.
         self._detector_is_default = True
         self._setting_detector = False
         self.detector.changed.connect(self._detector_changed)
-        self.run_button.changed.connect(self.run)
-        self.cancel_button.changed.connect(self._runner.cancel)
         self.reset_button.changed.connect(self.reset_defaults)
         self.file.changed.connect(self._file_changed)
         for widget in (self.method, self.upsample_factor, self.padding):
             widget.changed.connect(self._save)
         self.method.changed.connect(self._method_changed)
-        viewer.layers.events.inserted.connect(self._refresh_files)
-        viewer.layers.events.removed.connect(self._refresh_files)
-        self.native.destroyed.connect(self._on_destroyed)
-        self._refresh_files()
+        self._connect()
         self._method_changed()
-
-    def _file_choices(self, _widget=None):
-        return acquisition_choices(self._viewer)
 
     def _detector_choices(self, _widget=None):
         acquisition_id = self.file.value if hasattr(self, "file") else None
@@ -144,13 +127,7 @@ class AlignFramesWidget(Container):
         return [(layer.metadata["nanosims"]["label"], index) for index, layer
                 in channel_layers(self._viewer, acquisition_id).items()]
 
-    def _refresh_files(self, _event=None) -> None:
-        if self._closed:
-            return
-        self.file.reset_choices()
-        available = [choice for choice in self.file.choices if choice is not None]
-        if self.file.value is None and available:
-            self.file.value = available[0]
+    def _files_refreshed(self, previous) -> None:
         self._file_changed()
 
     def _detector_changed(self, _value=None) -> None:
@@ -272,7 +249,3 @@ class AlignFramesWidget(Container):
             span = np.ptp(np.asarray(translations, dtype=float), axis=0)
             self.summary.value = f"range y {span[0]:.2f} px, x {span[1]:.2f} px"
         LayerAdder(self._viewer, tuples, on_done=done, alive=lambda: not self._closed).start()
-
-    def _on_destroyed(self, _object=None) -> None:
-        self._closed = True
-        self._runner.cancel()

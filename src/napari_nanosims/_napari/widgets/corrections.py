@@ -5,13 +5,12 @@ from __future__ import annotations
 import warnings
 
 import napari.viewer
-from magicgui.widgets import (CheckBox, ComboBox, Container, FloatSpinBox, Label, LineEdit,
-                              ProgressBar, PushButton)
+from magicgui.widgets import CheckBox, FloatSpinBox, Label, LineEdit
 
 from ...processing.corrections import BACKGROUND, DEAD_TIME, QSA, YIELD
 from ...processing.steps import labelled
-from ._common import (KIND_CLEANED, KIND_CORRECTED, LayerAdder, WorkerRunner,
-                      acquisition_choices, acquisition_from_layers, compact_choices,
+from ._base import FileWidget
+from ._common import (KIND_CLEANED, KIND_CORRECTED, LayerAdder, acquisition_from_layers,
                       layer_state, nanosims_info, results_for_layers, source_layers)
 
 
@@ -32,7 +31,7 @@ def parse_per_label(text: str) -> dict[str, float] | None:
     return values
 
 
-class CorrectionsWidget(Container):
+class CorrectionsWidget(FileWidget):
     """Dead time, EM background, QSA and EM yield for the ion channels of one file.
 
     Runs the correction steps in their order on the cleaned layers (else the raw ones)
@@ -42,10 +41,7 @@ class CorrectionsWidget(Container):
     """
 
     def __init__(self, viewer: napari.viewer.Viewer):
-        super().__init__(labels=True)
-        self._viewer = viewer
-        self._closed = False
-        self.file = ComboBox(label="file", choices=self._file_choices, nullable=True)
+        super().__init__(viewer, "Apply corrections")
         self.info = Label(label="detectors", value="-")
         self.info.native.setWordWrap(True)
         self.dead_time = CheckBox(label="dead time", value=True, tooltip=DEAD_TIME.help)
@@ -60,34 +56,15 @@ class CorrectionsWidget(Container):
                                             max=10_000.0, step=0.1, value=0.0,
                                             tooltip=current.help + " (0: not set)")
         self.em_yield = CheckBox(label="EM yield", value=False, tooltip=YIELD.help)
-        self.run_button = PushButton(text="Apply corrections")
-        self.cancel_button = PushButton(text="Cancel")
-        self.progress = ProgressBar(label="progress")
         self.summary = Label(label="", value="")
         self.summary.native.setWordWrap(True)
         self.extend([self.file, self.info, self.dead_time, self.dead_times, self.background,
                      self.qsa, self.beta, self.primary_current, self.em_yield,
                      self.run_button, self.cancel_button, self.progress, self.summary])
-        self._runner = WorkerRunner(self.run_button, self.cancel_button, self.progress)
-        compact_choices(self)
-        self.run_button.changed.connect(self.run)
-        self.cancel_button.changed.connect(self._runner.cancel)
         self.file.changed.connect(self._show_detectors)
-        viewer.layers.events.inserted.connect(self._refresh_files)
-        viewer.layers.events.removed.connect(self._refresh_files)
-        self.native.destroyed.connect(self._on_destroyed)
-        self._refresh_files()
+        self._connect()
 
-    def _file_choices(self, _widget=None):
-        return acquisition_choices(self._viewer)
-
-    def _refresh_files(self, _event=None) -> None:
-        if self._closed:
-            return
-        self.file.reset_choices()
-        available = [choice for choice in self.file.choices if choice is not None]
-        if self.file.value is None and available:
-            self.file.value = available[0]
+    def _files_refreshed(self, previous) -> None:
         self._show_detectors()
 
     def _show_detectors(self, _value=None) -> None:
@@ -166,7 +143,3 @@ class CorrectionsWidget(Container):
             if not self._closed:
                 self.summary.value = "applied: " + ", ".join(applied)
         LayerAdder(self._viewer, tuples, on_done=done, alive=lambda: not self._closed).start()
-
-    def _on_destroyed(self, _object=None) -> None:
-        self._closed = True
-        self._runner.cancel()

@@ -6,15 +6,15 @@ import warnings
 
 import numpy as np
 import napari.viewer
-from magicgui.widgets import (CheckBox, ComboBox, Container, Label, ProgressBar, PushButton)
+from magicgui.widgets import CheckBox, Label, PushButton
 
 from ...processing.hot_pixels import iter_infer_hot_pixels
 from ...processing.parameters import HOT_PIXEL_PARAMETERS
 from ...processing.steps import REMOVE_HOT_PIXELS, effective_hot_pixel_parameters, labelled
-from ._common import (compact_choices, KIND_CLEANED, LayerAdder, WorkerRunner, acquisition_choices,
-                      acquisition_from_layers, channel_layers, control_for, control_value,
-                      layer_state, nanosims_info, remembered, results_for_layers,
-                      save_parameters)
+from ._base import FileWidget
+from ._controls import control_for, control_value, remembered, save_parameters
+from ._common import (KIND_CLEANED, LayerAdder, acquisition_from_layers, channel_layers,
+                      layer_state, nanosims_info, results_for_layers)
 from ...io.lazy import mass_stack
 from ...processing._frames import FrameStack
 
@@ -22,7 +22,7 @@ SECTION = "remove_hot_pixels"
 OVERLAY_KIND = "hot pixels"
 
 
-class HotPixelWidget(Container):
+class HotPixelWidget(FileWidget):
     """Remove correlated-noise hot pixels from the ion channels of one file.
 
     The controls are the parameters of the ``remove_hot_pixels`` step (their defaults,
@@ -32,10 +32,8 @@ class HotPixelWidget(Container):
     """
 
     def __init__(self, viewer: napari.viewer.Viewer):
-        super().__init__(labels=True)
-        self._viewer = viewer
+        super().__init__(viewer, "Remove hot pixels")
         values = remembered(HOT_PIXEL_PARAMETERS, SECTION)
-        self.file = ComboBox(label="file", choices=self._file_choices, nullable=True)
         self.controls = {p.name: control_for(p, values[p.name]) for p in HOT_PIXEL_PARAMETERS}
         for name, control in self.controls.items():
             setattr(self, name, control)
@@ -45,43 +43,22 @@ class HotPixelWidget(Container):
         self.count_label = Label(label="flagged", value="-")
         self.count_label.native.setWordWrap(True)
         self.reset_button = PushButton(text="Reset to defaults")
-        self.run_button = PushButton(text="Remove hot pixels")
-        self.cancel_button = PushButton(text="Cancel")
-        self.progress = ProgressBar(label="progress")
         self.extend([self.file, *self.controls.values(), self.note, self.show_points,
                      self.count_label, self.reset_button, self.run_button,
                      self.cancel_button, self.progress])
-        self._runner = WorkerRunner(self.run_button, self.cancel_button, self.progress)
-        compact_choices(self)
         self._preview = None
         self._preview_again = False
         self._previewed_id = None
-        self._closed = False
-        self.run_button.changed.connect(self.run)
-        self.cancel_button.changed.connect(self._runner.cancel)
         self.reset_button.changed.connect(self.reset_defaults)
         for control in self.controls.values():
             control.changed.connect(self._parameters_changed)
         self.file.changed.connect(self._file_changed)
         self.show_points.changed.connect(self._parameters_changed)
-        viewer.layers.events.inserted.connect(self._refresh_files)
-        viewer.layers.events.removed.connect(self._refresh_files)
-        self.native.destroyed.connect(self._on_destroyed)
-        self._refresh_files()
+        self._connect()
 
     # -- inputs ---------------------------------------------------------------------
-    def _file_choices(self, _widget=None):
-        return acquisition_choices(self._viewer)
-
-    def _refresh_files(self, _event=None) -> None:
-        if self._closed:
-            return
-        previous = self.file.value
-        self.file.reset_choices()
-        available = [choice for choice in self.file.choices if choice is not None]
-        if self.file.value is None and available:
-            self.file.value = available[0]
-        if self.file.value == previous:
+    def _files_refreshed(self, previous) -> None:
+        if self.file.value == previous:  # else _file_changed has done it
             self._update_note()
 
     def _file_changed(self, _value=None) -> None:
@@ -234,7 +211,3 @@ class HotPixelWidget(Container):
             if not self._closed:
                 self.count_label.value = f"{total} replaced in {frames} frames"
         LayerAdder(self._viewer, tuples, on_done=done, alive=lambda: not self._closed).start()
-
-    def _on_destroyed(self, _object=None) -> None:
-        self._closed = True
-        self._runner.cancel()

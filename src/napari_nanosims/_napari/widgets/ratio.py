@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import napari.viewer
-from magicgui.widgets import (CheckBox, ComboBox, Container, FloatSpinBox, Label, LineEdit,
-                              ProgressBar, PushButton, SpinBox)
+from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, Label, LineEdit, SpinBox
 from qtpy.QtCore import QTimer
 
 from ...analysis.accumulate import accumulate
@@ -13,9 +12,9 @@ from ...analysis.display import hsi_rgb
 from ...analysis.ratios import STANDARDS, evaluate
 from ...export.ratio import auto_range
 from ..layers import derived_layer_data
-from ._common import (KIND_ALIGNED, KIND_CLEANED, KIND_CORRECTED, LayerAdder, WorkerRunner,
-                      acquisition_choices, acquisition_from_layers, channel_layers,
-                      compact_choices, layer_state, nanosims_info)
+from ._base import FileWidget
+from ._common import (KIND_ALIGNED, KIND_CLEANED, KIND_CORRECTED, LayerAdder,
+                      acquisition_from_layers, channel_layers, layer_state, nanosims_info)
 
 DISPLAYS = ("colormap", "OpenMIMS HSI", "hue-modulated")
 COLORMAP = "cividis"  # perceptually uniform, readable by colour-blind viewers
@@ -43,7 +42,7 @@ def presets(labels) -> list[tuple[str, str]]:
     return found
 
 
-class RatioWidget(Container):
+class RatioWidget(FileWidget):
     """A ratio (or any expression) of the summed masses of one file, recomputed as you type.
 
     Uses the aligned layers when present (else corrected, cleaned, raw). Adds the value
@@ -52,10 +51,7 @@ class RatioWidget(Container):
     """
 
     def __init__(self, viewer: napari.viewer.Viewer):
-        super().__init__(labels=True)
-        self._viewer = viewer
-        self._closed = False
-        self.file = ComboBox(label="file", choices=self._file_choices, nullable=True)
+        super().__init__(viewer, "Update")
         self.preset = ComboBox(label="preset", choices=self._preset_choices, nullable=True)
         self.expression = LineEdit(label="expression", value="")
         self.labels_note = Label(label="masses", value="-")
@@ -77,38 +73,25 @@ class RatioWidget(Container):
         self.show_sigma = CheckBox(label="add the sigma layer", value=False)
         self.result = Label(label="", value="")
         self.result.native.setWordWrap(True)
-        self.run_button = PushButton(text="Update")
-        self.cancel_button = PushButton(text="Cancel")
-        self.progress = ProgressBar(label="progress")
         self.extend([self.file, self.preset, self.expression, self.labels_note, self.standard,
                      self.standard_value, self.kernel, self.min_counts, self.display,
                      self.auto, self.low, self.high, self.show_sigma, self.result,
                      self.run_button, self.cancel_button, self.progress])
-        self._runner = WorkerRunner(self.run_button, self.cancel_button, self.progress)
-        compact_choices(self)
         self._again = False
         self._filling = False
         self._debounce = QTimer(self.native)
         self._debounce.setSingleShot(True)
         self._debounce.setInterval(300)
         self._debounce.timeout.connect(self.run)
-        self.run_button.changed.connect(self.run)
-        self.cancel_button.changed.connect(self._runner.cancel)
         self.file.changed.connect(self._file_changed)
         self.preset.changed.connect(self._preset_chosen)
         self.standard.changed.connect(self._standard_chosen)
         for control in (self.expression, self.kernel, self.min_counts, self.display, self.auto,
                         self.low, self.high, self.show_sigma):
             control.changed.connect(self.schedule)
-        viewer.layers.events.inserted.connect(self._refresh_files)
-        viewer.layers.events.removed.connect(self._refresh_files)
-        self.native.destroyed.connect(self._on_destroyed)
-        self._refresh_files()
+        self._connect()
 
     # -- inputs -------------------------------------------------------------------------
-    def _file_choices(self, _widget=None):
-        return acquisition_choices(self._viewer)
-
     def _mass_labels(self):
         if self.file.value is None:
             return ()
@@ -117,17 +100,6 @@ class RatioWidget(Container):
 
     def _preset_choices(self, _widget=None):
         return [(title, text) for title, text in presets(self._mass_labels())]
-
-    def _refresh_files(self, _event=None) -> None:
-        if self._closed:
-            return
-        try:
-            self.file.reset_choices()
-            available = [choice for choice in self.file.choices if choice is not None]
-            if self.file.value is None and available:
-                self.file.value = available[0]
-        except RuntimeError:  # the Qt side is gone (the viewer is closing)
-            self._closed = True
 
     def _file_changed(self, _value=None) -> None:
         self.preset.reset_choices()
@@ -243,9 +215,6 @@ class RatioWidget(Container):
             overlay.visible = True
         LayerAdder(self._viewer, tuples, on_done=done, alive=lambda: not self._closed).start()
 
-    def _on_destroyed(self, _object=None) -> None:
-        self._closed = True
-        self._runner.cancel()
 
 
 def _layer_tuples(info, state, derived, total, settings):

@@ -1,0 +1,78 @@
+"""``nanosims ratio``: expressions of the summed masses with their errors, per file."""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+
+import numpy as np
+
+
+def _cmd_ratio(args) -> int:
+    from .cli import _warning_line
+    from .analysis.accumulate import accumulate
+    from .analysis.ratios import evaluate
+    from .export.ratio import ratio_paths, write_derived
+    from .io.acquisition import open_acquisition
+    from .processing.recipe import Recipe, run_recipe
+
+    try:
+        recipe = Recipe.load(args.recipe) if args.recipe else None
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    failures = 0
+    for path in args.files:
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                acquisition = (run_recipe(path, recipe) if recipe is not None
+                               else open_acquisition(path))
+                total = accumulate(acquisition)
+                for expression in args.expr:
+                    derived = evaluate(total, expression, kernel=args.kernel,
+                                       min_counts=args.min_counts)
+                    written = write_derived(derived, ratio_paths(path, args.out, expression),
+                                            value_range=args.range, overwrite=args.overwrite)
+                    finite = derived.value[np.isfinite(derived.value)]
+                    median = f"{np.median(finite):.6g}" if finite.size else "no valid pixel"
+                    unit = f" {derived.unit}" if derived.unit else ""
+                    print(f"{path}: {derived.expression} (median {median}{unit}, "
+                          f"kernel {args.kernel})")
+                    for key, output in written.items():
+                        print(f"  {key:8s} {output}")
+            for warning in caught:
+                print(_warning_line(path, warning.message), file=sys.stderr)
+        except Exception as exc:  # one bad file or expression never stops the others
+            failures += 1
+            message = str(exc) or type(exc).__name__
+            if os.path.basename(os.fspath(path)) not in message:
+                message = f"{path}: {message}"
+            print(f"error: {message}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+
+def add_ratio_command(sub) -> None:
+    """Add the ``ratio`` sub-command to the ``nanosims`` parser."""
+    ratio = sub.add_parser(
+        "ratio", help="ratio, delta, atom-percent images with their Poisson errors",
+        description="For each FILE and expression: sum the frames (after --recipe, if given), "
+                    "evaluate the expression with its error per pixel and write "
+                    "<stem>_<expression>.ome.tif (float32: value, sigma) and a PNG display "
+                    "(OpenMIMS HSI for ratios). Expressions use the mass labels, numbers, "
+                    "+ - * /, log, log10, sqrt, exp and delta(expr, standard).")
+    ratio.add_argument("files", nargs="+", help=".im files")
+    ratio.add_argument("--expr", action="append", required=True, metavar="EXPRESSION",
+                       help="e.g. '12C15N/12C14N' (repeat for several)")
+    ratio.add_argument("--kernel", type=int, default=1,
+                       help="odd box size in pixels: counts summed before the ratio (default 1)")
+    ratio.add_argument("--min-counts", type=float, default=None,
+                       help="pixels where a used mass has fewer counts are NaN")
+    ratio.add_argument("--range", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                       help="display range of the PNG (default: 1st-99th percentile)")
+    ratio.add_argument("--recipe", metavar="FILE", help="process the file with this recipe first")
+    ratio.add_argument("--out", metavar="DIR", help="output folder (default: next to each file)")
+    ratio.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    ratio.set_defaults(func=_cmd_ratio)
