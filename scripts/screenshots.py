@@ -95,7 +95,7 @@ def main() -> None:
     wait_for(ratio._runner)
     wait_for_layers()
     for layer in viewer.layers:
-        layer.visible = "ratio display" in layer.name
+        layer.visible = "ratio" in layer.name and "sigma" not in layer.name
     viewer.layers.selection.active = next(l for l in viewer.layers if "· ratio ·" in l.name)
     settle(1.0)
     save_window(viewer, out / "ratio.png")

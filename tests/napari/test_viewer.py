@@ -422,6 +422,10 @@ def test_ratio_tab_adds_value_sigma_and_display_layers(make_napari_viewer, qtbot
     settle()
     rgb = viewer.layers["12C 15N/12C 14N · ratio display · cells_01"]
     assert rgb.rgb and rgb.data.shape == (256, 256, 3) and rgb.data.dtype == np.uint8
+    # the value layer under it shows the same colours in its colour bar
+    assert value.visible and value.colorbar.visible
+    assert value.colormap.name == "openmims-hsi"
+    assert list(viewer.layers).index(rgb) > list(viewer.layers).index(value)
     widget.expression.value = "44Ca/12C"  # wrong: the user sees why, nothing breaks
     widget._debounce.stop()
     widget.run()

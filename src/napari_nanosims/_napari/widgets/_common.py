@@ -224,6 +224,8 @@ def _update_matching(viewer, data, kwargs: dict):
             layer.metadata = kwargs["metadata"]
             if "contrast_limits" in kwargs:
                 layer.contrast_limits = kwargs["contrast_limits"]
+            if "colormap" in kwargs and not getattr(layer, "rgb", False):
+                layer.colormap = kwargs["colormap"]
             return layer
     return None
 

@@ -217,6 +217,16 @@ class RatioWidget(FileWidget):
 
 
 
+def _hsi_colormap():
+    """The OpenMIMS HSI colour table as a napari colormap (for the colour bar)."""
+    from napari.utils.colormaps import Colormap
+
+    from ...analysis.display import openmims_colour_table
+
+    colours = openmims_colour_table(np.linspace(0, 65535, 256).astype(np.int64))
+    return Colormap(np.column_stack([colours, np.ones(256)]), name="openmims-hsi")
+
+
 def _layer_tuples(info, state, derived, total, settings):
     """Value, sigma and RGB display layer tuples (computed in the worker)."""
     value_range = settings["value_range"] or auto_range(derived)
@@ -232,13 +242,17 @@ def _layer_tuples(info, state, derived, total, settings):
     else:
         if settings["display"] == "OpenMIMS HSI" and derived.numerator is not None:
             rgb = hsi_rgb(derived, value_range=value_range)
+            # the value layer below the colours carries the colour bar: give it the same
+            # colours (the HSI table sampled at 256 points)
+            value[1]["colormap"] = _hsi_colormap()
         else:
             intensity = np.nansum(total.counts, axis=0)
             rgb = hsi_rgb(derived, value_range=value_range, mode="modulated",
                           colormap=settings.get("lut", np.linspace(0, 1, 256)[:, None]
                                                 * np.ones((1, 3))),
                           intensity=intensity)
-        value[1]["visible"] = False  # keep the value under the cursor, show the colours
+        # the value stays visible under the opaque colours: its value is under the cursor
+        # and its colour bar (same colours, same range) is on the canvas
         tuples.append(value)
         display = derived_layer_data(dict(base, detector_index=-12), dict(two_d),
                                      rgb[None], KIND_DISPLAY, history, two_d=True)
