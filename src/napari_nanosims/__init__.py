@@ -22,6 +22,7 @@ from .processing.corrections import (CorrectionWarning, correct_dead_time, corre
 from .analysis.accumulate import Accumulation, accumulate
 from .analysis.ratios import STANDARDS, DerivedImage, evaluate, significance
 from .analysis.display import hsi_rgb
+from .analysis.rois import depth_profile, roi_table, segment_rois
 from .processing.hot_pixels import (HotPixelBlindSpotWarning, apply_mask, infer_hot_pixels,
                          iter_infer_hot_pixels, iter_remove_hot_pixels,
                          median_filter_frames, remove_hot_pixels)
@@ -76,5 +77,8 @@ __all__ = [
     "evaluate",
     "hsi_rgb",
     "significance",
+    "depth_profile",
+    "roi_table",
+    "segment_rois",
 ]
 __version__ = "0.1.0"

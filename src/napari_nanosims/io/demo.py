@@ -32,7 +32,8 @@ def _field(shape: tuple[int, int], rng: np.random.Generator, n_cells: int) -> di
     nucleus = np.zeros(shape)
     labelled_13c = np.zeros(shape)
     labelled_15n = np.zeros(shape)
-    for _ in range(n_cells):
+    cells = np.zeros(shape, dtype=np.int32)  # ground truth: cell k where its body > 1/2
+    for number in range(1, n_cells + 1):
         cy, cx = rng.uniform(8, height - 8), rng.uniform(8, width - 8)
         a, b = rng.uniform(5, 14), rng.uniform(4, 9)
         angle = rng.uniform(0, np.pi)
@@ -41,6 +42,7 @@ def _field(shape: tuple[int, int], rng: np.random.Generator, n_cells: int) -> di
         v = (-dx * np.sin(angle) + dy * np.cos(angle)) / b
         radius = np.sqrt(u * u + v * v)
         cell = expit((1.0 - radius) * 12.0)
+        cells[(radius < 1.0) & (cells == 0)] = number
         body = np.maximum(body, cell * rng.uniform(0.7, 1.3))
         nucleus = np.maximum(nucleus, expit((0.35 - radius) * 20.0))
         if rng.random() < 0.4:
@@ -53,7 +55,7 @@ def _field(shape: tuple[int, int], rng: np.random.Generator, n_cells: int) -> di
     topography = ndimage.gaussian_filter(body, 1.5) + 0.3 * ndimage.sobel(
         ndimage.gaussian_filter(body, 1.0), axis=1) ** 2
     return dict(body=body, nucleus=nucleus, labelled_13c=labelled_13c,
-                labelled_15n=labelled_15n, topography=topography)
+                labelled_15n=labelled_15n, topography=topography, cells=cells)
 
 
 def _expected_counts(field: dict[str, Any]) -> np.ndarray:
@@ -108,8 +110,9 @@ def make_demo_im(filename: str | os.PathLike, seed: int = 0, *, n_frames: int = 
         shift to apply to each frame to align it, median-centred as
         :func:`infer_translations` reports it; ``hot_pixels``, a list of
         (frame, row, column) events; ``labels``, ``masses_amu``, ``raster_um``,
-        ``dwell_time_us`` and ``expected_counts`` (masses, height, width), the noise-free
-        mean counts per frame of the undrifted field.
+        ``dwell_time_us``, ``expected_counts`` (masses, height, width), the noise-free
+        mean counts per frame of the undrifted field, and ``cells`` (height, width), the
+        label image of the cells in that field (0 outside, 1..N).
     """
     from scipy import ndimage
 
@@ -156,4 +159,5 @@ def make_demo_im(filename: str | os.PathLike, seed: int = 0, *, n_frames: int = 
     return dict(path=path, drift_px=drift, translations_px=translations,
                 hot_pixels=hot_pixels, labels=DEMO_LABELS, masses_amu=DEMO_MASSES_AMU,
                 raster_um=raster_um, dwell_time_us=dwell_time_us,
-                expected_counts=expected[:, margin:margin + size, margin:margin + size])
+                expected_counts=expected[:, margin:margin + size, margin:margin + size],
+                cells=field["cells"][margin:margin + size, margin:margin + size])
