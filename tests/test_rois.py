@@ -123,3 +123,33 @@ def test_depth_profile_per_roi_and_frame():
     assert first.sigma == pytest.approx(a / b * np.sqrt(1 / a + 1 / b))
     with pytest.raises(ValueError, match="labels must have the image's shape"):
         roi_table(acq, np.zeros((3, 3), np.int32))
+
+
+def test_recipe_with_segment_and_roi_table_steps_makes_one_table(tmp_path, capsys):
+    import json
+
+    import pandas as pd
+    import tifffile
+
+    from napari_nanosims.cli import main
+
+    paths = [make_demo_im(tmp_path / f"cells_{k}.im", seed=k, n_frames=4)["path"]
+             for k in (1, 2)]
+    recipe = tmp_path / "r.json"
+    recipe.write_text(json.dumps({"steps": [
+        {"step": "remove_hot_pixels", "parameters": {"max_repeat_fraction": 0.3}},
+        {"step": "align_frames"},
+        {"step": "segment", "parameters": {"min_area_px": 15}},
+        {"step": "roi_table", "parameters": {"expressions": "12C15N/12C14N; 13C/(12C+13C)"}},
+    ]}))
+    out = tmp_path / "out"
+    assert main(["process", *paths, "--recipe", str(recipe), "--out", str(out)]) == 0
+    table = pd.read_csv(out / "roi_table.csv")
+    assert list(table.columns[:3]) == ["file", "roi", "quantity"]
+    assert set(table.file) == set(paths)
+    assert {"12C 15N/12C 14N", "13C/(12C+13C)", "12C"} <= set(table.quantity)
+    labels = tifffile.imread(out / "cells_1_rois.tif")
+    per_file = pd.read_csv(out / "cells_1_roi_table.csv")
+    assert per_file.roi.max() == labels.max() > 5
+    ratio = per_file[per_file.quantity == "12C 15N/12C 14N"]
+    assert ratio.dof.max() == 3  # 4 frames

@@ -137,11 +137,38 @@ def iter_process_file(path, recipe: Recipe, out_dir=None, *, overwrite: bool = F
         for leftover in temporary.values():
             if os.path.lexists(leftover):
                 leftover.unlink()
+    if acquisition.roi_statistics is not None:
+        paths.update(_write_rois(acquisition, path, out_dir, overwrite))
     for number, derived in enumerate(acquisition.derived, start=1):
         written = write_derived(derived, ratio_paths(path, out_dir, derived.expression),
                                 overwrite=overwrite)
         paths.update({f"ratio {number} {key}": value for key, value in written.items()})
     return acquisition, paths
+
+
+def _write_rois(acquisition, path, out_dir, overwrite: bool) -> dict:
+    """``<stem>_rois.tif`` (the label image) and ``<stem>_roi_table.csv``."""
+    import tifffile
+
+    source = Path(path)
+    folder = Path(out_dir) if out_dir is not None else source.parent
+    targets = {"rois": folder / f"{source.stem}_rois.tif",
+               "roi table": folder / f"{source.stem}_roi_table.csv"}
+    existing = _existing(targets)
+    if existing and not overwrite:
+        raise FileExistsError(f"outputs exist (use --overwrite to replace): "
+                              f"{', '.join(existing)}")
+    temporary = {key: partial_path(p) for key, p in targets.items()}
+    try:
+        tifffile.imwrite(temporary["rois"], acquisition.roi_labels.astype(np.int32))
+        acquisition.roi_statistics.to_csv(temporary["roi table"], index=False)
+        for key, final in targets.items():
+            os.replace(temporary[key], final)
+    finally:
+        for leftover in temporary.values():
+            if os.path.lexists(leftover):
+                leftover.unlink()
+    return targets
 
 
 def process_file(path, recipe: Recipe, out_dir=None, *, overwrite: bool = False,

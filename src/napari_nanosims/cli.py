@@ -125,6 +125,7 @@ def _cmd_process(args) -> int:
         return 2
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     failures = 0
+    tables = []
     try:
         for path in args.files:
             progress = _Progress(os.path.basename(path))
@@ -145,6 +146,8 @@ def _cmd_process(args) -> int:
                       + (f", aligned on {aligned}" if aligned else ""))
                 for key, output in written.items():
                     print(f"  {key:8s} {output}")
+                if acquisition.roi_statistics is not None:
+                    tables.append(acquisition.roi_statistics.assign(file=os.fspath(path)))
             except Exception as exc:  # one bad file never stops the batch: say why, go on
                 progress.close()
                 failures += 1
@@ -154,6 +157,8 @@ def _cmd_process(args) -> int:
                 if os.fspath(path) not in message and os.path.basename(path) not in message:
                     message = f"{path}: {message}"
                 print(f"error: {message}", file=sys.stderr)
+        if tables:
+            failures += _write_combined_table(tables, args)
     except (KeyboardInterrupt, _Interrupted) as exc:
         print("interrupted: stopped before finishing; no partial outputs were left",
               file=sys.stderr)
@@ -161,6 +166,26 @@ def _cmd_process(args) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
     return 1 if failures else 0
+
+
+def _write_combined_table(tables, args) -> int:
+    """One tidy ROI table across all files (a ``file`` column first); 1 if it failed."""
+    import pandas as pd
+
+    from .export.ometiff import partial_path
+
+    folder = args.out or os.path.dirname(os.path.abspath(args.files[0]))
+    target = os.path.join(folder, "roi_table.csv")
+    if os.path.lexists(target) and not args.overwrite:
+        print(f"error: {target} exists (use --overwrite to replace)", file=sys.stderr)
+        return 1
+    combined = pd.concat(tables, ignore_index=True)
+    combined = combined[["file"] + [c for c in combined.columns if c != "file"]]
+    temporary = partial_path(__import__("pathlib").Path(target))
+    combined.to_csv(temporary, index=False)
+    os.replace(temporary, target)
+    print(f"ROI table of {len(tables)} file(s): {target}")
+    return 0
 
 
 def _cmd_recipe(args) -> int:

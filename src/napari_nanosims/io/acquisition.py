@@ -153,6 +153,8 @@ class Acquisition:
         alignment (1 inside, 0 where a shift brought in nothing); None means 1 everywhere.
     derived : tuple of DerivedImage
         Images computed by ``ratio`` steps (expressions of the summed frames).
+    roi_labels, roi_statistics : numpy.ndarray, pandas.DataFrame or None
+        The ROI label image of a ``segment`` step and the table of a ``roi_table`` step.
     acquisition_id : str
         Unique per opened file; kept by every acquisition derived from it.
     """
@@ -160,7 +162,8 @@ class Acquisition:
     def __init__(self, *, header: ImHeader, channels: Sequence[Channel], counts,
                  path: str | None = None, variance=None, history=(), translations=None,
                  hot_pixels=None, sums=None, acquisition_id: str | None = None,
-                 raw_counts=None, coverage=None, derived=()):
+                 raw_counts=None, coverage=None, derived=(), roi_labels=None,
+                 roi_statistics=None):
         shape = tuple(getattr(counts, "shape", ()))
         if len(shape) != 4:
             raise ValueError(f"counts must have shape (frames, masses, height, width); "
@@ -186,6 +189,8 @@ class Acquisition:
         self.raw_counts = raw_counts
         self.coverage = coverage
         self.derived = tuple(derived)
+        self.roi_labels = roi_labels
+        self.roi_statistics = roi_statistics
         self.acquisition_id = acquisition_id or uuid.uuid4().hex
         self._closed = False
 
@@ -249,7 +254,8 @@ class Acquisition:
                       translations=self.translations, hot_pixels=self.hot_pixels,
                       sums=self.sums, acquisition_id=self.acquisition_id,
                       raw_counts=self.raw_counts, coverage=self.coverage,
-                      derived=self.derived)
+                      derived=self.derived, roi_labels=self.roi_labels,
+                      roi_statistics=self.roi_statistics)
         unknown = set(changes) - set(values)
         if unknown:
             raise TypeError(f"unknown acquisition fields {sorted(unknown)}")

@@ -211,8 +211,62 @@ RATIO = Step(
                unit="counts", minimum=0.0, maximum=1e12, optional=True)),
     _run_ratio)
 
+def _run_segment(acquisition: Acquisition, *, channel, method, smoothing_px, min_area_px,
+                 split_touching):
+    from ..analysis.accumulate import accumulate
+    from ..analysis.rois import segment_rois
+
+    chosen = _alignment_channel(acquisition, channel)
+    yield 0, 1
+    image = accumulate(acquisition).counts[chosen.index]
+    labels = segment_rois(image, method=method, smoothing_px=smoothing_px,
+                          min_area_px=min_area_px, split_touching=split_touching)
+    yield 1, 1
+    return acquisition.with_step(
+        "segment", dict(channel=channel, method=method, smoothing_px=smoothing_px,
+                        min_area_px=min_area_px, split_touching=split_touching,
+                        segmented_on=chosen.label, rois_found=int(labels.max())),
+        roi_labels=labels)
+
+
+def _run_roi_table(acquisition: Acquisition, *, expressions):
+    from ..analysis.rois import roi_table
+
+    if acquisition.roi_labels is None:
+        raise ValueError(f"{acquisition.name}: roi_table needs ROIs; put a segment step "
+                         "before it")
+    listed = [text.strip() for text in expressions.split(";") if text.strip()]
+    yield 0, 1
+    table = roi_table(acquisition, acquisition.roi_labels, listed)
+    yield 1, 1
+    return acquisition.with_step("roi_table", {"expressions": expressions,
+                                               "rows": int(len(table))},
+                                 roi_statistics=table)
+
+
+SEGMENT = Step(
+    "segment", "Find cells",
+    "Segment the sum of one channel into ROIs (threshold, watershed split, small ones "
+    "dropped).",
+    (Parameter("channel", "auto", str, "channel whose sum is segmented ('auto': 12C 14N, "
+               "else the strongest ion channel)"),
+     Parameter("method", "otsu", str, "threshold method",
+               choices=("otsu", "li", "yen", "triangle")),
+     Parameter("smoothing_px", 1.0, float, "Gaussian smoothing before thresholding",
+               unit="px", minimum=0.0, maximum=20.0),
+     Parameter("min_area_px", 10, int, "smaller objects are dropped", unit="px",
+               minimum=0, maximum=10**6),
+     Parameter("split_touching", True, bool, "split touching cells by a watershed")),
+    _run_segment)
+ROI_TABLE = Step(
+    "roi_table", "ROI table",
+    "Per ROI: channel totals and expressions (ratios of sums) with errors and the "
+    "dispersion test across frames.",
+    (Parameter("expressions", "12C15N/12C14N", str, "expressions separated by ';'"),),
+    _run_roi_table)
+
 STEPS = {step.name: step for step in (REMOVE_HOT_PIXELS, *CORRECTION_STEPS, ALIGN_FRAMES,
-                                      SUM_FRAMES, RATIO)}
+                                      SUM_FRAMES, RATIO, SEGMENT, ROI_TABLE)}
 
 
 def clean_hot_pixels(acquisition: Acquisition, **parameters) -> Acquisition:
