@@ -431,3 +431,55 @@ def test_ratio_tab_adds_value_sigma_and_display_layers(make_napari_viewer, qtbot
     widget.run()
     qtbot.waitUntil(lambda: widget._runner.worker is None, timeout=30_000)
     assert "unknown mass label" in widget.result.value
+
+
+def test_rois_tab_find_cells_table_selection_profile_and_export(make_napari_viewer, qtbot,
+                                                               demo_file, tmp_path):
+    import json
+
+    import pandas as pd
+
+    from napari_nanosims import roi_table
+    from napari_nanosims._napari.widgets import RoiWidget
+    from napari_nanosims._napari.widgets._common import LayerAdder
+
+    viewer = make_napari_viewer()
+    _open_demo(viewer, demo_file)
+    widget = RoiWidget(viewer)
+    assert widget.channel.value == 2  # 12C 14N
+
+    def settle():
+        qtbot.waitUntil(lambda: widget._runner.worker is None and not LayerAdder._active,
+                        timeout=30_000)
+
+    widget.find_cells()
+    settle()
+    qtbot.waitUntil(lambda: widget.statistics is not None, timeout=30_000)
+    settle()
+    rois = viewer.layers["ROIs · cells_01"]
+    assert rois.data.max() > 10 and tuple(rois.scale) == pytest.approx((20 / 256,) * 2)
+    expected = roi_table(open_acquisition(demo_file["path"]), rois.data, ["12C15N/12C14N"])
+    assert widget.table.rowCount() == rois.data.max()
+    ratio = expected[expected.quantity == "12C 15N/12C 14N"].set_index("roi")
+    for row in range(widget.table.rowCount()):
+        roi = int(widget.table.item(row, 0).data(0))
+        assert widget.table.item(row, 3).data(0) == pytest.approx(ratio.loc[roi, "value"])
+        assert widget.table.item(row, 5).data(0) == pytest.approx(ratio.loc[roi, "p_value"],
+                                                                   nan_ok=True)
+    numbers = viewer.layers["ROI numbers · ROIs · cells_01"]
+    assert len(numbers.data) == rois.data.max()
+    widget.table.selectRow(0)
+    chosen = int(widget.table.item(0, 0).data(0))
+    assert rois.selected_label == chosen
+    assert len(widget._figure_canvas.figure.axes[0].lines) > 0
+    written = widget.export_table(tmp_path / "table.csv")
+    table = pd.read_csv(written[0])
+    assert table.file.iloc[0] == demo_file["path"] and len(table) == len(widget.statistics)
+    assert json.loads(written[1].read_text())["expressions"] == "12C15N/12C14N"
+    assert widget.export_table(tmp_path / "table.csv") is None  # never replaced silently
+    # painting changes the ROIs: the table follows (debounced)
+    data = np.array(rois.data)
+    data[:5, :5] = 99
+    rois.data = data
+    qtbot.waitUntil(lambda: widget.statistics is not None and 99 in set(widget.statistics.roi),
+                    timeout=30_000)

@@ -6,5 +6,6 @@ from .header_panel import HeaderPanel
 from .hot_pixels import HotPixelWidget
 from .panel import NanoSIMSPanel
 from .ratio import RatioWidget
+from .rois import RoiWidget
 
-__all__ = ["AlignFramesWidget", "CorrectionsWidget", "HeaderPanel", "HotPixelWidget", "NanoSIMSPanel", "RatioWidget"]
+__all__ = ["AlignFramesWidget", "CorrectionsWidget", "HeaderPanel", "HotPixelWidget", "NanoSIMSPanel", "RatioWidget", "RoiWidget"]

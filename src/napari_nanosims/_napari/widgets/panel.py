@@ -11,6 +11,7 @@ from .corrections import CorrectionsWidget
 from .header_panel import HeaderPanel
 from .hot_pixels import HotPixelWidget
 from .ratio import RatioWidget
+from .rois import RoiWidget
 
 # Wide enough for the labelled controls, narrow enough that a 1280-pixel window keeps
 # well over half of its width for the image.
@@ -18,7 +19,8 @@ PANEL_WIDTH_PX = 330
 
 
 class NanoSIMSPanel(QWidget):
-    """The plugin's widgets as tabs of one dock: Clean, Correct, Align, Ratio and Header.
+    """The plugin's widgets as tabs of one dock: Clean, Correct, Align, Ratio, ROIs
+    and Header.
 
     The individual widgets stay available on their own from the Plugins menu.
     """
@@ -29,11 +31,12 @@ class NanoSIMSPanel(QWidget):
         self.correct = CorrectionsWidget(viewer)
         self.align = AlignFramesWidget(viewer)
         self.ratio = RatioWidget(viewer)
+        self.rois = RoiWidget(viewer)
         self.header = HeaderPanel(viewer)
         self.tabs = QTabWidget()
         for title, widget in (("Clean", self.clean.native), ("Correct", self.correct.native),
                               ("Align", self.align.native), ("Ratio", self.ratio.native),
-                              ("Header", self.header)):
+                              ("ROIs", self.rois.native), ("Header", self.header)):
             scroll = QScrollArea()
             scroll.setWidgetResizable(True)
             scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)

@@ -1,0 +1,352 @@
+"""The "ROIs" tab: find or draw cells, measure ratios of sums per ROI, profiles, export."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import napari.viewer
+from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, Label, LineEdit, PushButton, SpinBox
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem
+
+from ...analysis.accumulate import accumulate
+from ...analysis.rois import THRESHOLDS, depth_profile, roi_table, segment_rois
+from ...processing.steps import default_alignment_channel
+from ._base import FileWidget
+from ._common import (KIND_ALIGNED, KIND_CLEANED, KIND_CORRECTED, acquisition_from_layers,
+                      channel_layers)
+
+ROI_KEY = "nanosims_rois"
+
+
+def roi_labels_from_layer(layer, shape) -> np.ndarray:
+    """A (height, width) int32 ROI image from a Labels layer or a Shapes layer."""
+    if layer.__class__.__name__ == "Shapes":
+        if len(layer.data) == 0:
+            return np.zeros(shape, np.int32)
+        return np.asarray(layer.to_labels(labels_shape=shape), dtype=np.int32)
+    data = np.asarray(layer.data)
+    if data.shape != tuple(shape):
+        raise ValueError(f"the ROI layer {layer.name!r} has shape {data.shape}; the file's "
+                         f"images are {tuple(shape)}")
+    return data.astype(np.int32)
+
+
+class RoiWidget(FileWidget):
+    """ROIs of one file: Find cells, a sortable table of ratios of sums with errors and
+    dispersion p-values, a depth profile of the selected ROIs, and Export table."""
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        super().__init__(viewer, "Measure ROIs")
+        self.roi_layer = ComboBox(label="ROIs from", choices=self._roi_layer_choices,
+                                  nullable=True,
+                                  tooltip="a Labels layer (paint ROIs) or a Shapes layer")
+        self.channel = ComboBox(label="find cells on", choices=self._channel_choices,
+                                nullable=True)
+        self.method = ComboBox(label="threshold", choices=list(THRESHOLDS), value="otsu")
+        self.smoothing = FloatSpinBox(label="smoothing (px)", min=0.0, max=20.0, value=1.0)
+        self.min_area = SpinBox(label="min area (px)", min=0, max=100_000, value=10)
+        self.split = CheckBox(label="split touching cells", value=True)
+        self.find_button = PushButton(text="Find cells")
+        self.expressions = LineEdit(label="expressions", value="12C15N/12C14N",
+                                    tooltip="separated by ';', e.g. 12C15N/12C14N; 13C/12C")
+        self.summary = Label(label="", value="")
+        self.summary.native.setWordWrap(True)
+        self.export_button = PushButton(text="Export table")
+        self.extend([self.file, self.roi_layer, self.channel, self.method, self.smoothing,
+                     self.min_area, self.split, self.find_button, self.expressions,
+                     self.run_button, self.cancel_button, self.progress, self.summary,
+                     self.export_button])
+        self.table = QTableWidget()
+        self.table.setSortingEnabled(True)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setMinimumHeight(160)
+        self.table.itemSelectionChanged.connect(self._row_selected)
+        self.native.layout().addWidget(self.table)
+        self._figure_canvas = None
+        self.statistics = None
+        self._labels_image = None
+        self._debounce = QTimer(self.native)
+        self._debounce.setSingleShot(True)
+        self._debounce.setInterval(500)
+        self._debounce.timeout.connect(self.run)
+        self._watched = None
+        self.find_button.changed.connect(self.find_cells)
+        self.export_button.changed.connect(lambda _v=None: self.export_table())
+        self.roi_layer.changed.connect(self._watch_roi_layer)
+        self._connect()
+
+    # -- inputs -------------------------------------------------------------------------
+    def _roi_layer_choices(self, _widget=None):
+        return [(layer.name, layer) for layer in self._viewer.layers
+                if layer.__class__.__name__ in ("Labels", "Shapes")]
+
+    def _channel_choices(self, _widget=None):
+        if not hasattr(self, "file") or self.file.value is None:
+            return []
+        return [(layer.metadata["nanosims"]["label"], index) for index, layer
+                in channel_layers(self._viewer, self.file.value).items()]
+
+    def _files_refreshed(self, previous) -> None:
+        self.roi_layer.reset_choices()
+        current = self.channel.value
+        self.channel.reset_choices()
+        if current is None and self.file.value is not None:
+            acquisition = acquisition_from_layers(self._viewer, self.file.value)
+            if acquisition is not None:
+                self.channel.value = acquisition.channel(
+                    default_alignment_channel(acquisition)).index
+
+    def _watch_roi_layer(self, layer=None) -> None:
+        """Re-measure (debounced) when the ROIs are painted or changed."""
+        if self._watched is not None:
+            for emitter in ("data", "paint", "set_data"):
+                event = getattr(self._watched.events, emitter, None)
+                if event is not None:
+                    event.disconnect(self._schedule)
+        self._watched = layer
+        if layer is not None:
+            for emitter in ("data", "paint", "set_data"):
+                event = getattr(layer.events, emitter, None)
+                if event is not None:
+                    event.connect(self._schedule)
+
+    def _schedule(self, _event=None) -> None:
+        if not self._closed:
+            try:
+                self._debounce.start()
+            except RuntimeError:
+                self._closed = True
+
+    def _source(self):
+        """The file's acquisition from its aligned (else corrected, cleaned, raw) layers."""
+        return acquisition_from_layers(self._viewer, self.file.value,
+                                       (KIND_ALIGNED, KIND_CORRECTED, KIND_CLEANED))
+
+    # -- find cells -----------------------------------------------------------------------
+    def find_cells(self, _value=None):
+        """Segment the chosen channel's sum in a worker; adds an ROI Labels layer."""
+        from napari.utils.notifications import show_warning
+
+        if self.file.value is None or self.channel.value is None:
+            show_warning("Open a NanoSIMS .im file first (no file chosen).")
+            return None
+        acquisition = self._source()
+        if acquisition is None:
+            show_warning("Some channel layers of this file were deleted; open it again.")
+            return None
+        index = int(self.channel.value)
+        first = next(iter(channel_layers(self._viewer, self.file.value).values()))
+        options = dict(method=self.method.value, smoothing_px=float(self.smoothing.value),
+                       min_area_px=int(self.min_area.value),
+                       split_touching=bool(self.split.value))
+
+        def job():
+            yield "find cells", 0, 1
+            labels = segment_rois(accumulate(acquisition).counts[index], **options)
+            yield "find cells", 1, 1
+            return labels, first.name.split(" · ")[-1], tuple(first.scale)[-2:]
+
+        return self._runner.start(job(), description="Finding cells",
+                                  on_returned=self._add_roi_layer)
+
+    def _add_roi_layer(self, returned) -> None:
+        labels, stem, scale = returned
+        if self._closed:
+            return
+        name = f"ROIs · {stem}"
+        if name in self._viewer.layers:
+            self._viewer.layers[name].data = labels
+            layer = self._viewer.layers[name]
+        else:
+            layer = self._viewer.add_labels(labels, name=name, scale=scale,
+                                            metadata={ROI_KEY: self.file.value})
+        self.roi_layer.reset_choices()
+        self.roi_layer.value = layer
+        self.summary.value = f"{int(labels.max())} ROIs found"
+        self._schedule()  # measure once this worker has finished
+
+    # -- measure --------------------------------------------------------------------------
+    def run(self, _value=None):
+        """Measure every ROI in a worker: the table, ROI numbers and the depth profile."""
+        from napari.utils.notifications import show_warning
+
+        layer = self.roi_layer.value
+        if self.file.value is None or layer is None:
+            if _value is not None:
+                show_warning("Choose (or find) the ROIs first.")
+            return None
+        acquisition = self._source()
+        if acquisition is None:
+            return None
+        try:
+            labels = roi_labels_from_layer(layer, acquisition.shape[2:])
+        except ValueError as exc:
+            show_warning(str(exc))
+            return None
+        expressions = [text.strip() for text in self.expressions.value.split(";")
+                       if text.strip()]
+
+        def job():
+            yield "measure", 0, 2
+            table = roi_table(acquisition, labels, expressions)
+            yield "measure", 1, 2
+            profile = (depth_profile(acquisition, labels, expressions[0])
+                       if expressions and acquisition.n_frames > 1 else None)
+            return table, profile, labels
+
+        return self._runner.start(job(), description="Measuring ROIs",
+                                  on_returned=self._show)
+
+    def _show(self, returned) -> None:
+        if self._closed:
+            return
+        table, profile, labels = returned
+        self.statistics, self.profile, self._labels_image = table, profile, labels
+        self._fill_table(table)
+        self._draw_numbers(table)
+        self._plot_profile()
+        n = int(table.roi.nunique()) if len(table) else 0
+        self.summary.value = f"{n} ROIs measured"
+
+    def _fill_table(self, table) -> None:
+        quantities = [q for q in dict.fromkeys(table.quantity)
+                      if q not in {c for c in self._channel_labels()}]
+        columns = ["ROI", "pixels", "area (µm²)"]
+        for quantity in quantities:
+            columns += [quantity, f"σ {quantity}", f"p {quantity}"]
+        rois = sorted(table.roi.unique()) if len(table) else []
+        self.table.setSortingEnabled(False)
+        self.table.clear()
+        self.table.setColumnCount(len(columns))
+        self.table.setHorizontalHeaderLabels(columns)
+        self.table.setRowCount(len(rois))
+        for row, roi in enumerate(rois):
+            part = table[table.roi == roi]
+            first = part.iloc[0]
+            values = [roi, first.n_pixels, first.area_um2]
+            for quantity in quantities:
+                entry = part[part.quantity == quantity].iloc[0]
+                values += [entry.value, entry.sigma, entry.p_value]
+            for column, value in enumerate(values):
+                item = QTableWidgetItem()
+                item.setData(0, float(value) if column else int(value))
+                self.table.setItem(row, column, item)
+        self.table.setSortingEnabled(True)
+
+    def _channel_labels(self):
+        return [layer.metadata["nanosims"]["label"] for layer in
+                channel_layers(self._viewer, self.file.value).values()] if self.file.value \
+            else []
+
+    def _draw_numbers(self, table) -> None:
+        """A points layer at the ROI centroids, labelled with the ROI numbers."""
+        if not len(table):
+            return
+        first = table.drop_duplicates("roi")
+        source = self.roi_layer.value
+        scale = tuple(source.scale)[-2:] if source is not None else (1.0, 1.0)
+        points = np.column_stack([first.centroid_y_um / scale[0] - 0.5,
+                                  first.centroid_x_um / scale[1] - 0.5])
+        name = f"ROI numbers · {source.name}" if source is not None else "ROI numbers"
+        features = {"roi": first.roi.to_numpy()}
+        text = {"string": "{roi}", "color": "white", "size": 10}
+        if name in self._viewer.layers:
+            layer = self._viewer.layers[name]
+            layer.data = points
+            layer.features = features
+            layer.text = text
+        else:
+            self._viewer.add_points(points, name=name, scale=scale, features=features,
+                                    text=text, size=0.1, face_color="transparent",
+                                    border_color="transparent")
+
+    def _plot_profile(self, selected=None) -> None:
+        """Error bars of the first expression per frame, for the selected ROIs (or all)."""
+        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+        from matplotlib.figure import Figure
+
+        if self._figure_canvas is None:
+            self._figure_canvas = FigureCanvasQTAgg(Figure(figsize=(3, 2.2)))
+            self._figure_canvas.setMinimumHeight(180)
+            self.native.layout().addWidget(self._figure_canvas)
+        figure = self._figure_canvas.figure
+        figure.clear()
+        axes = figure.add_subplot(111)
+        profile = self.profile
+        if profile is not None and len(profile):
+            rois = selected or sorted(profile.roi.unique())[:8]
+            for roi in rois:
+                part = profile[profile.roi == roi]
+                axes.errorbar(part.frame, part.value, yerr=part.sigma, marker="o", ms=3,
+                              capsize=2, label=f"ROI {roi}")
+            axes.set_xlabel("frame")
+            axes.set_ylabel(self.expressions.value.split(";")[0].strip())
+            axes.legend(fontsize=7)
+        else:
+            axes.text(0.5, 0.5, "depth profile: measure ROIs (2 frames or more)",
+                      ha="center", va="center", fontsize=8, transform=axes.transAxes)
+        figure.tight_layout()
+        self._figure_canvas.draw_idle()
+
+    def _row_selected(self) -> None:
+        rows = sorted({index.row() for index in self.table.selectedIndexes()})
+        if not rows or self.statistics is None:
+            return
+        rois = [int(self.table.item(row, 0).data(0)) for row in rows]
+        layer = self.roi_layer.value
+        if layer is not None and layer.__class__.__name__ == "Labels":
+            layer.selected_label = rois[0]
+        first = self.statistics[self.statistics.roi == rois[0]].iloc[0]
+        scene = getattr(self._viewer, "scene", None)  # napari >= 0.9 keeps the camera there
+        camera = scene.camera if scene is not None else self._viewer.camera
+        center = list(camera.center)
+        center[-2:] = [first.centroid_y_um, first.centroid_x_um]
+        camera.center = tuple(center)
+        self._plot_profile(rois)
+
+    # -- export ---------------------------------------------------------------------------
+    def export_table(self, path=None, overwrite: bool = False):
+        """Write the tidy table as CSV (and Parquet when pyarrow is there) with a JSON
+        sidecar (file, history). Asks where when ``path`` is None (the dialog confirms
+        replacing a file); a given ``path`` that exists is kept unless ``overwrite``.
+        Returns the paths written."""
+        from napari.utils.notifications import show_warning
+
+        if self.statistics is None:
+            show_warning("Measure the ROIs first.")
+            return None
+        if path is None:
+            from qtpy.QtWidgets import QFileDialog
+
+            path, _ = QFileDialog.getSaveFileName(self.native, "Export ROI table",
+                                                  "roi_table.csv", "CSV (*.csv)")
+            if not path:
+                return None
+        else:
+            path = Path(path)
+            if os.path.lexists(path) and not overwrite:
+                show_warning(f"{path} exists; not replaced.")
+                return None
+        path = Path(path)
+        acquisition = self._source()
+        table = self.statistics.assign(file=acquisition.path)
+        table = table[["file"] + [c for c in table.columns if c != "file"]]
+        written = [path, path.with_suffix(".json")]
+        temporary = path.with_name(path.name + f".partial-{os.getpid()}")
+        table.to_csv(temporary, index=False)
+        os.replace(temporary, path)
+        sidecar = {"file": acquisition.path, "expressions": self.expressions.value,
+                   "roi_layer": self.roi_layer.value.name if self.roi_layer.value else None,
+                   "history": acquisition.history_dicts()}
+        written[1].write_text(json.dumps(sidecar, indent=2, ensure_ascii=False))
+        from importlib.util import find_spec
+
+        if find_spec("pyarrow") is not None:  # optional: Parquet only when it is installed
+            table.to_parquet(path.with_suffix(".parquet"), index=False)
+            written.append(path.with_suffix(".parquet"))
+        self.summary.value = f"exported {path.name}"
+        return written
