@@ -100,6 +100,22 @@ def main() -> None:
     settle(1.0)
     save_window(viewer, out / "ratio.png")
     panel.grab().save(str(out / "widget_ratio.png"))
+    # the ROIs tab: cells found on 12C 14N, 15N/14N per cell
+    panel.tabs.setCurrentIndex(4)
+    rois = panel.rois
+    rois.find_cells()
+    wait_for(rois._runner)
+    end = time.time() + 30
+    while rois.statistics is None and time.time() < end:
+        settle(0.1)
+    wait_for(rois._runner)
+    for layer in viewer.layers:
+        layer.visible = (layer.name.startswith("12C 14N · aligned ·") or
+                         layer.name.startswith("ROI"))
+    rois.table.selectRow(0)
+    settle(1.0)
+    save_window(viewer, out / "rois.png")
+    panel.grab().save(str(out / "widget_rois.png"))
     print("screenshots written to", out)
     viewer.close()
 
