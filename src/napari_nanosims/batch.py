@@ -12,7 +12,7 @@ import numpy as np
 
 from .analysis.accumulate import accumulate
 from .export.ratio import ratio_paths, write_derived
-from .export.ometiff import (partial_path, remove_stale_partials, software_versions,
+from .export.ometiff import (atomic_outputs, remove_stale_partials, software_versions,
                              write_ome_tiff)
 from .io.acquisition import Acquisition
 from .processing._frames import run_to_completion
@@ -117,10 +117,9 @@ def iter_process_file(path, recipe: Recipe, out_dir=None, *, overwrite: bool = F
     accumulation = accumulate(acquisition)
     variance = np.concatenate([accumulation.variance, accumulation.coverage[None]])
     record = processing_record(acquisition, recipe, paths)
-    temporary = {key: partial_path(p) for key, p in paths.items()}
     # Everything is written under temporary names first and then moved into place, so an
     # interruption (SIGINT, SIGTERM, an error) leaves no half-written file under a final name.
-    try:
+    with atomic_outputs(paths, overwrite) as temporary:
         labels = acquisition.labels
         write_ome_tiff(temporary["sums"], sums, "CYX", acquisition.pixel_size_um, labels)
         write_ome_tiff(temporary["variance"], variance.astype(np.float32), "CYX",
@@ -129,14 +128,6 @@ def iter_process_file(path, recipe: Recipe, out_dir=None, *, overwrite: bool = F
         write_ome_tiff(temporary["stack"], acquisition.counts, "TCYX",
                        acquisition.pixel_size_um, labels)
         temporary["record"].write_text(json.dumps(record, indent=2, ensure_ascii=False))
-        for key, final in paths.items():
-            if os.path.lexists(final) and not overwrite:
-                raise FileExistsError(f"{final} appeared while writing; not replaced")
-            os.replace(temporary[key], final)
-    finally:
-        for leftover in temporary.values():
-            if os.path.lexists(leftover):
-                leftover.unlink()
     if acquisition.roi_statistics is not None:
         paths.update(_write_rois(acquisition, path, out_dir, overwrite))
     for number, derived in enumerate(acquisition.derived, start=1):
@@ -158,16 +149,9 @@ def _write_rois(acquisition, path, out_dir, overwrite: bool) -> dict:
     if existing and not overwrite:
         raise FileExistsError(f"outputs exist (use --overwrite to replace): "
                               f"{', '.join(existing)}")
-    temporary = {key: partial_path(p) for key, p in targets.items()}
-    try:
+    with atomic_outputs(targets, overwrite) as temporary:
         tifffile.imwrite(temporary["rois"], acquisition.roi_labels.astype(np.int32))
         acquisition.roi_statistics.to_csv(temporary["roi table"], index=False)
-        for key, final in targets.items():
-            os.replace(temporary[key], final)
-    finally:
-        for leftover in temporary.values():
-            if os.path.lexists(leftover):
-                leftover.unlink()
     return targets
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import re
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 __all__ = ["write_ome_tiff", "counts_for_tiff", "remove_stale_partials", "partial_path",
-           "software_versions"]
+           "software_versions", "atomic_outputs"]
 
 _PARTIAL = re.compile(r"\.partial-(\d+)$")
 
@@ -31,6 +32,27 @@ def software_versions() -> dict[str, str]:
 def partial_path(path: Path) -> Path:
     """The temporary name ``path`` is written under before it is renamed into place."""
     return path.with_name(path.name + f".partial-{os.getpid()}")
+
+
+@contextmanager
+def atomic_outputs(paths: dict, overwrite: bool = False):
+    """Yield temporary paths to write; move them all into place when the block succeeds.
+
+    An interruption or error (SIGINT, SIGTERM, a full disk) leaves no file under a final
+    name and no temporary file. A final name that appeared meanwhile is not replaced
+    unless ``overwrite``.
+    """
+    temporary = {key: partial_path(Path(path)) for key, path in paths.items()}
+    try:
+        yield temporary
+        for key, final in paths.items():
+            if os.path.lexists(final) and not overwrite:
+                raise FileExistsError(f"{final} appeared while writing; not replaced")
+            os.replace(temporary[key], final)
+    finally:
+        for leftover in temporary.values():
+            if os.path.lexists(leftover):
+                leftover.unlink()
 
 
 def _process_alive(pid: int) -> bool:

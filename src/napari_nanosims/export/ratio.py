@@ -10,7 +10,7 @@ import numpy as np
 
 from ..analysis.display import hsi_rgb
 from ..analysis.ratios import DerivedImage
-from .ometiff import partial_path, remove_stale_partials, write_ome_tiff
+from .ometiff import atomic_outputs, remove_stale_partials, write_ome_tiff
 
 __all__ = ["ratio_paths", "write_derived", "auto_range"]
 
@@ -60,16 +60,9 @@ def write_derived(derived: DerivedImage, paths: dict, *, value_range=None,
     else:
         grey = np.linspace(0, 1, 256)[:, None] * np.ones((1, 3))
         display = hsi_rgb(derived, value_range=value_range, mode="modulated", colormap=grey)
-    temporary = {key: partial_path(p) for key, p in paths.items()}
-    try:
+    with atomic_outputs(paths, overwrite) as temporary:
         write_ome_tiff(temporary["image"], np.stack([derived.value, derived.sigma]).astype(
             np.float32), "CYX", derived.pixel_size_um,
             [derived.expression, f"sigma({derived.expression})"])
         imwrite(temporary["display"], display, extension=".png")
-        for key, final in paths.items():
-            os.replace(temporary[key], final)
-    finally:
-        for leftover in temporary.values():
-            if os.path.lexists(leftover):
-                leftover.unlink()
     return paths
