@@ -31,7 +31,8 @@ def _run(qtbot, widget, kind, count):
 @pytest.mark.parametrize("shape", [(3000, 3, 16, 16), (1000, 4, 32, 32)])
 def test_many_small_frames_complete_in_every_widget(make_napari_viewer, qtbot, tmp_path,
                                                     shape):
-    from napari_nanosims._napari.widgets import AlignFramesWidget, HotPixelWidget
+    from napari_nanosims._napari.widgets import (AlignFramesWidget, CorrectionsWidget,
+                                                 HotPixelWidget)
 
     rng = np.random.default_rng(0)
     data = rng.poisson(3, size=shape).astype(np.uint32)
@@ -40,9 +41,11 @@ def test_many_small_frames_complete_in_every_widget(make_napari_viewer, qtbot, t
     viewer = make_napari_viewer()
     viewer.open(path, plugin="napari-nanosims")
     cleaner, aligner = HotPixelWidget(viewer), AlignFramesWidget(viewer)
+    corrector = CorrectionsWidget(viewer)
     n_ions = shape[1] - 1
     for _ in range(5):  # every run completes: no silent abort
         _run(qtbot, cleaner, "cleaned", n_ions)
+        _run(qtbot, corrector, "corrected", n_ions)
         _run(qtbot, aligner, "aligned sum", shape[1])
     assert viewer.layers[f"{labels[0]} · cleaned · many"].data.shape == shape[:1] + shape[2:]
 
