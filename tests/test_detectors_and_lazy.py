@@ -71,7 +71,8 @@ def _random_file(tmp_path, shape=(5, 3, 7, 9), signed=True, seed=0):
 KEYS = [0, -1, (slice(None), 1), (1, 2, 3, 4), (Ellipsis, 0), (Ellipsis, -1, slice(2, None)),
         (slice(1, 4), slice(None), slice(None, None, 2), slice(None, None, -3)),
         ([0, 3], 1), (2, Ellipsis), (slice(None), slice(None), [6, 0, 2], 0),
-        (0, 0, slice(3, 3))]
+        (0, 0, slice(3, 3)), (slice(None), 0, np.array([1, 5]), slice(None)),
+        (1, 2, np.array([True, False, True, False, False, False, True]))]
 
 
 @pytest.mark.parametrize("key", KEYS, ids=[repr(k) for k in KEYS])

@@ -72,8 +72,11 @@ class LazyCounts:
             key = (key,)
         if any(k is None for k in key):
             raise IndexError("LazyCounts does not take np.newaxis; index the result instead")
-        if Ellipsis in key:
-            at = key.index(Ellipsis)
+        ellipses = [at for at, k in enumerate(key) if k is Ellipsis]  # `in` would compare arrays
+        if len(ellipses) > 1:
+            raise IndexError("an index can only have a single ellipsis ('...')")
+        if ellipses:
+            at = ellipses[0]
             fill = self.ndim - (len(key) - 1)
             key = key[:at] + (slice(None),) * fill + key[at + 1:]
         if len(key) > self.ndim:
@@ -82,7 +85,7 @@ class LazyCounts:
         if self.roll == (0, 0):
             return self._native(self._stored[key])
         whole = slice(None)
-        if key[-2] == whole and key[-1] == whole and all(
+        if all(isinstance(k, slice) and k == whole for k in key[-2:]) and all(
                 isinstance(k, (slice, int, np.integer)) for k in key[:-2]):
             leading = self._stored[key[:-2]]
             out = np.empty(leading.shape, dtype=self.dtype)
