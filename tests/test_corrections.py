@@ -269,7 +269,7 @@ def test_recipe_and_cli_with_corrections_write_variance_and_coverage(tmp_path, c
     record = json.loads((out / "c0_processing.json").read_text())
     assert [s["step"] for s in record["steps"]] == ["remove_hot_pixels", "correct_dead_time",
                                                     "correct_qsa", "align_frames",
-                                                    "sum_frames"]
+                                                    "exclude_frames", "sum_frames"]
     with tifffile.TiffFile(out / "c0_variance.ome.tif") as tif:
         variance = tif.asarray()
         assert "var(12C 14N)" in tif.ome_metadata and "coverage" in tif.ome_metadata

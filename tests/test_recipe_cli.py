@@ -64,10 +64,11 @@ def test_run_recipe_progress_and_cancel(tmp_path):
     path = _file(tmp_path)
     seen = []
     result = run_recipe(path, default_recipe(), progress=lambda *a: seen.append(a))
-    assert {s[0] for s in seen} == {"remove_hot_pixels", "align_frames", "sum_frames"}
+    assert {s[0] for s in seen} == {"remove_hot_pixels", "align_frames", "exclude_frames",
+                                   "sum_frames"}
     assert result.sums.shape == (4, 32, 40)
     assert [r.name for r in result.history] == ["remove_hot_pixels", "align_frames",
-                                                "sum_frames"]
+                                                "exclude_frames", "sum_frames"]
     stop = threading.Event()
     stop.set()
     with pytest.raises(RecipeCancelled):

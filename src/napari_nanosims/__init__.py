@@ -9,8 +9,10 @@ from ._errors import ImFormatError, ImFormatWarning
 from .io.reader import ImHeader, load_mims, read_header, sniff_im
 from .io.writer import write_im
 from .io.demo import make_demo_im
-from .processing.alignment import (ShiftBeyondPaddingWarning, apply_translations, infer_translations,
-                        iter_apply_translations, iter_infer_translations)
+from .processing.alignment import (FrameRegistration, ShiftBeyondPaddingWarning,
+                                   apply_translations, infer_translations,
+                                   iter_apply_translations, iter_infer_translations,
+                                   iter_register_frames, register_frames)
 from .processing.pipeline import iter_process_image_data, process_image_data
 from .io.acquisition import Acquisition, Channel, HistoryRecord, open_acquisition
 from .processing.parameters import Parameter, Step
@@ -47,6 +49,9 @@ __all__ = [
     "infer_translations",
     "iter_apply_translations",
     "iter_infer_translations",
+    "register_frames",
+    "iter_register_frames",
+    "FrameRegistration",
     "iter_infer_hot_pixels",
     "iter_process_image_data",
     "process_image_data",

@@ -155,6 +155,9 @@ class Acquisition:
         Images computed by ``ratio`` steps (expressions of the summed frames).
     roi_labels, roi_statistics : numpy.ndarray, pandas.DataFrame or None
         The ROI label image of a ``segment`` step and the table of a ``roi_table`` step.
+    registration : FrameRegistration or None
+        Per-frame quality of a sub-pixel alignment (correlation, uncertainty, flagged
+        frames; see :func:`~napari_nanosims.register_frames`).
     acquisition_id : str
         Unique per opened file; kept by every acquisition derived from it.
     """
@@ -163,7 +166,7 @@ class Acquisition:
                  path: str | None = None, variance=None, history=(), translations=None,
                  hot_pixels=None, sums=None, acquisition_id: str | None = None,
                  raw_counts=None, coverage=None, derived=(), roi_labels=None,
-                 roi_statistics=None):
+                 roi_statistics=None, registration=None):
         shape = tuple(getattr(counts, "shape", ()))
         if len(shape) != 4:
             raise ValueError(f"counts must have shape (frames, masses, height, width); "
@@ -191,6 +194,7 @@ class Acquisition:
         self.derived = tuple(derived)
         self.roi_labels = roi_labels
         self.roi_statistics = roi_statistics
+        self.registration = registration
         self.acquisition_id = acquisition_id or uuid.uuid4().hex
         self._closed = False
 
@@ -255,7 +259,7 @@ class Acquisition:
                       sums=self.sums, acquisition_id=self.acquisition_id,
                       raw_counts=self.raw_counts, coverage=self.coverage,
                       derived=self.derived, roi_labels=self.roi_labels,
-                      roi_statistics=self.roi_statistics)
+                      roi_statistics=self.roi_statistics, registration=self.registration)
         unknown = set(changes) - set(values)
         if unknown:
             raise TypeError(f"unknown acquisition fields {sorted(unknown)}")

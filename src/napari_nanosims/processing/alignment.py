@@ -7,6 +7,7 @@ translation ``t`` moves content from pixel ``p`` to ``p + t``.
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 import warnings
 from collections.abc import Generator
@@ -15,7 +16,7 @@ import numpy as np
 
 from ._frames import check_stack, frame, map_frames, run_to_completion
 from .parameters import parameter
-from .subpixel import _refinements, _subpixel
+from .registration import MAX_PASSES, FrameRegistration, iter_register
 
 __all__ = [
     "infer_translations",
@@ -23,6 +24,9 @@ __all__ = [
     "apply_translations",
     "iter_apply_translations",
     "translation_steps",
+    "register_frames",
+    "iter_register_frames",
+    "FrameRegistration",
     "ShiftBeyondPaddingWarning",
 ]
 
@@ -142,12 +146,54 @@ def _sequential(data, padding: int) -> Generator[int, None, np.ndarray]:
     return translations
 
 
-def iter_infer_translations(data, padding=8, method="sequential", upsample_factor=20,
-                            reference=None) -> Generator[int, None, np.ndarray]:
-    """Generator form of :func:`infer_translations`: yields progress steps, returns the result.
+def _check_reference(reference, n_frames: int):
+    if isinstance(reference, bool) or reference is not None and not (
+            isinstance(reference, numbers.Integral) and -n_frames <= reference < n_frames):
+        raise ValueError(f"reference must be None or a frame index below {n_frames}, "
+                         f"not {reference!r}")
+    return None if reference is None else int(reference) % n_frames
 
-    :func:`translation_steps` says how many steps it yields.
-    """
+
+def _check_region(region, shape) -> np.ndarray | None:
+    """A boolean (H, W) mask from None, a mask, or a rectangle (top, left, bottom, right)."""
+    if region is None:
+        return None
+    height, width = shape
+    if isinstance(region, str):
+        region = parse_rectangle(region)
+    array = np.asarray(region)
+    if array.shape == (4,) and array.dtype.kind in "iuf":
+        top, left, bottom, right = (int(round(float(v))) for v in array)
+        top, left = max(top, 0), max(left, 0)
+        bottom, right = min(bottom, height), min(right, width)
+        if bottom - top < 4 or right - left < 4:
+            raise ValueError(f"region {tuple(array.tolist())} (top, left, bottom, right) "
+                             f"leaves less than 4 x 4 px of the {height} x {width} frame")
+        mask = np.zeros((height, width), bool)
+        mask[top:bottom, left:right] = True
+        return mask
+    if array.shape != (height, width):
+        raise ValueError(f"region must be a (top, left, bottom, right) rectangle or a mask "
+                         f"of the frame's shape {(height, width)}; got shape {array.shape}")
+    mask = array.astype(bool)
+    if mask.sum() < 16:
+        raise ValueError(f"region mask selects {int(mask.sum())} px; at least 16 are needed")
+    return mask
+
+
+def parse_rectangle(text: str) -> tuple[int, int, int, int]:
+    """Parse ``'top:bottom, left:right'`` (pixels, end excluded) into (top, left, bottom, right)."""
+    try:
+        rows, cols = (part.strip() for part in text.split(","))
+        top, bottom = (int(v) for v in rows.split(":"))
+        left, right = (int(v) for v in cols.split(":"))
+    except ValueError:
+        raise ValueError(f"region must look like 'top:bottom, left:right' in pixels, "
+                         f"not {text!r}") from None
+    return top, left, bottom, right
+
+
+def _check_common(data, padding, method, upsample_factor, reference):
     data = check_stack(data, ndim=3)
     padding = _check_padding(padding, data.shape)
     if method not in METHODS:
@@ -155,49 +201,125 @@ def iter_infer_translations(data, padding=8, method="sequential", upsample_facto
     n_frames = data.shape[0]
     if n_frames == 0:
         raise ValueError("data holds no frames")
-    if isinstance(reference, bool) or reference is not None and not (
-            isinstance(reference, numbers.Integral)
-                                      and -n_frames <= reference < n_frames):
-        raise ValueError(f"reference must be None or a frame index below {n_frames}, "
-                         f"not {reference!r}")
-    if reference is not None:
-        reference = int(reference) % n_frames
+    reference = _check_reference(reference, n_frames)
     parameter("upsample_factor").check(upsample_factor)
+    if method == "sequential" and reference is not None:
+        raise ValueError("reference applies to method='subpixel' only")
+    return data, padding, reference
+
+
+def iter_register_frames(data, padding=8, method="subpixel", upsample_factor=100,
+                         reference=None, region=None, max_passes=MAX_PASSES
+                         ) -> Generator[int, None, FrameRegistration]:
+    """Generator form of :func:`register_frames`: yields progress steps, returns the result.
+
+    :func:`translation_steps` gives an upper bound of the steps it yields.
+    """
+    data, padding, reference = _check_common(data, padding, method, upsample_factor,
+                                             reference)
+    mask = _check_region(region, data.shape[1:])
+    if isinstance(max_passes, bool) or not isinstance(max_passes, numbers.Integral) \
+            or max_passes < 0:
+        raise ValueError(f"max_passes must be a whole number >= 0, not {max_passes!r}")
     if method == "sequential":
-        if reference is not None:
-            raise ValueError("reference applies to method='subpixel' only")
+        initial = yield from _sequential(data, padding)
+        # The seed's translations stay as they are; only the diagnostics are added.
+        result = yield from iter_register(data, 1, None, mask, max_passes=0, initial=initial)
+        return dataclasses.replace(result, translations=initial.copy(),
+                                   measured=initial.astype(np.float64), passes=0)
+    return (yield from iter_register(data, int(upsample_factor), reference, mask,
+                                     max_passes=int(max_passes)))
+
+
+def register_frames(data, padding=8, method="subpixel", upsample_factor=100, reference=None,
+                    region=None, max_passes=MAX_PASSES) -> FrameRegistration:
+    """Infer the drift of a stack with a quality score for every frame.
+
+    Parameters
+    ----------
+    data : array_like, shape (frames, height, width)
+        Counts of the alignment channel (any numeric dtype; lazy arrays are read frame by
+        frame).
+    padding : int
+        Zero padding of the 'sequential' method, pixels.
+    method : {'subpixel', 'sequential'}
+        'subpixel' (default here): see :func:`infer_translations`. 'sequential': the
+        seed's whole-pixel translations, unchanged, with the diagnostics added.
+    upsample_factor : int
+        Translations are rounded to 1 / upsample_factor pixels ('subpixel').
+    reference : int or None
+        Register every frame against this frame instead of all the others ('subpixel').
+    region : None, (top, left, bottom, right), 'top:bottom, left:right' or bool mask (H, W)
+        Register on this part of the frame only (pixels, end excluded), so that what
+        drifts outside it (a charging artefact, a particle entering) cannot pull the
+        result. The region is fixed in the frame's pixels.
+    max_passes : int
+        Most leave-one-out refinement passes; they stop earlier when no frame moves by
+        more than 0.001 px.
+
+    Returns
+    -------
+    FrameRegistration
+        ``translations`` (frames, 2) in pixels as :func:`infer_translations` returns them
+        (flagged frames interpolated from their neighbours for 'subpixel'), per-frame
+        ``correlation``, ``significance``, ``uncertainty_px`` and ``flagged``, and how the
+        refinement converged.
+    """
+    return run_to_completion(iter_register_frames(data, padding, method, upsample_factor,
+                                                  reference, region, max_passes))
+
+
+def iter_infer_translations(data, padding=8, method="sequential", upsample_factor=100,
+                            reference=None, region=None) -> Generator[int, None, np.ndarray]:
+    """Generator form of :func:`infer_translations`: yields progress steps, returns the result.
+
+    :func:`translation_steps` gives an upper bound of the steps it yields.
+    """
+    data, padding, reference = _check_common(data, padding, method, upsample_factor,
+                                             reference)
+    if method == "sequential":
+        if region is not None:
+            raise ValueError("region applies to method='subpixel' only")
         return (yield from _sequential(data, padding))
-    return (yield from _subpixel(data, int(upsample_factor), reference))
+    result = yield from iter_register(data, int(upsample_factor), reference,
+                                      _check_region(region, data.shape[1:]))
+    return result.translations
 
 
-def translation_steps(n_frames: int, method: str = "sequential", reference=None) -> int:
-    """How many progress steps :func:`iter_infer_translations` yields."""
-    if method == "subpixel" and reference is None:
-        return n_frames * (1 + _refinements(n_frames))
-    return n_frames
+def translation_steps(n_frames: int, method: str = "sequential", reference=None,
+                      diagnostics: bool = False) -> int:
+    """Most progress steps :func:`iter_infer_translations` (or, with ``diagnostics``,
+    :func:`iter_register_frames`) yields; 'subpixel' may stop early when it converges."""
+    if method == "subpixel":
+        passes = 0 if reference is not None else MAX_PASSES
+        return 2 + n_frames * (1 + passes)
+    return n_frames + (2 if diagnostics else 0)
 
 
-def infer_translations(data, padding=8, method="sequential", upsample_factor=20,
-                       reference=None):
+def infer_translations(data, padding=8, method="sequential", upsample_factor=100,
+                       reference=None, region=None):
     """Infer the translation that aligns each frame of one detector's stack.
 
     Parameters
     ----------
     data : array_like, shape (frames, height, width)
-        Counts of the alignment detector (lazy arrays are read frame by frame).
+        Counts of the alignment detector, any numeric dtype the seed takes (lazy arrays
+        are read frame by frame).
     padding : int
         Zero padding around each frame for the seed's 'sequential' method, pixels.
     method : {'sequential', 'subpixel'}
         'sequential' is ``openformat.mims.infer_translations`` exactly: whole-pixel
         FFT cross-correlation against the running sum of aligned frames. 'subpixel'
-        registers to a fraction of a pixel (scikit-image ``phase_cross_correlation``
-        with ``upsample_factor``), against a leave-one-out mean of the other aligned
-        frames, or against frame ``reference`` when given; robust at 0.5 to 5 counts
-        per pixel.
+        maximises the smoothed cross-correlation summed over all pairs of frames, to a
+        fraction of a pixel, by leave-one-out coordinate ascent until it converges (see
+        ``docs/processing.md``); frames that do not register get the translation of
+        their neighbours (:func:`register_frames` says which).
     upsample_factor : int
-        Sub-pixel precision is 1 / upsample_factor pixels ('subpixel' only).
+        'subpixel' translations are rounded to 1 / upsample_factor pixels.
     reference : int or None
         Frame to register every frame against ('subpixel' only).
+    region : None, rectangle or mask
+        Part of the frame to register on ('subpixel' only; see :func:`register_frames`).
 
     Returns
     -------
@@ -207,7 +329,7 @@ def infer_translations(data, padding=8, method="sequential", upsample_factor=20,
         'subpixel'.
     """
     return run_to_completion(
-        iter_infer_translations(data, padding, method, upsample_factor, reference))
+        iter_infer_translations(data, padding, method, upsample_factor, reference, region))
 
 
 def _check_translations(data, translations) -> np.ndarray:

@@ -13,7 +13,8 @@ import numbers
 from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any
 
-__all__ = ["Parameter", "Step", "HOT_PIXEL_PARAMETERS", "ALIGN_PARAMETERS", "MAX_UPSAMPLE_FACTOR",
+__all__ = ["Parameter", "Step", "HOT_PIXEL_PARAMETERS", "ALIGN_PARAMETERS", "EXCLUDE_PARAMETERS",
+           "MAX_UPSAMPLE_FACTOR",
            "parameter"]
 
 
@@ -210,18 +211,29 @@ HOT_PIXEL_PARAMETERS = (
 
 ALIGN_PARAMETERS = (
     Parameter("channel", "auto", str, "channel to align on: a mass label ('12C 14N', "
-              "spaces optional), 'SE', or 'auto' (12C 14N when present, else the ion "
-              "channel with the most counts in frame 0)", cli_name="align"),
+              "spaces optional), 'SE', 'sum' (all ion channels added), or 'auto' (12C 14N "
+              "when present, else the ion channel with the most counts in frame 0)",
+              cli_name="align"),
     Parameter("method", "sequential", str, "'sequential': openformat's whole-pixel "
               "method; 'subpixel': sub-pixel registration", choices=("sequential",
                                                                      "subpixel")),
-    Parameter("upsample_factor", 20, int, "sub-pixel precision is 1/N pixel ('subpixel' "
-              "only)", minimum=1, maximum=MAX_UPSAMPLE_FACTOR),
+    Parameter("upsample_factor", 100, int, "sub-pixel translations are rounded to 1/N "
+              "pixel ('subpixel' only)", minimum=1, maximum=MAX_UPSAMPLE_FACTOR),
     Parameter("padding", 8, int, "zeros around each frame while shifting (at most the "
               "frame size)", unit="px", minimum=0, maximum=16384),
     Parameter("reference", None, int, "frame to register every frame against "
               "('subpixel' only; None: the mean of the other frames)", minimum=0,
               maximum=10**6, optional=True),
+    Parameter("region", None, str, "register on this part of the frame only, "
+              "'top:bottom, left:right' in pixels (end excluded), so that what drifts "
+              "outside it cannot pull the result ('subpixel' only; None: the whole frame)",
+              optional=True),
+)
+
+EXCLUDE_PARAMETERS = (
+    Parameter("frames", "", str, "frames to leave out, 0-based: '3, 7-9' (empty: none)"),
+    Parameter("flagged", True, bool, "also leave out the frames a sub-pixel alignment "
+              "flagged as not registering (empty frames, beam interruptions, pure noise)"),
 )
 
 

@@ -178,8 +178,10 @@ def _toml_value(value) -> str:
 
 
 def default_recipe() -> Recipe:
-    """What ``nanosims process`` does by default: clean, align (auto channel), sum."""
-    return Recipe((("remove_hot_pixels", {}), ("align_frames", {}), ("sum_frames", {})))
+    """What ``nanosims process`` does by default: clean, align (auto channel), leave out
+    the frames a sub-pixel alignment flags, sum."""
+    return Recipe((("remove_hot_pixels", {}), ("align_frames", {}), ("exclude_frames", {}),
+                   ("sum_frames", {})))
 
 
 def _should_stop(cancel) -> bool:

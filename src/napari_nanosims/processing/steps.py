@@ -18,12 +18,15 @@ from ..io.acquisition import Acquisition, normalise_label
 from ..io.lazy import mass_stack
 from ._frames import FrameStack, run_to_completion
 from .corrections import CORRECTION_STEPS
-from .alignment import iter_apply_translations, iter_infer_translations, translation_steps
+from .alignment import (iter_apply_translations, iter_infer_translations,
+                        iter_register_frames, translation_steps)
 from .hot_pixels import iter_infer_hot_pixels, replace_hot_pixels
-from .parameters import (ALIGN_PARAMETERS, HOT_PIXEL_PARAMETERS, MAX_UPSAMPLE_FACTOR,
+from .parameters import (ALIGN_PARAMETERS, EXCLUDE_PARAMETERS, HOT_PIXEL_PARAMETERS,
+                         MAX_UPSAMPLE_FACTOR,
                          Parameter, Step)
 
 __all__ = ["HOT_PIXEL_PARAMETERS", "ALIGN_PARAMETERS", "STEPS", "REMOVE_HOT_PIXELS",
+           "EXCLUDE_FRAMES", "parse_frames",
            "ALIGN_FRAMES", "SUM_FRAMES", "default_alignment_channel", "clean_hot_pixels",
            "align_frames", "sum_frames", "MAX_UPSAMPLE_FACTOR"]
 
@@ -106,6 +109,33 @@ def default_alignment_channel(acquisition: Acquisition) -> str:
     return max(candidates, key=lambda c: float(np.asarray(first[c.index]).sum())).label
 
 
+class _SummedChannels:
+    """The (frames, H, W) sum of several channels of a counts array, read frame by frame."""
+
+    def __init__(self, counts, indices):
+        self.counts, self.indices = counts, list(indices)
+        self.shape = (counts.shape[0],) + tuple(counts.shape[2:])
+        self.dtype = np.dtype(np.float64)
+        self.ndim = 3
+
+    def __getitem__(self, key):
+        if isinstance(key, (int, np.integer)):
+            return np.asarray(self.counts[key])[self.indices].sum(axis=0, dtype=np.float64)
+        return np.stack([self[index] for index in range(self.shape[0])[key]])
+
+    def __array__(self, dtype=None, copy=None):
+        return np.asarray(self[:], dtype=dtype)
+
+
+def _alignment_stack(acquisition: Acquisition, name: str):
+    """The stack to align on and the label recorded for it."""
+    if normalise_label(name) == "sum":
+        ions = acquisition.ion_channels or acquisition.channels
+        return _SummedChannels(acquisition.counts, [c.index for c in ions]), "sum"
+    chosen = _alignment_channel(acquisition, name)
+    return mass_stack(acquisition.counts, chosen.index), chosen.label
+
+
 def _alignment_channel(acquisition: Acquisition, name: str):
     if name == "auto":
         name = default_alignment_channel(acquisition)
@@ -116,7 +146,7 @@ def _alignment_channel(acquisition: Acquisition, name: str):
 
 
 def _run_align_frames(acquisition: Acquisition, *, channel, method, upsample_factor, padding,
-                      reference):
+                      reference, region):
     n_frames, _, height, width = acquisition.shape
     if n_frames == 0:
         raise ValueError(f"{acquisition.name}: no frames to align")
@@ -125,12 +155,21 @@ def _run_align_frames(acquisition: Acquisition, *, channel, method, upsample_fac
                          f"for {acquisition.name}; got {padding}")
     if reference is not None and reference >= n_frames:
         raise ValueError(f"reference must be a frame index below {n_frames}; got {reference}")
-    chosen = _alignment_channel(acquisition, channel)
+    if region is not None and method != "subpixel":
+        raise ValueError("region applies to method='subpixel' only")
+    stack, aligned_on = _alignment_stack(acquisition, channel)
     counts = acquisition.counts
-    total = translation_steps(n_frames, method, reference) + n_frames
-    translations = yield from _relay(iter_infer_translations(
-        mass_stack(counts, chosen.index), padding=padding, method=method,
-        upsample_factor=upsample_factor, reference=reference), total)
+    registration = None
+    if method == "subpixel":
+        total = translation_steps(n_frames, method, reference) + n_frames
+        registration = yield from _relay(iter_register_frames(
+            stack, padding=padding, method=method, upsample_factor=upsample_factor,
+            reference=reference, region=region), total)
+        translations = registration.translations
+    else:
+        total = translation_steps(n_frames, method, reference) + n_frames
+        translations = yield from _relay(iter_infer_translations(
+            stack, padding=padding, method=method), total)
     done = total - n_frames
     shifted = yield from _apply(counts, translations, padding, done, total)
     crop = (slice(None), slice(None), slice(padding, padding + height),
@@ -146,10 +185,13 @@ def _run_align_frames(acquisition: Acquisition, *, channel, method, upsample_fac
         np.asarray(translations).dtype, np.floating) else np.uint8)
     extra["coverage"] = _shift_quietly(ones, translations, padding)[crop][:, 0].astype(
         np.float32)
-    return acquisition.with_step(
-        "align_frames", dict(channel=channel, method=method, upsample_factor=upsample_factor,
-                             padding=padding, reference=reference, aligned_on=chosen.label),
-        counts=shifted[crop], translations=translations, **extra)
+    recorded = dict(channel=channel, method=method, upsample_factor=upsample_factor,
+                    padding=padding, reference=reference, region=region, aligned_on=aligned_on)
+    if registration is not None:
+        recorded["flagged_frames"] = [int(f) for f in np.flatnonzero(registration.flagged)]
+    return acquisition.with_step("align_frames", recorded, counts=shifted[crop],
+                                 translations=translations, registration=registration,
+                                 **extra)
 
 
 def _shift_quietly(values, translations, padding):
@@ -174,6 +216,60 @@ ALIGN_FRAMES = Step(
     "align_frames", "Align frames",
     "Infer the drift between frames on one channel and shift every channel to undo it; "
     "the frames keep their size.", ALIGN_PARAMETERS, _run_align_frames)
+
+
+# -- leaving frames out -----------------------------------------------------------------
+def parse_frames(text: str, n_frames: int) -> list[int]:
+    """Frame numbers from ``'3, 7-9'`` (0-based, ranges inclusive); ValueError names the part."""
+    chosen: set[int] = set()
+    for part in (p.strip() for p in str(text or "").split(",")):
+        if not part:
+            continue
+        try:
+            first, _, last = part.partition("-")
+            low, high = int(first), int(last or first)
+        except ValueError:
+            raise ValueError(f"frames: {part!r} is not a frame number or a range like "
+                             f"'7-9'") from None
+        if not 0 <= low <= high < n_frames:
+            raise ValueError(f"frames: {part!r} is outside 0-{n_frames - 1}")
+        chosen.update(range(low, high + 1))
+    return sorted(chosen)
+
+
+def _run_exclude_frames(acquisition: Acquisition, *, frames, flagged):
+    n_frames = acquisition.n_frames
+    dropped = set(parse_frames(frames, n_frames))
+    if flagged and acquisition.registration is not None:
+        marked = acquisition.registration.flagged
+        if marked.all():
+            warnings.warn(f"{acquisition.name}: the alignment flagged every frame (nothing "
+                          "in them registers: too few counts or no structure); none is left "
+                          "out for that", UserWarning, stacklevel=2)
+        else:
+            dropped.update(int(f) for f in np.flatnonzero(marked))
+    keep = [f for f in range(n_frames) if f not in dropped]
+    if not keep:
+        raise ValueError(f"{acquisition.name}: leaving out frames {sorted(dropped)} leaves "
+                         "no frame")
+    yield 0, 1
+    changes = {}
+    if dropped:
+        index = np.asarray(keep)
+        changes["counts"] = np.asarray(acquisition.counts[index])
+        for name in ("variance", "raw_counts", "coverage", "translations", "hot_pixels"):
+            values = getattr(acquisition, name)
+            if values is not None:
+                changes[name] = np.asarray(values[index])
+    yield 1, 1
+    return acquisition.with_step("exclude_frames", dict(frames=frames, flagged=flagged,
+                                                        excluded=sorted(dropped)), **changes)
+
+
+EXCLUDE_FRAMES = Step(
+    "exclude_frames", "Leave frames out",
+    "Leave chosen frames, and those the sub-pixel alignment flagged, out of everything "
+    "that follows (the sums above all).", EXCLUDE_PARAMETERS, _run_exclude_frames)
 
 
 # -- summing ---------------------------------------------------------------------------
@@ -266,7 +362,7 @@ ROI_TABLE = Step(
     _run_roi_table)
 
 STEPS = {step.name: step for step in (REMOVE_HOT_PIXELS, *CORRECTION_STEPS, ALIGN_FRAMES,
-                                      SUM_FRAMES, RATIO, SEGMENT, ROI_TABLE)}
+                                      EXCLUDE_FRAMES, SUM_FRAMES, RATIO, SEGMENT, ROI_TABLE)}
 
 
 def clean_hot_pixels(acquisition: Acquisition, **parameters) -> Acquisition:

@@ -1,147 +1,292 @@
-"""Sub-pixel frame registration robust at a few counts per pixel."""
+"""Sub-pixel registration machinery, in Fourier space.
+
+Every frame is reduced once to a spectrum: counts minus their local background (a
+Gaussian of :data:`HIGH_PASS_PX`) and minus their window-weighted mean, times a window
+that tapers to zero at the frame's edges (and is zero outside a chosen region),
+zero-padded so that relative shifts up to a quarter of the frame never wrap.
+Smoothing is a Gaussian filter applied to the correlation spectrum. A sum of placed
+frames is kept as a spectrum (with the sum of their phase factors, whose product with
+the window's spectrum is their coverage), so a leave-one-out reference is the sum
+minus one frame's phase-shifted spectrum, and one inverse FFT gives a frame's
+correlation at every whole-pixel shift. The sub-pixel maximum is found by Newton's
+method on the Fourier interpolation of that correlation, with exact derivatives from
+the spectrum. :mod:`.registration` runs the passes.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Generator
 
 import numpy as np
 
 from ._frames import frame, map_frames
 
-SUBPIXEL_REFINEMENTS = 2
-
-
-def _refinements(n_frames: int) -> int:
-    # With two frames, "all others" is the running reference already.
-    return SUBPIXEL_REFINEMENTS if n_frames > 2 else 0
+#: Reference pixels covered by less than this (in frames' window weight) are left out.
+COVERAGE_MIN = 0.5
+#: Scale of the local background removed from each frame (Gaussian sigma), pixels.
+HIGH_PASS_PX = 8.0
+#: Width of the window's taper at the frame's edges, in smoothing widths.
+TAPER_SMOOTHING_WIDTHS = 3.0
 
 
 def subpixel_smoothing_px(mean_counts_per_pixel: float) -> float:
-    """Gaussian smoothing (sigma, px) applied before sub-pixel correlation.
+    """Gaussian smoothing (sigma, px) of the frames before sub-pixel correlation.
 
-    1 px from 2 counts per pixel up, more at lower counts (1.4 px at 0.5 counts),
-    at most 2 px: measured on drifting stacks cut from a real image, this keeps the
-    error closest to the noise limit across 0.5 to 5 counts per pixel.
+    1 px from 2 counts per pixel up, more at lower counts (1.4 px at 0.5 counts), at
+    most 2 px.
     """
     if not np.isfinite(mean_counts_per_pixel) or mean_counts_per_pixel <= 0:
         return 2.0
     return float(np.clip((2.0 / mean_counts_per_pixel) ** 0.25, 1.0, 2.0))
 
 
-def _smooth(image: np.ndarray, sigma: float) -> np.ndarray:
+def _upsample_linear(small: np.ndarray, factor: int, length: int, axis: int) -> np.ndarray:
+    """Linear interpolation from block centres back to ``length`` pixels along ``axis``."""
+    position = (np.arange(length) + 0.5) / factor - 0.5
+    position = np.clip(position, 0, small.shape[axis] - 1)
+    below = np.floor(position).astype(int)
+    above = np.minimum(below + 1, small.shape[axis] - 1)
+    fraction = (position - below).astype(np.float32)
+    shape = [1, 1]
+    shape[axis] = length
+    fraction = fraction.reshape(shape)
+    return (np.take(small, below, axis=axis) * (1 - fraction)
+            + np.take(small, above, axis=axis) * fraction)
+
+
+def local_background(image: np.ndarray, sigma_px: float = None) -> np.ndarray:
+    """Smooth local background of an image: a Gaussian of ``sigma_px`` (default
+    :data:`HIGH_PASS_PX`), computed on block means and interpolated back (a tenth of
+    the cost of the full-size filter; the background is smooth at that scale)."""
     from scipy import ndimage
 
-    smoothed = ndimage.gaussian_filter(image.astype(np.float64), sigma)
-    return smoothed - smoothed.mean()
+    sigma_px = HIGH_PASS_PX if sigma_px is None else sigma_px
+    image = np.asarray(image, dtype=np.float32)
+    factor = max(1, int(sigma_px // 2))
+    height, width = image.shape
+    rows, cols = -(-height // factor), -(-width // factor)
+    padded = np.pad(image, ((0, rows * factor - height), (0, cols * factor - width)),
+                    mode="reflect" if min(height, width) > factor else "edge")
+    small = padded.reshape(rows, factor, cols, factor).mean(axis=(1, 3))
+    # Block means already blur by a box of 'factor' pixels (variance (f^2 - 1) / 12).
+    remaining = np.sqrt(max(sigma_px ** 2 - (factor ** 2 - 1) / 12.0, 0.0)) / factor
+    small = ndimage.gaussian_filter(small, remaining, mode="reflect")
+    return _upsample_linear(_upsample_linear(small, factor, height, 0), factor, width, 1)
 
 
-def _register_inside(reference: np.ndarray, moving: np.ndarray, upsample_factor: int,
-                     border: int) -> np.ndarray:
-    from skimage.registration import phase_cross_correlation
-
-    height, width = moving.shape
-    core = moving[border:height - border, border:width - border]
-    cropped = np.zeros_like(moving)
-    cropped[border:height - border, border:width - border] = core - core.mean()
-    shift, _, _ = phase_cross_correlation(reference, cropped, upsample_factor=upsample_factor,
-                                          normalization=None)
-    return np.asarray(shift, dtype=np.float64)
+def edge_taper(shape: tuple[int, int], width_px: float) -> np.ndarray:
+    """Window that rises from 0 at the frame's edges to 1 over ``width_px`` (raised cosine)."""
+    def ramp(n):
+        distance = np.minimum(np.arange(n), np.arange(n)[::-1]) + 0.5
+        return np.where(distance >= width_px, 1.0,
+                        0.5 - 0.5 * np.cos(np.pi * np.minimum(distance / width_px, 1.0)))
+    return np.outer(ramp(shape[0]), ramp(shape[1])).astype(np.float32)
 
 
-def _register(reference: np.ndarray, moving: np.ndarray, upsample_factor: int,
-              guess=None) -> np.ndarray:
-    """Shift (rows, columns) that aligns ``moving`` onto ``reference``, sub-pixel.
+class _Spectra:
+    """Windowed, zero-padded frame spectra and what is needed to correlate them."""
 
-    Only the inside of ``moving`` is correlated, a border wider than the shift cut
-    away: then no edge of either image (where content leaves, or where the FFT wraps
-    around) overlaps it, and nothing pulls the peak toward zero shift. Without a
-    ``guess`` the shift is first estimated with a wide border (1/8 of the image).
-    """
-    limit = max(1, min(moving.shape) // 4)
-    if guess is None:
-        guess = _register_inside(reference, moving, upsample_factor,
-                                 max(4, min(moving.shape) // 8))
-    border = int(np.clip(np.ceil(np.max(np.abs(guess))) + 3, 3, limit))
-    return _register_inside(reference, moving, upsample_factor, border)
+    def __init__(self, data, region: np.ndarray | None):
+        import scipy.fft
+
+        self.data = data
+        n_frames, height, width = data.shape
+        totals = list(map_frames(lambda k: float(frame(data, k).sum(dtype=np.float64)),
+                                 n_frames))
+        self.sigma = subpixel_smoothing_px(sum(totals) / (n_frames * height * width))
+        # Relative shifts searched: up to a quarter of the frame (at least 4 px).
+        self.max_lag = (max(4, height // 4), max(4, width // 4))
+        self.shape = (scipy.fft.next_fast_len(height + self.max_lag[0], real=True),
+                      scipy.fft.next_fast_len(width + self.max_lag[1], real=True))
+        self.taper_px = TAPER_SMOOTHING_WIDTHS * self.sigma
+        self.region = region
+        window = edge_taper((height, width), self.taper_px)
+        if region is not None:
+            window = window * region.astype(np.float32)
+        self.window = window
+        self.window_sum = float(window.sum(dtype=np.float64))
+        self.window_spectrum = scipy.fft.rfft2(window, s=self.shape).astype(np.complex64)
+        rows, cols = self.shape
+        self.omega_y = 2 * np.pi * np.fft.fftfreq(rows)
+        self.omega_x = 2 * np.pi * np.fft.rfftfreq(cols)
+        # Gaussian smoothing of both frames = the filter's square on their correlation.
+        self.filter = np.exp(-(self.sigma ** 2) * (self.omega_y[:, None] ** 2
+                                                  + self.omega_x[None, :] ** 2)
+                             ).astype(np.float32)
+        # Weights of the half spectrum in a real inverse transform.
+        weights = np.full(self.omega_x.size, 2.0)
+        weights[0] = 1.0
+        if cols % 2 == 0:
+            weights[-1] = 1.0
+        self.column_weights = weights / (rows * cols)
+        self.spectra = np.empty((n_frames, rows, self.omega_x.size), np.complex64)
+        self.energy = np.zeros(n_frames)
+        for index, energy in enumerate(map_frames(self._prepare, n_frames)):
+            self.energy[index] = energy
+
+    def _prepare(self, index: int) -> float:
+        import scipy.fft
+
+        counts = frame(self.data, index).astype(np.float32)
+        # Local background removed before the window: a flat area at the frame's edge
+        # (a dark surround) would otherwise leave the window's own shape in the frame,
+        # which correlates best at zero shift and pulls every translation toward it.
+        counts = counts - local_background(counts)
+        level = float((counts * self.window).sum(dtype=np.float64)) / max(self.window_sum,
+                                                                          1e-30)
+        weighted = self.window * (counts - np.float32(level))
+        self.spectra[index] = scipy.fft.rfft2(weighted, s=self.shape, workers=1)
+        return float(np.sum(weighted.astype(np.float64) ** 2))
+
+    def phase(self, shift) -> np.ndarray:
+        """Spectrum factor that moves an image by ``shift`` (rows, columns) pixels."""
+        return (np.exp(-1j * self.omega_y * shift[0])[:, None]
+                * np.exp(-1j * self.omega_x * shift[1])[None, :]).astype(np.complex64)
+
+    def _ramp(self, axis: int, offset: float) -> np.ndarray:
+        """The taper along one axis for a frame placed ``offset`` px into the canvas."""
+        length, size = self.window.shape[axis], self.shape[axis]
+        margin = (size - length) / 2  # the canvas wraps around halfway through the padding
+        position = (np.arange(size) - offset + margin) % size - margin
+        distance = np.minimum(position, length - 1 - position) + 0.5
+        ramp = 0.5 - 0.5 * np.cos(np.pi * np.clip(distance / self.taper_px, 0.0, 1.0))
+        return ramp.astype(np.float32)
+
+    def placed_window(self, shift) -> np.ndarray:
+        """The window of a frame placed at ``shift`` in the canvas, in real space."""
+        import scipy.fft
+
+        if self.region is None:  # separable: in closed form
+            return np.outer(self._ramp(0, shift[0]), self._ramp(1, shift[1]))
+        return scipy.fft.irfft2(self.window_spectrum * self.phase(shift), s=self.shape,
+                                workers=1)
+
+    def whole_pixel_peak(self, spectrum: np.ndarray) -> tuple[int, int]:
+        """Shift with the highest correlation among whole pixels up to ``max_lag``."""
+        import scipy.fft
+
+        values = scipy.fft.irfft2(spectrum, s=self.shape, workers=1)
+        (lag_y, lag_x), (rows, cols) = self.max_lag, self.shape
+        row_index = np.r_[0:lag_y + 1, rows - lag_y:rows]
+        col_index = np.r_[0:lag_x + 1, cols - lag_x:cols]
+        window = values[np.ix_(row_index, col_index)]
+        row, col = np.unravel_index(int(np.argmax(window)), window.shape)
+        row, col = int(row_index[row]), int(col_index[col])
+        return (row - rows if row > rows // 2 else row, col - cols if col > cols // 2 else col)
+
+    def evaluate(self, spectrum: np.ndarray, shift) -> tuple[float, np.ndarray, np.ndarray]:
+        """Correlation, its gradient and Hessian at a sub-pixel ``shift`` (exact interpolation)."""
+        py = np.exp(1j * self.omega_y * shift[0])
+        px = self.column_weights * np.exp(1j * self.omega_x * shift[1])
+        # Sums over columns first: one small matrix product gives three (rows,) vectors.
+        columns = np.stack([px, 1j * self.omega_x * px, -(self.omega_x ** 2) * px], axis=1)
+        s0, s1, s2 = (spectrum @ columns.astype(np.complex64)).T
+        dy, dyy = 1j * self.omega_y * py, -(self.omega_y ** 2) * py
+        value = float(np.real(py @ s0))
+        gradient = np.array([np.real(dy @ s0), np.real(py @ s1)])
+        hessian = np.array([[np.real(dyy @ s0), np.real(dy @ s1)],
+                            [np.real(dy @ s1), np.real(py @ s2)]])
+        return value, gradient, hessian
+
+    def peak(self, spectrum: np.ndarray, start) -> tuple[np.ndarray, float, np.ndarray]:
+        """Sub-pixel maximum near a whole-pixel ``start``: (shift, value, Hessian)."""
+        start = np.asarray(start, dtype=np.float64)
+        shift = start.copy()
+        value, gradient, hessian = self.evaluate(spectrum, shift)
+        for _ in range(10):
+            if np.all(np.linalg.eigvalsh(hessian) < 0):
+                step = -np.linalg.solve(hessian, gradient)
+            else:  # not at a maximum yet: a short move uphill
+                step = 0.25 * gradient / max(float(np.linalg.norm(gradient)), 1e-30)
+            length = float(np.linalg.norm(step))
+            if length > 0.5:
+                step *= 0.5 / length
+            candidate = np.clip(shift + step, start - 1.0, start + 1.0)
+            new_value, new_gradient, new_hessian = self.evaluate(spectrum, candidate)
+            if new_value < value:  # overshoot: halve the step instead
+                candidate = np.clip(shift + 0.5 * step, start - 1.0, start + 1.0)
+                new_value, new_gradient, new_hessian = self.evaluate(spectrum, candidate)
+                if new_value < value:
+                    break
+            shift, value, gradient, hessian = candidate, new_value, new_gradient, new_hessian
+            if length < 1e-4:
+                break
+        return shift, value, hessian
 
 
-def _shift_image(image: np.ndarray, shift) -> np.ndarray:
-    """Bilinear shift with zeros entering: counts are conserved while they stay inside."""
-    from scipy import ndimage
+class _Sums:
+    """Running sum of placed frames' spectra and of their phase factors (for coverage)."""
 
-    return ndimage.shift(image, shift, order=1, mode="constant", cval=0.0, prefilter=False)
+    def __init__(self, spectra: _Spectra):
+        self.spectra = spectra
+        self.total = np.zeros_like(spectra.spectra[0])
+        self.phases = np.zeros_like(spectra.spectra[0])
 
+    def add(self, index: int, shift, sign: float = 1.0):
+        phase = self.spectra.phase(shift)
+        self.total += np.complex64(sign) * self.spectra.spectra[index] * phase
+        self.phases += np.complex64(sign) * phase
 
-class _CoverageMean:
-    """Mean of shifted frames, per pixel over the frames that cover it."""
+    def move_all(self, shift):
+        """Move every placed frame by the same ``shift``."""
+        phase = self.spectra.phase(shift)
+        self.total *= phase
+        self.phases *= phase
 
-    def __init__(self, shape):
-        self.total = np.zeros(shape)
-        self.coverage = np.zeros(shape)
-        self._ones = np.ones(shape)
+    def freeze(self, shifts: np.ndarray):
+        """Keep the sum and the coverage in real space for the frames at ``shifts``."""
+        import scipy.fft
 
-    def copy(self) -> _CoverageMean:
-        twin = _CoverageMean(self.total.shape)
-        twin.total, twin.coverage = self.total.copy(), self.coverage.copy()
-        return twin
+        spectra = self.spectra
+        # Rebuilt from the frames: running single-precision updates would drift.
+        self.total = np.zeros_like(self.total)
+        self.phases = np.zeros_like(self.phases)
+        for index, shift in enumerate(shifts):
+            self.add(index, shift)
+        self.summed = scipy.fft.irfft2(self.total, s=spectra.shape, workers=1)
+        if spectra.region is None:
+            self.coverage = np.zeros_like(self.summed)
+            for shift in shifts:
+                self.coverage += spectra.placed_window(shift)
+        else:
+            self.coverage = scipy.fft.irfft2(spectra.window_spectrum * self.phases,
+                                             s=spectra.shape, workers=1)
 
-    def add(self, image, shift, sign=1.0):
-        self.total += sign * _shift_image(image, shift)
-        self.coverage += sign * _shift_image(self._ones, shift)
+    def correlate(self, index: int, shift, exclude: bool = True):
+        """Frame ``index`` placed at ``shift`` against the mean of the frozen frames.
 
-    def mean(self) -> np.ndarray:
-        covered = self.coverage > 0.5
-        result = np.zeros_like(self.total)
-        result[covered] = self.total[covered] / self.coverage[covered]
-        # Uncovered edges get the average level, so they form no edge to lock onto.
-        if covered.any():
-            result[~covered] = result[covered].mean()
-        return result - result.mean()
+        The reference is the mean of all frozen frames (but ``index`` when ``exclude``),
+        per pixel over the frames covering it: dividing by the coverage removes the
+        envelope that would favour positions where more frames overlap (a pull toward
+        the median). Frame and reference are then given one and the same weight: the
+        frame's window at ``shift`` times the coverage (up to one frame). With equal
+        weights the slope of the weight, which would pull the frame toward its own
+        centre or away from where the reference ends, cancels at the peak.
 
+        Returns
+        -------
+        (correlation spectrum, frame spectrum, reference spectrum)
+            The correlation is a function of the lag from ``shift``; the two others are
+            the weighted images' spectra (for the normalised correlation).
+        """
+        import scipy.fft
 
-def _subpixel(data, upsample_factor: int, reference) -> Generator[int, None, np.ndarray]:
-    """Sub-pixel registration robust at a few counts per pixel.
-
-    Frames are smoothed (Gaussian, :func:`subpixel_smoothing_px` of the mean count)
-    and mean-subtracted. Without a reference frame: each frame is registered against
-    the coverage-weighted mean of the frames aligned before it, then twice against
-    the mean of all *other* aligned frames (leave-one-out: a reference containing
-    the frame itself pulls shifts toward 0). With ``reference``: every frame is
-    registered against that frame.
-    """
-    n_frames = data.shape[0]
-    mean_counts = float(np.mean([frame(data, f).mean() for f in range(n_frames)]))
-    sigma = subpixel_smoothing_px(mean_counts)
-    smoothed = list(map_frames(lambda f: _smooth(frame(data, f), sigma), n_frames))
-    shifts = np.zeros((n_frames, 2))
-    step = 0
-    if reference is not None:
-        for index in range(n_frames):
-            if index != reference:
-                shifts[index] = _register(smoothed[reference], smoothed[index], upsample_factor)
-            step += 1
-            yield step
-    else:
-        running = _CoverageMean(smoothed[0].shape)
-        running.add(smoothed[0], (0.0, 0.0))
-        step += 1
-        yield step
-        for index in range(1, n_frames):
-            shifts[index] = _register(running.mean(), smoothed[index], upsample_factor)
-            running.add(smoothed[index], shifts[index])
-            step += 1
-            yield step
-        for _ in range(_refinements(n_frames)):
-            everything = _CoverageMean(smoothed[0].shape)
-            for index in range(n_frames):
-                everything.add(smoothed[index], shifts[index])
-            new_shifts = shifts.copy()
-            for index in range(n_frames):
-                others = everything.copy()
-                others.add(smoothed[index], shifts[index], sign=-1.0)
-                new_shifts[index] = _register(others.mean(), smoothed[index], upsample_factor,
-                                              guess=shifts[index])
-                step += 1
-                yield step
-            shifts = new_shifts
-    return shifts - np.median(shifts, axis=0)
+        spectra = self.spectra
+        placed = spectra.placed_window(shift)
+        mine = scipy.fft.irfft2(spectra.spectra[index] * spectra.phase(shift),
+                                s=spectra.shape, workers=1)
+        summed, coverage = self.summed, self.coverage
+        if exclude:
+            summed, coverage = summed - mine, coverage - placed
+        # summed / max(coverage, 1) is the mean times min(coverage, 1): continuous where
+        # the coverage runs out, as the same factor on the frame below.
+        weight = np.clip(coverage, 0.0, 1.0)
+        reference = summed * (placed / np.maximum(coverage, 1.0))
+        frame_part = mine * weight
+        # Levels matched under the common weight (the frame's is zero under its window).
+        total_weight = float(np.vdot(placed, weight))
+        if total_weight > 0:
+            reference -= (float(np.vdot(reference, weight)) / total_weight) * placed * weight
+        frame_spectrum = scipy.fft.rfft2(frame_part, workers=1)
+        reference_spectrum = scipy.fft.rfft2(reference, workers=1)
+        return (np.conj(frame_spectrum) * reference_spectrum * spectra.filter, frame_spectrum,
+                reference_spectrum)

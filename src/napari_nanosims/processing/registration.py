@@ -1,0 +1,281 @@
+"""Frame registration at the noise limit: the passes, the diagnostics, the result.
+
+The translations maximise each frame's smoothed cross-correlation with the mean of the
+*other* frames, aligned (leave-one-out: a reference that held the frame itself would
+pull it toward where it already is), normalised by how many frames cover each pixel
+and weighted by the frame's own window (see :mod:`.subpixel` for the Fourier-space
+machinery). A first pass places each frame against the sum of the frames placed
+before it; every later pass moves all frames, each against the others as they stood
+at the start of the pass, keeping a move only when it raises the frame's correlation,
+and takes back the move all frames share (translations are relative). Passes stop at
+a fixed point: when no frame moves by more than :data:`CONVERGENCE_PX`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Generator
+
+import numpy as np
+
+from ._frames import frame, map_frames
+from .subpixel import _Spectra, _Sums
+
+__all__ = ["FrameRegistration", "iter_register", "CONVERGENCE_PX", "MAX_PASSES",
+           "FLAG_UNCERTAINTY_PX", "FLAG_SIGNIFICANCE"]
+
+#: Passes stop when no translation changes by more than this, pixels.
+CONVERGENCE_PX = 2e-3
+#: Most refinement passes after the first.
+MAX_PASSES = 10
+#: A frame is flagged when its translation is this uncertain (1 sigma, either axis), px.
+FLAG_UNCERTAINTY_PX = 0.5
+#: ... or when its correlation peak is below this many times its noise level.
+FLAG_SIGNIFICANCE = 6.0
+
+
+@dataclasses.dataclass(frozen=True)
+class FrameRegistration:
+    """Translations that align a stack's frames, with how well each frame registered.
+
+    Attributes
+    ----------
+    translations : numpy.ndarray, float64, shape (frames, 2)
+        (rows, columns) to apply to each frame, pixels, median-centred. Flagged frames
+        get the translation interpolated from their unflagged neighbours.
+    measured : numpy.ndarray, float64, shape (frames, 2)
+        The translations as registered, flagged frames included.
+    correlation : numpy.ndarray, float64, shape (frames,)
+        Normalised correlation of each smoothed frame with its reference (the other
+        frames, aligned) over the frame: 1 for a noise-free match, near 0 for no match.
+    significance : numpy.ndarray, float64, shape (frames,)
+        ``correlation`` in units of its spread for a frame of pure noise.
+    uncertainty_px : numpy.ndarray, float64, shape (frames, 2)
+        Standard error of each translation (rows, columns) from Poisson noise, pixels.
+    flagged : numpy.ndarray, bool, shape (frames,)
+        Frames that did not register: no signal (an empty frame, a beam interruption,
+        pure noise: significance below :data:`FLAG_SIGNIFICANCE`) or an uncertainty
+        above :data:`FLAG_UNCERTAINTY_PX`.
+    passes : int
+        Refinement passes run after the first.
+    converged : bool
+        The last pass moved no frame by more than :data:`CONVERGENCE_PX`.
+    objective : tuple of float
+        Gain of the registration objective (the sum over pairs of frames of their
+        smoothed cross-correlation, counts squared) in each refinement pass; never
+        negative.
+    """
+
+    translations: np.ndarray
+    measured: np.ndarray
+    correlation: np.ndarray
+    significance: np.ndarray
+    uncertainty_px: np.ndarray
+    flagged: np.ndarray
+    passes: int
+    converged: bool
+    objective: tuple
+
+
+def _register_against(spectra: _Spectra, index: int, reference: np.ndarray):
+    spectrum = np.conj(spectra.spectra[index]) * reference * spectra.filter
+    return spectra.peak(spectrum, spectra.whole_pixel_peak(spectrum))
+
+
+def _against_fixed(spectra: _Spectra, sums: _Sums, index: int) -> np.ndarray:
+    """Register frame ``index`` against the frozen reference frame, to a fixed point."""
+    shift = np.zeros(2)
+    for attempt in range(MAX_PASSES):
+        # The weights depend on where the frame sits: repeat until it stays put.
+        spectrum = sums.correlate(index, shift, exclude=False)[0]
+        start = spectra.whole_pixel_peak(spectrum) if attempt == 0 else (0, 0)
+        move = spectra.peak(spectrum, start)[0]
+        shift = shift + move
+        if float(np.max(np.abs(move))) <= CONVERGENCE_PX:
+            break
+    return shift
+
+
+def _coordinate_ascent(spectra: _Spectra, max_passes: int, shifts: np.ndarray, sums: _Sums,
+                       progress) -> Generator[int, None, tuple]:
+    """Leave-one-out passes until no frame moves; returns (shifts, passes, converged, gains)."""
+    n_frames = shifts.shape[0]
+    gains: list[float] = []
+    converged = n_frames <= 2  # with two frames the first pass is the answer
+    passes = 0
+    def improve(index):
+        """Frame ``index``'s best shift against the others as they stand, and the gain."""
+        spectrum = sums.correlate(index, shifts[index])[0]
+        old_value = spectra.evaluate(spectrum, (0.0, 0.0))[0]
+        # The first pass searches every whole-pixel shift; later ones move locally.
+        start = spectra.whole_pixel_peak(spectrum) if passes == 0 else (0, 0)
+        move, new_value, _ = spectra.peak(spectrum, start)
+        new_shift = shifts[index] + move
+        if new_value > old_value:
+            return new_shift, new_value - old_value
+        return shifts[index].copy(), 0.0
+
+    while not converged and passes < max_passes:
+        # Every frame is moved against the others as they stood at the start of the pass
+        # (so the frames can be done in parallel); a move is kept only if it raises the
+        # frame's correlation with them.
+        moved = np.empty_like(shifts)
+        gain = 0.0
+        sums.freeze(shifts)
+        for index, (new_shift, frame_gain) in enumerate(map_frames(improve, n_frames)):
+            moved[index] = new_shift
+            gain += frame_gain
+            yield progress()
+        # A move shared by every frame changes nothing (translations are relative): take
+        # it back, so that the frames stay where they were and only relative moves count.
+        moves = moved - shifts
+        common = moves.mean(axis=0)
+        for index in np.flatnonzero(np.any(moves != 0, axis=1)):
+            sums.add(index, shifts[index], -1.0)
+            sums.add(index, moved[index])
+        shifts = moved - common
+        sums.move_all(-common)
+        passes += 1
+        gains.append(gain)
+        converged = float(np.max(np.abs(moves - common))) <= CONVERGENCE_PX
+    return shifts, passes, converged, tuple(gains)
+
+
+def _diagnostics(spectra: _Spectra, shifts: np.ndarray, sums: _Sums, fixed_reference):
+    """Correlation, significance and uncertainty of every frame (see FrameRegistration)."""
+    import scipy.fft
+
+    n_frames = shifts.shape[0]
+    height, width = spectra.window.shape
+    crop = (slice(0, height), slice(0, width))
+    if fixed_reference is None:
+        sums.freeze(shifts)
+    window = spectra.window.ravel()
+    window_squared = window * window
+    # A pure-noise frame's correlation has a spread of one over the square root of the
+    # number of independent (smoothing-sized) areas under the window.
+    effective = (float(window.sum(dtype=np.float64)) ** 2
+                 / max(float(np.dot(window, window)), 1e-30) / (4 * np.pi * spectra.sigma ** 2))
+    noise_spread = 1.0 / np.sqrt(max(effective, 1.0))
+    # The reference is a mean of the other frames: its own noise adds 1/(n - 1).
+    reference_noise = 1.0 + 1.0 / max(1, n_frames - 1)
+    derivatives = np.stack([np.broadcast_to(1j * spectra.omega_y[:, None], spectra.filter.shape),
+                            np.broadcast_to(1j * spectra.omega_x[None, :], spectra.filter.shape)]
+                           ) * spectra.filter
+
+    def inverse(spectrum):
+        return scipy.fft.irfft2(spectrum, s=spectra.shape, workers=1)[crop].ravel()
+
+    def measure(index):
+        if fixed_reference is not None:
+            if index == fixed_reference:
+                return 1.0, np.inf, np.zeros(2)
+            spectrum, mine, reference = sums.correlate(index, shifts[index], exclude=False)
+        else:
+            spectrum, mine, reference = sums.correlate(index, shifts[index])
+        # The reference is weighted by the frame's window at its place: the normalised
+        # correlation of the two smoothed images follows from their spectra (Parseval).
+        peak_value, _, hessian = spectra.evaluate(spectrum, (0.0, 0.0))
+        weights = spectra.column_weights[None, :] * spectra.filter
+        norm = np.sqrt(float(np.sum(weights * np.abs(mine) ** 2))
+                       * float(np.sum(weights * np.abs(reference) ** 2)))
+        correlation = peak_value / norm if norm > 0 else 0.0
+        back = reference * spectra.phase(-shifts[index])  # into the frame's own pixels
+        # Poisson propagation: at the peak, the correlation's gradient has the variance
+        # sum(window^2 counts (gradient of the smoothed reference)^2); the uncertainty
+        # of the shift is that through the inverse Hessian.
+        variance = window_squared * np.maximum(frame(spectra.data, index).astype(np.float32),
+                                               0).ravel()
+        gradient_y, gradient_x = inverse(back * derivatives[0]), inverse(back * derivatives[1])
+        weighted_y, weighted_x = variance * gradient_y, variance * gradient_x
+        cross = float(np.dot(weighted_y, gradient_x))
+        covariance = reference_noise * np.array(
+            [[float(np.dot(weighted_y, gradient_y)), cross],
+             [cross, float(np.dot(weighted_x, gradient_x))]])
+        if np.all(np.linalg.eigvalsh(hessian) < 0):
+            inverse_hessian = np.linalg.inv(hessian)
+            uncertainty = np.sqrt(np.clip(np.diag(inverse_hessian @ covariance @ inverse_hessian),
+                                          0, None))
+        else:  # no maximum: the translation is not determined
+            uncertainty = np.full(2, np.inf)
+        return correlation, correlation / noise_spread, uncertainty
+
+    results = list(map_frames(measure, n_frames))
+    correlation = np.array([r[0] for r in results])
+    significance = np.array([r[1] for r in results])
+    uncertainty = np.array([r[2] for r in results])
+    return correlation, significance, uncertainty
+
+
+def _interpolate_flagged(shifts: np.ndarray, flagged: np.ndarray) -> np.ndarray:
+    good = np.flatnonzero(~flagged)
+    if good.size == 0 or good.size == flagged.size:
+        return shifts.copy()
+    frames = np.arange(shifts.shape[0])
+    return np.column_stack([np.interp(frames, good, shifts[good, axis]) for axis in (0, 1)])
+
+
+def iter_register(data, upsample_factor: int, reference: int | None, region=None,
+                  max_passes: int = MAX_PASSES, initial=None
+                  ) -> Generator[int, None, FrameRegistration]:
+    """Register a (frames, H, W) stack; yields progress steps, returns a FrameRegistration.
+
+    ``initial`` (frames, 2) replaces the first pass (a starting guess, for example the
+    sequential method's whole-pixel translations); ``max_passes`` bounds the refinement.
+    """
+    from threadpoolctl import threadpool_limits
+
+    # The matrix products are small: BLAS threads would only compete with the frame
+    # threads (and with other processes) for the cores.
+    with threadpool_limits(limits=1, user_api="blas"):
+        return (yield from _register(data, upsample_factor, reference, region, max_passes,
+                                     initial))
+
+
+def _register(data, upsample_factor, reference, region, max_passes, initial):
+    spectra = _Spectra(data, region)
+    n_frames = data.shape[0]
+    shifts = np.zeros((n_frames, 2))
+    counter = iter(range(1, 10 ** 9))
+
+    def progress():
+        return next(counter)
+
+    yield progress()  # spectra ready
+    sums = _Sums(spectra)
+    passes, converged, gains = 0, True, ()
+    if reference is not None:
+        sums.add(reference, (0.0, 0.0))
+        sums.freeze(shifts[reference:reference + 1])
+        for index in range(n_frames):
+            if index != reference:
+                shifts[index] = _against_fixed(spectra, sums, index)
+            yield progress()
+    else:
+        if initial is not None:
+            shifts[:] = np.asarray(initial, dtype=np.float64)
+            for index in range(n_frames):
+                sums.add(index, shifts[index])
+        else:
+            # A first guess against the plain running sum (the refinement normalises).
+            sums.add(0, (0.0, 0.0))
+            for index in range(1, n_frames):
+                shifts[index] = _register_against(spectra, index, sums.total)[0]
+                sums.add(index, shifts[index])
+                yield progress()
+        shifts, passes, converged, gains = yield from _coordinate_ascent(
+            spectra, max_passes, shifts, sums, progress)
+    correlation, significance, uncertainty = _diagnostics(spectra, shifts, sums, reference)
+    yield progress()
+    flagged = ~np.isfinite(significance) & (significance != np.inf)
+    flagged |= (significance < FLAG_SIGNIFICANCE) | ~np.all(uncertainty <= FLAG_UNCERTAINTY_PX,
+                                                           axis=1)
+    if reference is not None:
+        flagged[reference] = False
+    measured = np.round(shifts * upsample_factor) / upsample_factor
+    measured -= np.median(measured, axis=0)
+    translations = _interpolate_flagged(measured, flagged)
+    return FrameRegistration(translations=translations, measured=measured,
+                             correlation=correlation, significance=significance,
+                             uncertainty_px=uncertainty, flagged=flagged, passes=passes,
+                             converged=bool(converged), objective=gains)
