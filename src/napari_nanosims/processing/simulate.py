@@ -108,8 +108,10 @@ def make_scene(kind: str, shape: tuple[int, int], seed: int = 0) -> np.ndarray:
 
 def _drift_path(rng, n_frames: int, kind: str, max_px: float, step_px: float | None):
     if kind == "linear":
-        start, end = rng.uniform(-max_px, max_px, 2), rng.uniform(-max_px, max_px, 2)
-        return start + np.linspace(0.0, 1.0, n_frames)[:, None] * (end - start)
+        # A straight line through the middle, in a random direction, half to all of the span.
+        angle = rng.uniform(0, 2 * np.pi)
+        start = max_px * rng.uniform(0.5, 1.0) * np.array([np.sin(angle), np.cos(angle)])
+        return start - np.linspace(0.0, 2.0, n_frames)[:, None] * start
     if kind != "random_walk":
         raise ValueError(f"drift must be 'random_walk' or 'linear', not {kind!r}")
     steps = rng.normal(0.0, 1.0, size=(n_frames, 2))
