@@ -483,3 +483,45 @@ def test_rois_tab_find_cells_table_selection_profile_and_export(make_napari_view
     rois.data = data
     qtbot.waitUntil(lambda: widget.statistics is not None and 99 in set(widget.statistics.roi),
                     timeout=30_000)
+
+
+def test_align_widget_region_flags_plot_and_click_to_frame(make_napari_viewer, qtbot,
+                                                           demo_file):
+    """A rectangle drawn on the image restricts the registration (as the recipe's region
+    does); the drift plot marks flagged frames, clicking it moves the viewer to the frame."""
+    from napari_nanosims._napari.widgets import AlignFramesWidget
+
+    viewer = make_napari_viewer()
+    data = _open_demo(viewer, demo_file)
+    image = viewer.layers["12C 14N · cells_01"]
+    aligner = AlignFramesWidget(viewer)
+    # A rectangle over the pixels of rows 40-199, columns 30-219, drawn in world units.
+    scale = np.asarray(image.scale[-2:])
+    corners = np.array([[39.6, 29.6], [39.6, 219.4], [199.4, 219.4], [199.4, 29.6]]) * scale
+    viewer.add_shapes([corners], shape_type="rectangle", name="keep")
+    assert "keep" in aligner.region.choices
+    aligner.method.value = "sub-pixel"
+    aligner.region.value = "keep"
+    aligner.detector.value = "sum"
+    _run_and_wait(qtbot, aligner, "aligned sum", 7)
+    expected = run_recipe(demo_file["path"], Recipe((
+        ("align_frames", {"method": "subpixel", "channel": "sum",
+                          "region": "40:200, 30:220"}),)))
+    np.testing.assert_allclose(aligner.plot.translations, expected.translations, atol=1e-9)
+    history = viewer.layers["12C 14N · aligned · cells_01"].metadata["nanosims"]["history"]
+    assert history[-2]["parameters"]["region"].startswith("mask of")
+    assert "flagged frames: none" in aligner.summary.value
+    # The plot marks flagged frames and turns a click into a frame of the viewer.
+    aligner.plot.set_translations(expected.translations,
+                                  np.arange(data.shape[0]) == 3)
+    assert aligner.plot.flagged.sum() == 1
+    aligner.plot.resize(400, 120)
+    frame = aligner.plot.frame_at(aligner.plot.width() - aligner.plot._MARGIN)
+    assert frame == data.shape[0] - 1
+    from qtpy.QtCore import QPoint, Qt
+
+    qtbot.mouseClick(aligner.plot, Qt.MouseButton.LeftButton, pos=QPoint(
+        aligner.plot._MARGIN, 60))
+    assert viewer.dims.current_step[0] == 0
+    aligner.go_to_frame(5)
+    assert viewer.dims.current_step[0] == 5

@@ -13,6 +13,8 @@ import numbers
 from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 __all__ = ["Parameter", "Step", "HOT_PIXEL_PARAMETERS", "ALIGN_PARAMETERS", "EXCLUDE_PARAMETERS",
            "MAX_UPSAMPLE_FACTOR",
            "parameter"]
@@ -48,6 +50,9 @@ class Parameter:
         Command-line option name when it differs from ``--name-with-dashes``.
     per_label : bool
         The value may also be a mapping from mass label to a number (one per channel).
+    mask_ok : bool
+        The value may also be a 2-D boolean array (a mask drawn in napari); recorded in
+        the history as a description, not the array.
     """
 
     name: str
@@ -63,6 +68,7 @@ class Parameter:
     odd: bool = False
     cli_name: str | None = None
     per_label: bool = False
+    mask_ok: bool = False
 
     @property
     def flag(self) -> str:
@@ -95,6 +101,8 @@ class Parameter:
             if isinstance(value, bool) or type(value).__name__ == "bool_":
                 return bool(value)
             raise ValueError(f"{where}{self.name} must be true or false, not {value!r}")
+        if self.mask_ok and getattr(value, "ndim", 0) == 2:
+            return np.asarray(value).astype(bool)
         if self.kind is str:
             if not isinstance(value, str):
                 raise ValueError(f"{where}{self.name} must be text, not {value!r}")
@@ -226,8 +234,9 @@ ALIGN_PARAMETERS = (
               maximum=10**6, optional=True),
     Parameter("region", None, str, "register on this part of the frame only, "
               "'top:bottom, left:right' in pixels (end excluded), so that what drifts "
-              "outside it cannot pull the result ('subpixel' only; None: the whole frame)",
-              optional=True),
+              "outside it cannot pull the result ('subpixel' only; None: the whole frame; "
+              "in the library also a boolean mask of the frame's shape)", optional=True,
+              mask_ok=True),
 )
 
 EXCLUDE_PARAMETERS = (

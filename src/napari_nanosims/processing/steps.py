@@ -185,6 +185,8 @@ def _run_align_frames(acquisition: Acquisition, *, channel, method, upsample_fac
         np.asarray(translations).dtype, np.floating) else np.uint8)
     extra["coverage"] = _shift_quietly(ones, translations, padding)[crop][:, 0].astype(
         np.float32)
+    if region is not None and not isinstance(region, str):
+        region = f"mask of {int(np.count_nonzero(region))} px"  # the history holds text
     recorded = dict(channel=channel, method=method, upsample_factor=upsample_factor,
                     padding=padding, reference=reference, region=region, aligned_on=aligned_on)
     if registration is not None:

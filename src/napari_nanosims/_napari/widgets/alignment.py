@@ -10,9 +10,10 @@ from qtpy.QtGui import QColor, QPainter, QPen, QPolygonF
 from qtpy.QtWidgets import QSizePolicy, QWidget
 
 from ...analysis.accumulate import accumulate
-from ...processing.parameters import ALIGN_PARAMETERS
+from ...processing.parameters import ALIGN_PARAMETERS, EXCLUDE_PARAMETERS
 from ...processing.steps import ALIGN_FRAMES, default_alignment_channel, labelled
 from ._base import FileWidget
+from ._regions import region_layers, region_mask
 from ._controls import control_for, control_value, remembered, save_parameters
 from ._common import (KIND_ALIGNED, KIND_CLEANED, KIND_CORRECTED, KIND_SUM, LayerAdder,
                       coverage_layer_data, source_layers, acquisition_from_layers, channel_layers,
@@ -21,27 +22,56 @@ from ._common import (KIND_ALIGNED, KIND_CLEANED, KIND_CORRECTED, KIND_SUM, Laye
 SECTION = "align_frames"
 METHODS = {"whole pixel (openformat)": "sequential", "sub-pixel": "subpixel"}
 SHOWN = ("method", "upsample_factor", "padding")  # reference stays a library/CLI option
+SUM_CHOICE = "sum"  # the 'align on' value for the sum of all ion channels
+WHOLE_FRAME = "whole frame"
 
 
 class DriftPlot(QWidget):
-    """A small plot of the translation per frame, both axes with a legend:
-    rows (y) in orange, columns (x) in cyan."""
+    """A small plot of the translation per frame, both axes with a legend: rows (y) in
+    orange, columns (x) in cyan; frames the alignment flagged are marked in red.
+    Clicking the plot calls ``on_frame_clicked(frame)`` (the widget jumps the viewer there).
+    """
 
-    def __init__(self, parent=None):
+    def __init__(self, parent=None, on_frame_clicked=None):
         super().__init__(parent)
         self.translations = np.zeros((0, 2))
-        self.setMinimumHeight(110)
+        self.flagged = np.zeros(0, bool)
+        self.on_frame_clicked = on_frame_clicked
+        self.setMinimumHeight(120)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.setToolTip("translation applied to each frame, pixels: y orange, x cyan")
+        self.setToolTip("translation applied to each frame, pixels: y orange, x cyan; "
+                        "red: frames that did not register. Click to go to a frame.")
 
-    def set_translations(self, translations) -> None:
+    def set_translations(self, translations, flagged=None) -> None:
         self.translations = np.asarray(translations, dtype=float).reshape(-1, 2)
+        n_frames = len(self.translations)
+        self.flagged = (np.zeros(n_frames, bool) if flagged is None
+                        else np.asarray(flagged, bool).reshape(n_frames))
         self.update()
+
+    _MARGIN = 24
+
+    def frame_at(self, x: float) -> int | None:
+        """The frame under horizontal position ``x`` (pixels of the plot), or None."""
+        n_frames = len(self.translations)
+        if n_frames == 0:
+            return None
+        span = max(self.width() - 2 * self._MARGIN, 1)
+        fraction = (x - self._MARGIN) / span
+        return int(np.clip(round(fraction * max(n_frames - 1, 1)), 0, n_frames - 1))
+
+    def mousePressEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        try:
+            frame = self.frame_at(event.position().x())
+            if frame is not None and self.on_frame_clicked is not None:
+                self.on_frame_clicked(frame)
+        except Exception:  # noqa: BLE001 - an exception escaping a Qt handler aborts PyQt6
+            pass
 
     def paintEvent(self, _event) -> None:  # noqa: N802 - Qt's name
         painter = QPainter(self)
         painter.fillRect(self.rect(), QColor(30, 30, 30))
-        margin, width, height = 24, self.width(), self.height()
+        margin, width, height = self._MARGIN, self.width(), self.height()
         painter.setPen(QColor(200, 200, 200))
         n_frames = len(self.translations)
         if n_frames == 0:
@@ -57,14 +87,20 @@ class DriftPlot(QWidget):
             return QPointF(x, y)
 
         painter.drawText(2, 12, f"{high:+.1f} px")
-        for row, (name, color) in enumerate((("y (rows)", QColor(255, 160, 40)),
-                                             ("x (columns)", QColor(60, 200, 255)))):
+        legend = [("y (rows)", QColor(255, 160, 40)), ("x (columns)", QColor(60, 200, 255))]
+        if self.flagged.any():
+            legend.append((f"flagged ({int(self.flagged.sum())})", QColor(255, 60, 60)))
+        for row, (name, color) in enumerate(legend):
             painter.setPen(color)
-            painter.drawText(width - 90, 12 + 13 * row, name)
+            painter.drawText(width - 100, 12 + 13 * row, name)
         painter.setPen(QColor(200, 200, 200))
         painter.drawText(2, height - 4, f"{low:+.1f} px   frames 0-{n_frames - 1}")
         painter.setPen(QPen(QColor(90, 90, 90), 1, Qt.PenStyle.DashLine))
         painter.drawLine(point(0, 0.0), point(n_frames - 1, 0.0))
+        painter.setPen(QPen(QColor(255, 60, 60), 1))
+        for frame in np.flatnonzero(self.flagged):
+            top, bottom = point(frame, high), point(frame, low)
+            painter.drawLine(top, bottom)
         for column, color in ((0, QColor(255, 160, 40)), (1, QColor(60, 200, 255))):
             painter.setPen(QPen(color, 2))
             painter.drawPolyline(QPolygonF([point(f, v) for f, v in
@@ -93,6 +129,13 @@ class AlignFramesWidget(FileWidget):
         by_name = {p.name: p for p in ALIGN_PARAMETERS}
         self.upsample_factor = control_for(by_name["upsample_factor"], values["upsample_factor"])
         self.padding = control_for(by_name["padding"], values["padding"], maximum=512)
+        self.region = ComboBox(label="register inside", choices=self._region_choices,
+                               tooltip="sub-pixel only: register on the area of a Shapes "
+                                       "or Labels layer drawn on the image, so that what "
+                                       "drifts outside it cannot pull the result")
+        self.leave_out_flagged = CheckBox(
+            label="leave flagged frames out of the sums", value=True,
+            tooltip=EXCLUDE_PARAMETERS[1].help)
         self.use_cleaned = CheckBox(label="use corrected or cleaned layers", value=True,
                                     tooltip="per channel: the corrected layer when there is "
                                             "one, else the cleaned one, else the raw one")
@@ -104,9 +147,9 @@ class AlignFramesWidget(FileWidget):
         self.summary = Label(label="drift", value="-")
         self.summary.native.setWordWrap(True)
         self.extend([self.file, self.detector, self.method, self.upsample_factor, self.padding,
-                     self.use_cleaned, self.first_frame, self.last_frame, self.reset_button, self.run_button,
+                     self.region, self.leave_out_flagged, self.use_cleaned, self.first_frame, self.last_frame, self.reset_button, self.run_button,
                      self.cancel_button, self.progress, self.summary])
-        self.plot = DriftPlot()
+        self.plot = DriftPlot(on_frame_clicked=self.go_to_frame)
         self.native.layout().addWidget(self.plot)
         # Until the user picks a channel, follow the default as layers arrive.
         self._detector_is_default = True
@@ -120,15 +163,27 @@ class AlignFramesWidget(FileWidget):
         self._connect()
         self._method_changed()
 
+    def _region_choices(self, _widget=None):
+        if not hasattr(self, "_viewer"):
+            return [WHOLE_FRAME]
+        return [WHOLE_FRAME] + [layer.name for layer in region_layers(self._viewer)]
+
+    def go_to_frame(self, frame: int) -> None:
+        """Show ``frame`` in the viewer (the first axis of the stacks)."""
+        if self._viewer.dims.ndim >= 3:
+            self._viewer.dims.set_current_step(0, int(frame))
+
     def _detector_choices(self, _widget=None):
         acquisition_id = self.file.value if hasattr(self, "file") else None
         if acquisition_id is None:
             return []
-        return [(layer.metadata["nanosims"]["label"], index) for index, layer
-                in channel_layers(self._viewer, acquisition_id).items()]
+        choices = [(layer.metadata["nanosims"]["label"], index) for index, layer
+                   in channel_layers(self._viewer, acquisition_id).items()]
+        return choices + [("sum of ion channels", SUM_CHOICE)] if choices else choices
 
     def _files_refreshed(self, previous) -> None:
         self._file_changed()
+        self.region.reset_choices()  # Shapes and Labels layers come and go as well
 
     def _detector_changed(self, _value=None) -> None:
         if not self._setting_detector:
@@ -156,20 +211,26 @@ class AlignFramesWidget(FileWidget):
         return acquisition.channel(default_alignment_channel(acquisition)).index
 
     def _method_changed(self, _value=None) -> None:
-        self.upsample_factor.enabled = METHODS[self.method.value] == "subpixel"
+        subpixel = METHODS[self.method.value] == "subpixel"
+        self.upsample_factor.enabled = subpixel
+        self.region.enabled = subpixel
+        self.leave_out_flagged.enabled = subpixel
 
     def parameters(self) -> dict:
         """The align_frames parameters the controls hold (the channel by its label)."""
         by_name = {p.name: p for p in ALIGN_PARAMETERS}
         label = None
-        if self.detector.value is not None and self.file.value is not None:
+        if self.detector.value == SUM_CHOICE:
+            label = "sum"
+        elif self.detector.value is not None and self.file.value is not None:
             layers = channel_layers(self._viewer, self.file.value)
             layer = layers.get(self.detector.value)
             label = layer.metadata["nanosims"]["label"] if layer is not None else None
         return dict(channel=label or "auto", method=METHODS[self.method.value],
                     upsample_factor=control_value(by_name["upsample_factor"],
                                                   self.upsample_factor),
-                    padding=control_value(by_name["padding"], self.padding), reference=None)
+                    padding=control_value(by_name["padding"], self.padding), reference=None,
+                    region=None)
 
     def frame_selection(self, n_frames: int):
         """The frames to sum, as a range, or None when the controls are out of range."""
@@ -187,6 +248,8 @@ class AlignFramesWidget(FileWidget):
         self.upsample_factor.value = by_name["upsample_factor"].default
         self.padding.value = by_name["padding"].default
         self.use_cleaned.value = True
+        self.region.value = WHOLE_FRAME
+        self.leave_out_flagged.value = EXCLUDE_PARAMETERS[1].default
         self.first_frame.value = self.last_frame.value = 0
         self._detector_is_default = True
         self._file_changed()
@@ -215,6 +278,15 @@ class AlignFramesWidget(FileWidget):
         sum_sources = {index: (info, dict(state, visible=False))
                        for index, (info, state) in sources.items()}
         params = self.parameters()
+        if params["method"] == "subpixel" and self.region.value not in (None, WHOLE_FRAME):
+            try:
+                layer = self._viewer.layers[self.region.value]
+                params["region"] = region_mask(layer, layers[min(layers)],
+                                               acquisition.shape[2:])
+            except (KeyError, ValueError) as exc:
+                show_warning(f"Region: {exc}")
+                return None
+        leave_out = self.leave_out_flagged.value and params["method"] == "subpixel"
         frames = self.frame_selection(acquisition.n_frames)
         if frames is None:
             show_warning(f"The frames to sum must lie within 0..{acquisition.n_frames - 1} "
@@ -227,9 +299,13 @@ class AlignFramesWidget(FileWidget):
                                           "align_frames")
             # the same sum as the sum_frames step (integers stay integers), over the frames
             # chosen; the coverage comes from the accumulation of those frames
-            sums = np.asarray(aligned.counts)[list(frames)].sum(axis=0)
-            summed = aligned.with_step("sum_frames", {"frames": list(frames)}, sums=sums)
-            total = accumulate(aligned, frames)
+            chosen = list(frames)
+            if leave_out and aligned.registration is not None \
+                    and not aligned.registration.flagged.all():
+                chosen = [f for f in chosen if not aligned.registration.flagged[f]] or chosen
+            sums = np.asarray(aligned.counts)[chosen].sum(axis=0)
+            summed = aligned.with_step("sum_frames", {"frames": chosen}, sums=sums)
+            total = accumulate(aligned, chosen)
             tuples = (results_for_layers(sources, summed, KIND_ALIGNED)
                       + results_for_layers(sum_sources, summed, KIND_SUM, sums=True)
                       + [coverage_layer_data(first_source, total, summed)])
@@ -241,11 +317,19 @@ class AlignFramesWidget(FileWidget):
     def _add_layers(self, returned) -> None:
         result, tuples = returned
         translations = result.translations
+        registration = result.registration
+        flagged = None if registration is None else registration.flagged
 
         def done():
             if self._closed:
                 return
-            self.plot.set_translations(translations)
+            self.plot.set_translations(translations, flagged)
             span = np.ptp(np.asarray(translations, dtype=float), axis=0)
-            self.summary.value = f"range y {span[0]:.2f} px, x {span[1]:.2f} px"
+            text = f"range y {span[0]:.2f} px, x {span[1]:.2f} px"
+            if registration is not None:
+                worst = float(np.max(registration.uncertainty_px[~registration.flagged],
+                                     initial=0.0))
+                text += (f"; uncertainty up to {worst:.3f} px; flagged frames: "
+                         + (", ".join(map(str, np.flatnonzero(flagged))) or "none"))
+            self.summary.value = text
         LayerAdder(self._viewer, tuples, on_done=done, alive=lambda: not self._closed).start()
