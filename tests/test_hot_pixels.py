@@ -243,3 +243,38 @@ def test_unusable_stacks_get_a_clear_error(data, message):
 
     with pytest.raises(ValueError, match=message):
         remove_hot_pixels(data, num_outliers=1)
+
+
+@pytest.mark.parametrize("dtype, high", [(np.uint8, 40), (np.uint16, 3000), (np.int16, 900),
+                                         (np.int32, 20), (np.uint32, 10**7), (np.int64, 7),
+                                         (np.uint64, 50)])
+@pytest.mark.parametrize("shape", [(6, 4, 1, 9), (7, 3, 2, 2), (12, 5, 17, 23)])
+def test_fused_kernel_identical_to_openformat(dtype, high, shape, monkeypatch):
+    """The numba kernel (integer counts, float factor) gives the seed's results, also for
+    negative values, one-pixel-wide frames and counts beyond 16 bits."""
+    from napari_nanosims.processing import hot_pixels as module
+
+    calls = []
+    original = module._kernel_candidates
+    monkeypatch.setattr(module, "_kernel_candidates",
+                        lambda *a, **k: calls.append(1) or original(*a, **k))
+    rng = np.random.default_rng(int(high) + shape[2])
+    data = rng.integers(0 if np.dtype(dtype).kind == "u" else -3, high, size=shape)
+    spikes = rng.random(shape[:1] + shape[2:]) < 0.05
+    data = np.where(spikes[:, None], data * 4 + 5, data).astype(dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HotPixelBlindSpotWarning)
+        for kwargs in (dict(), dict(outlier_factor=2.5, min_count=2, num_nonzero=1),
+                       dict(outlier_factor=1.2, min_count=0.25, num_outliers=2)):
+            kwargs.setdefault("num_outliers", min(3, shape[1]))
+            expected = seed.remove_hot_pixels(data, max_repeat_fraction=0.3, **kwargs)
+            ours = remove_hot_pixels(data, max_repeat_fraction=0.3, **kwargs)
+            np.testing.assert_array_equal(ours, expected)
+            mask = infer_hot_pixels(data, kwargs["num_outliers"], 3,
+                                    kwargs.get("outlier_factor", 1.999),
+                                    kwargs.get("min_count", 0.5), 0.3,
+                                    kwargs.get("num_nonzero"))
+            np.testing.assert_array_equal(mask, seed.infer_hot_pixels(
+                data, kwargs["num_outliers"], 3, kwargs.get("outlier_factor", 1.999),
+                kwargs.get("min_count", 0.5), 0.3, kwargs.get("num_nonzero")))
+    assert calls  # the kernel did the work

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import numbers
+import threading
 import warnings
 from collections.abc import Generator
 from typing import Any
@@ -30,6 +31,11 @@ import numpy as np
 from ._frames import check_stack, frame, map_frames, run_to_completion
 from .median import _median_frame, _work_dtype
 from .parameters import parameter
+
+try:  # the fused kernel; without numba every frame takes the numpy path
+    from ._hot_kernel import frame_votes, replace_at
+except ImportError:  # pragma: no cover - numba is a dependency
+    frame_votes = replace_at = None
 
 __all__ = [
     "median_filter_frames",
@@ -169,6 +175,51 @@ def _outliers(values: np.ndarray, data_dtype: np.dtype, medians: np.ndarray, out
 SPARSE_FRACTION = 0.25
 
 
+def _medians_at(images: np.ndarray, flat: np.ndarray) -> np.ndarray:
+    """3 x 3 medians (mirrored edges) of every detector at flat pixel indices."""
+    n_detectors, height, width = images.shape
+    rows, cols = np.divmod(flat, width)
+    window = np.stack([images[:, np.clip(rows + dr, 0, height - 1),
+                              np.clip(cols + dc, 0, width - 1)]
+                       for dr in (-1, 0, 1) for dc in (-1, 0, 1)])
+    return np.partition(window, 4, axis=0)[4]
+
+
+def _kernel_applies(dtype: np.dtype, outlier_factor, min_count) -> bool:
+    """The fused kernel's float64 test is the seed's exactly: integer counts, a float factor."""
+    return (frame_votes is not None and dtype.kind in "ui"
+            and isinstance(outlier_factor, (float, np.float64))
+            and isinstance(min_count, (numbers.Real,)) and not isinstance(min_count, bool)
+            and type(min_count) in (int, float, np.float64))
+
+
+_scratch = threading.local()  # per frame thread: the kernel's work arrays, reused
+
+
+def _scratch_arrays(images):
+    n_detectors, height, width = images.shape
+    key = (images.shape, images.dtype.str)
+    if getattr(_scratch, "key", None) != key:
+        _scratch.key = key
+        _scratch.votes = np.empty((height, width), np.uint8)
+        _scratch.nonzero = np.empty((height, width), np.uint8)
+        _scratch.medians = np.empty_like(images)
+    _scratch.votes.fill(0)
+    _scratch.nonzero.fill(0)
+    return _scratch.votes, _scratch.nonzero, _scratch.medians
+
+
+def _kernel_candidates(images, num_outliers, outlier_factor, min_count, num_nonzero):
+    """Seed steps 1-4 for one frame with the fused kernel (3 x 3 window)."""
+    n_detectors, height, width = images.shape
+    votes, nonzero, medians = _scratch_arrays(images)
+    frame_votes(np.ascontiguousarray(images), float(outlier_factor), float(min_count), votes,
+                nonzero, medians)
+    candidates = (votes >= num_outliers) & (nonzero >= num_nonzero)
+    flat = np.flatnonzero(candidates)
+    return candidates, flat, medians.reshape(n_detectors, -1)[:, flat], None
+
+
 def _frame_hot_candidates(images, kernel_size, num_outliers, outlier_factor, min_count,
                           num_nonzero, need_filtered):
     """Seed steps 1-4 for one frame (detectors, H, W).
@@ -179,6 +230,9 @@ def _frame_hot_candidates(images, kernel_size, num_outliers, outlier_factor, min
     detectors, which in low-count data few pixels are, so when they are few only
     their 3 x 3 medians are computed.
     """
+    if kernel_size == 3 and not need_filtered and images.shape[0] < 256 and images.size \
+            and _kernel_applies(images.dtype, outlier_factor, min_count):
+        return _kernel_candidates(images, num_outliers, outlier_factor, min_count, num_nonzero)
     work = images.astype(_work_dtype(images), copy=False)
     n_detectors, height, width = work.shape
     nonzero = np.add.reduce(work > 0, axis=0, dtype=np.int16)
@@ -205,8 +259,8 @@ def _frame_hot_candidates(images, kernel_size, num_outliers, outlier_factor, min
 
 
 def iter_infer_hot_pixels(data, num_outliers, kernel_size=3, outlier_factor=3, min_count=1,
-                          max_repeat_fraction=0.1, num_nonzero=None, keep_filtered="all"
-                          ) -> Generator[int, None, tuple[np.ndarray, Any]]:
+                          max_repeat_fraction=0.1, num_nonzero=None, keep_filtered="all",
+                          copy_into=None) -> Generator[int, None, tuple[np.ndarray, Any]]:
     """Generator form of :func:`infer_hot_pixels` for progress bars and cancelling.
 
     Yields the number of frames done after each frame; returns ``(mask, filtered)``
@@ -214,6 +268,8 @@ def iter_infer_hot_pixels(data, num_outliers, kernel_size=3, outlier_factor=3, m
     frame -> (pixel indices, filtered values at them) for the candidate pixels only
     (``'candidates'``, what :func:`remove_hot_pixels` needs), or None (``'none'``).
     Stopping early (``close()``) returns nothing and leaves no partial output.
+    ``copy_into``, an array shaped like ``data``, receives each frame as it is read (the
+    output copy of :func:`remove_hot_pixels`, made on the frame threads).
     """
     data, kernel_size, num_nonzero = _check_parameters(
         data, num_outliers, kernel_size, max_repeat_fraction, num_nonzero)
@@ -231,7 +287,10 @@ def iter_infer_hot_pixels(data, num_outliers, kernel_size=3, outlier_factor=3, m
     at_candidates: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def work(index):
-        return _frame_hot_candidates(frame(data, index), kernel_size, num_outliers,
+        images = frame(data, index)
+        if copy_into is not None:
+            copy_into[index] = images
+        return _frame_hot_candidates(images, kernel_size, num_outliers,
                                      outlier_factor, min_count, num_nonzero, need_filtered)
 
     for index, (candidates, flat, values, filtered) in enumerate(map_frames(work, n_frames)):
@@ -242,7 +301,10 @@ def iter_infer_hot_pixels(data, num_outliers, kernel_size=3, outlier_factor=3, m
             at_candidates[index] = (flat, values)
         yield index + 1
     # Persistence veto, with the seed's exact arithmetic (mean over frames, strictly below).
-    mask &= (np.mean(mask, axis=0) < max_repeat_fraction)[None]
+    # (count / frames is what numpy's mean of booleans computes, exactly; counting in
+    # integers first is several times faster than the float64 mean.)
+    repeats = np.add.reduce(mask, axis=0, dtype=np.int64 if n_frames >= 2**31 else np.int32)
+    mask &= (repeats / n_frames < max_repeat_fraction)[None]
     if need_filtered:
         return mask, filtered_all
     return mask, (at_candidates if keep_filtered == "candidates" else None)
@@ -340,10 +402,12 @@ def iter_remove_hot_pixels(data, num_outliers=3, kernel_size=3, outlier_factor=1
     Returns ``(cleaned, mask)``. The cleaned stack is assembled only after the last
     frame, so stopping early leaves no half-cleaned output.
     """
+    data = check_stack(data)
+    # Zero-initialised lazily by the OS; the frame threads fill it as they read.
+    cleaned = np.empty(data.shape, np.asarray(data[:0]).dtype)
     mask, at_candidates = yield from iter_infer_hot_pixels(
         data, num_outliers, kernel_size, outlier_factor, min_count, max_repeat_fraction,
-        num_nonzero, keep_filtered="candidates")
-    cleaned = np.array(data, copy=True)
+        num_nonzero, keep_filtered="candidates", copy_into=cleaned)
     replace_hot_pixels(cleaned, mask, at_candidates)
     return cleaned, mask
 
@@ -358,13 +422,29 @@ def replace_hot_pixels(target: np.ndarray, mask: np.ndarray, at_candidates: dict
     Modifies ``target`` in place: it must be the caller's own copy.
     """
     detectors = list(range(target.shape[1])) if detectors is None else list(detectors)
-    for index, (flat, values) in at_candidates.items():
+    every_detector = detectors == list(range(target.shape[1]))
+    items = list(at_candidates.items())
+
+    def replace(item):
+        index, (flat, values) = item
+        image = target[index].reshape(target.shape[1], -1)
+        if every_detector and replace_at is not None and values.dtype == image.dtype \
+                and image.flags.c_contiguous:
+            replace_at(image, mask[index].ravel(), flat, values)
+            return
         hot = mask[index].ravel()[flat]
         if not hot.any():
-            continue
-        image = target[index].reshape(target.shape[1], -1)
-        for position, detector in enumerate(detectors):
-            image[detector, flat[hot]] = values[position, hot]
+            return
+        positions = flat[hot]
+        if every_detector:
+            image[:, positions] = values[:, hot]
+        else:
+            for row, detector in enumerate(detectors):
+                image[detector, positions] = values[row, hot]
+
+    # Frames are independent: replaced on the frame threads.
+    for _ in map_frames(lambda k: replace(items[k]), len(items)):
+        pass
 
 
 def remove_hot_pixels(data, num_outliers=3, kernel_size=3, outlier_factor=1.999,
