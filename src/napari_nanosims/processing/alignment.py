@@ -255,7 +255,7 @@ def register_frames(data, padding=8, method="subpixel", upsample_factor=100, ref
         result. The region is fixed in the frame's pixels.
     max_passes : int
         Most leave-one-out refinement passes; they stop earlier when no frame moves by
-        more than 0.001 px.
+        more than 0.005 px.
 
     Returns
     -------

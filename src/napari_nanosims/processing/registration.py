@@ -25,7 +25,7 @@ __all__ = ["FrameRegistration", "iter_register", "CONVERGENCE_PX", "MAX_PASSES",
            "FLAG_UNCERTAINTY_PX", "FLAG_SIGNIFICANCE"]
 
 #: Passes stop when no translation changes by more than this, pixels.
-CONVERGENCE_PX = 2e-3
+CONVERGENCE_PX = 5e-3
 #: Most refinement passes after the first.
 MAX_PASSES = 10
 #: A frame is flagged when its translation is this uncertain (1 sigma, either axis), px.
@@ -162,6 +162,7 @@ def _diagnostics(spectra: _Spectra, shifts: np.ndarray, sums: _Sums, fixed_refer
     derivatives = np.stack([np.broadcast_to(1j * spectra.omega_y[:, None], spectra.filter.shape),
                             np.broadcast_to(1j * spectra.omega_x[None, :], spectra.filter.shape)]
                            ) * spectra.filter
+    derivatives = derivatives.astype(np.complex64)  # single precision, as every spectrum here
 
     def inverse(spectrum):
         return scipy.fft.irfft2(spectrum, s=spectra.shape, workers=1)[crop].ravel()
