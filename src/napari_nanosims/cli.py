@@ -7,6 +7,7 @@ import gc
 import json
 import os
 import signal
+import time
 import sys
 import warnings
 from collections.abc import Sequence
@@ -116,56 +117,100 @@ def _on_sigterm(signum, _frame):
 
 
 def _cmd_process(args) -> int:
-    from .batch import process_file
-
     try:
         recipe = _recipe_from_args(args)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.workers is not None and args.workers < 1:
+        print(f"error: --workers must be 1 or more, not {args.workers}", file=sys.stderr)
+        return 2
+    parallel = args.scheduler is not None or (
+        len(args.files) > 1 and (args.workers is None or args.workers > 1))
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
-    failures = 0
-    tables = []
+    started = time.perf_counter()
     try:
-        for path in args.files:
-            progress = _Progress(os.path.basename(path))
-            try:
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always")
-                    acquisition, written = process_file(path, recipe, args.out,
-                                                        overwrite=args.overwrite,
-                                                        progress=progress)
-                progress.close()
-                for warning in caught:
-                    print(_warning_line(path, warning.message), file=sys.stderr)
-                hot = acquisition.hot_pixels
-                aligned = next((r.parameters.get("aligned_on") for r in acquisition.history
-                                if r.name == "align_frames"), None)
-                print(f"{path}: {acquisition.n_frames} frames"
-                      + (f", {int(hot.sum())} hot pixels replaced" if hot is not None else "")
-                      + (f", aligned on {aligned}" if aligned else ""))
-                for key, output in written.items():
-                    print(f"  {key:8s} {output}")
-                if acquisition.roi_statistics is not None:
-                    tables.append(acquisition.roi_statistics.assign(file=os.fspath(path)))
-            except Exception as exc:  # one bad file never stops the batch: say why, go on
-                progress.close()
-                failures += 1
-                message = str(exc) or type(exc).__name__
-                if isinstance(exc, MemoryError):
-                    message = "not enough memory for this file"
-                if os.fspath(path) not in message and os.path.basename(path) not in message:
-                    message = f"{path}: {message}"
-                print(f"error: {message}", file=sys.stderr)
+        results = (_process_in_parallel(args, recipe) if parallel
+                   else _process_serially(args, recipe))
+        failures = sum(not result.ok for result in results)
+        tables = [result.roi_table for result in results if result.roi_table is not None]
         if tables:
             failures += _write_combined_table(tables, args)
+        _print_summary(results, time.perf_counter() - started)
     except (KeyboardInterrupt, _Interrupted) as exc:
+        if parallel:
+            from .parallel import interrupt_workers
+
+            interrupt_workers()
         print("interrupted: stopped before finishing; no partial outputs were left",
               file=sys.stderr)
         return 143 if isinstance(exc, _Interrupted) else 130
+    except ValueError as exc:  # a scheduler that cannot be reached, a missing extra
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     finally:
         signal.signal(signal.SIGTERM, previous)
     return 1 if failures else 0
+
+
+def _report(result) -> None:
+    """Print one file's lines (warnings and errors on standard error)."""
+    for warning in result.warnings:
+        print(_warning_line(result.path, warning), file=sys.stderr)
+    if result.ok:
+        for line in result.lines:
+            print(line)
+    else:
+        print(f"error: {result.error}", file=sys.stderr)
+
+
+def _process_serially(args, recipe):
+    from .parallel import process_one
+
+    results = []
+    for path in args.files:
+        progress = _Progress(os.path.basename(path))
+        result = process_one(path, recipe.to_dict(), args.out, args.overwrite,
+                             single_threaded=False, progress=progress)
+        progress.close()
+        _report(result)
+        results.append(result)
+    return results
+
+
+def _process_in_parallel(args, recipe):
+    """Every file a dask task; a progress bar across the files on standard error."""
+    from tqdm import tqdm
+
+    from .parallel import default_workers, run_batch
+
+    where = (f"dask scheduler {args.scheduler}" if args.scheduler
+             else f"{args.workers or default_workers()} local worker processes")
+    print(f"processing {len(args.files)} files on {where}", file=sys.stderr)
+    with tqdm(total=len(args.files), unit="file", file=sys.stderr, disable=None,
+              dynamic_ncols=True) as bar:
+        failed = []
+
+        def on_result(result):
+            with bar.external_write_mode():
+                _report(result)
+            if not result.ok:
+                failed.append(result.path)
+            bar.set_postfix(failed=len(failed), refresh=False)
+            bar.update(1)
+
+        return run_batch(args.files, recipe, args.out, overwrite=args.overwrite,
+                         workers=args.workers, scheduler=args.scheduler, on_result=on_result)
+
+
+def _print_summary(results, seconds: float) -> None:
+    if len(results) < 2:
+        return
+    failed = [result for result in results if not result.ok]
+    print(f"summary: {len(results) - len(failed)} done, {len(failed)} failed, "
+          f"{seconds:.1f} s", file=sys.stderr)
+    for result in failed:
+        print(f"  failed: {result.error}", file=sys.stderr)
 
 
 def _write_combined_table(tables, args) -> int:
@@ -310,6 +355,12 @@ def build_parser() -> argparse.ArgumentParser:
                          help="one-pixel roll of release-4108 images on loading "
                               "(default: the recipe's, auto)")
     process.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    process.add_argument("--workers", type=int, metavar="N", default=None,
+                         help="files processed at once, each in its own process on one "
+                              "core (default: the number of cores; 1: one after the other)")
+    process.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                         help="run the files on a dask.distributed cluster instead "
+                              "(tcp://host:8786; needs the 'distributed' extra)")
     _add_step_options(process)
     process.set_defaults(func=_cmd_process)
 

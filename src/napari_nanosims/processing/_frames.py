@@ -11,8 +11,20 @@ from typing import Any
 import numpy as np
 
 
+_SINGLE_THREADED = False  # set in batch workers: one thread per file, no oversubscription
+
+
+def set_single_threaded(value: bool) -> None:
+    """Make every frame loop of this process run on the calling thread alone (or not)."""
+    global _SINGLE_THREADED
+    _SINGLE_THREADED = bool(value)
+
+
 def worker_count() -> int:
-    """Threads for frame-parallel work: the cores this process may use (at most 8)."""
+    """Threads for frame-parallel work: the cores this process may use (at most 8), or 1
+    in a batch worker (:func:`set_single_threaded`)."""
+    if _SINGLE_THREADED:
+        return 1
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux

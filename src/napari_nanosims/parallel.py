@@ -1,0 +1,236 @@
+"""Many files at once, on dask: a local process pool or a dask.distributed cluster.
+
+Each file is one task that runs the whole recipe and writes its outputs (the same
+:func:`~napari_nanosims.batch.process_file` as a serial run) on a single thread, so that
+N workers use N cores and nothing oversubscribes them. A task never raises: a file that
+fails comes back as a :class:`FileResult` with the reason, and the others go on. dask
+does the scheduling (and, on a cluster, the retries and the dashboard).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import resource
+import time
+import warnings
+from collections.abc import Callable, Iterable
+from typing import Any
+
+__all__ = ["FileResult", "process_one", "run_batch", "default_workers", "interrupt_workers"]
+
+
+@dataclasses.dataclass
+class FileResult:
+    """What processing one file gave, as a task returns it.
+
+    Attributes
+    ----------
+    path : str
+        The input file.
+    ok : bool
+        Outputs written.
+    error : str or None
+        Why not, in one line.
+    lines : list of str
+        What the command line prints for the file (frames, hot pixels, outputs).
+    warnings : list of str
+        Warnings raised while processing.
+    written : dict of str
+        Output kind -> path.
+    roi_table : pandas.DataFrame or None
+        The ROI table, when the recipe has ROI steps.
+    seconds : float
+        Wall time of the task, s.
+    peak_memory_mib : float
+        Peak resident memory of the process that ran it (since it started), MiB.
+    """
+
+    path: str
+    ok: bool
+    error: str | None = None
+    lines: list = dataclasses.field(default_factory=list)
+    warnings: list = dataclasses.field(default_factory=list)
+    written: dict = dataclasses.field(default_factory=dict)
+    roi_table: Any = None
+    seconds: float = 0.0
+    peak_memory_mib: float = 0.0
+
+
+def default_workers() -> int:
+    """The cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _summary_lines(path, acquisition, written) -> list[str]:
+    hot = acquisition.hot_pixels
+    aligned = next((r.parameters.get("aligned_on") for r in acquisition.history
+                    if r.name == "align_frames"), None)
+    lines = [f"{path}: {acquisition.n_frames} frames"
+             + (f", {int(hot.sum())} hot pixels replaced" if hot is not None else "")
+             + (f", aligned on {aligned}" if aligned else "")]
+    lines += [f"  {key:8s} {output}" for key, output in written.items()]
+    return lines
+
+
+def _error_line(path, exc: BaseException) -> str:
+    message = str(exc) or type(exc).__name__
+    if isinstance(exc, MemoryError):
+        message = "not enough memory for this file"
+    if os.fspath(path) not in message and os.path.basename(os.fspath(path)) not in message:
+        message = f"{path}: {message}"
+    return message
+
+
+def process_one(path, recipe: dict, out_dir=None, overwrite: bool = False,
+                single_threaded: bool = True, progress: Callable | None = None) -> FileResult:
+    """Run a recipe (as :meth:`Recipe.to_dict` gives it) on one file; never raises.
+
+    With ``single_threaded`` the frame loops and BLAS use one thread (what a batch
+    worker must do); the results are the same either way.
+    """
+    from threadpoolctl import threadpool_limits
+
+    from .batch import process_file
+    from .processing._frames import set_single_threaded
+    from .processing.recipe import Recipe
+
+    started = time.perf_counter()
+    path = os.fspath(path)
+    result = FileResult(path=path, ok=False)
+    set_single_threaded(single_threaded)
+    try:
+        with warnings.catch_warnings(record=True) as caught, \
+                threadpool_limits(limits=1 if single_threaded else None):
+            warnings.simplefilter("always")
+            acquisition, written = process_file(path, Recipe.from_dict(recipe), out_dir,
+                                                overwrite=overwrite, progress=progress)
+        result.ok = True
+        result.written = {key: os.fspath(value) for key, value in written.items()}
+        result.lines = _summary_lines(path, acquisition, written)
+        result.warnings = [str(w.message) for w in caught]
+        if acquisition.roi_statistics is not None:
+            result.roi_table = acquisition.roi_statistics.assign(file=path)
+    except Exception as exc:  # one bad file never stops the batch: say why, go on
+        result.error = _error_line(path, exc)
+    finally:
+        set_single_threaded(False)
+    result.seconds = time.perf_counter() - started
+    result.peak_memory_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return result
+
+
+def run_batch(paths: Iterable, recipe, out_dir=None, *, overwrite: bool = False,
+              workers: int | None = None, scheduler=None,
+              on_result: Callable[[FileResult], None] | None = None) -> list[FileResult]:
+    """Process files in parallel on dask; return a :class:`FileResult` per file.
+
+    Parameters
+    ----------
+    paths : iterable of path-like
+        The ``.im`` files.
+    recipe : Recipe
+        The steps, the same for every file.
+    out_dir : path-like, optional
+        Output folder (default: beside each input).
+    overwrite : bool
+        Replace existing outputs.
+    workers : int, optional
+        Local worker processes (default: the number of cores); ignored with ``scheduler``.
+    scheduler : str or distributed.Client, optional
+        Address of a running dask.distributed scheduler (``tcp://host:8786``) or a client;
+        needs the ``distributed`` extra.
+    on_result : callable, optional
+        Called with each :class:`FileResult` as its file ends (in the calling thread).
+
+    Returns
+    -------
+    list of FileResult
+        In the order of ``paths``.
+    """
+    paths = [os.fspath(p) for p in paths]
+    recipe_dict = recipe.to_dict()
+    results: dict[str, FileResult] = {}
+
+    def finished(result: FileResult):
+        results[result.path] = result
+        if on_result is not None:
+            on_result(result)
+
+    if scheduler is not None:
+        _on_cluster(paths, recipe_dict, out_dir, overwrite, scheduler, finished)
+    else:
+        _on_local_pool(paths, recipe_dict, out_dir, overwrite, workers or default_workers(),
+                       finished)
+    return [results[path] for path in paths]
+
+
+def _on_cluster(paths, recipe_dict, out_dir, overwrite, scheduler, finished):
+    try:
+        from distributed import Client, as_completed
+    except ImportError:
+        raise ValueError("--scheduler needs dask.distributed: pip install "
+                         "'napari-nanosims[distributed]'") from None
+    if isinstance(scheduler, Client):
+        client = scheduler
+    else:
+        try:
+            client = Client(scheduler, timeout="10s")
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise ValueError(f"cannot reach the dask scheduler at {scheduler}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                             "; is 'dask scheduler' running there?") from None
+    try:
+        futures = {client.submit(process_one, path, recipe_dict, out_dir, overwrite,
+                                 key=f"nanosims-{index}-{os.path.basename(path)}",
+                                 pure=False): path
+                   for index, path in enumerate(paths)}
+        for future in as_completed(list(futures)):
+            try:
+                finished(future.result())
+            except Exception as exc:  # the worker died (out of memory, killed)
+                finished(FileResult(path=futures[future], ok=False,
+                                    error=_error_line(futures[future], exc)))
+    finally:
+        if client is not scheduler:
+            client.close()
+
+
+def _on_local_pool(paths, recipe_dict, out_dir, overwrite, workers, finished):
+    """dask's multiprocessing scheduler (a process pool); results handed over as tasks end."""
+    import dask
+    import dask.multiprocessing
+    from dask.callbacks import Callback
+
+    graph = {f"nanosims-{index}": (process_one, path, recipe_dict, out_dir, overwrite)
+             for index, path in enumerate(paths)}
+
+    class _Handover(Callback):
+        # Runs in the calling thread (dask's local scheduler loop) as each task ends.
+        def _posttask(self, key, result, dsk, state, worker_id):
+            finished(result)
+
+    with _Handover():
+        if workers == 1:
+            dask.get(graph, list(graph))
+        else:
+            dask.multiprocessing.get(graph, list(graph), num_workers=min(workers, len(graph)))
+
+
+def interrupt_workers() -> None:
+    """Pass an interrupt on to the local pool's worker processes, so that each removes its
+    temporary files on the way out (as a serial run does)."""
+    import multiprocessing
+    import signal
+
+    children = multiprocessing.active_children()
+    for child in children:
+        try:
+            os.kill(child.pid, signal.SIGINT)
+        except OSError:
+            pass
+    for child in children:
+        child.join(timeout=10)
