@@ -12,8 +12,8 @@ import numpy as np
 
 from .analysis.accumulate import accumulate
 from .export.ratio import ratio_paths, write_derived
-from .export.ometiff import (atomic_outputs, remove_stale_partials, software_versions,
-                             write_ome_tiff)
+from .export.ometiff import (acquisition_description, atomic_outputs, json_ready,
+                             remove_stale_partials, software_versions, write_ome_tiff)
 from .io.acquisition import Acquisition
 from .processing._frames import run_to_completion
 from .processing.recipe import Recipe, iter_run_recipe
@@ -42,18 +42,15 @@ def output_paths(input_path: str | os.PathLike, out_dir: str | os.PathLike | Non
     }
 
 
-def _json_ready(value):
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    if isinstance(value, dict):
-        return {str(k): _json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_ready(v) for v in value]
-    return value
+_json_ready = json_ready
+
+
+def frame_time_s(acquisition: Acquisition) -> float | None:
+    """Time between frames: the analysis duration over the frames in the file, s."""
+    duration = float(getattr(acquisition.header, "analysis_duration_s", 0) or 0)
+    frames = max(int(getattr(acquisition.header, "n_frames_header", 0) or 0),
+                 int(acquisition.header.n_frames))
+    return duration / frames if duration > 0 and frames else None
 
 
 def processing_record(acquisition: Acquisition, recipe: Recipe, paths: dict) -> dict[str, Any]:
@@ -121,12 +118,15 @@ def iter_process_file(path, recipe: Recipe, out_dir=None, *, overwrite: bool = F
     # interruption (SIGINT, SIGTERM, an error) leaves no half-written file under a final name.
     with atomic_outputs(paths, overwrite) as temporary:
         labels = acquisition.labels
-        write_ome_tiff(temporary["sums"], sums, "CYX", acquisition.pixel_size_um, labels)
-        write_ome_tiff(temporary["variance"], variance.astype(np.float32), "CYX",
-                       acquisition.pixel_size_um,
-                       [f"var({label})" for label in labels] + ["coverage"])
-        write_ome_tiff(temporary["stack"], acquisition.counts, "TCYX",
-                       acquisition.pixel_size_um, labels)
+        pixel = acquisition.pixel_size_um
+        write_ome_tiff(temporary["sums"], sums, "CYX", pixel, labels,
+                       acquisition_description(acquisition, "sums"))
+        write_ome_tiff(temporary["variance"], variance.astype(np.float32), "CYX", pixel,
+                       [f"var({label})" for label in labels] + ["coverage"],
+                       acquisition_description(acquisition, "variance"))
+        write_ome_tiff(temporary["stack"], acquisition.counts, "TCYX", pixel, labels,
+                       acquisition_description(acquisition, "stack"),
+                       time_increment_s=frame_time_s(acquisition))
         temporary["record"].write_text(json.dumps(record, indent=2, ensure_ascii=False))
     if acquisition.roi_statistics is not None:
         paths.update(_write_rois(acquisition, path, out_dir, overwrite))

@@ -142,3 +142,46 @@ def test_contrast_limits_from_a_subsample():
     low, high = contrast_limits(stack)
     assert low == 0 and high == 100
     assert contrast_limits(np.zeros((2, 4, 4))) == (0.0, 1.0)
+
+
+def test_our_ome_tiffs_reopen_as_images_with_scale_names_and_history(tmp_path):
+    """The sums, variance and stack that `nanosims process` writes come back as image
+    layers (not napari's random-colour labels), every other TIFF is left to others."""
+    import tifffile
+
+    from napari_nanosims import make_demo_im
+    from napari_nanosims._napari.reader import get_results_reader
+    from napari_nanosims.batch import process_file
+    from napari_nanosims.processing.recipe import default_recipe
+
+    demo = make_demo_im(tmp_path / "cells.im", n_frames=12, seed=2)
+    _, paths = process_file(demo["path"], default_recipe(), tmp_path / "o")
+    sums = npe2.read([str(paths["sums"])], plugin_name="napari-nanosims", stack=False)
+    assert [kwargs["name"] for _, kwargs, _ in sums] == [
+        f"{label} · sum · cells" for label in demo["labels"]]
+    stored = tifffile.imread(paths["sums"])
+    for index, (data, kwargs, kind) in enumerate(sums):
+        assert kind == "image" and data.ndim == 2
+        np.testing.assert_array_equal(data, stored[index])
+        assert kwargs["scale"] == pytest.approx((20 / 256, 20 / 256))
+        assert kwargs["units"] == ("µm", "µm")
+        info = kwargs["metadata"]["nanosims"]
+        assert [h["step"] for h in info["history"]] == ["remove_hot_pixels", "align_frames",
+                                                        "exclude_frames", "sum_frames"]
+        assert info["header"]["sample_name"] == "demo cells"
+        low, high = kwargs["contrast_limits"]
+        assert low < high
+    assert [kwargs["colormap"] for _, kwargs, _ in sums][-1] == "gray"  # SE
+    assert sum(kwargs["visible"] for _, kwargs, _ in sums) == 1
+    stack = npe2.read([str(paths["stack"])], plugin_name="napari-nanosims", stack=False)
+    assert stack[0][0].shape == (12, 256, 256)
+    assert stack[0][1]["name"] == f"{demo['labels'][0]} · aligned · cells"
+    assert stack[0][1]["scale"] == pytest.approx((1.0, 20 / 256, 20 / 256))
+    variance = npe2.read([str(paths["variance"])], plugin_name="napari-nanosims", stack=False)
+    assert variance[-1][1]["name"] == "coverage · variance · cells"
+    # Any other TIFF is not ours: napari's own readers take it.
+    plain = tmp_path / "plain.ome.tif"
+    tifffile.imwrite(plain, np.zeros((3, 4, 5), np.uint32), ome=True)
+    assert get_results_reader(str(plain)) is None
+    assert get_results_reader(str(tmp_path / "missing.ome.tif")) is None
+    assert get_results_reader(str(paths["sums"])) is not None

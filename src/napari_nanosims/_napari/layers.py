@@ -205,3 +205,69 @@ def header_rows(header: dict[str, Any]) -> list[tuple[str, list[tuple[str, str, 
     if rest:
         groups.append(("Other", rest))
     return groups
+
+
+_RESULT_KINDS = {"sums": "sum", "variance": "variance", "stack": "stack"}
+
+
+def result_layer_data(content: dict, path: str) -> list[tuple]:
+    """Image layer tuples for an OME-TIFF (or .nrrd) that napari-nanosims wrote.
+
+    ``content`` is what :func:`~napari_nanosims.export.ometiff.read_ome_tiff` returns. One
+    layer per channel, named ``"<channel> · <kind> · <file>"``, with the pixel size in µm,
+    the colormap and contrast of the channel, and the header and history in
+    ``metadata['nanosims']`` (a new ``acquisition_id``: the widgets treat these as
+    results, not as a file to process).
+    """
+    import uuid
+
+    description = content.get("description") or {}
+    data, axes = content["data"], content["axes"]
+    names = list(content["channel_names"])
+    channels = description.get("channels") or [{"label": n, "kind": "ion"} for n in names]
+    kind = _RESULT_KINDS.get(description.get("kind"), "result")
+    if kind == "stack" and any(h.get("step") == "align_frames"
+                               for h in description.get("history", [])):
+        kind = "aligned"
+    stem = os.path.splitext(os.path.basename(description.get("source") or path))[0]
+    pixel = float(content.get("pixel_size_um") or float("nan"))
+    acquisition_id = uuid.uuid4().hex
+    se_names = {c["label"] for c in channels if c.get("kind") == "SE"}
+    shown = next((n for n in names if "".join(n.split()) == "12C14N"),
+                 next((n for n in names if n not in se_names and n != "coverage"), names[0]))
+    layers = []
+    rank = 0
+    for index, name in enumerate(names):
+        stack = data[:, index] if axes.startswith("T") else data[index]
+        base = name[4:-1] if name.startswith("var(") else name
+        is_grey = base in se_names or name == "coverage"
+        colormap = SE_COLORMAP if is_grey else ION_COLORMAPS[rank % len(ION_COLORMAPS)]
+        rank += 0 if is_grey else 1
+        two_d = stack.ndim == 2
+        kwargs = {
+            "name": layer_name(name, stem, kind),
+            "scale": ((1.0,) if not two_d else ()) + ((pixel, pixel) if np.isfinite(pixel)
+                                                       else (1.0, 1.0)),
+            "axis_labels": ("y", "x") if two_d else ("frame", "y", "x"),
+            "colormap": colormap,
+            "blending": "additive",
+            "visible": name == shown,
+            "contrast_limits": contrast_limits(stack[None] if two_d else stack),
+            "metadata": {"nanosims": {
+                "acquisition_id": acquisition_id,
+                "header": description.get("header", {}),
+                "history": description.get("history", []),
+                "label": name,
+                "kind": kind,
+                "source_path": str(path),
+                "detector_index": index,
+                "mass_amu": next((c.get("mass_amu") for c in channels
+                                  if c["label"] == base), None),
+                "detector": next((c.get("detector") for c in channels
+                                  if c["label"] == base), None),
+            }},
+        }
+        if np.isfinite(pixel):
+            kwargs["units"] = ("µm", "µm") if two_d else ("", "µm", "µm")
+        layers.append((stack, kwargs, "image"))
+    return layers

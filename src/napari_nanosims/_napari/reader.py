@@ -9,7 +9,7 @@ from collections.abc import Callable
 from .._errors import ImFormatWarning
 from ..io.acquisition import open_acquisition
 from ..io.reader import sniff_im
-from .layers import file_layer_data
+from .layers import file_layer_data, result_layer_data
 
 
 def get_reader(path: str | list[str]) -> Callable | None:
@@ -22,6 +22,35 @@ def get_reader(path: str | list[str]) -> Callable | None:
     if not paths or not all(str(p).lower().endswith(".im") and sniff_im(p) for p in paths):
         return None
     return read_im_layers
+
+
+def get_results_reader(path: str | list[str]) -> Callable | None:
+    """Return a reader for OME-TIFFs napari-nanosims wrote (and None for any other TIFF).
+
+    Only the metadata is read to decide; never raises.
+    """
+    from ..export.ometiff import read_ome_tiff
+
+    paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+    try:
+        if paths and all(str(p).lower().endswith((".ome.tif", ".ome.tiff"))
+                         and read_ome_tiff(p, ours_only=True, metadata_only=True) is not None
+                         for p in paths):
+            return read_result_layers
+    except Exception:  # noqa: BLE001 - a reader that cannot tell must say no, not fail
+        return None
+    return None
+
+
+def read_result_layers(path: str | list[str]) -> list[tuple]:
+    """Read our OME-TIFF results: one image layer per channel, with scale and history."""
+    from ..export.ometiff import read_ome_tiff
+
+    paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+    layers = []
+    for one_path in paths:
+        layers.extend(result_layer_data(read_ome_tiff(one_path), os.fspath(one_path)))
+    return layers
 
 
 READER_PATTERN = "*.im"

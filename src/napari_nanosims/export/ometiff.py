@@ -11,7 +11,11 @@ from typing import Any
 import numpy as np
 
 __all__ = ["write_ome_tiff", "counts_for_tiff", "remove_stale_partials", "partial_path",
-           "software_versions", "atomic_outputs"]
+           "software_versions", "atomic_outputs", "json_ready", "acquisition_description",
+           "read_ome_tiff", "OmeTiffContent", "DESCRIPTION_KEY"]
+
+#: Key of our JSON object in the OME ``Image/Description``: it marks files we wrote.
+DESCRIPTION_KEY = "napari_nanosims"
 
 _PARTIAL = re.compile(r"\.partial-(\d+)$")
 
@@ -87,11 +91,54 @@ def remove_stale_partials(folder: str | os.PathLike) -> list[Path]:
     return removed
 
 
-def _ome_metadata(axes: str, pixel_size_um: float, labels) -> dict[str, Any]:
+def json_ready(value):
+    """``value`` with numpy arrays and scalars turned into JSON types (recursively)."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        value = float(value)
+        return value if np.isfinite(value) else None
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    return value
+
+
+def acquisition_description(acquisition, kind: str) -> dict[str, Any]:
+    """What our OME-TIFFs carry in their description: enough to reopen them with units,
+    channel names and the processing history (``kind``: 'sums', 'variance' or 'stack')."""
+    return json_ready({
+        DESCRIPTION_KEY: 1,
+        "kind": kind,
+        "source": acquisition.path or acquisition.header.path,
+        "acquisition_id": acquisition.acquisition_id,
+        "software": software_versions(),
+        "channels": [{"label": c.label, "mass_amu": c.mass_amu, "detector": c.detector,
+                      "kind": c.kind} for c in acquisition.channels],
+        "pixel_size_um": acquisition.pixel_size_um,
+        "translations_px": acquisition.translations,
+        "history": acquisition.history_dicts(),
+        "header": acquisition.header.to_dict(),
+    })
+
+
+def _ome_metadata(axes: str, pixel_size_um: float, labels, description=None,
+                  time_increment_s=None) -> dict[str, Any]:
+    import json
+
     metadata: dict[str, Any] = {"axes": axes, "Channel": {"Name": list(labels)}}
     if np.isfinite(pixel_size_um) and pixel_size_um > 0:
         metadata.update(PhysicalSizeX=pixel_size_um, PhysicalSizeXUnit="µm",
                         PhysicalSizeY=pixel_size_um, PhysicalSizeYUnit="µm")
+    if time_increment_s is not None and np.isfinite(time_increment_s) and time_increment_s > 0:
+        metadata.update(TimeIncrement=float(time_increment_s), TimeIncrementUnit="s")
+    if description is not None:
+        metadata["Description"] = json.dumps(description, ensure_ascii=False)
     return metadata
 
 
@@ -106,7 +153,8 @@ def counts_for_tiff(array) -> np.ndarray:
 
 
 def write_ome_tiff(path: str | os.PathLike, array, axes: str, pixel_size_um: float,
-                   channel_names) -> Path:
+                   channel_names, description: dict | None = None,
+                   time_increment_s: float | None = None) -> Path:
     """Write ``array`` as OME-TIFF at ``path`` (which the caller has renamed into place).
 
     Parameters
@@ -119,9 +167,79 @@ def write_ome_tiff(path: str | os.PathLike, array, axes: str, pixel_size_um: flo
         Pixel size in micrometres, stored as ``PhysicalSizeX/Y``.
     channel_names : sequence of str
         One name per channel (the mass labels).
+    description : dict, optional
+        JSON stored as the OME ``Image/Description`` (:func:`acquisition_description`).
+    time_increment_s : float, optional
+        Time between frames, seconds (``TimeIncrement``; stacks).
+
+    Whole counts stay integers (uint32), fractional ones become float32; a stack of one
+    frame keeps its T axis.
     """
     import tifffile
 
-    tifffile.imwrite(path, counts_for_tiff(array), ome=True,
-                     metadata=_ome_metadata(axes, pixel_size_um, channel_names))
+    tifffile.imwrite(path, counts_for_tiff(array), ome=True, photometric="minisblack",
+                     metadata=_ome_metadata(axes, pixel_size_um, channel_names, description,
+                                            time_increment_s))
     return Path(path)
+
+
+class OmeTiffContent(dict):
+    """What :func:`read_ome_tiff` returns: ``data``, ``axes``, ``channel_names``,
+    ``pixel_size_um``, ``time_increment_s`` and ``description`` (our JSON, or None)."""
+
+
+def read_ome_tiff(path: str | os.PathLike, *, ours_only: bool = False,
+                  metadata_only: bool = False) -> OmeTiffContent | None:
+    """Read an OME-TIFF with its axes, channel names, pixel size and our description.
+
+    With ``ours_only``, returns None for any TIFF that napari-nanosims did not write
+    (no OME metadata, or no ``napari_nanosims`` description). With ``metadata_only`` the
+    pixels are not read (``data`` is None): a cheap check.
+    """
+    import json
+    import xml.etree.ElementTree as ElementTree
+
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        xml = tif.ome_metadata
+        if not xml:
+            if ours_only:
+                return None
+            raise ValueError(f"{path}: not an OME-TIFF (no OME metadata)")
+        root = ElementTree.fromstring(xml)
+        namespace = root.tag.split("}")[0] + "}" if root.tag.startswith("{") else ""
+        image = root.find(f"{namespace}Image")
+        description = None
+        element = image.find(f"{namespace}Description") if image is not None else None
+        if element is not None and element.text:
+            try:
+                parsed = json.loads(element.text)
+                if isinstance(parsed, dict) and DESCRIPTION_KEY in parsed:
+                    description = parsed
+            except ValueError:
+                description = None
+        if ours_only and description is None:
+            return None
+        pixels = image.find(f"{namespace}Pixels")
+        names = [channel.get("Name", f"channel {k}")
+                 for k, channel in enumerate(pixels.findall(f"{namespace}Channel"))]
+        size = float(pixels.get("PhysicalSizeX", "nan"))
+        increment = float(pixels.get("TimeIncrement", "nan"))
+        series = tif.series[0]
+        axes = series.axes
+        if metadata_only:
+            return OmeTiffContent(data=None, axes=axes, channel_names=names,
+                                  pixel_size_um=size, time_increment_s=None,
+                                  description=description)
+        data = series.asarray()
+    # tifffile drops axes of length one (a stack of one frame): put them back.
+    wanted = "TCYX" if description is not None and description.get("kind") == "stack" else None
+    if wanted and axes != wanted and len(axes) < 4:
+        for axis in wanted:
+            if axis not in axes:
+                data = np.expand_dims(data, wanted.index(axis))
+        axes = wanted
+    return OmeTiffContent(data=data, axes=axes, channel_names=names, pixel_size_um=size,
+                          time_increment_s=increment if np.isfinite(increment) else None,
+                          description=description)
