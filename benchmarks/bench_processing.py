@@ -147,7 +147,7 @@ def main() -> None:
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     repeat = 1 if args.quick else 3
-    bench_hot_pixels(repeat, quick)
+    bench_hot_pixels(repeat, args.quick)
     bench_pipeline(repeat)
     bench_accuracy(args.quick)
 

@@ -185,3 +185,38 @@ def test_our_ome_tiffs_reopen_as_images_with_scale_names_and_history(tmp_path):
     assert get_results_reader(str(plain)) is None
     assert get_results_reader(str(tmp_path / "missing.ome.tif")) is None
     assert get_results_reader(str(paths["sums"])) is not None
+
+
+def test_nrrd_reader_and_writers_through_npe2(tmp_path):
+    """A .nrrd stack (as the Stabilizer returns it) opens with its masses and scale; the
+    layers save back to .nrrd and to OME-TIFF through npe2's writers."""
+    import nrrd
+
+    from napari_nanosims import make_demo_im, open_acquisition
+    from napari_nanosims._napari.reader import get_nrrd_reader
+    from napari_nanosims.export.nrrd import read_nrrd, write_nrrd
+    from napari_nanosims.export.ometiff import read_ome_tiff
+
+    demo = make_demo_im(tmp_path / "cells.im", n_frames=4, seed=5)
+    acquisition = open_acquisition(demo["path"])
+    written = write_nrrd(acquisition, tmp_path / "cells.nrrd")
+    data, header = nrrd.read(str(written))
+    stabilised = tmp_path / "cells_stabilized.nrrd"
+    nrrd.write(str(stabilised), data.astype(np.float32), header)
+    layers = npe2.read([str(stabilised)], plugin_name="napari-nanosims", stack=False)
+    assert [kwargs["name"] for _, kwargs, _ in layers] == [
+        f"{label} · cells_stabilized" for label in demo["labels"]]
+    assert layers[2][1]["scale"] == pytest.approx((1.0, 20 / 256, 20 / 256))
+    np.testing.assert_array_equal(layers[2][0], np.asarray(acquisition.counts)[:, 2])
+    other = tmp_path / "volume.nrrd"
+    nrrd.write(str(other), np.zeros((3, 4, 5), np.float32))
+    assert get_nrrd_reader(str(other)) is None  # not OpenMIMS's layout: someone else's
+    # Save the layers back, through npe2's writers.
+    saved = npe2.write(str(tmp_path / "saved.nrrd"), layers, plugin_name="napari-nanosims")
+    again = read_nrrd(saved[0])
+    assert again.labels == acquisition.labels
+    np.testing.assert_array_equal(again.counts, np.asarray(acquisition.counts))
+    tif = npe2.write(str(tmp_path / "saved.ome.tif"), layers, plugin_name="napari-nanosims")
+    content = read_ome_tiff(tif[0])
+    assert content["axes"] == "TCYX" and content["channel_names"] == list(acquisition.labels)
+    assert content["pixel_size_um"] == pytest.approx(20 / 256)

@@ -53,6 +53,37 @@ def read_result_layers(path: str | list[str]) -> list[tuple]:
     return layers
 
 
+def get_nrrd_reader(path: str | list[str]) -> Callable | None:
+    """Return a reader for OpenMIMS-layout ``.nrrd`` files (ours, OpenMIMS's, the
+    Stabilizer's); None for other files. Reads the header only; never raises."""
+    from ..export.nrrd import read_nrrd_header
+
+    paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+    try:
+        for one_path in paths:
+            if not str(one_path).lower().endswith(".nrrd"):
+                return None
+            fields, pairs, _ = read_nrrd_header(one_path)
+            if len(fields.get("sizes", "").split()) not in (3, 4) or not any(
+                    key.startswith(("Mims_", "napari_nanosims_")) for key in pairs):
+                return None
+    except Exception:  # noqa: BLE001 - a reader that cannot tell must say no, not fail
+        return None
+    return read_nrrd_layers if paths else None
+
+
+def read_nrrd_layers(path: str | list[str]) -> list[tuple]:
+    """Read OpenMIMS ``.nrrd`` files into one image layer per mass, as for ``.im`` files
+    (so that a stack the Stabilizer corrected can be processed further)."""
+    from ..export.nrrd import read_nrrd
+
+    paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+    layers = []
+    for one_path in paths:
+        layers.extend(file_layer_data(read_nrrd(one_path)))
+    return layers
+
+
 READER_PATTERN = "*.im"
 PLUGIN_NAME = "napari-nanosims"
 

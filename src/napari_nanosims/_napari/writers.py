@@ -1,0 +1,71 @@
+"""npe2 writers: image layers of one acquisition to OpenMIMS .nrrd or to OME-TIFF.
+
+napari's save dialog asks before replacing a file, so these write over an existing file
+(under a temporary name, renamed when complete).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+
+def _acquisition_from_layers(layer_data: list[tuple]):
+    """One acquisition from (data, attributes, type) tuples of image layers: the layers are
+    its channels, in order; header and history come from napari-nanosims metadata."""
+    import dataclasses
+
+    from ..io.acquisition import Acquisition, HistoryRecord, channels_from_header
+    from ..io.header import ImHeader
+
+    images = [(np.asarray(data), attributes) for data, attributes, kind in layer_data
+              if kind == "image"]
+    if not images:
+        raise ValueError("select one or more image layers to save")
+    shapes = {data.shape for data, _ in images}
+    if len(shapes) != 1:
+        raise ValueError(f"the layers to save must have one shape; got {sorted(shapes)}")
+    stacks = [data if data.ndim == 3 else data[None] for data, _ in images]
+    if stacks[0].ndim != 3:
+        raise ValueError("save 2-D images or (frame, y, x) stacks")
+    infos = [attributes.get("metadata", {}).get("nanosims", {}) for _, attributes in images]
+    labels = [info.get("label") or attributes["name"]
+              for info, (_, attributes) in zip(infos, images)]
+    scale = images[0][1].get("scale") or (1.0, 1.0)
+    counts = np.stack(stacks, axis=1)
+    acquisition = Acquisition.from_arrays(
+        counts, labels, masses_amu=[float(info.get("mass_amu") or 0.0) for info in infos],
+        pixel_size_um=float(scale[-1]), name=images[0][1].get("name", "layers"))
+    header = acquisition.header
+    if infos[0].get("header"):
+        original = ImHeader.from_dict({**header.to_dict(), **infos[0]["header"]})
+        header = dataclasses.replace(
+            original, n_frames=counts.shape[0], n_frames_header=counts.shape[0],
+            n_masses=counts.shape[1], height=counts.shape[2], width=counts.shape[3],
+            labels=tuple(labels), masses_amu=acquisition.header.masses_amu,
+            se_index=acquisition.header.se_index,
+            trolley_slots=acquisition.header.trolley_slots,
+            detectors=acquisition.header.detectors, has_data=True)
+    history = tuple(HistoryRecord(h["step"], h.get("parameters", {}), h.get("version", "?"))
+                    for h in infos[0].get("history", []) if "step" in h)
+    return Acquisition(header=header, channels=channels_from_header(header), counts=counts,
+                       history=history)
+
+
+def write_nrrd_layers(path: str, layer_data: list[tuple]) -> list[str]:
+    """Save image layers (one per mass) as an OpenMIMS ``.nrrd`` file."""
+    from ..export.nrrd import write_nrrd
+
+    return [os.fspath(write_nrrd(_acquisition_from_layers(layer_data), path, overwrite=True))]
+
+
+def write_ome_tiff_layers(path: str, layer_data: list[tuple]) -> list[str]:
+    """Save image layers (one per mass) as an OME-TIFF (TCYX, µm, channel names, history)."""
+    from ..export.ometiff import acquisition_description, atomic_outputs, write_ome_tiff
+
+    acquisition = _acquisition_from_layers(layer_data)
+    with atomic_outputs({"tif": path}, overwrite=True) as temporary:
+        write_ome_tiff(temporary["tif"], acquisition.counts, "TCYX", acquisition.pixel_size_um,
+                       acquisition.labels, acquisition_description(acquisition, "stack"))
+    return [os.fspath(path)]

@@ -1,0 +1,285 @@
+"""OpenMIMS ``.nrrd`` files: what OpenMIMS and the NanoSIMS Stabilizer read.
+
+The layout is OpenMIMS's (``docs/export.md``): an attached ASCII header, raw data,
+``sizes: W H P M`` with x fastest and the masses slowest, ``Mims_*`` keys with the
+masses, their symbols, the true dwell time and the correction flags. We add a few
+``napari_nanosims_*`` keys (the labels as written, the header and the history as JSON)
+which OpenMIMS keeps as free metadata and which :func:`read_nrrd` uses to give back
+the acquisition as it was.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._errors import ImFormatError
+from .ometiff import atomic_outputs, json_ready, software_versions
+
+__all__ = ["write_nrrd", "read_nrrd", "read_nrrd_header", "nrrd_symbol"]
+
+_TYPES = {"float": ">f4", "uint16": ">u2", "double": ">f8", "int16": ">i2", "uint8": "u1",
+          "int32": ">i4", "uint32": ">u4", "int8": "i1", "short": ">i2", "ushort": ">u2",
+          "unsigned short": ">u2", "float32": ">f4", "int": ">i4", "uint": ">u4"}
+_MAX_HEADER_BYTES = 1 << 20
+
+
+def nrrd_symbol(label: str, kind: str = "ion") -> str:
+    """A mass label as OpenMIMS writes it: no spaces; ``'-'`` for the SE channel."""
+    return "-" if kind == "SE" else "".join(label.split())
+
+
+def _clean(value) -> str:
+    """One header value: no line breaks, no ': ' (OpenMIMS splits lines there)."""
+    text = str(value).replace("\r", " ").replace("\n", "&/&/&")
+    while ": " in text:
+        text = text.replace(": ", ":")
+    return text
+
+
+def _qsa_record(acquisition):
+    return next((r for r in reversed(acquisition.history) if r.name == "correct_qsa"), None)
+
+
+def _mims_keys(acquisition) -> list[tuple[str, str]]:
+    header = acquisition.header
+    channels = acquisition.channels
+    keys = [
+        ("Mims_mass_numbers", " ".join(f"{c.mass_amu:.2f}" for c in channels)),
+        ("Mims_mass_symbols", " ".join(nrrd_symbol(c.label, c.kind) for c in channels)),
+    ]
+    x, y, z = (tuple(header.stage_position_um) + (0, 0, 0))[:3]
+    keys.append(("Mims_position", f"{x},{y}"))
+    if header.analysis_date is not None:
+        keys += [("Mims_date", header.analysis_date.strftime("%d.%m.%y")),
+                 ("Mims_hour", header.analysis_date.strftime("%H:%M"))]
+    keys += [
+        ("Mims_user_name", _clean(header.user)),
+        ("Mims_sample_name", _clean(header.sample_name)),
+        ("Mims_z_position", str(z)),
+        # The true dwell (the B-field table's), ms per pixel.
+        ("Mims_dwell_time", f"{header.dwell_time_us / 1000:.6g}"),
+        ("Mims_count_time", f"{header.frame_time_s:.6g}"),
+        ("Mims_duration", str(int(header.analysis_duration_s))),
+        ("Mims_raster", str(int(round(header.raster_um * 1000)))),
+        ("Mims_pixel_width", f"{header.pixel_size_um * 1000:.6g}"),
+        ("Mims_pixel_height", f"{header.pixel_size_um * 1000:.6g}"),
+        ("Mims_deadtime_correction_applied",
+         "true" if acquisition.applied("correct_dead_time") else "false"),
+        ("Mims_QSA_correction_applied", "true" if acquisition.applied("correct_qsa") else "false"),
+    ]
+    qsa = _qsa_record(acquisition)
+    if qsa is not None:
+        used = qsa.parameters.get("beta_used", {})
+        keys += [("Mims_QSA_betas", ", ".join(f"{float(used.get(c.label, 0.0)):g}"
+                                               for c in channels)),
+                 ("Mims_QSA_FC_Obj", f"{float(qsa.parameters.get('primary_current_pA', 0)):g}")]
+    steps = "; ".join(record.name for record in acquisition.history) or "none"
+    keys.append(("Mims_notes", _clean(f"written by napari-nanosims from {header.file_name}; "
+                                      f"steps: {steps}")))
+    ours = {"labels": list(acquisition.labels),
+            "detectors": [c.detector for c in channels],
+            "header": header.to_dict(),
+            "history": acquisition.history_dicts(),
+            "translations_px": acquisition.translations,
+            "software": software_versions()}
+    for name, value in ours.items():
+        keys.append((f"napari_nanosims_{name}",
+                     _clean(json.dumps(json_ready(value), separators=(",", ":"),
+                                       ensure_ascii=True))))
+    return keys
+
+
+def _stored_array(counts) -> tuple[np.ndarray, str]:
+    """(M, P, H, W) big-endian data and its NRRD type: uint16 when every value fits."""
+    data = np.asarray(counts)
+    whole = data.dtype.kind in "uib" or (data.size and np.all(np.isfinite(data))
+                                         and np.array_equal(data, np.round(data)))
+    if whole and (data.size == 0 or (data.min() >= 0 and data.max() <= 65535)):
+        return np.ascontiguousarray(data.transpose(1, 0, 2, 3), dtype=">u2"), "uint16"
+    return np.ascontiguousarray(data.transpose(1, 0, 2, 3), dtype=">f4"), "float"
+
+
+def write_nrrd(acquisition, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Write an acquisition's counts as an OpenMIMS ``.nrrd`` file.
+
+    Parameters
+    ----------
+    acquisition : Acquisition
+        Counts ``(frames, masses, height, width)`` (raw, cleaned, corrected or aligned).
+    path : path-like
+        The file; written under a temporary name and renamed.
+    overwrite : bool
+        Replace an existing file; otherwise FileExistsError.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written. Data are uint16 when every value is a whole number from 0 to
+        65535, else float32 (OpenMIMS reads nothing else); big-endian, raw encoding.
+    """
+    import datetime
+
+    path = Path(path)
+    if os.path.lexists(path) and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+    n_frames, n_masses, height, width = acquisition.shape
+    data, kind = _stored_array(acquisition.counts)
+    version = software_versions().get("napari-nanosims", "?")
+    lines = [
+        "NRRD0004",
+        f"# Created by napari-nanosims {version} at "
+        f"{datetime.datetime.now().isoformat(timespec='seconds')}",
+        f"type: {kind}",
+        "encoding: raw",
+        "endian: big",
+        "dimension: 4",
+        f"sizes: {width} {height} {n_frames} {n_masses}",
+        "kinds: space space space list",
+        "spacings: 1.0 1.0 1.0 NaN",
+        "centers: node node node node",
+        'units: "pixel" "pixel" "pixel" "pixel"',
+    ] + [f"{key}:={value}" for key, value in _mims_keys(acquisition)]
+    text = "\n".join(lines) + "\n\n"
+    with atomic_outputs({"nrrd": path}, overwrite) as temporary:
+        with open(temporary["nrrd"], "wb") as handle:
+            handle.write(text.encode("latin-1", errors="replace"))
+            handle.write(data.tobytes())
+    return path
+
+
+def read_nrrd_header(path: str | os.PathLike) -> tuple[dict[str, str], dict[str, str], int]:
+    """(fields, key-value pairs, data offset) of an attached-header NRRD file."""
+    path = os.fspath(path)
+    fields: dict[str, str] = {}
+    pairs: dict[str, str] = {}
+    with open(path, "rb") as handle:
+        magic = handle.readline(64)
+        if not magic.startswith(b"NRRD000"):
+            raise ImFormatError(f"{path}: not a NRRD file (it starts with {magic[:8]!r})")
+        while True:
+            line = handle.readline(_MAX_HEADER_BYTES)
+            if not line:
+                raise ImFormatError(f"{path}: the NRRD header has no end (no empty line)")
+            if handle.tell() > _MAX_HEADER_BYTES:
+                raise ImFormatError(f"{path}: NRRD header longer than 1 MiB")
+            text = line.decode("latin-1").rstrip("\r\n")
+            if not text:
+                break
+            if text.startswith("#"):
+                continue
+            if ":=" in text:
+                key, _, value = text.partition(":=")
+                pairs[key.strip()] = value
+            elif ": " in text:
+                key, _, value = text.partition(": ")
+                fields[key.strip().lower()] = value.strip()
+        return fields, pairs, handle.tell()
+
+
+def _floats(text: str | None) -> list[float]:
+    try:
+        return [float(v) for v in (text or "").replace(",", " ").split()]
+    except ValueError:
+        return []
+
+
+def read_nrrd(path: str | os.PathLike):
+    """Read an OpenMIMS-layout ``.nrrd`` file (ours, OpenMIMS's or the Stabilizer's).
+
+    Returns
+    -------
+    Acquisition
+        Counts ``(frames, masses, height, width)`` as stored (uint16 or float32), the mass
+        labels (restored with their spaces from our own files; ``'-'`` becomes SE), the
+        pixel size and dwell time from the ``Mims_*`` keys, and for files we wrote the
+        original header and history.
+
+    Raises
+    ------
+    ImFormatError
+        Not a NRRD file, a layout other than OpenMIMS's 4-D one, or data that do not
+        match the header.
+    """
+    from ..io.acquisition import Acquisition, HistoryRecord, channels_from_header
+    from ..io.header import ImHeader
+
+    path = os.fspath(path)
+    fields, pairs, offset = read_nrrd_header(path)
+    try:
+        sizes = [int(v) for v in fields.get("sizes", "").split()]
+    except ValueError:
+        raise ImFormatError(f"{path}: unreadable sizes {fields.get('sizes')!r}") from None
+    if len(sizes) == 3:
+        sizes.append(1)
+    if len(sizes) != 4 or min(sizes) < 1:
+        raise ImFormatError(f"{path}: expected sizes 'W H P M' (4 dimensions), got "
+                            f"{fields.get('sizes')!r}")
+    width, height, n_frames, n_masses = sizes
+    kind = fields.get("type", "").lower()
+    if kind not in _TYPES:
+        raise ImFormatError(f"{path}: NRRD type {kind!r} is not supported")
+    dtype = np.dtype(_TYPES[kind])
+    if fields.get("endian", "big").lower() == "little":
+        dtype = dtype.newbyteorder("<")
+    if "data file" in fields or "datafile" in fields:
+        raise ImFormatError(f"{path}: detached NRRD data files are not supported")
+    encoding = fields.get("encoding", "raw").lower()
+    count = width * height * n_frames * n_masses
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        payload = handle.read() if encoding in ("gzip", "gz") else None
+        if encoding == "raw":
+            available = os.fstat(handle.fileno()).st_size - offset
+            if available < count * dtype.itemsize:
+                raise ImFormatError(f"{path}: {available} data bytes for {count} values of "
+                                    f"{dtype.itemsize} bytes")
+            data = np.fromfile(handle, dtype=dtype, count=count)
+        elif payload is not None:
+            data = np.frombuffer(gzip.decompress(payload), dtype=dtype, count=count)
+        else:
+            raise ImFormatError(f"{path}: NRRD encoding {encoding!r} is not supported")
+    counts = data.reshape(n_masses, n_frames, height, width).transpose(1, 0, 2, 3)
+    counts = np.ascontiguousarray(counts, dtype=dtype.newbyteorder("="))
+
+    def ours(name) -> Any:
+        try:
+            return json.loads(pairs[f"napari_nanosims_{name}"])
+        except (KeyError, ValueError):
+            return None
+
+    symbols = pairs.get("Mims_mass_symbols", "").split()
+    labels = ours("labels") or [("SE" if s == "-" else s) for s in symbols]
+    if len(labels) != n_masses:
+        labels = [f"mass {k}" for k in range(n_masses)]
+    masses = _floats(pairs.get("Mims_mass_numbers"))
+    pixel_nm = (_floats(pairs.get("Mims_pixel_width")) or [1000.0])[0]
+    dwell_ms = (_floats(pairs.get("Mims_dwell_time")) or [1.0])[0]
+    acquisition = Acquisition.from_arrays(
+        counts, labels, masses_amu=masses if len(masses) == n_masses else None,
+        pixel_size_um=pixel_nm / 1000.0, dwell_time_us=dwell_ms * 1000.0,
+        detectors=ours("detectors"), name=os.path.basename(path))
+    header_values = ours("header")
+    header = acquisition.header
+    if isinstance(header_values, dict):
+        # The original header, with this file's shape and place.
+        restored = ImHeader.from_dict({**header.to_dict(), **header_values})
+        header = dataclasses.replace(restored, path=os.path.abspath(path), n_frames=n_frames,
+                                     n_frames_header=n_frames, n_masses=n_masses,
+                                     width=width, height=height, has_data=True)
+    else:
+        header = dataclasses.replace(header, path=os.path.abspath(path),
+                                     sample_name=pairs.get("Mims_sample_name", ""),
+                                     user=pairs.get("Mims_user_name", ""))
+    history = tuple(HistoryRecord(h["step"], h.get("parameters", {}), h.get("version", "?"))
+                    for h in (ours("history") or []) if isinstance(h, dict) and "step" in h)
+    translations = ours("translations_px")
+    return Acquisition(header=header, channels=channels_from_header(header), counts=counts,
+                       path=os.path.abspath(path), history=history,
+                       translations=None if translations is None else np.asarray(translations))
