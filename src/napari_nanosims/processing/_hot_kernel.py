@@ -56,7 +56,7 @@ def frame_votes(images, factor, min_count, votes, nonzero, medians):
     ``images`` (detectors, H, W) integer counts; a value is an outlier when
     ``value >= factor * max(median, min_count)`` in float64, the seed's own arithmetic
     for integer counts and a float factor. ``votes`` and ``nonzero`` (H, W) are added
-    to; ``medians`` (detectors, H, W) receives the medians.
+    to; ``medians`` (detectors, H, W, a per-thread scratch array) receives the medians.
     """
     n_detectors, height, width = images.shape
     floor = np.float64(min_count)

@@ -197,9 +197,9 @@ _scratch = threading.local()  # per frame thread: the kernel's work arrays, reus
 
 
 def _scratch_arrays(images):
-    n_detectors, height, width = images.shape
     key = (images.shape, images.dtype.str)
     if getattr(_scratch, "key", None) != key:
+        height, width = images.shape[1:]
         _scratch.key = key
         _scratch.votes = np.empty((height, width), np.uint8)
         _scratch.nonzero = np.empty((height, width), np.uint8)
@@ -211,13 +211,16 @@ def _scratch_arrays(images):
 
 def _kernel_candidates(images, num_outliers, outlier_factor, min_count, num_nonzero):
     """Seed steps 1-4 for one frame with the fused kernel (3 x 3 window)."""
-    n_detectors, height, width = images.shape
+    images = np.ascontiguousarray(images)
     votes, nonzero, medians = _scratch_arrays(images)
-    frame_votes(np.ascontiguousarray(images), float(outlier_factor), float(min_count), votes,
-                nonzero, medians)
+    frame_votes(images, float(outlier_factor), float(min_count), votes, nonzero, medians)
     candidates = (votes >= num_outliers) & (nonzero >= num_nonzero)
     flat = np.flatnonzero(candidates)
-    return candidates, flat, medians.reshape(n_detectors, -1)[:, flat], None
+    if candidates.size < 2**31:
+        flat = flat.astype(np.int32)  # kept for every frame until the end: keep it small
+    values = medians.reshape(images.shape[0], -1)[:, flat]
+    # The smallest type that holds them (medians never exceed the frame's counts).
+    return candidates, flat, values.astype(_work_dtype(values), copy=False), None
 
 
 def _frame_hot_candidates(images, kernel_size, num_outliers, outlier_factor, min_count,
@@ -428,8 +431,8 @@ def replace_hot_pixels(target: np.ndarray, mask: np.ndarray, at_candidates: dict
     def replace(item):
         index, (flat, values) = item
         image = target[index].reshape(target.shape[1], -1)
-        if every_detector and replace_at is not None and values.dtype == image.dtype \
-                and image.flags.c_contiguous:
+        if every_detector and replace_at is not None and image.flags.c_contiguous \
+                and image.dtype.kind in "ui" and values.dtype.kind in "ui":
             replace_at(image, mask[index].ravel(), flat, values)
             return
         hot = mask[index].ravel()[flat]
