@@ -116,7 +116,6 @@ def acquisition_description(acquisition, kind: str) -> dict[str, Any]:
         DESCRIPTION_KEY: 1,
         "kind": kind,
         "source": acquisition.path or acquisition.header.path,
-        "acquisition_id": acquisition.acquisition_id,
         "software": software_versions(),
         "channels": [{"label": c.label, "mass_amu": c.mass_amu, "detector": c.detector,
                       "kind": c.kind} for c in acquisition.channels],
