@@ -18,6 +18,7 @@ from .io.acquisition import Acquisition
 from .processing._frames import run_to_completion
 from .processing.recipe import Recipe, iter_run_recipe
 from .processing.steps import STEPS
+from .export.steps import export_targets
 
 __all__ = ["output_paths", "process_file", "processing_record"]
 
@@ -87,6 +88,19 @@ def processing_record(acquisition: Acquisition, recipe: Recipe, paths: dict) -> 
     return record
 
 
+def _exports_into(recipe: Recipe, folder: Path, overwrite: bool) -> Recipe:
+    """The recipe with its export steps writing into ``folder`` unless they name their own,
+    and replacing files when the run may (``--overwrite``)."""
+    steps = []
+    for name, parameters in recipe.steps:
+        if name.startswith("write_"):
+            parameters = dict(parameters)
+            parameters["folder"] = parameters.get("folder") or os.fspath(folder)
+            parameters["overwrite"] = bool(parameters.get("overwrite")) or overwrite
+        steps.append((name, parameters))
+    return Recipe(tuple(steps), recipe.roll_data)
+
+
 def _existing(paths: dict) -> list[str]:
     # lexists: a dangling symlink at an output name is a file of the user's too
     return [str(p) for p in paths.values() if os.path.lexists(p)]
@@ -96,12 +110,17 @@ def iter_process_file(path, recipe: Recipe, out_dir=None, *, overwrite: bool = F
                       cancel=None):
     """Generator form of :func:`process_file`: yields ``(step, done, total)``."""
     paths = output_paths(path, out_dir, recipe)
+    as_given = recipe  # the record keeps it: replayed elsewhere, exports follow --out
+    recipe = _exports_into(recipe, paths["record"].parent, overwrite)
     ratios = {}
     for name, parameters in recipe.steps:
         if name == "ratio":
             expression = parameters.get("expression", STEPS["ratio"].defaults()["expression"])
             ratios.update(ratio_paths(path, out_dir, expression))
-    existing = _existing({**paths, **ratios})
+    exports = {f"{name} {k}": target for name, parameters in recipe.steps
+               for k, target in enumerate(export_targets(
+                   name, Path(path).stem, Path(parameters.get("folder") or paths["record"].parent)))}
+    existing = _existing({**paths, **ratios, **(exports if not overwrite else {})})
     if existing and not overwrite:
         raise FileExistsError(f"outputs exist (use --overwrite to replace): "
                               f"{', '.join(existing)}")
@@ -113,7 +132,7 @@ def iter_process_file(path, recipe: Recipe, out_dir=None, *, overwrite: bool = F
         acquisition.counts).sum(axis=0)
     accumulation = accumulate(acquisition)
     variance = np.concatenate([accumulation.variance, accumulation.coverage[None]])
-    record = processing_record(acquisition, recipe, paths)
+    record = processing_record(acquisition, as_given, paths)
     # Everything is written under temporary names first and then moved into place, so an
     # interruption (SIGINT, SIGTERM, an error) leaves no half-written file under a final name.
     with atomic_outputs(paths, overwrite) as temporary:

@@ -363,8 +363,11 @@ ROI_TABLE = Step(
     (Parameter("expressions", "12C15N/12C14N", str, "expressions separated by ';'"),),
     _run_roi_table)
 
+from ..export.steps import EXPORT_STEPS  # noqa: E402 - they use the Step class above
+
 STEPS = {step.name: step for step in (REMOVE_HOT_PIXELS, *CORRECTION_STEPS, ALIGN_FRAMES,
-                                      EXCLUDE_FRAMES, SUM_FRAMES, RATIO, SEGMENT, ROI_TABLE)}
+                                      EXCLUDE_FRAMES, SUM_FRAMES, RATIO, SEGMENT, ROI_TABLE,
+                                      *EXPORT_STEPS)}
 
 
 def clean_hot_pixels(acquisition: Acquisition, **parameters) -> Acquisition:
