@@ -43,7 +43,11 @@ class FileResult:
     seconds : float
         Wall time of the task, s.
     peak_memory_mib : float
-        Peak resident memory of the process that ran it (since it started), MiB.
+        Peak resident memory of the process while it ran the task, MiB (Linux; elsewhere
+        since the process started).
+    start_memory_mib : float
+        Resident memory of that process when the task started, MiB: the task itself
+        needed at most ``peak_memory_mib - start_memory_mib``.
     """
 
     path: str
@@ -55,6 +59,31 @@ class FileResult:
     roi_table: Any = None
     seconds: float = 0.0
     peak_memory_mib: float = 0.0
+    start_memory_mib: float = 0.0
+
+
+def _reset_peak_memory() -> None:
+    """Make the process's peak resident memory start again from now (Linux)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+    except OSError:  # not Linux, or not allowed: the peak then covers the whole process
+        pass
+
+
+def _memory_mib() -> tuple[float, float]:
+    """(resident, peak resident) memory of this process, MiB (Linux; else the peak only)."""
+    values = {}
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(("VmRSS:", "VmHWM:")):
+                    key, amount = line.split(":")
+                    values[key] = float(amount.split()[0]) / 1024
+    except OSError:  # pragma: no cover - not Linux
+        pass
+    peak = values.get("VmHWM", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return values.get("VmRSS", 0.0), peak
 
 
 def default_workers() -> int:
@@ -100,7 +129,9 @@ def process_one(path, recipe: dict, out_dir=None, overwrite: bool = False,
 
     started = time.perf_counter()
     path = os.fspath(path)
-    result = FileResult(path=path, ok=False)
+
+    _reset_peak_memory()
+    result = FileResult(path=path, ok=False, start_memory_mib=_memory_mib()[0])
     set_single_threaded(single_threaded)
     try:
         with warnings.catch_warnings(record=True) as caught, \
@@ -119,7 +150,7 @@ def process_one(path, recipe: dict, out_dir=None, overwrite: bool = False,
     finally:
         set_single_threaded(False)
     result.seconds = time.perf_counter() - started
-    result.peak_memory_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result.peak_memory_mib = _memory_mib()[1]
     return result
 
 

@@ -343,9 +343,14 @@ def _check_translations(data, translations) -> np.ndarray:
     return translations
 
 
-def iter_apply_translations(data, translations, padding=8
+def iter_apply_translations(data, translations, padding=8, *, crop: bool = False
                             ) -> Generator[int, None, np.ndarray]:
-    """Generator form of :func:`apply_translations`: yields frames done, returns the result."""
+    """Generator form of :func:`apply_translations`: yields frames done, returns the result.
+
+    With ``crop`` the result is cut back to the frames' own size (the padding's inside),
+    frame by frame: the same values as cropping the full result, without ever holding
+    the padded stack (what the ``align_frames`` step keeps).
+    """
     data = check_stack(data)
     padding = _check_padding(padding, data.shape)
     translations = _check_translations(data, translations)
@@ -360,13 +365,15 @@ def iter_apply_translations(data, translations, padding=8
             + f"; use padding >= {int(np.ceil(largest))}", ShiftBeyondPaddingWarning,
             stacklevel=3)
     dtype = np.asarray(data[:0]).dtype if integral else np.float64
+    padded_shape = (n_detectors, height + 2 * padding, width + 2 * padding)
     # Zero-initialised (lazily, by the OS): frames are then written straight into place.
-    out = np.zeros((n_frames, n_detectors, height + 2 * padding, width + 2 * padding), dtype)
+    out = np.zeros((n_frames, n_detectors, height, width) if crop else
+                   (n_frames,) + padded_shape, dtype)
     pad = [(0, 0), (padding, padding), (padding, padding)]
 
     def work(index):
         images = frame(data, index)
-        target = out[index]
+        target = np.zeros(padded_shape, dtype) if crop else out[index]
         if integral:
             rows, cols = (int(v) for v in np.round(translations[index]))
             if abs(rows) <= padding and abs(cols) <= padding:
@@ -380,6 +387,8 @@ def iter_apply_translations(data, translations, padding=8
 
             ndimage.shift(np.pad(images, pad).astype(np.float64), (0.0, *translations[index]),
                           output=target, order=1, mode="constant", cval=0.0, prefilter=False)
+        if crop:
+            out[index] = target[:, padding:padding + height, padding:padding + width]
         return index
 
     for index in map_frames(work, n_frames):

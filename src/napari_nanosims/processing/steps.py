@@ -172,40 +172,38 @@ def _run_align_frames(acquisition: Acquisition, *, channel, method, upsample_fac
             stack, padding=padding, method=method), total)
     done = total - n_frames
     shifted = yield from _apply(counts, translations, padding, done, total)
-    crop = (slice(None), slice(None), slice(padding, padding + height),
-            slice(padding, padding + width))
     extra = {}
     # What travels with the counts moves with them. Sub-pixel shifts weight the variance
     # like the counts (weights w, not w**2): a conservative, larger variance.
     for name in ("variance", "raw_counts"):
         values = getattr(acquisition, name)
         if values is not None:
-            extra[name] = _shift_quietly(values, translations, padding)[crop]
+            extra[name] = _shift_quietly(values, translations, padding)
     ones = np.ones((n_frames, 1, height, width), np.float32 if np.issubdtype(
         np.asarray(translations).dtype, np.floating) else np.uint8)
-    extra["coverage"] = _shift_quietly(ones, translations, padding)[crop][:, 0].astype(
-        np.float32)
+    extra["coverage"] = _shift_quietly(ones, translations, padding)[:, 0].astype(np.float32)
     if region is not None and not isinstance(region, str):
         region = f"mask of {int(np.count_nonzero(region))} px"  # the history holds text
     recorded = dict(channel=channel, method=method, upsample_factor=upsample_factor,
                     padding=padding, reference=reference, region=region, aligned_on=aligned_on)
     if registration is not None:
         recorded["flagged_frames"] = [int(f) for f in np.flatnonzero(registration.flagged)]
-    return acquisition.with_step("align_frames", recorded, counts=shifted[crop],
+    return acquisition.with_step("align_frames", recorded, counts=shifted,
                                  translations=translations, registration=registration,
                                  **extra)
 
 
 def _shift_quietly(values, translations, padding):
-    """Apply translations to an array that goes with the counts (warned once already)."""
+    """Apply translations to an array that goes with the counts (warned once already),
+    cropped back to the frame size."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return run_to_completion(iter_apply_translations(values, translations,
-                                                         padding=padding))
+                                                         padding=padding, crop=True))
 
 
 def _apply(counts, translations, padding, done, total):
-    generator = iter_apply_translations(counts, translations, padding=padding)
+    generator = iter_apply_translations(counts, translations, padding=padding, crop=True)
     while True:
         try:
             frames_done = next(generator)
