@@ -120,3 +120,36 @@ def test_roi_tables_of_all_files_become_one(tmp_path, capsys):
         single = pd.read_csv(out / (path.split("/")[-1][:-3] + "_roi_table.csv"))
         part = table[table["file"] == path].drop(columns="file").reset_index(drop=True)
         pd.testing.assert_frame_equal(part, single, check_dtype=False)
+
+
+def test_ctrl_c_stops_the_pool_and_leaves_no_partial_file(tmp_path):
+    """Ctrl-C reaches the whole process group (as in a terminal): the workers stop and
+    remove their temporary files, the command says so in one line and exits with 130."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    paths, _ = _files(tmp_path, count=6, n_frames=40)
+    out = tmp_path / "o"
+    process = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from napari_nanosims.cli import main; "
+         "sys.exit(main(sys.argv[1:]))", "process", *paths, "--out", str(out),
+         "--workers", "2", "--subpixel"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (out.exists() and any(out.iterdir())):
+            time.sleep(0.05)
+        assert out.exists(), "no output appeared"
+        os.killpg(process.pid, signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and "interrupted" in err
+    assert not list(out.glob("*.partial-*"))
+    finished = {p.name.split("_")[0] + "_" + p.name.split("_")[1] for p in out.glob("*.json")}
+    assert len(finished) < 6  # it did stop
