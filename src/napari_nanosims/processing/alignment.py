@@ -16,7 +16,7 @@ import numpy as np
 
 from ._frames import check_stack, frame, map_frames, run_to_completion
 from .parameters import parameter
-from .registration import MAX_PASSES, FrameRegistration, iter_register
+from .registration import MAX_PASSES, FrameRegistration, iter_register, smoothing_scales
 
 __all__ = [
     "infer_translations",
@@ -292,7 +292,7 @@ def translation_steps(n_frames: int, method: str = "sequential", reference=None,
     :func:`iter_register_frames`) yields; 'subpixel' may stop early when it converges."""
     if method == "subpixel":
         passes = 0 if reference is not None else MAX_PASSES
-        return 2 + n_frames * (1 + passes)
+        return (2 + n_frames * (1 + passes)) * len(smoothing_scales(n_frames, reference))
     return n_frames + (2 if diagnostics else 0)
 
 

@@ -21,7 +21,8 @@ import numpy as np
 from ._frames import frame, map_frames
 from .subpixel import _Spectra, _Sums
 
-__all__ = ["FrameRegistration", "iter_register", "CONVERGENCE_PX", "MAX_PASSES",
+__all__ = ["FrameRegistration", "iter_register", "smoothing_scales", "CONVERGENCE_PX",
+           "MAX_PASSES",
            "FLAG_UNCERTAINTY_PX", "FLAG_SIGNIFICANCE"]
 
 #: Passes stop when no translation changes by more than this, pixels.
@@ -32,6 +33,10 @@ MAX_PASSES = 10
 FLAG_UNCERTAINTY_PX = 0.5
 #: ... or when its correlation peak is below this many times its noise level.
 FLAG_SIGNIFICANCE = 6.0
+#: Stacks of up to this many frames try several smoothings (see smoothing_scales).
+ADAPTIVE_MAX_FRAMES = 20
+#: The smoothings tried, as multiples of the count-based smoothing.
+ADAPTIVE_SCALES = (1.0, 1.5, 2.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +65,9 @@ class FrameRegistration:
         Refinement passes run after the first.
     converged : bool
         The last pass moved no frame by more than :data:`CONVERGENCE_PX`.
+    smoothing_px : float
+        Gaussian smoothing used (sigma), pixels: the count-based one, or for stacks of
+        up to 20 frames the one of 1, 1.5 and 2 times it with the smallest predicted error.
     objective : tuple of float
         Gain of the registration objective (the sum over pairs of frames of their
         smoothed cross-correlation, counts squared) in each refinement pass; never
@@ -75,6 +83,7 @@ class FrameRegistration:
     passes: int
     converged: bool
     objective: tuple
+    smoothing_px: float = float("nan")
 
 
 def _register_against(spectra: _Spectra, index: int, reference: np.ndarray):
@@ -157,8 +166,6 @@ def _diagnostics(spectra: _Spectra, shifts: np.ndarray, sums: _Sums, fixed_refer
     effective = (float(window.sum(dtype=np.float64)) ** 2
                  / max(float(np.dot(window, window)), 1e-30) / (4 * np.pi * spectra.sigma ** 2))
     noise_spread = 1.0 / np.sqrt(max(effective, 1.0))
-    # The reference is a mean of the other frames: its own noise adds 1/(n - 1).
-    reference_noise = 1.0 + 1.0 / max(1, n_frames - 1)
     derivatives = np.stack([np.broadcast_to(1j * spectra.omega_y[:, None], spectra.filter.shape),
                             np.broadcast_to(1j * spectra.omega_x[None, :], spectra.filter.shape)]
                            ) * spectra.filter
@@ -171,9 +178,11 @@ def _diagnostics(spectra: _Spectra, shifts: np.ndarray, sums: _Sums, fixed_refer
         if fixed_reference is not None:
             if index == fixed_reference:
                 return 1.0, np.inf, np.zeros(2)
-            spectrum, mine, reference = sums.correlate(index, shifts[index], exclude=False)
+            spectrum, mine, reference, noise = sums.correlate(index, shifts[index],
+                                                              exclude=False, noise=True)
         else:
-            spectrum, mine, reference = sums.correlate(index, shifts[index])
+            spectrum, mine, reference, noise = sums.correlate(index, shifts[index],
+                                                              noise=True)
         # The reference is weighted by the frame's window at its place: the normalised
         # correlation of the two smoothed images follows from their spectra (Parseval).
         peak_value, _, hessian = spectra.evaluate(spectrum, (0.0, 0.0))
@@ -183,16 +192,25 @@ def _diagnostics(spectra: _Spectra, shifts: np.ndarray, sums: _Sums, fixed_refer
         correlation = peak_value / norm if norm > 0 else 0.0
         back = reference * spectra.phase(-shifts[index])  # into the frame's own pixels
         # Poisson propagation: at the peak, the correlation's gradient has the variance
-        # sum(window^2 counts (gradient of the smoothed reference)^2); the uncertainty
-        # of the shift is that through the inverse Hessian.
+        # sum(window^2 counts (gradient of the smoothed reference)^2) from the frame's
+        # noise, plus sum(reference variance (gradient of the smoothed frame)^2) from the
+        # reference's (a mean of a few frames is noisy too; the frame's gradient holds
+        # its own noise, so the noise-times-noise term is in); the uncertainty of the
+        # shift is that through the inverse Hessian.
         variance = window_squared * np.maximum(frame(spectra.data, index).astype(np.float32),
                                                0).ravel()
         gradient_y, gradient_x = inverse(back * derivatives[0]), inverse(back * derivatives[1])
         weighted_y, weighted_x = variance * gradient_y, variance * gradient_x
         cross = float(np.dot(weighted_y, gradient_x))
-        covariance = reference_noise * np.array(
-            [[float(np.dot(weighted_y, gradient_y)), cross],
-             [cross, float(np.dot(weighted_x, gradient_x))]])
+        covariance = np.array([[float(np.dot(weighted_y, gradient_y)), cross],
+                               [cross, float(np.dot(weighted_x, gradient_x))]])
+        own_y = scipy.fft.irfft2(mine * derivatives[0], s=spectra.shape, workers=1).ravel()
+        own_x = scipy.fft.irfft2(mine * derivatives[1], s=spectra.shape, workers=1).ravel()
+        noise = noise.ravel() * np.float32(spectra.mean_counts)
+        noise_y, noise_x = noise * own_y, noise * own_x
+        cross = float(np.dot(noise_y, own_x))
+        covariance += np.array([[float(np.dot(noise_y, own_y)), cross],
+                                [cross, float(np.dot(noise_x, own_x))]])
         if np.all(np.linalg.eigvalsh(hessian) < 0):
             inverse_hessian = np.linalg.inv(hessian)
             uncertainty = np.sqrt(np.clip(np.diag(inverse_hessian @ covariance @ inverse_hessian),
@@ -228,16 +246,44 @@ def iter_register(data, upsample_factor: int, reference: int | None, region=None
 
     # The matrix products are small: BLAS threads would only compete with the frame
     # threads (and with other processes) for the cores.
+    counter = iter(range(1, 10 ** 9))
+    scales = smoothing_scales(data.shape[0], reference, initial)
+    best = None
     with threadpool_limits(limits=1, user_api="blas"):
-        return (yield from _register(data, upsample_factor, reference, region, max_passes,
-                                     initial))
+        for scale in scales:
+            result = yield from _register(data, upsample_factor, reference, region,
+                                          max_passes, initial, scale, counter)
+            if best is None or _predicted_error(result) < _predicted_error(best):
+                best = result
+    return best
 
 
-def _register(data, upsample_factor, reference, region, max_passes, initial):
-    spectra = _Spectra(data, region)
+def smoothing_scales(n_frames: int, reference=None, initial=None) -> tuple[float, ...]:
+    """The smoothings tried, as multiples of the count-based one.
+
+    With few frames the reference (the mean of the others) is itself noisy, and how much
+    smoothing is best depends on the scene: more for smooth ones (a large particle), less
+    for fine textures. Up to :data:`ADAPTIVE_MAX_FRAMES` frames, three are tried and the
+    one with the smallest predicted error kept; with more frames the reference's noise
+    matters little and one is enough.
+    """
+    if reference is None and initial is None and 2 < n_frames <= ADAPTIVE_MAX_FRAMES:
+        return ADAPTIVE_SCALES
+    return (1.0,)
+
+
+def _predicted_error(result: FrameRegistration) -> float:
+    """RMS predicted uncertainty of the registered frames (inf when none registered)."""
+    good = ~result.flagged
+    if not good.any():
+        return float("inf")
+    return float(np.sqrt(np.mean(np.square(result.uncertainty_px[good]))))
+
+
+def _register(data, upsample_factor, reference, region, max_passes, initial, scale, counter):
+    spectra = _Spectra(data, region, smoothing_scale=scale)
     n_frames = data.shape[0]
     shifts = np.zeros((n_frames, 2))
-    counter = iter(range(1, 10 ** 9))
 
     def progress():
         return next(counter)
@@ -279,4 +325,5 @@ def _register(data, upsample_factor, reference, region, max_passes, initial):
     return FrameRegistration(translations=translations, measured=measured,
                              correlation=correlation, significance=significance,
                              uncertainty_px=uncertainty, flagged=flagged, passes=passes,
-                             converged=bool(converged), objective=gains)
+                             converged=bool(converged), objective=gains,
+                             smoothing_px=spectra.sigma)

@@ -85,7 +85,7 @@ def edge_taper(shape: tuple[int, int], width_px: float) -> np.ndarray:
 class _Spectra:
     """Windowed, zero-padded frame spectra and what is needed to correlate them."""
 
-    def __init__(self, data, region: np.ndarray | None):
+    def __init__(self, data, region: np.ndarray | None, smoothing_scale: float = 1.0):
         import scipy.fft
 
         self.data = data
@@ -93,7 +93,8 @@ class _Spectra:
         # The smoothing depends on the mean count, which a few frames tell well enough.
         sample = np.unique(np.linspace(0, n_frames - 1, min(n_frames, 8)).round().astype(int))
         totals = [float(frame(data, int(k)).sum(dtype=np.float64)) for k in sample]
-        self.sigma = subpixel_smoothing_px(sum(totals) / (len(sample) * height * width))
+        self.mean_counts = sum(totals) / (len(sample) * height * width)
+        self.sigma = subpixel_smoothing_px(self.mean_counts) * float(smoothing_scale)
         # Relative shifts searched: up to a quarter of the frame (at least 4 px).
         self.max_lag = (max(4, height // 4), max(4, width // 4))
         self.shape = (scipy.fft.next_fast_len(height + self.max_lag[0], real=True),
@@ -250,7 +251,7 @@ class _Sums:
             self.coverage = scipy.fft.irfft2(spectra.window_spectrum * self.phases,
                                              s=spectra.shape, workers=1)
 
-    def correlate(self, index: int, shift, exclude: bool = True):
+    def correlate(self, index: int, shift, exclude: bool = True, noise: bool = False):
         """Frame ``index`` placed at ``shift`` against the mean of the frozen frames.
 
         The reference is the mean of all frozen frames (but ``index`` when ``exclude``),
@@ -265,7 +266,9 @@ class _Sums:
         -------
         (correlation spectrum, frame spectrum, reference spectrum)
             The correlation is a function of the lag from ``shift``; the two others are
-            the weighted images' spectra (for the normalised correlation).
+            the weighted images' spectra (for the normalised correlation). With ``noise``
+            a fourth item: the variance of the reference per pixel, in units of the
+            frames' mean count (a mean of ``coverage`` frames, weighted).
         """
         import scipy.fft
 
@@ -287,5 +290,9 @@ class _Sums:
             reference -= (float(np.vdot(reference, weight)) / total_weight) * placed * weight
         frame_spectrum = scipy.fft.rfft2(frame_part, workers=1)
         reference_spectrum = scipy.fft.rfft2(reference, workers=1)
-        return (np.conj(frame_spectrum) * reference_spectrum * spectra.filter, frame_spectrum,
-                reference_spectrum)
+        result = (np.conj(frame_spectrum) * reference_spectrum * spectra.filter,
+                  frame_spectrum, reference_spectrum)
+        if noise:
+            scale = placed / np.maximum(coverage, 1.0)
+            result += (scale * scale * np.maximum(coverage, 0.0),)
+        return result
