@@ -186,3 +186,12 @@ def test_scene_simulator_is_what_it_says():
     assert abs(sim["frames"].mean() - 10.0) < 0.5
     with pytest.raises(ValueError, match="kind"):
         make_scene("galaxy", (10, 10))
+
+
+def test_a_stack_of_pure_noise_is_left_where_it_is():
+    rng = np.random.default_rng(3)
+    noise = rng.poisson(30, size=(8, 32, 32))
+    with pytest.warns(UserWarning, match="none of the 8 frames registered"):
+        result = register_frames(noise)
+    assert result.flagged.all()
+    np.testing.assert_array_equal(result.translations, 0)

@@ -149,8 +149,12 @@ def test_background_and_yield(tmp_path):
 
 
 def test_corrections_refused_after_sums_and_subpixel_shifts_allowed_after_whole_pixels():
+    from napari_nanosims.processing.simulate import simulate_scene
+
     rng = np.random.default_rng(2)
-    counts = rng.poisson(30, size=(8, 2, 32, 32)).astype(np.uint32)
+    # A structured, drifting 12C image (pure noise would not register: no shifts at all).
+    moving = simulate_scene("mineral", 8, 30.0, window=48, max_drift_px=3, seed=2)["frames"]
+    counts = np.stack([moving, rng.poisson(30, size=moving.shape)], axis=1).astype(np.uint32)
     acq = Acquisition.from_arrays(counts, ["12C", "SE"])
     with pytest.raises(ValueError, match="after the frames were summed"):
         correct_dead_time(sum_frames(acq))

@@ -14,6 +14,7 @@ a fixed point: when no frame moves by more than :data:`CONVERGENCE_PX`.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Generator
 
 import numpy as np
@@ -47,7 +48,8 @@ class FrameRegistration:
     ----------
     translations : numpy.ndarray, float64, shape (frames, 2)
         (rows, columns) to apply to each frame, pixels, median-centred. Flagged frames
-        get the translation interpolated from their unflagged neighbours.
+        get the translation interpolated from their unflagged neighbours; when no frame
+        registers, all are 0 (with a warning).
     measured : numpy.ndarray, float64, shape (frames, 2)
         The translations as registered, flagged frames included.
     correlation : numpy.ndarray, float64, shape (frames,)
@@ -321,7 +323,15 @@ def _register(data, upsample_factor, reference, region, max_passes, initial, sca
         flagged[reference] = False
     measured = np.round(shifts * upsample_factor) / upsample_factor
     measured -= np.median(measured, axis=0)
-    translations = _interpolate_flagged(measured, flagged)
+    if flagged.all() and n_frames > 1:
+        # Nothing registered (pure noise, no structure): random shifts would only blur
+        # the sums, so the frames stay where they are.
+        warnings.warn(f"none of the {n_frames} frames registered (no structure that moves "
+                      "with the sample, or too few counts): translations set to 0",
+                      UserWarning, stacklevel=4)
+        translations = np.zeros_like(measured)
+    else:
+        translations = _interpolate_flagged(measured, flagged)
     return FrameRegistration(translations=translations, measured=measured,
                              correlation=correlation, significance=significance,
                              uncertainty_px=uncertainty, flagged=flagged, passes=passes,
