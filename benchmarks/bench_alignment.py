@@ -110,9 +110,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer and smaller cases")
     parser.add_argument("--speed-only", action="store_true")
+    parser.add_argument("--accuracy-only", action="store_true")
     args = parser.parse_args()
     print(f"{os.cpu_count()} cores\n")
-    speed(args.quick)
+    if not args.accuracy_only:
+        speed(args.quick)
     if not args.speed_only:
         accuracy(args.quick)
 
