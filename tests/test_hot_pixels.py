@@ -255,8 +255,8 @@ def test_fused_kernel_identical_to_openformat(dtype, high, shape, monkeypatch):
     from napari_nanosims.processing import hot_pixels as module
 
     calls = []
-    original = module._kernel_candidates
-    monkeypatch.setattr(module, "_kernel_candidates",
+    original = module.kernel_candidates
+    monkeypatch.setattr(module, "kernel_candidates",
                         lambda *a, **k: calls.append(1) or original(*a, **k))
     rng = np.random.default_rng(int(high) + shape[2])
     data = rng.integers(0 if np.dtype(dtype).kind == "u" else -3, high, size=shape)

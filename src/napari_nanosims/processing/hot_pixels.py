@@ -19,9 +19,7 @@ short min/max network on shifted views in a small integer type.
 
 from __future__ import annotations
 
-import functools
 import numbers
-import threading
 import warnings
 from collections.abc import Generator
 from typing import Any
@@ -29,13 +27,10 @@ from typing import Any
 import numpy as np
 
 from ._frames import check_stack, frame, map_frames, run_to_completion
-from .median import _median_frame, _work_dtype
+from .median import _median_frame, _threshold_table, _work_dtype
 from .parameters import parameter
 
-try:  # the fused kernel; without numba every frame takes the numpy path
-    from ._hot_kernel import frame_votes, replace_at
-except ImportError:  # pragma: no cover - numba is a dependency
-    frame_votes = replace_at = None
+from ._hot_fast import kernel_applies, kernel_candidates, replace_at
 
 __all__ = [
     "median_filter_frames",
@@ -109,50 +104,6 @@ def _warn_blind_spot(n_frames: int, max_repeat_fraction: float) -> None:
             "to find hot pixels in this stack", HotPixelBlindSpotWarning, stacklevel=4)
 
 
-def _threshold_table(max_median: int, dtype: np.dtype, outlier_factor, min_count,
-                     data_dtype: np.dtype) -> np.ndarray | None:
-    """Cached :func:`_build_threshold_table` (it is needed for every frame)."""
-    return _cached_threshold_table(max_median, np.dtype(dtype).str, outlier_factor, min_count,
-                                   np.dtype(data_dtype).str)
-
-
-@functools.lru_cache(maxsize=32, typed=True)
-def _cached_threshold_table(max_median, dtype_str, outlier_factor, min_count, data_dtype_str):
-    table = _build_threshold_table(max_median, np.dtype(dtype_str), outlier_factor, min_count,
-                                   np.dtype(data_dtype_str))
-    if table is not None:
-        table.flags.writeable = False  # shared between calls and threads
-    return table
-
-
-def _build_threshold_table(max_median: int, dtype: np.dtype, outlier_factor, min_count,
-                           data_dtype: np.dtype) -> np.ndarray | None:
-    """Smallest count that is an outlier, for every possible integer median.
-
-    For integer counts ``x`` and a median ``m``, the seed's test
-    ``x >= outlier_factor * max(m, min_count)`` is ``x >= table[m]``: the threshold is
-    computed with the seed's own expression and types for each ``m`` and rounded up.
-    Returns None when no exact table exists (non-integer data).
-    """
-    if dtype.kind not in "ui" or data_dtype.kind not in "ui":
-        return None
-    medians = np.arange(max_median + 1, dtype=dtype)
-    if isinstance(outlier_factor, numbers.Integral) and isinstance(min_count, numbers.Integral):
-        # An all-integer threshold is computed in the data's own type, as the seed does.
-        medians = medians.astype(data_dtype)
-    threshold = outlier_factor * np.maximum(medians, min_count)
-    with np.errstate(invalid="ignore"):
-        table = np.ceil(threshold.astype(np.float64))
-    # Above every representable count: nothing reaches it.
-    ceiling = float(np.iinfo(data_dtype).max) + 1
-    table = np.where(np.isnan(table), ceiling, np.clip(table, 0, ceiling))
-    # The smallest type that holds the table keeps the gather and comparison cheap.
-    for candidate in (np.uint8, np.uint16, np.uint32, np.int64):
-        if table.max() <= np.iinfo(candidate).max:
-            return table.astype(candidate)
-    return table.astype(np.float64)  # pragma: no cover - 64-bit counts
-
-
 def _outliers(values: np.ndarray, data_dtype: np.dtype, medians: np.ndarray, outlier_factor,
               min_count) -> np.ndarray:
     """The seed's per-detector test ``count >= outlier_factor * max(median, min_count)``.
@@ -175,54 +126,6 @@ def _outliers(values: np.ndarray, data_dtype: np.dtype, medians: np.ndarray, out
 SPARSE_FRACTION = 0.25
 
 
-def _medians_at(images: np.ndarray, flat: np.ndarray) -> np.ndarray:
-    """3 x 3 medians (mirrored edges) of every detector at flat pixel indices."""
-    n_detectors, height, width = images.shape
-    rows, cols = np.divmod(flat, width)
-    window = np.stack([images[:, np.clip(rows + dr, 0, height - 1),
-                              np.clip(cols + dc, 0, width - 1)]
-                       for dr in (-1, 0, 1) for dc in (-1, 0, 1)])
-    return np.partition(window, 4, axis=0)[4]
-
-
-def _kernel_applies(dtype: np.dtype, outlier_factor, min_count) -> bool:
-    """The fused kernel's float64 test is the seed's exactly: integer counts, a float factor."""
-    return (frame_votes is not None and dtype.kind in "ui"
-            and isinstance(outlier_factor, (float, np.float64))
-            and isinstance(min_count, (numbers.Real,)) and not isinstance(min_count, bool)
-            and type(min_count) in (int, float, np.float64))
-
-
-_scratch = threading.local()  # per frame thread: the kernel's work arrays, reused
-
-
-def _scratch_arrays(images):
-    key = (images.shape, images.dtype.str)
-    if getattr(_scratch, "key", None) != key:
-        height, width = images.shape[1:]
-        _scratch.key = key
-        _scratch.votes = np.empty((height, width), np.uint8)
-        _scratch.nonzero = np.empty((height, width), np.uint8)
-        _scratch.medians = np.empty_like(images)
-    _scratch.votes.fill(0)
-    _scratch.nonzero.fill(0)
-    return _scratch.votes, _scratch.nonzero, _scratch.medians
-
-
-def _kernel_candidates(images, num_outliers, outlier_factor, min_count, num_nonzero):
-    """Seed steps 1-4 for one frame with the fused kernel (3 x 3 window)."""
-    images = np.ascontiguousarray(images)
-    votes, nonzero, medians = _scratch_arrays(images)
-    frame_votes(images, float(outlier_factor), float(min_count), votes, nonzero, medians)
-    candidates = (votes >= num_outliers) & (nonzero >= num_nonzero)
-    flat = np.flatnonzero(candidates)
-    if candidates.size < 2**31:
-        flat = flat.astype(np.int32)  # kept for every frame until the end: keep it small
-    values = medians.reshape(images.shape[0], -1)[:, flat]
-    # The smallest type that holds them (medians never exceed the frame's counts).
-    return candidates, flat, values.astype(_work_dtype(values), copy=False), None
-
-
 def _frame_hot_candidates(images, kernel_size, num_outliers, outlier_factor, min_count,
                           num_nonzero, need_filtered):
     """Seed steps 1-4 for one frame (detectors, H, W).
@@ -234,8 +137,8 @@ def _frame_hot_candidates(images, kernel_size, num_outliers, outlier_factor, min
     their 3 x 3 medians are computed.
     """
     if kernel_size == 3 and not need_filtered and images.shape[0] < 256 and images.size \
-            and _kernel_applies(images.dtype, outlier_factor, min_count):
-        return _kernel_candidates(images, num_outliers, outlier_factor, min_count, num_nonzero)
+            and kernel_applies(images.dtype, outlier_factor, min_count):
+        return kernel_candidates(images, num_outliers, outlier_factor, min_count, num_nonzero)
     work = images.astype(_work_dtype(images), copy=False)
     n_detectors, height, width = work.shape
     nonzero = np.add.reduce(work > 0, axis=0, dtype=np.int16)

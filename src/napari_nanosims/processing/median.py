@@ -6,6 +6,9 @@ minimum/maximum) are exact and many times faster than ``scipy.ndimage.median_fil
 
 from __future__ import annotations
 
+import functools
+import numbers
+
 import numpy as np
 
 def _work_dtype(values: np.ndarray) -> np.dtype:
@@ -68,3 +71,47 @@ def _median_frame(images: np.ndarray, kernel_size: int) -> tuple[np.ndarray, np.
 
     return work, ndimage.median_filter(work, size=(1, kernel_size, kernel_size),
                                        mode="reflect")
+
+
+def _threshold_table(max_median: int, dtype: np.dtype, outlier_factor, min_count,
+                     data_dtype: np.dtype) -> np.ndarray | None:
+    """Cached :func:`_build_threshold_table` (it is needed for every frame)."""
+    return _cached_threshold_table(max_median, np.dtype(dtype).str, outlier_factor, min_count,
+                                   np.dtype(data_dtype).str)
+
+
+@functools.lru_cache(maxsize=32, typed=True)
+def _cached_threshold_table(max_median, dtype_str, outlier_factor, min_count, data_dtype_str):
+    table = _build_threshold_table(max_median, np.dtype(dtype_str), outlier_factor, min_count,
+                                   np.dtype(data_dtype_str))
+    if table is not None:
+        table.flags.writeable = False  # shared between calls and threads
+    return table
+
+
+def _build_threshold_table(max_median: int, dtype: np.dtype, outlier_factor, min_count,
+                           data_dtype: np.dtype) -> np.ndarray | None:
+    """Smallest count that is an outlier, for every possible integer median.
+
+    For integer counts ``x`` and a median ``m``, the seed's test
+    ``x >= outlier_factor * max(m, min_count)`` is ``x >= table[m]``: the threshold is
+    computed with the seed's own expression and types for each ``m`` and rounded up.
+    Returns None when no exact table exists (non-integer data).
+    """
+    if dtype.kind not in "ui" or data_dtype.kind not in "ui":
+        return None
+    medians = np.arange(max_median + 1, dtype=dtype)
+    if isinstance(outlier_factor, numbers.Integral) and isinstance(min_count, numbers.Integral):
+        # An all-integer threshold is computed in the data's own type, as the seed does.
+        medians = medians.astype(data_dtype)
+    threshold = outlier_factor * np.maximum(medians, min_count)
+    with np.errstate(invalid="ignore"):
+        table = np.ceil(threshold.astype(np.float64))
+    # Above every representable count: nothing reaches it.
+    ceiling = float(np.iinfo(data_dtype).max) + 1
+    table = np.where(np.isnan(table), ceiling, np.clip(table, 0, ceiling))
+    # The smallest type that holds the table keeps the gather and comparison cheap.
+    for candidate in (np.uint8, np.uint16, np.uint32, np.int64):
+        if table.max() <= np.iinfo(candidate).max:
+            return table.astype(candidate)
+    return table.astype(np.float64)  # pragma: no cover - 64-bit counts

@@ -1,0 +1,59 @@
+"""The fused hot-pixel path: which frames it takes, and its per-thread work arrays.
+
+Without numba (an unusual platform) every frame takes the numpy path of
+:mod:`.hot_pixels`; the results are the same.
+"""
+
+from __future__ import annotations
+
+import numbers
+import threading
+
+import numpy as np
+
+from .median import _work_dtype
+
+try:
+    from ._hot_kernel import frame_votes, replace_at
+except ImportError:  # pragma: no cover - numba is a dependency
+    frame_votes = replace_at = None
+
+__all__ = ["kernel_applies", "kernel_candidates", "replace_at"]
+
+
+def kernel_applies(dtype: np.dtype, outlier_factor, min_count) -> bool:
+    """The fused kernel's float64 test is the seed's exactly: integer counts, a float factor."""
+    return (frame_votes is not None and dtype.kind in "ui"
+            and isinstance(outlier_factor, (float, np.float64))
+            and isinstance(min_count, (numbers.Real,)) and not isinstance(min_count, bool)
+            and type(min_count) in (int, float, np.float64))
+
+
+_scratch = threading.local()  # per frame thread: the kernel's work arrays, reused
+
+
+def _scratch_arrays(images):
+    key = (images.shape, images.dtype.str)
+    if getattr(_scratch, "key", None) != key:
+        height, width = images.shape[1:]
+        _scratch.key = key
+        _scratch.votes = np.empty((height, width), np.uint8)
+        _scratch.nonzero = np.empty((height, width), np.uint8)
+        _scratch.medians = np.empty_like(images)
+    _scratch.votes.fill(0)
+    _scratch.nonzero.fill(0)
+    return _scratch.votes, _scratch.nonzero, _scratch.medians
+
+
+def kernel_candidates(images, num_outliers, outlier_factor, min_count, num_nonzero):
+    """Seed steps 1-4 for one frame with the fused kernel (3 x 3 window)."""
+    images = np.ascontiguousarray(images)
+    votes, nonzero, medians = _scratch_arrays(images)
+    frame_votes(images, float(outlier_factor), float(min_count), votes, nonzero, medians)
+    candidates = (votes >= num_outliers) & (nonzero >= num_nonzero)
+    flat = np.flatnonzero(candidates)
+    if candidates.size < 2**31:
+        flat = flat.astype(np.int32)  # kept for every frame until the end: keep it small
+    values = medians.reshape(images.shape[0], -1)[:, flat]
+    # The smallest type that holds them (medians never exceed the frame's counts).
+    return candidates, flat, values.astype(_work_dtype(values), copy=False), None
