@@ -45,11 +45,26 @@ def _scratch_arrays(images):
     return _scratch.votes, _scratch.nonzero, _scratch.medians
 
 
-def kernel_candidates(images, num_outliers, outlier_factor, min_count, num_nonzero):
-    """Seed steps 1-4 for one frame with the fused kernel (3 x 3 window)."""
+def _sink(images):
+    if getattr(_scratch, "sink_key", None) != (images.shape, images.dtype.str):
+        _scratch.sink_key = (images.shape, images.dtype.str)
+        _scratch.sink = np.empty_like(images)
+    return _scratch.sink
+
+
+def kernel_candidates(images, num_outliers, outlier_factor, min_count, num_nonzero,
+                      copy_to=None):
+    """Seed steps 1-4 for one frame with the fused kernel (3 x 3 window); the frame is
+    also copied into ``copy_to`` when given (a C-contiguous array of its dtype)."""
     images = np.ascontiguousarray(images)
     votes, nonzero, medians = _scratch_arrays(images)
-    frame_votes(images, float(outlier_factor), float(min_count), votes, nonzero, medians)
+    fused = (copy_to is not None and copy_to.dtype == images.dtype
+             and copy_to.flags.c_contiguous and copy_to.shape == images.shape)
+    if copy_to is not None and not fused:
+        copy_to[...] = images
+    # Without a target of its own, the kernel's copy goes to a per-thread scratch frame.
+    frame_votes(images, float(outlier_factor), float(min_count), votes, nonzero, medians,
+                copy_to if fused else _sink(images))
     candidates = (votes >= num_outliers) & (nonzero >= num_nonzero)
     flat = np.flatnonzero(candidates)
     if candidates.size < 2**31:

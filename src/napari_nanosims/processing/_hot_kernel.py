@@ -50,13 +50,15 @@ def _row_medians(above, row, below, out, low, mid, high):
 
 
 @numba.njit(nogil=True, cache=True)
-def frame_votes(images, factor, min_count, votes, nonzero, medians):
+def frame_votes(images, factor, min_count, votes, nonzero, medians, copy):
     """Outlier votes, non-zero counts and 3 x 3 medians of one frame, in place.
 
     ``images`` (detectors, H, W) integer counts; a value is an outlier when
     ``value >= factor * max(median, min_count)`` in float64, the seed's own arithmetic
     for integer counts and a float factor. ``votes`` and ``nonzero`` (H, W) are added
-    to; ``medians`` (detectors, H, W, a per-thread scratch array) receives the medians.
+    to; ``medians`` (detectors, H, W, a per-thread scratch array) receives the medians,
+    and ``copy`` (same shape and dtype as ``images``) the frame itself: the output copy
+    of the stack made while the row is in cache (saves reading the frame twice).
     """
     n_detectors, height, width = images.shape
     floor = np.float64(min_count)
@@ -73,8 +75,10 @@ def frame_votes(images, factor, min_count, votes, nonzero, medians):
             _row_medians(above, row, below, row_medians, low, mid, high)
             votes_row = votes[y]
             nonzero_row = nonzero[y]
+            copy_row = copy[detector, y]
             for x in range(width):
                 value = row[x]
+                copy_row[x] = value
                 threshold = factor * max(np.float64(row_medians[x]), floor)
                 votes_row[x] += np.uint8(np.float64(value) >= threshold)
                 nonzero_row[x] += np.uint8(value > 0)

@@ -127,7 +127,7 @@ SPARSE_FRACTION = 0.25
 
 
 def _frame_hot_candidates(images, kernel_size, num_outliers, outlier_factor, min_count,
-                          num_nonzero, need_filtered):
+                          num_nonzero, need_filtered, copy_to=None):
     """Seed steps 1-4 for one frame (detectors, H, W).
 
     Returns the candidate mask (H, W), the flat indices of the candidates, the
@@ -138,7 +138,10 @@ def _frame_hot_candidates(images, kernel_size, num_outliers, outlier_factor, min
     """
     if kernel_size == 3 and not need_filtered and images.shape[0] < 256 and images.size \
             and kernel_applies(images.dtype, outlier_factor, min_count):
-        return kernel_candidates(images, num_outliers, outlier_factor, min_count, num_nonzero)
+        return kernel_candidates(images, num_outliers, outlier_factor, min_count, num_nonzero,
+                                 copy_to)
+    if copy_to is not None:
+        copy_to[...] = images
     work = images.astype(_work_dtype(images), copy=False)
     n_detectors, height, width = work.shape
     nonzero = np.add.reduce(work > 0, axis=0, dtype=np.int16)
@@ -193,11 +196,9 @@ def iter_infer_hot_pixels(data, num_outliers, kernel_size=3, outlier_factor=3, m
     at_candidates: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def work(index):
-        images = frame(data, index)
-        if copy_into is not None:
-            copy_into[index] = images
-        return _frame_hot_candidates(images, kernel_size, num_outliers,
-                                     outlier_factor, min_count, num_nonzero, need_filtered)
+        return _frame_hot_candidates(frame(data, index), kernel_size, num_outliers,
+                                     outlier_factor, min_count, num_nonzero, need_filtered,
+                                     None if copy_into is None else copy_into[index])
 
     for index, (candidates, flat, values, filtered) in enumerate(map_frames(work, n_frames)):
         mask[index] = candidates
