@@ -32,14 +32,20 @@ def kernel_applies(dtype: np.dtype, outlier_factor, min_count) -> bool:
 _scratch = threading.local()  # per frame thread: the kernel's work arrays, reused
 
 
-def _scratch_arrays(images):
-    key = (images.shape, images.dtype.str)
+def _scratch_arrays(images, wide: bool = False):
+    """The calling thread's work arrays for a frame like ``images`` (reused, zeroed).
+
+    Medians are kept as uint16 (NanoSIMS counts per pixel and frame stay far below
+    65536; half the memory of 32-bit counts) unless ``wide``: then in the counts' type.
+    """
+    medians_type = images.dtype if wide or images.dtype.itemsize <= 2 else np.dtype(np.uint16)
+    key = (images.shape, medians_type.str)
     if getattr(_scratch, "key", None) != key:
         height, width = images.shape[1:]
         _scratch.key = key
         _scratch.votes = np.empty((height, width), np.uint8)
         _scratch.nonzero = np.empty((height, width), np.uint8)
-        _scratch.medians = np.empty_like(images)
+        _scratch.medians = np.empty(images.shape, medians_type)
     _scratch.votes.fill(0)
     _scratch.nonzero.fill(0)
     return _scratch.votes, _scratch.nonzero, _scratch.medians
@@ -57,14 +63,20 @@ def kernel_candidates(images, num_outliers, outlier_factor, min_count, num_nonze
     """Seed steps 1-4 for one frame with the fused kernel (3 x 3 window); the frame is
     also copied into ``copy_to`` when given (a C-contiguous array of its dtype)."""
     images = np.ascontiguousarray(images)
-    votes, nonzero, medians = _scratch_arrays(images)
     fused = (copy_to is not None and copy_to.dtype == images.dtype
              and copy_to.flags.c_contiguous and copy_to.shape == images.shape)
     if copy_to is not None and not fused:
         copy_to[...] = images
     # Without a target of its own, the kernel's copy goes to a per-thread scratch frame.
-    frame_votes(images, float(outlier_factor), float(min_count), votes, nonzero, medians,
-                copy_to if fused else _sink(images))
+    target = copy_to if fused else _sink(images)
+    votes, nonzero, medians = _scratch_arrays(images)
+    smallest, largest = frame_votes(images, float(outlier_factor), float(min_count), votes,
+                                    nonzero, medians, target)
+    if medians.dtype != images.dtype and (smallest < 0 or largest > 65535):
+        # Counts beyond 16 bits: the stored medians were cut; again with wide ones.
+        votes, nonzero, medians = _scratch_arrays(images, wide=True)
+        frame_votes(images, float(outlier_factor), float(min_count), votes, nonzero, medians,
+                    target)
     candidates = (votes >= num_outliers) & (nonzero >= num_nonzero)
     flat = np.flatnonzero(candidates)
     if candidates.size < 2**31:

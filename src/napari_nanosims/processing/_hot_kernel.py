@@ -56,32 +56,43 @@ def frame_votes(images, factor, min_count, votes, nonzero, medians, copy):
     ``images`` (detectors, H, W) integer counts; a value is an outlier when
     ``value >= factor * max(median, min_count)`` in float64, the seed's own arithmetic
     for integer counts and a float factor. ``votes`` and ``nonzero`` (H, W) are added
-    to; ``medians`` (detectors, H, W, a per-thread scratch array) receives the medians,
-    and ``copy`` (same shape and dtype as ``images``) the frame itself: the output copy
-    of the stack made while the row is in cache (saves reading the frame twice).
+    to; ``medians`` (detectors, H, W, a per-thread scratch array, possibly of a narrower
+    type) receives the medians, and ``copy`` (same shape and dtype as ``images``) the
+    frame itself: the output copy of the stack made while the row is in cache.
+
+    Returns the smallest and largest count of the frame: the caller checks that the
+    medians fitted the scratch array's type.
     """
     n_detectors, height, width = images.shape
     floor = np.float64(min_count)
     low = np.empty(width, images.dtype)
     mid = np.empty(width, images.dtype)
     high = np.empty(width, images.dtype)
+    row_medians = np.empty(width, images.dtype)
+    smallest = images[0, 0, 0]
+    largest = images[0, 0, 0]
     for detector in range(n_detectors):
         image = images[detector]
         for y in range(height):
             above = image[max(y - 1, 0)]
             below = image[min(y + 1, height - 1)]
             row = image[y]
-            row_medians = medians[detector, y]
             _row_medians(above, row, below, row_medians, low, mid, high)
             votes_row = votes[y]
             nonzero_row = nonzero[y]
             copy_row = copy[detector, y]
+            stored = medians[detector, y]
             for x in range(width):
                 value = row[x]
+                median = row_medians[x]
                 copy_row[x] = value
-                threshold = factor * max(np.float64(row_medians[x]), floor)
+                stored[x] = median
+                smallest = min(smallest, value)
+                largest = max(largest, value)
+                threshold = factor * max(np.float64(median), floor)
                 votes_row[x] += np.uint8(np.float64(value) >= threshold)
                 nonzero_row[x] += np.uint8(value > 0)
+    return smallest, largest
 
 
 @numba.njit(nogil=True, cache=True)
