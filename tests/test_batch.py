@@ -95,7 +95,11 @@ def test_dask_distributed_cluster_matches_serial(tmp_path, capsys):
     _same(_outputs(serial), _outputs(cluster_out))
 
 
-def test_unreachable_scheduler_and_bad_worker_count_are_one_line_errors(tmp_path, capsys):
+def test_unreachable_scheduler_and_bad_worker_count_are_one_line_errors(tmp_path, capsys,
+                                                                         monkeypatch):
+    import napari_nanosims.parallel
+
+    monkeypatch.setattr(napari_nanosims.parallel, "CONNECT_TIMEOUT", "2s")
     paths, _ = _files(tmp_path, count=2, n_frames=6)
     assert main(["process", *paths, "--workers", "0"]) == 2
     assert "--workers must be 1 or more" in capsys.readouterr().err
@@ -131,7 +135,7 @@ def test_ctrl_c_stops_the_pool_and_leaves_no_partial_file(tmp_path):
     import sys
     import time
 
-    paths, _ = _files(tmp_path, count=6, n_frames=40)
+    paths, _ = _files(tmp_path, count=6, n_frames=30)
     out = tmp_path / "o"
     process = subprocess.Popen(
         [sys.executable, "-c", "import sys; from napari_nanosims.cli import main; "

@@ -17,6 +17,9 @@ import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
+#: How long to try reaching a dask scheduler before giving up.
+CONNECT_TIMEOUT = "10s"
+
 __all__ = ["FileResult", "process_one", "run_batch", "default_workers", "interrupt_workers"]
 
 
@@ -209,7 +212,7 @@ def _on_cluster(paths, recipe_dict, out_dir, overwrite, scheduler, finished):
         client = scheduler
     else:
         try:
-            client = Client(scheduler, timeout="10s")
+            client = Client(scheduler, timeout=CONNECT_TIMEOUT)
         except (OSError, TimeoutError, ValueError) as exc:
             raise ValueError(f"cannot reach the dask scheduler at {scheduler}: "
                              f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
