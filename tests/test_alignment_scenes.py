@@ -195,3 +195,19 @@ def test_a_stack_of_pure_noise_is_left_where_it_is():
         result = register_frames(noise)
     assert result.flagged.all()
     np.testing.assert_array_equal(result.translations, 0)
+
+
+def test_malformed_region_and_frame_lists_fail_before_any_work():
+    from napari_nanosims import STEPS
+    from napari_nanosims.cli import main
+
+    with pytest.raises(ValueError, match="region must look like"):
+        STEPS["align_frames"].resolve({"region": "20-200"})
+    with pytest.raises(ValueError, match="'x' is not a frame number"):
+        STEPS["exclude_frames"].resolve({"frames": "1, x"})
+    with pytest.raises(ValueError, match="from 0 up"):
+        STEPS["exclude_frames"].resolve({"frames": "5-2"})
+    # A range beyond the stack passes the syntax check and is refused by the step.
+    assert STEPS["exclude_frames"].resolve({"frames": "0-1000000000000"})["frames"]
+    with pytest.raises(SystemExit):
+        main(["process", "missing.im", "--region", "20-200"])

@@ -53,6 +53,9 @@ class Parameter:
     mask_ok : bool
         The value may also be a 2-D boolean array (a mask drawn in napari); recorded in
         the history as a description, not the array.
+    text_format : callable or None
+        For text values: called with the value, raises ValueError when it is malformed
+        (so that a recipe fails before any work, not in the middle).
     """
 
     name: str
@@ -69,6 +72,7 @@ class Parameter:
     cli_name: str | None = None
     per_label: bool = False
     mask_ok: bool = False
+    text_format: Any = None
 
     @property
     def flag(self) -> str:
@@ -109,6 +113,11 @@ class Parameter:
             if self.choices is not None and value not in self.choices:
                 raise ValueError(f"{where}{self.name} must be one of "
                                  f"{', '.join(map(repr, self.choices))}; got {value!r}")
+            if self.text_format is not None and value:
+                try:
+                    self.text_format(value)
+                except ValueError as exc:
+                    raise ValueError(f"{where}{exc}") from None
             return value
         # numbers: booleans, strings and arrays are not numbers here
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -236,14 +245,36 @@ ALIGN_PARAMETERS = (
               "'top:bottom, left:right' in pixels (end excluded), so that what drifts "
               "outside it cannot pull the result ('subpixel' only; None: the whole frame; "
               "in the library also a boolean mask of the frame's shape)", optional=True,
-              mask_ok=True),
+              mask_ok=True, text_format=lambda text: _rectangle(text)),
 )
 
 EXCLUDE_PARAMETERS = (
-    Parameter("frames", "", str, "frames to leave out, 0-based: '3, 7-9' (empty: none)"),
+    Parameter("frames", "", str, "frames to leave out, 0-based: '3, 7-9' (empty: none)",
+              text_format=lambda text: _frame_list(text)),
     Parameter("flagged", True, bool, "also leave out the frames a sub-pixel alignment "
               "flagged as not registering (empty frames, beam interruptions, pure noise)"),
 )
+
+
+def _rectangle(text: str):
+    from .registration import parse_rectangle
+
+    return parse_rectangle(text)
+
+
+def _frame_list(text: str):
+    """Syntax of a frame list ('3, 7-9'); the frame numbers are checked by the step."""
+    for part in (p.strip() for p in str(text).split(",")):
+        if not part:
+            continue
+        first, _, last = part.partition("-")
+        try:
+            low, high = int(first), int(last or first)
+        except ValueError:
+            raise ValueError(f"frames: {part!r} is not a frame number or a range like "
+                             "'7-9'") from None
+        if low < 0 or high < low:
+            raise ValueError(f"frames: {part!r} is not a range of frame numbers from 0 up")
 
 
 def parameter(name: str) -> Parameter:
