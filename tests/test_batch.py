@@ -12,7 +12,8 @@ import tifffile
 
 from napari_nanosims import make_demo_im
 from napari_nanosims.cli import main
-from napari_nanosims.parallel import process_one, run_batch
+from napari_nanosims import run_batch
+from napari_nanosims.parallel import process_one
 from napari_nanosims.processing.recipe import Recipe
 
 

@@ -8,7 +8,8 @@ from scipy.io import loadmat
 
 from napari_nanosims import make_demo_im, run_recipe
 from napari_nanosims.analysis.rois import depth_profile, roi_table
-from napari_nanosims.export.lans import DAC_COLUMNS, lans_name, write_lans
+from napari_nanosims import write_lans
+from napari_nanosims.export.lans import DAC_COLUMNS, lans_name
 from napari_nanosims.processing.recipe import Recipe
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from napari_nanosims import make_demo_im, open_acquisition, run_recipe
-from napari_nanosims.export.nrrd import read_nrrd, write_nrrd
+from napari_nanosims import read_nrrd, write_nrrd  # the package root exports them
 from napari_nanosims.processing.recipe import Recipe
 from conftest import needs_shared, real_file
 

@@ -9,7 +9,8 @@ import tifffile
 
 from napari_nanosims import make_demo_im, open_acquisition, run_recipe
 from napari_nanosims.batch import process_file
-from napari_nanosims.export.ometiff import read_ome_tiff, write_ome_tiff
+from napari_nanosims import read_ome_tiff
+from napari_nanosims.export.ometiff import write_ome_tiff
 from napari_nanosims.processing.recipe import Recipe
 
 

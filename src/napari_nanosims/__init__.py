@@ -25,6 +25,10 @@ from .analysis.accumulate import Accumulation, accumulate
 from .analysis.ratios import STANDARDS, DerivedImage, evaluate, significance
 from .analysis.display import hsi_rgb
 from .analysis.rois import depth_profile, roi_table, segment_rois
+from .export.lans import write_lans
+from .export.nrrd import read_nrrd, write_nrrd
+from .export.ometiff import read_ome_tiff
+from .parallel import run_batch
 from .processing.hot_pixels import (HotPixelBlindSpotWarning, apply_mask, infer_hot_pixels,
                          iter_infer_hot_pixels, iter_remove_hot_pixels,
                          median_filter_frames, remove_hot_pixels)
@@ -50,6 +54,11 @@ __all__ = [
     "iter_apply_translations",
     "iter_infer_translations",
     "register_frames",
+    "write_nrrd",
+    "read_nrrd",
+    "write_lans",
+    "read_ome_tiff",
+    "run_batch",
     "iter_register_frames",
     "FrameRegistration",
     "iter_infer_hot_pixels",

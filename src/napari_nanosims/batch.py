@@ -43,9 +43,6 @@ def output_paths(input_path: str | os.PathLike, out_dir: str | os.PathLike | Non
     }
 
 
-_json_ready = json_ready
-
-
 def frame_time_s(acquisition: Acquisition) -> float | None:
     """Time between frames: the analysis duration over the frames in the file, s."""
     duration = float(getattr(acquisition.header, "analysis_duration_s", 0) or 0)
@@ -70,7 +67,7 @@ def processing_record(acquisition: Acquisition, recipe: Recipe, paths: dict) -> 
         "input": str(Path(acquisition.path or header.path).resolve()),
         "created": _dt.datetime.now().isoformat(timespec="seconds"),
         "software": software_versions(),
-        "history": _json_ready(acquisition.history_dicts()),
+        "history": json_ready(acquisition.history_dicts()),
         "channels": [{"label": c.label, "mass_amu": c.mass_amu, "detector": c.detector,
                       "kind": c.kind} for c in acquisition.channels],
         "pixel_size_um": acquisition.pixel_size_um,
@@ -78,12 +75,12 @@ def processing_record(acquisition: Acquisition, recipe: Recipe, paths: dict) -> 
         "image_size_um": [header.height * acquisition.pixel_size_um,
                           header.width * acquisition.pixel_size_um],
         "alignment_channel": aligned_on,
-        "translations_px": _json_ready(acquisition.translations),
+        "translations_px": json_ready(acquisition.translations),
         "translations_axes": ["rows (y)", "columns (x)"],
-        "hot_pixels_per_frame": _json_ready(hot_per_frame),
+        "hot_pixels_per_frame": json_ready(hot_per_frame),
         "hot_pixels_total": int(hot.sum()) if hot is not None else None,
         "outputs": {key: str(path) for key, path in paths.items()},
-        "header": _json_ready(header.to_dict()),
+        "header": json_ready(header.to_dict()),
     })
     return record
 
@@ -117,10 +114,13 @@ def iter_process_file(path, recipe: Recipe, out_dir=None, *, overwrite: bool = F
         if name == "ratio":
             expression = parameters.get("expression", STEPS["ratio"].defaults()["expression"])
             ratios.update(ratio_paths(path, out_dir, expression))
-    exports = {f"{name} {k}": target for name, parameters in recipe.steps
-               for k, target in enumerate(export_targets(
-                   name, Path(path).stem, Path(parameters.get("folder") or paths["record"].parent)))}
-    existing = _existing({**paths, **ratios, **(exports if not overwrite else {})})
+    exports = {}
+    for name, parameters in recipe.steps:
+        if name.startswith("write_"):  # _exports_into gave each its folder
+            for k, target in enumerate(export_targets(name, Path(path).stem,
+                                                      Path(parameters["folder"]))):
+                exports[f"{name} {k}"] = target
+    existing = _existing({**paths, **ratios, **exports})
     if existing and not overwrite:
         raise FileExistsError(f"outputs exist (use --overwrite to replace): "
                               f"{', '.join(existing)}")

@@ -6,6 +6,7 @@ Without numba (an unusual platform) every frame takes the numpy path of
 
 from __future__ import annotations
 
+import functools
 import numbers
 import threading
 
@@ -13,17 +14,28 @@ import numpy as np
 
 from .median import _work_dtype
 
-try:
-    from ._hot_kernel import frame_votes, replace_at
-except ImportError:  # pragma: no cover - numba is a dependency
-    frame_votes = replace_at = None
+__all__ = ["kernel_applies", "kernel_candidates", "replace_at", "kernel"]
 
-__all__ = ["kernel_applies", "kernel_candidates", "replace_at"]
+
+@functools.lru_cache(maxsize=1)
+def kernel():
+    """The compiled kernels' module, imported on first use (numba takes a tenth of a
+    second to import: not at ``import napari_nanosims``); None without numba."""
+    try:
+        from . import _hot_kernel
+    except ImportError:  # pragma: no cover - numba is a dependency
+        return None
+    return _hot_kernel
+
+
+def replace_at(image, hot_mask, flat, values) -> None:
+    """:func:`._hot_kernel.replace_at` (the caller checks :func:`kernel` first)."""
+    kernel().replace_at(image, hot_mask, flat, values)
 
 
 def kernel_applies(dtype: np.dtype, outlier_factor, min_count) -> bool:
     """The fused kernel's float64 test is the seed's exactly: integer counts, a float factor."""
-    return (frame_votes is not None and dtype.kind in "ui"
+    return (dtype.kind in "ui" and kernel() is not None
             and isinstance(outlier_factor, (float, np.float64))
             and isinstance(min_count, (numbers.Real,)) and not isinstance(min_count, bool)
             and type(min_count) in (int, float, np.float64))
@@ -70,13 +82,14 @@ def kernel_candidates(images, num_outliers, outlier_factor, min_count, num_nonze
     # Without a target of its own, the kernel's copy goes to a per-thread scratch frame.
     target = copy_to if fused else _sink(images)
     votes, nonzero, medians = _scratch_arrays(images)
-    smallest, largest = frame_votes(images, float(outlier_factor), float(min_count), votes,
-                                    nonzero, medians, target)
+    compiled = kernel()
+    smallest, largest = compiled.frame_votes(images, float(outlier_factor), float(min_count),
+                                             votes, nonzero, medians, target)
     if medians.dtype != images.dtype and (smallest < 0 or largest > 65535):
         # Counts beyond 16 bits: the stored medians were cut; again with wide ones.
         votes, nonzero, medians = _scratch_arrays(images, wide=True)
-        frame_votes(images, float(outlier_factor), float(min_count), votes, nonzero, medians,
-                    target)
+        compiled.frame_votes(images, float(outlier_factor), float(min_count), votes, nonzero,
+                             medians, target)
     candidates = (votes >= num_outliers) & (nonzero >= num_nonzero)
     flat = np.flatnonzero(candidates)
     if candidates.size < 2**31:

@@ -30,7 +30,7 @@ from ._frames import check_stack, frame, map_frames, run_to_completion
 from .median import _median_frame, _threshold_table, _work_dtype
 from .parameters import parameter
 
-from ._hot_fast import kernel_applies, kernel_candidates, replace_at
+from ._hot_fast import kernel, kernel_applies, kernel_candidates, replace_at
 
 __all__ = [
     "median_filter_frames",
@@ -335,7 +335,7 @@ def replace_hot_pixels(target: np.ndarray, mask: np.ndarray, at_candidates: dict
     def replace(item):
         index, (flat, values) = item
         image = target[index].reshape(target.shape[1], -1)
-        if every_detector and replace_at is not None and image.flags.c_contiguous \
+        if every_detector and kernel() is not None and image.flags.c_contiguous \
                 and image.dtype.kind in "ui" and values.dtype.kind in "ui":
             replace_at(image, mask[index].ravel(), flat, values)
             return

@@ -73,13 +73,17 @@ def local_background(image: np.ndarray, sigma_px: float = None) -> np.ndarray:
     return _upsample_linear(_upsample_linear(small, factor, height, 0), factor, width, 1)
 
 
+def _taper(position: np.ndarray, length: int, width_px: float) -> np.ndarray:
+    """Raised-cosine taper of a frame of ``length`` px at (fractional) ``position``s:
+    0 outside the frame, rising to 1 over ``width_px`` from each edge."""
+    distance = np.minimum(position, length - 1 - position) + 0.5
+    return 0.5 - 0.5 * np.cos(np.pi * np.clip(distance / width_px, 0.0, 1.0))
+
+
 def edge_taper(shape: tuple[int, int], width_px: float) -> np.ndarray:
     """Window that rises from 0 at the frame's edges to 1 over ``width_px`` (raised cosine)."""
-    def ramp(n):
-        distance = np.minimum(np.arange(n), np.arange(n)[::-1]) + 0.5
-        return np.where(distance >= width_px, 1.0,
-                        0.5 - 0.5 * np.cos(np.pi * np.minimum(distance / width_px, 1.0)))
-    return np.outer(ramp(shape[0]), ramp(shape[1])).astype(np.float32)
+    rows, cols = (_taper(np.arange(n, dtype=np.float64), n, width_px) for n in shape)
+    return np.outer(rows, cols).astype(np.float32)
 
 
 class _Spectra:
@@ -147,9 +151,7 @@ class _Spectra:
         length, size = self.window.shape[axis], self.shape[axis]
         margin = (size - length) / 2  # the canvas wraps around halfway through the padding
         position = (np.arange(size) - offset + margin) % size - margin
-        distance = np.minimum(position, length - 1 - position) + 0.5
-        ramp = 0.5 - 0.5 * np.cos(np.pi * np.clip(distance / self.taper_px, 0.0, 1.0))
-        return ramp.astype(np.float32)
+        return _taper(position, length, self.taper_px).astype(np.float32)
 
     def placed_window(self, shift) -> np.ndarray:
         """The window of a frame placed at ``shift`` in the canvas, in real space."""

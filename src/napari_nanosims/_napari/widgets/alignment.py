@@ -147,7 +147,8 @@ class AlignFramesWidget(FileWidget):
         self.summary = Label(label="drift", value="-")
         self.summary.native.setWordWrap(True)
         self.extend([self.file, self.detector, self.method, self.upsample_factor, self.padding,
-                     self.region, self.leave_out_flagged, self.use_cleaned, self.first_frame, self.last_frame, self.reset_button, self.run_button,
+                     self.region, self.leave_out_flagged, self.use_cleaned, self.first_frame,
+                     self.last_frame, self.reset_button, self.run_button,
                      self.cancel_button, self.progress, self.summary])
         self.plot = DriftPlot(on_frame_clicked=self.go_to_frame)
         self.native.layout().addWidget(self.plot)
