@@ -38,18 +38,40 @@ class Node:
     children: tuple = ()
 
     def text(self) -> str:
-        """The normalised text of the expression (labels as in the file)."""
+        """The normalised text of the expression (labels as in the file).
+
+        The text parses back (with the same labels) to this very tree, so to the same
+        value: a child is bracketed when it binds less tightly than its parent's operator,
+        and a right operand of the same precedence always is (``A/(B*C)``, ``A-(B-C)``,
+        ``A-(B+C)``, ``A*(B/C)``), which keeps the evaluation order and so the floating-point
+        value. Numbers are written in the shortest form that reads back to the same float
+        (``100``, ``0.0112372``, ``1e-05``).
+
+        Raises
+        ------
+        ValueError
+            For a number that is not finite (no text reads back to it).
+        """
         if self.kind == "number":
-            return f"{self.value:g}"
+            return _number_text(self.value)
         if self.kind == "label":
             return str(self.value)
         if self.kind == "unary":
-            return f"-{self.children[0].text()}"
+            child = self.children[0]
+            inner = child.text()
+            return f"-({inner})" if _precedence(child) < _UNARY else f"-{inner}"
         if self.kind == "call":
             return f"{self.value}({', '.join(child.text() for child in self.children)})"
         left, right = self.children
-        return f"({left.text()}{self.value}{right.text()})" if self.value in "+-" else \
-            f"{left.text()}{self.value}{right.text()}"
+        level = _BINARY[self.value]
+        left_text, right_text = left.text(), right.text()
+        if _precedence(left) < level:
+            left_text = f"({left_text})"
+        # Same precedence on the right: brackets are needed for - and / (A-(B-C)), and kept
+        # for + and * so that the tree, hence the rounding, is the one the user wrote.
+        if _precedence(right) <= level:
+            right_text = f"({right_text})"
+        return f"{left_text}{self.value}{right_text}"
 
     def labels(self) -> list[str]:
         """Mass labels used, in order of first appearance."""
@@ -59,6 +81,35 @@ class Node:
         for child in self.children:
             found += [label for label in child.labels() if label not in found]
         return found
+
+
+#: How tightly each kind of node binds: + and - (1) < * and / (2) < unary minus (3) <
+#: numbers, labels and calls (4), as in the grammar above.
+_BINARY = {"+": 1, "-": 1, "*": 2, "/": 2}
+_UNARY = 3
+
+
+def _precedence(node: Node) -> int:
+    if node.kind == "binary":
+        return _BINARY[node.value]
+    if node.kind == "unary":
+        return _UNARY
+    if node.kind == "number" and np.signbit(float(node.value)):
+        return _UNARY  # written with a leading minus, which reads back as unary minus
+    return 4
+
+
+def _number_text(value) -> str:
+    """The shortest text that reads back to ``value`` (``repr`` of the float; whole
+    numbers below 1e16 without ``.0``)."""
+    number = float(value)
+    if not np.isfinite(number):
+        raise ValueError(f"the number {number!r} has no expression text (numbers must be "
+                         "finite)")
+    if number.is_integer() and abs(number) < 1e16:
+        text = str(int(number))
+        return "-0" if number == 0 and np.signbit(number) else text
+    return repr(number)
 
 
 def _tokens(expression: str, labels: dict[str, str]):
@@ -88,14 +139,19 @@ def _tokens(expression: str, labels: dict[str, str]):
             continue
         word = re.match(r"[0-9A-Za-z_.]+", rest)
         number = _NUMBER.match(rest)
+        # A number's exponent ('1e-05') runs past the word '1e': it is still a number.
         if word and re.search(r"[A-Za-z_]", word.group(0)) and not (
-                number and number.end() == word.end()):
+                number and number.end() >= word.end()):
             known = ", ".join(repr(label) for label in dict.fromkeys(labels.values()))
             raise ValueError(f"unknown mass label {word.group(0)!r} at position {position} of "
                              f"{expression!r}; mass labels here: {known} (spaces optional; "
                              f"SE; functions {', '.join(FUNCTIONS)})")
         if number:
-            tokens.append(("number", float(number.group(0)), position))
+            value = float(number.group(0))
+            if not np.isfinite(value):
+                raise ValueError(f"the number {number.group(0)!r} at position {position} of "
+                                 f"{expression!r} is too large for a float")
+            tokens.append(("number", value, position))
             position += number.end()
             continue
         known = ", ".join(repr(label) for label in dict.fromkeys(labels.values()))
@@ -189,8 +245,20 @@ class _Parser:
         self.fail("expected a number, a mass label, a function or '('")
 
 
-def parse(expression: str, labels) -> Node:
-    """Parse ``expression`` over the mass ``labels`` (SE aliases added); ValueError if bad."""
+def parse(expression: str | Node, labels) -> Node:
+    """Parse ``expression`` over the mass ``labels`` (SE aliases added); ValueError if bad.
+
+    An already parsed :class:`Node` is returned as it is once its labels are checked, so
+    callers holding the parsed expression (exporters) never go through its text again.
+    """
+    if isinstance(expression, Node):
+        known = list(labels)
+        unknown = [label for label in expression.labels() if label not in known]
+        if unknown:
+            raise ValueError(f"expression {expression.text()!r} uses mass label(s) "
+                             f"{', '.join(map(repr, unknown))} not in this file's labels "
+                             f"{', '.join(map(repr, known))}")
+        return expression
     if not isinstance(expression, str) or not expression.strip():
         raise ValueError("the expression is empty")
     table = {"".join(label.split()): label for label in labels}

@@ -2,16 +2,23 @@
 
 ``write_lans(result, folder)`` writes, in LANS's layout:
 
-* ``dat/<name>.dac``: one row per ROI (``i Xi Yi MEANi Poiss_Ei Poiss_%Ei SIZEi PIXELSi
-  LWratio dLWratio``), one file per mass (total counts, integers) and per expression
-  (values, ``%.4e``);
-* ``dat/<name>-z.dat``: each expression per ROI and frame (depth profile);
+* ``dat/<mass>.dac``: one row per ROI (``i Xi Yi MEANi Poiss_Ei Poiss_%Ei SIZEi PIXELSi
+  LWratio dLWratio``) with the ROI's total counts of that mass (whole counts as
+  integers, corrected counts in full);
+* ``dat/<mass>-z.dat``: the counts of that mass per ROI and plane (frame), as LANS
+  writes ion depth profiles ("Display depth profiles in ROI") and lans2r's
+  ``load_LANS_summary()`` requires them;
+* ``dat/<name>.dac`` and ``dat/<name>-z.dat``: each expression (ratio, fraction...) per
+  ROI and per ROI and plane (values ``%.4e``), evaluated from the parsed expression;
 * ``mat/<mass>.mat``: ``IM`` (the accumulated image), ``CELLS`` (the ROI image),
   ``xyscale`` (raster, µm), ``noplanes`` and ``vscale``; ``mat/ROIs.mat`` (``Maskimg``)
   and ``mat/xyalign.mat`` (``xyalign``, the translations) as LANS keeps them.
 
 File names are mangled as LANS does: no spaces, ``/`` and ``*`` become ``-``, ``.``
-becomes ``d``.
+becomes ``d``. lans2r's default (``ion_data_only = TRUE``) reads as masses only the
+files named ``^[0-9A-Z]+\\.dac$`` and ``^[0-9A-Z]+-z.dat$``: masses with a lower-case
+letter (``28Si``) and all expressions are read only with ``ion_data_only = FALSE``, as
+for LANS's own files.
 """
 
 from __future__ import annotations
@@ -48,53 +55,141 @@ def _shape_ratios(labels: np.ndarray, n: int) -> np.ndarray:
     return ratios
 
 
-def _dac_text(folder_name: str, name: str, table, pixel_um: float, lw, integer: bool) -> str:
+def _number(value: float, template: str) -> str:
+    """``value`` in ``template`` (a format spec); NaN as ``NaN``, which R reads as NaN."""
+    return "NaN" if not np.isfinite(value) else format(value, template)
+
+
+def _count_text(value: float) -> str:
+    """Counts in full: whole numbers as integers (as LANS writes them), corrected
+    (fractional) counts with 12 significant digits, so that ratios of the written sums
+    are the ratios of the sums."""
+    return _number(float(value), ".12g")
+
+
+def _dac_text(folder_name: str, name: str, table, pixel_um: float, lw, counts: bool) -> str:
+    """A LANS ``.dac`` file: line 1 a comment, line 2 the tab-separated column names
+    (``# i`` first, as lans2r's ``read.table(skip = 1, sep = "\\t")`` reads them), then a
+    row per ROI."""
     lines = [f"# {folder_name} : {name}", "# " + "\t".join(DAC_COLUMNS)]
     for row in table.itertuples(index=False):
         value, sigma = float(row.value), float(row.sigma)
         relative = 100.0 * sigma / value if value else float("nan")
         cells = [str(int(row.roi)),
-                 f"{row.centroid_x_um / pixel_um + 0.5:.2f}",  # 1-based pixel centroid
-                 f"{row.centroid_y_um / pixel_um + 0.5:.2f}"]
-        if integer:
-            cells += [f"{int(round(value))}", f"{int(round(sigma))}", f"{relative:.2f}"]
+                 _number(row.centroid_x_um / pixel_um + 0.5, ".2f"),  # 1-based pixels
+                 _number(row.centroid_y_um / pixel_um + 0.5, ".2f")]
+        if counts:
+            cells += [_count_text(value), _number(sigma, ".2f"), _number(relative, ".2f")]
         else:
-            cells += [f"{value:.4e}", f"{sigma:.4e}", f"{relative:.4e}"]
-        ratio = lw[int(row.roi) - 1]
-        cells += [f"{row.equivalent_diameter_um:.4f}", str(int(row.n_pixels)),
-                  f"{ratio:.4f}", "0"]
+            cells += [_number(value, ".4e"), _number(sigma, ".4e"), _number(relative, ".4e")]
+        cells += [_number(row.equivalent_diameter_um, ".4f"), str(int(row.n_pixels)),
+                  _number(lw[int(row.roi) - 1], ".4f"), "0"]
         lines.append("\t".join(cells))
     return "\n".join(lines) + "\n"
 
 
-def _depth_text(folder_name: str, expression: str, profile, rois) -> str:
-    lines = [f"# {folder_name}: {expression}",
-             "# cell\t" + "\t".join(f"MEAN{r}\tPoiss_E{r}" for r in rois),
-             "# plane\t" + "\t".join("POL=0" for _ in rois)]
-    table = profile.pivot(index="frame", columns="roi")
-    for frame in table.index:
+def _depth_text(folder_name: str, name: str, profile, n_rois: int, counts: bool) -> str:
+    """A LANS ``-z.dat`` depth profile, laid out as LANS's ``plot_export_masses_depth``
+    writes it and lans2r's ``read_roi_ion_zstack_data_file`` reads it: three header
+    lines (skipped), then a row per plane: the plane number (1-based), then value and
+    error of ROI 1, ROI 2, ... in that order (lans2r numbers the ROIs by column position),
+    tab-separated, no trailing tab."""
+    lines = [f"# {folder_name}: {name}",
+             "# cell" + "".join(f"\tMEAN{r}\tPoiss_E{r}" for r in range(1, n_rois + 1)),
+             # POL is LANS's sign of a trend with depth; 0: not tested here.
+             "# plane" + "".join("\tPOL=0\t" for _ in range(n_rois))]
+    value_text = _count_text if counts else (lambda v: _number(float(v), ".4e"))
+    values = profile.pivot(index="frame", columns="roi", values="value")
+    sigmas = profile.pivot(index="frame", columns="roi", values="sigma")
+    rois = range(1, n_rois + 1)
+    values = values.reindex(columns=rois)
+    sigmas = sigmas.reindex(columns=rois)
+    for frame in values.index:
         cells = [str(int(frame) + 1)]
         for roi in rois:
-            cells += [f"{table.loc[frame, ('value', roi)]:.3e}",
-                      f"{table.loc[frame, ('sigma', roi)]:.3e}"]
+            cells += [value_text(values.loc[frame, roi]),
+                      _number(float(sigmas.loc[frame, roi]), ".3e")]
         lines.append("\t".join(cells))
     return "\n".join(lines) + "\n"
+
+
+def _sequential(labels: np.ndarray) -> np.ndarray:
+    """The ROI image numbered 1..N in the order of its ids: LANS numbers ROIs so, and
+    lans2r takes a depth profile's ROI number from its column position."""
+    present = np.unique(labels[labels > 0])
+    if np.array_equal(present, np.arange(1, present.size + 1)):
+        return labels
+    lookup = np.zeros(int(labels.max()) + 1, dtype=np.int32)
+    lookup[present] = np.arange(1, present.size + 1, dtype=np.int32)
+    return lookup[labels]
+
+
+def _expression_nodes(result, expressions) -> list:
+    """The parsed expressions to write, in order, without repeats or bare mass labels.
+
+    Given ``expressions`` (text the user wrote, or parsed nodes) are parsed once. By
+    default: each ``ratio`` step's parsed expression (``DerivedImage.node``), then the
+    expressions of the ROI table, parsed from what the ``roi_table`` step was given (its
+    history record), never from the table's display text unless nothing else holds them.
+    """
+    from ..analysis.expression import Node, parse
+
+    known = list(result.labels)
+    if expressions is not None:
+        if isinstance(expressions, (str, Node)):
+            expressions = [expressions]
+        nodes = [parse(expression, known) for expression in expressions]
+    else:
+        nodes = []
+        for derived in result.derived:
+            node = getattr(derived, "node", None)
+            if node is None:  # built without its node: its text reads back to it
+                try:
+                    node = parse(derived.expression, known)
+                except ValueError:  # not an expression of the masses (a z-score map)
+                    continue
+            nodes.append(node)
+        if result.roi_statistics is not None:
+            wanted = [q for q in result.roi_statistics["quantity"].unique() if q not in known]
+            given = {}
+            for record in result.history:
+                if record.name == "roi_table":
+                    for text in str(record.parameters.get("expressions", "")).split(";"):
+                        if text.strip():
+                            node = parse(text, known)
+                            given.setdefault(node.text(), node)
+            nodes += [given[q] if q in given else parse(q, known) for q in wanted]
+    unique: dict[str, object] = {}
+    for node in nodes:
+        if not node.labels():
+            raise ValueError(f"expression {node.text()!r} uses no mass; LANS files hold "
+                             "expressions of the masses")
+        if node.kind != "label":  # a mass on its own is already written as an ion file
+            unique.setdefault(node.text(), node)
+    return list(unique.values())
 
 
 def write_lans(result, folder: str | os.PathLike, *, expressions=None,
                overwrite: bool = False) -> dict[str, Path]:
     """Write an analysed acquisition in LANS's layout under ``folder`` (``dat/``, ``mat/``).
 
+    Per mass, ``dat/<mass>.dac`` (total counts per ROI) and ``dat/<mass>-z.dat`` (counts
+    per ROI and plane), so that lans2r's ``load_LANS_summary()`` loads the folder with its
+    defaults and its ``calculate_ratios`` gives the ROI table's ratios of summed counts;
+    per expression, ``dat/<name>.dac`` and ``dat/<name>-z.dat`` with its values.
+
     Parameters
     ----------
     result : Acquisition
-        With ROIs (``roi_labels``, from a ``segment`` step or drawn); its frames give the
-        depth profiles.
+        With ROIs (``roi_labels``, from a ``segment`` step or drawn); its frames are the
+        planes of the depth profiles. ROIs are numbered 1..N in the order of their ids,
+        as LANS numbers them (an ROI image with unused ids is renumbered, in all files).
     folder : path-like
         The LANS "cell" folder; ``dat`` and ``mat`` are made inside it.
-    expressions : sequence of str, optional
+    expressions : sequence of str or Node, optional
         Ratios and other expressions to write (default: those of the ``ratio`` steps
-        and the ROI table).
+        and the ROI table). They are evaluated from their parsed form, never from display
+        text.
     overwrite : bool
         Replace existing files; otherwise FileExistsError before anything is written.
 
@@ -102,40 +197,51 @@ def write_lans(result, folder: str | os.PathLike, *, expressions=None,
     -------
     dict
         Output name -> path.
+
+    Raises
+    ------
+    ValueError
+        Without ROIs, for an expression that does not parse or uses no mass, or when two
+        expressions get the same LANS file name.
     """
     from scipy.io import savemat
 
     from ..analysis.accumulate import accumulate
+    from ..analysis.expression import Node
     from ..analysis.rois import depth_profile, roi_table
 
     if result.roi_labels is None:
         raise ValueError(f"{result.name}: no ROIs to export (run a 'segment' step or "
                          "draw ROIs first)")
     folder = Path(folder)
-    labels = np.asarray(result.roi_labels, dtype=np.int32)
-    if expressions is None:
-        expressions = [d.expression for d in result.derived]
-        if result.roi_statistics is not None:
-            expressions += [q for q in result.roi_statistics["quantity"].unique()
-                            if q not in result.labels and q not in expressions]
-    expressions = list(dict.fromkeys(expressions))
-    table = roi_table(result, labels)
+    labels = _sequential(np.asarray(result.roi_labels, dtype=np.int32))
+    nodes = _expression_nodes(result, expressions)
+    names: dict[str, str] = {}
+    for node in nodes:
+        name = lans_name(node.text())
+        if name in names:
+            raise ValueError(f"expressions {names[name]!r} and {node.text()!r} "
+                             f"would both be written as {name!r}; write them separately")
+        names[name] = node.text()
+    table = roi_table(result, labels, nodes)
     n = int(labels.max()) if labels.size else 0
     lw = _shape_ratios(labels, n)
     pixel = result.pixel_size_um
     total = accumulate(result)
-    rois = sorted(int(r) for r in table["roi"].unique())
     texts: dict[str, str] = {}
     for label in result.labels:
-        texts[f"dat/{lans_name(label)}.dac"] = _dac_text(
-            folder.name, lans_name(label), table[table["quantity"] == label], pixel, lw, True)
-    for expression in expressions:
-        one = roi_table(result, labels, [expression])
-        part = one[~one["quantity"].isin(result.labels)]
-        name = lans_name(expression)
-        texts[f"dat/{name}.dac"] = _dac_text(folder.name, name, part, pixel, lw, False)
-        profile = depth_profile(result, labels, expression)
-        texts[f"dat/{name}-z.dat"] = _depth_text(folder.name, expression, profile, rois)
+        name = lans_name(label)
+        texts[f"dat/{name}.dac"] = _dac_text(
+            folder.name, name, table[table["quantity"] == label], pixel, lw, True)
+        profile = depth_profile(result, labels, Node("label", label))
+        texts[f"dat/{name}-z.dat"] = _depth_text(folder.name, name, profile, n, True)
+    for node in nodes:
+        name = lans_name(node.text())
+        texts[f"dat/{name}.dac"] = _dac_text(
+            folder.name, name, table[table["quantity"] == node.text()], pixel, lw, False)
+        profile = depth_profile(result, labels, node)
+        texts[f"dat/{name}-z.dat"] = _depth_text(folder.name, node.text(), profile, n,
+                                                 False)
     arrays: dict[str, dict] = {}
     raster = float(result.header.raster_um)
     for index, label in enumerate(result.labels):
