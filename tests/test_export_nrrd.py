@@ -3,6 +3,11 @@ with our own reader (also after the Stabilizer's pynrrd re-write)."""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
+import re
+
 import numpy as np
 import pytest
 
@@ -116,3 +121,113 @@ def test_real_file_to_nrrd(tmp_path):
     assert header["Mims_mass_symbols"] == " ".join(
         "".join(label.split()) for label in acquisition.labels)
     np.testing.assert_array_equal(data, np.asarray(acquisition.counts).transpose(3, 2, 0, 1))
+
+
+# --- OpenMIMS's header reader, written out independently (Nrrd_Reader.getHeaderInfo) ---
+# Java reads each line (ending at \n, \r or \r\n) as Latin-1, trims characters <= ' ' at
+# both ends, splits it on the regex ":\s+" (Java's \s: space, \t, \n, \x0b, \f, \r) and
+# keeps the first part; a key-value line's value is what follows ":=" in that part.
+_JAVA_SPLIT = re.compile(r":[ \t\n\x0b\f\r]+")
+
+
+def _openmims_values(path) -> dict[str, str]:
+    raw = path.read_bytes()
+    values = {}
+    for line in re.split(rb"\r\n|\r|\n", raw[:raw.index(b"\n\n")]):
+        text = line.decode("latin-1")
+        text = text.strip("".join(chr(c) for c in range(33)))
+        if not text or text.startswith("#"):
+            continue
+        part = _JAVA_SPLIT.split(text)[0]
+        if ":=" in part:
+            key, value = part[:part.index(":=")], part[part.index(":=") + 2:]
+            values[key] = value
+    return values
+
+
+def _written_values(path) -> dict[str, str]:
+    raw = path.read_bytes()
+    lines = raw[:raw.index(b"\n\n")].decode("latin-1").split("\n")
+    return dict(line.split(":=", 1) for line in lines if ":=" in line)
+
+
+def test_openmims_reads_every_value_whole(tmp_path, demo):
+    acquisition = open_acquisition(demo["path"])
+    sample = "cell:\tA  B: C:\x0bD"
+    comment = "note: one\ttwo\r\nthree:  four"
+    header = dataclasses.replace(acquisition.header, sample_name=sample, comment=comment,
+                                 user="me:\tyou")
+    acquisition = acquisition.replace(header=header)
+    path = write_nrrd(acquisition, tmp_path / "colons.nrrd")
+    openmims, written = _openmims_values(path), _written_values(path)
+    # OpenMIMS loses nothing of any key-value line (at most white space at the line's end).
+    assert set(openmims) == set(written)
+    for key, value in written.items():
+        assert openmims[key] == value.rstrip(), key
+    # The plain values lose only the white space after each colon.
+    assert openmims["Mims_sample_name"] == "cell:A  B:C:D"
+    assert openmims["Mims_user_name"] == "me:you"
+    # The JSON keys give back the exact text, to OpenMIMS's reader and to ours.
+    assert json.loads(openmims["napari_nanosims_header"])["sample_name"] == sample
+    assert json.loads(openmims["napari_nanosims_header"])["comment"] == comment
+    back = read_nrrd(path)
+    assert back.header.sample_name == sample and back.header.comment == comment
+    # pynrrd (the Stabilizer's reader) reads the same header.
+    assert nrrd.read_header(str(path))["Mims_sample_name"] == "cell:A  B:C:D"
+
+
+def _checksum_by_hand(path) -> str:
+    """SHA-256 of the file's values as big-endian float64, masses slowest, x fastest."""
+    data, _ = nrrd.read(str(path))  # (x, y, plane, mass)
+    values = np.asarray(data, dtype=np.float64).transpose(3, 2, 1, 0)  # mass, plane, y, x
+    return hashlib.sha256(np.ascontiguousarray(values).astype(">f8").tobytes()).hexdigest()
+
+
+def test_data_changed_by_another_tool_are_not_labelled_as_ours(tmp_path, demo):
+    recipe = Recipe((("align_frames", {"method": "sequential"}),))
+    acquisition = run_recipe(demo["path"], recipe)
+    path = write_nrrd(acquisition, tmp_path / "aligned.nrrd")
+    data, header = nrrd.read(str(path))
+    assert data.dtype.kind == "u" and data.dtype.itemsize == 2  # big-endian uint16
+    history = acquisition.history_dicts()
+
+    # pynrrd's rewrite of the same values (little-endian, as float32 too) is still ours.
+    for kind in (np.uint16, np.float32):
+        same = tmp_path / f"same_{np.dtype(kind).name}.nrrd"
+        nrrd.write(str(same), data.astype(kind), header)
+        back = read_nrrd(same)
+        assert [h.to_dict() for h in back.history] == history
+        np.testing.assert_array_equal(back.translations, acquisition.translations)
+
+    # The Stabilizer keeps frame 0 and warps the others, with the header copied unchanged.
+    warped = data.astype(np.float32)
+    warped[:, :, 1:, :] = np.roll(warped[:, :, 1:, :], 1, axis=0) * 0.5
+    stabilised = tmp_path / "aligned_stabilized.nrrd"
+    nrrd.write(str(stabilised), warped, header)
+    back = read_nrrd(stabilised)
+    np.testing.assert_array_equal(back.counts, warped.transpose(2, 3, 1, 0))
+    assert [h.name for h in back.history] == ["changed_outside_napari_nanosims"]
+    record = back.history[0].parameters
+    assert record["before"] == history
+    assert back.translations is None
+    # what still describes the data is kept
+    assert back.labels == acquisition.labels
+    assert back.header.sample_name == acquisition.header.sample_name
+
+    # The checksum is the one documented, computed here from the values as pynrrd reads them.
+    assert header["napari_nanosims_data_sha256"] == _checksum_by_hand(path)
+    assert record["data_sha256_recorded"] == header["napari_nanosims_data_sha256"]
+    assert record["data_sha256_found"] == _checksum_by_hand(stabilised)
+
+    # One count changed is enough.
+    nudged = data.copy()
+    nudged[5, 7, 2, 0] += 1
+    nrrd.write(str(tmp_path / "nudged.nrrd"), nudged, header)
+    assert read_nrrd(tmp_path / "nudged.nrrd").history[0].name == \
+        "changed_outside_napari_nanosims"
+    # Our history without a checksum cannot be trusted either.
+    unchecked = {k: v for k, v in header.items() if k != "napari_nanosims_data_sha256"}
+    nrrd.write(str(tmp_path / "unchecked.nrrd"), data, unchecked)
+    back = read_nrrd(tmp_path / "unchecked.nrrd")
+    assert [h.name for h in back.history] == ["changed_outside_napari_nanosims"]
+    assert back.history[0].parameters["before"] == history

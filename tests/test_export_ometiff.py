@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_nanosims import make_demo_im, open_acquisition, run_recipe
+from napari_nanosims import make_demo_im, open_acquisition, read_header, run_recipe
 from napari_nanosims.batch import process_file
 from napari_nanosims import read_ome_tiff
 from napari_nanosims.export.ometiff import write_ome_tiff
@@ -68,3 +68,47 @@ def test_only_our_tiffs_are_claimed(tmp_path):
     write_ome_tiff(tmp_path / "big.ome.tif", np.array([[[2**33, -1]]], np.int64), "CYX", 0.1,
                    ["x"])
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "big.ome.tif"), [[2**33, -1]])
+
+
+def _pixels_attributes(path) -> dict:
+    """The OME ``Pixels`` element's attributes, parsed from the file's OME-XML."""
+    import xml.etree.ElementTree as ElementTree
+
+    with tifffile.TiffFile(path) as tif:
+        root = ElementTree.fromstring(tif.ome_metadata)
+    namespace = root.tag.split("}")[0] + "}"
+    return dict(root.find(f"{namespace}Image/{namespace}Pixels").attrib)
+
+
+def _frame_interval_by_hand(path) -> float:
+    """The header's analysis duration over the frames it plans (or holds, if more), s."""
+    header = read_header(path)
+    return header.analysis_duration_s / max(header.n_frames_header, header.n_frames)
+
+
+def test_every_stack_writer_stores_the_time_between_frames(tmp_path):
+    from napari_nanosims._napari.layers import file_layer_data
+    from napari_nanosims._napari.writers import write_ome_tiff_layers
+
+    demo = make_demo_im(tmp_path / "cells.im", n_frames=5, seed=2, size=64)
+    expected = _frame_interval_by_hand(demo["path"])
+    assert expected > 0
+    # The write_ome_tiff recipe step.
+    run_recipe(demo["path"], Recipe((("write_ome_tiff", {"folder": str(tmp_path / "step")}),)))
+    # napari's File > Save Selected Layers as OME-TIFF, all frames and the first two.
+    layers = file_layer_data(open_acquisition(demo["path"]))
+    write_ome_tiff_layers(str(tmp_path / "layers.ome.tif"), layers)
+    first_two = [(np.asarray(data)[:2], attributes, kind) for data, attributes, kind in layers]
+    write_ome_tiff_layers(str(tmp_path / "two.ome.tif"), first_two)
+    # nanosims process (already had it).
+    paths = process_file(demo["path"], Recipe((("sum_frames", {}),)), tmp_path / "process")[1]
+    for path in (tmp_path / "step" / "cells.ome.tif", tmp_path / "layers.ome.tif",
+                 tmp_path / "two.ome.tif", paths["stack"]):
+        pixels = _pixels_attributes(path)
+        assert float(pixels["TimeIncrement"]) == pytest.approx(expected), path.name
+        assert pixels["TimeIncrementUnit"] == "s"
+        assert read_ome_tiff(path)["time_increment_s"] == pytest.approx(expected)
+    # Layers that did not come from a file have no duration: no TimeIncrement.
+    plain = [(np.ones((3, 8, 8), np.uint16), {"name": "a", "scale": (1.0, 0.5, 0.5)}, "image")]
+    write_ome_tiff_layers(str(tmp_path / "plain.ome.tif"), plain)
+    assert "TimeIncrement" not in _pixels_attributes(tmp_path / "plain.ome.tif")

@@ -44,11 +44,11 @@ def output_paths(input_path: str | os.PathLike, out_dir: str | os.PathLike | Non
 
 
 def frame_time_s(acquisition: Acquisition) -> float | None:
-    """Time between frames: the analysis duration over the frames in the file, s."""
-    duration = float(getattr(acquisition.header, "analysis_duration_s", 0) or 0)
-    frames = max(int(getattr(acquisition.header, "n_frames_header", 0) or 0),
-                 int(acquisition.header.n_frames))
-    return duration / frames if duration > 0 and frames else None
+    """Time between frames: the analysis duration over the frames in the file, s
+    (:func:`napari_nanosims.export.ometiff.frame_interval_s` of its header)."""
+    from .export.ometiff import frame_interval_s
+
+    return frame_interval_s(acquisition.header)
 
 
 def processing_record(acquisition: Acquisition, recipe: Recipe, paths: dict) -> dict[str, Any]:

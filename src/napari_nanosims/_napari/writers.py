@@ -13,7 +13,14 @@ import numpy as np
 
 def _acquisition_from_layers(layer_data: list[tuple]):
     """One acquisition from (data, attributes, type) tuples of image layers: the layers are
-    its channels, in order; header and history come from napari-nanosims metadata."""
+    its channels, in order; header and history come from napari-nanosims metadata.
+
+    Returns
+    -------
+    (Acquisition, ImHeader or None)
+        The acquisition (its header has the layers' shape) and the header of the file the
+        layers came from, as it was (None for layers without napari-nanosims metadata).
+    """
     import dataclasses
 
     from ..io.acquisition import Acquisition, HistoryRecord, channels_from_header
@@ -38,6 +45,7 @@ def _acquisition_from_layers(layer_data: list[tuple]):
         counts, labels, masses_amu=[float(info.get("mass_amu") or 0.0) for info in infos],
         pixel_size_um=float(scale[-1]), name=images[0][1].get("name", "layers"))
     header = acquisition.header
+    original = None
     if infos[0].get("header"):
         original = ImHeader.from_dict({**header.to_dict(), **infos[0]["header"]})
         header = dataclasses.replace(
@@ -50,22 +58,29 @@ def _acquisition_from_layers(layer_data: list[tuple]):
     history = tuple(HistoryRecord(h["step"], h.get("parameters", {}), h.get("version", "?"))
                     for h in infos[0].get("history", []) if "step" in h)
     return Acquisition(header=header, channels=channels_from_header(header), counts=counts,
-                       history=history)
+                       history=history), original
 
 
 def write_nrrd_layers(path: str, layer_data: list[tuple]) -> list[str]:
     """Save image layers (one per mass) as an OpenMIMS ``.nrrd`` file."""
     from ..export.nrrd import write_nrrd
 
-    return [os.fspath(write_nrrd(_acquisition_from_layers(layer_data), path, overwrite=True))]
+    acquisition, _ = _acquisition_from_layers(layer_data)
+    return [os.fspath(write_nrrd(acquisition, path, overwrite=True))]
 
 
 def write_ome_tiff_layers(path: str, layer_data: list[tuple]) -> list[str]:
-    """Save image layers (one per mass) as an OME-TIFF (TCYX, µm, channel names, history)."""
-    from ..export.ometiff import acquisition_description, atomic_outputs, write_ome_tiff
+    """Save image layers (one per mass) as an OME-TIFF (TCYX, µm, channel names, history;
+    ``TimeIncrement``, the time between frames in s, when the layers came from a file)."""
+    from ..export.ometiff import (acquisition_description, atomic_outputs, frame_interval_s,
+                                  write_ome_tiff)
 
-    acquisition = _acquisition_from_layers(layer_data)
+    acquisition, original = _acquisition_from_layers(layer_data)
+    # The frame interval of the acquisition the layers came from, whatever the number of
+    # frames saved (the restored header counts only the frames saved).
+    interval = frame_interval_s(original) if original is not None else None
     with atomic_outputs({"tif": path}, overwrite=True) as temporary:
         write_ome_tiff(temporary["tif"], acquisition.counts, "TCYX", acquisition.pixel_size_um,
-                       acquisition.labels, acquisition_description(acquisition, "stack"))
+                       acquisition.labels, acquisition_description(acquisition, "stack"),
+                       time_increment_s=interval)
     return [os.fspath(path)]

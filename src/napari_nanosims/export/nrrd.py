@@ -5,15 +5,19 @@ The layout is OpenMIMS's (``docs/export.md``): an attached ASCII header, raw dat
 masses, their symbols, the true dwell time and the correction flags. We add a few
 ``napari_nanosims_*`` keys (the labels as written, the header and the history as JSON)
 which OpenMIMS keeps as free metadata and which :func:`read_nrrd` uses to give back
-the acquisition as it was.
+the acquisition as it was, and a checksum of the data (``napari_nanosims_data_sha256``):
+tools such as the NanoSIMS Stabilizer copy every key into the files they write, so the
+checksum is what tells our history apart from data changed since.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import gzip
+import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +26,18 @@ import numpy as np
 from .._errors import ImFormatError
 from .ometiff import atomic_outputs, json_ready, software_versions
 
-__all__ = ["write_nrrd", "read_nrrd", "read_nrrd_header", "nrrd_symbol"]
+__all__ = ["write_nrrd", "read_nrrd", "read_nrrd_header", "nrrd_symbol", "data_sha256",
+           "CHECKSUM_KEY", "CHANGED_OUTSIDE"]
+
+#: The key holding :func:`data_sha256` of the data written.
+CHECKSUM_KEY = "napari_nanosims_data_sha256"
+#: History step of a file whose data no longer match the checksum we wrote.
+CHANGED_OUTSIDE = "changed_outside_napari_nanosims"
+#: What OpenMIMS's reader splits a header line on: a colon and Java's ``\s+`` (space,
+#: tab, line feed, vertical tab, form feed, carriage return; ``Nrrd_Reader.getFieldPart``).
+_OPENMIMS_SPLIT = re.compile(":[ \t\n\x0b\f\r]+")
+#: Values hashed at a time (8 bytes each): 8 MiB of float64 at most besides the data.
+_HASH_CHUNK_VALUES = 1024 * 1024
 
 _TYPES = {"float": ">f4", "uint16": ">u2", "double": ">f8", "int16": ">i2", "uint8": "u1",
           "int32": ">i4", "uint32": ">u4", "int8": "i1", "short": ">i2", "ushort": ">u2",
@@ -36,11 +51,56 @@ def nrrd_symbol(label: str, kind: str = "ion") -> str:
 
 
 def _clean(value) -> str:
-    """One header value: no line breaks, no ': ' (OpenMIMS splits lines there)."""
-    text = str(value).replace("\r", " ").replace("\n", "&/&/&")
-    while ": " in text:
-        text = text.replace(": ", ":")
-    return text
+    """One header value as OpenMIMS reads it whole.
+
+    Line breaks become ``&/&/&`` (as OpenMIMS writes notes), and the white space after a
+    colon is dropped: OpenMIMS splits every header line on a colon followed by white
+    space and keeps only the text before it (``'cell:\\tA'`` is written ``'cell:A'``).
+    """
+    text = str(value).replace("\r\n", "\n").replace("\r", "\n").replace("\n", "&/&/&")
+    return _OPENMIMS_SPLIT.sub(":", text)
+
+
+def _json_value(value) -> str:
+    """``value`` as one-line JSON that OpenMIMS and pynrrd read whole and unchanged.
+
+    Compact separators put no space after a structural colon, and ``json.dumps`` escapes
+    every control character, so a colon followed by white space can only be a colon and a
+    space inside a string: that space is written as the JSON escape ``\\u0020``, which
+    parses back to the same text.
+    """
+    text = json.dumps(json_ready(value), separators=(",", ":"), ensure_ascii=True)
+    return text.replace(": ", ":\\u0020")
+
+
+def data_sha256(stored) -> str:
+    """SHA-256 (hex) of the data of a ``.nrrd`` file, whatever its type and byte order.
+
+    Parameters
+    ----------
+    stored : array_like, shape (masses, planes, height, width)
+        The values in file order (x fastest, masses slowest); C-contiguous, or a copy is
+        made.
+
+    Returns
+    -------
+    str
+        The hash of every value as a big-endian IEEE float64, in file order, with every
+        NaN written as the one quiet NaN and -0.0 as 0.0: the same values stored as
+        uint16 or float32, big- or little-endian (pynrrd writes little-endian) give the
+        same checksum. Hashed in chunks, so the only extra memory is one chunk.
+    """
+    data = np.asarray(stored)
+    digest = hashlib.sha256()
+    flat = data.reshape(-1)
+    floating = data.dtype.kind == "f"
+    for start in range(0, flat.size, _HASH_CHUNK_VALUES):
+        chunk = flat[start:start + _HASH_CHUNK_VALUES].astype(">f8")
+        if floating:  # integers have neither NaN nor -0.0
+            chunk += 0.0  # -0.0 + 0.0 is 0.0
+            chunk[np.isnan(chunk)] = np.nan
+        digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _qsa_record(acquisition):
@@ -90,9 +150,7 @@ def _mims_keys(acquisition) -> list[tuple[str, str]]:
             "translations_px": acquisition.translations,
             "software": software_versions()}
     for name, value in ours.items():
-        keys.append((f"napari_nanosims_{name}",
-                     _clean(json.dumps(json_ready(value), separators=(",", ":"),
-                                       ensure_ascii=True))))
+        keys.append((f"napari_nanosims_{name}", _json_value(value)))
     return keys
 
 
@@ -122,10 +180,10 @@ def write_nrrd(acquisition, path: str | os.PathLike, *, overwrite: bool = False)
     -------
     pathlib.Path
         The file written. Data are uint16 when every value is a whole number from 0 to
-        65535, else float32 (OpenMIMS reads nothing else); big-endian, raw encoding.
+        65535, else float32 (OpenMIMS reads nothing else); big-endian, raw encoding. The
+        header holds :func:`data_sha256` of the data as written (``CHECKSUM_KEY``) and no
+        time stamp: the same acquisition always gives the same bytes.
     """
-    import datetime
-
     path = Path(path)
     if os.path.lexists(path) and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
@@ -134,8 +192,7 @@ def write_nrrd(acquisition, path: str | os.PathLike, *, overwrite: bool = False)
     version = software_versions().get("napari-nanosims", "?")
     lines = [
         "NRRD0004",
-        f"# Created by napari-nanosims {version} at "
-        f"{datetime.datetime.now().isoformat(timespec='seconds')}",
+        f"# Created by napari-nanosims {version}",
         f"type: {kind}",
         "encoding: raw",
         "endian: big",
@@ -146,6 +203,7 @@ def write_nrrd(acquisition, path: str | os.PathLike, *, overwrite: bool = False)
         "centers: node node node node",
         'units: "pixel" "pixel" "pixel" "pixel"',
     ] + [f"{key}:={value}" for key, value in _mims_keys(acquisition)]
+    lines.append(f"{CHECKSUM_KEY}:={data_sha256(data)}")
     text = "\n".join(lines) + "\n\n"
     with atomic_outputs({"nrrd": path}, overwrite) as temporary:
         with open(temporary["nrrd"], "wb") as handle:
@@ -199,7 +257,13 @@ def read_nrrd(path: str | os.PathLike):
         Counts ``(frames, masses, height, width)`` as stored (uint16 or float32), the mass
         labels (restored with their spaces from our own files; ``'-'`` becomes SE), the
         pixel size and dwell time from the ``Mims_*`` keys, and for files we wrote the
-        original header and history.
+        original header and history. The history and translations are restored only
+        when the data still match the checksum we wrote (:func:`data_sha256`): a file
+        another tool changed but whose header it copied (the NanoSIMS Stabilizer does)
+        comes back as a new acquisition whose history is one step,
+        ``changed_outside_napari_nanosims``, holding the old history as ``before``
+        (and the recorded and found checksums); its translations no longer describe the
+        data and are dropped. The header (sample, date, masses) is kept.
 
     Raises
     ------
@@ -245,8 +309,8 @@ def read_nrrd(path: str | os.PathLike):
             data = np.frombuffer(gzip.decompress(payload), dtype=dtype, count=count)
         else:
             raise ImFormatError(f"{path}: NRRD encoding {encoding!r} is not supported")
-    counts = data.reshape(n_masses, n_frames, height, width).transpose(1, 0, 2, 3)
-    counts = np.ascontiguousarray(counts, dtype=dtype.newbyteorder("="))
+    stored = data.reshape(n_masses, n_frames, height, width)
+    counts = np.ascontiguousarray(stored.transpose(1, 0, 2, 3), dtype=dtype.newbyteorder("="))
 
     def ours(name) -> Any:
         try:
@@ -280,6 +344,19 @@ def read_nrrd(path: str | os.PathLike):
     history = tuple(HistoryRecord(h["step"], h.get("parameters", {}), h.get("version", "?"))
                     for h in (ours("history") or []) if isinstance(h, dict) and "step" in h)
     translations = ours("translations_px")
+    if history or translations is not None or CHECKSUM_KEY in pairs:
+        recorded = pairs.get(CHECKSUM_KEY, "").strip()
+        found = data_sha256(stored)
+        if recorded != found:
+            # The header describes data that are no longer these (another tool wrote new
+            # data under our copied keys): keep what was done before as information only.
+            reason = ("the data do not match the checksum napari-nanosims wrote"
+                      if recorded else "the file has no data checksum to check the "
+                      "napari-nanosims history against")
+            history = (HistoryRecord(CHANGED_OUTSIDE, {
+                "reason": reason, "before": [record.to_dict() for record in history],
+                "data_sha256_recorded": recorded or None, "data_sha256_found": found}),)
+            translations = None
     return Acquisition(header=header, channels=channels_from_header(header), counts=counts,
                        path=os.path.abspath(path), history=history,
                        translations=None if translations is None else np.asarray(translations))

@@ -53,7 +53,8 @@ def _run_write_nrrd(acquisition, *, folder, overwrite):
 
 
 def _run_write_ome_tiff(acquisition, *, folder, overwrite):
-    from .ometiff import acquisition_description, atomic_outputs, write_ome_tiff
+    from .ometiff import (acquisition_description, atomic_outputs, frame_interval_s,
+                          write_ome_tiff)
 
     yield 0, 1
     target = export_targets("write_ome_tiff", acquisition.stem,
@@ -63,7 +64,8 @@ def _run_write_ome_tiff(acquisition, *, folder, overwrite):
     target.parent.mkdir(parents=True, exist_ok=True)
     with atomic_outputs({"tif": target}, overwrite) as temporary:
         write_ome_tiff(temporary["tif"], acquisition.counts, "TCYX", acquisition.pixel_size_um,
-                       acquisition.labels, acquisition_description(acquisition, "stack"))
+                       acquisition.labels, acquisition_description(acquisition, "stack"),
+                       time_increment_s=frame_interval_s(acquisition.header))
     yield 1, 1
     return acquisition.with_step("write_ome_tiff", {"folder": folder, "overwrite": overwrite,
                                                     "written": os.fspath(target)})

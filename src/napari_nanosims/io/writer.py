@@ -52,15 +52,52 @@ def _layout_offsets(n_masses: int, legacy: bool) -> dict[str, int]:
                 header_image=header_image, header_size=header_image + L.HEADER_IMAGE_SIZE)
 
 
+def _is_se(label: str, amu: float) -> bool:
+    return label.strip().upper() in ("SE", "ESI") or amu == 0
+
+
+def _detector_slot(name: Any, legacy: bool) -> int:
+    """The trolley slot of a detector named ``'EM1'``..``'EM7'`` or ``'SE'``."""
+    key = str(name).strip().upper()
+    slots = {f"EM{k}": k for k in range(1, 6)}
+    if not legacy:
+        slots.update(EM6=10, EM7=11)
+    slots.update(SE=SE_SLOT, ESI=SE_SLOT)
+    if key not in slots:
+        raise ValueError(f"detectors: {name!r} is not a detector of this layout; use one of "
+                         f"{', '.join(sorted(k for k in slots if k != 'ESI'))}")
+    return slots[key]
+
+
 def _trolley_slots(labels: Sequence[str], masses_amu: Sequence[float],
-                   legacy: bool = False) -> list[int]:
-    """The trolley slot of each mass, as the Cameca software assigns them (SE in slot 8)."""
-    slots, ion_slots = [], iter(LEGACY_ION_SLOTS if legacy else ION_SLOTS)
-    for label, amu in zip(labels, masses_amu):
-        if label.strip().upper() in ("SE", "ESI") or amu == 0:
-            slots.append(SE_SLOT)
-        else:
-            slots.append(next(ion_slots, 0))
+                   legacy: bool = False,
+                   detectors: Sequence[str | None] | None = None) -> list[int]:
+    """The trolley slot of each mass (1-5 EM1-EM5, 8 SE, 10 and 11 EM6 and EM7).
+
+    ``detectors`` names the detector of each mass; masses without one (None, or no
+    ``detectors`` at all) take the free electron multipliers in order, as the Cameca
+    software assigns them, and SE its slot 8.
+    """
+    if detectors is None:
+        detectors = [None] * len(labels)
+    if len(detectors) != len(labels):
+        raise ValueError(f"detectors: need one per mass ({len(labels)}), got {len(detectors)}")
+    chosen = [None if name is None else _detector_slot(name, legacy) for name in detectors]
+    for k, (label, amu, slot) in enumerate(zip(labels, masses_amu, chosen)):
+        if slot is not None and (slot == SE_SLOT) != _is_se(label, amu):
+            raise ValueError(f"detectors: mass {k} ({label!r}, {amu} amu) cannot be on "
+                             f"{detectors[k]!r}: SE (and only SE, 0 amu) is on the SE "
+                             f"detector")
+    taken = [slot for slot in chosen if slot is not None]
+    if len(set(taken)) != len(taken):
+        raise ValueError(f"detectors: each detector holds one mass; got {list(detectors)}")
+    free = iter(slot for slot in (LEGACY_ION_SLOTS if legacy else ION_SLOTS)
+                if slot not in taken)
+    slots = []
+    for label, amu, slot in zip(labels, masses_amu, chosen):
+        if slot is None:
+            slot = SE_SLOT if _is_se(label, amu) else next(free, 0)
+        slots.append(slot)
     return slots
 
 
@@ -76,7 +113,7 @@ def _check_text(name: str, value: Any, size: int) -> str:
 
 
 def _build_header(shape, labels, masses_amu, raster_um, dwell_time_us, legacy,
-                  metadata) -> bytes:
+                  metadata, detectors=None, duration_s=None) -> bytes:
     n_frames, n_masses, height, width = shape
     order = ">" if legacy else "<"
     off = _layout_offsets(n_masses, legacy)
@@ -88,8 +125,10 @@ def _build_header(shape, labels, masses_amu, raster_um, dwell_time_us, legacy,
         raise ValueError(f"analysis_date must be a datetime.datetime, not {date!r}")
     stage = metadata.get("stage_position_um", (0, 0, 0))
     frame_time_s = dwell_time_us * 1e-6 * width * height
-    slots = _trolley_slots(labels, masses_amu, legacy)
+    slots = _trolley_slots(labels, masses_amu, legacy, detectors)
     has_se = SE_SLOT in slots
+    if duration_s is None:
+        duration_s = frame_time_s * n_frames
     file_name = _check_text("file name", metadata.get("file_name", ""), 64)
 
     L.encode_block(header, 0, L.DEF_ANALYSIS, order, dict(
@@ -101,7 +140,7 @@ def _build_header(shape, labels, masses_amu, raster_um, dwell_time_us, legacy,
         nSamplePosz=int(stage[2]), date=date.strftime("%d.%m.%y"),
         heure=date.strftime("%H:%M")))
     L.encode_block(header, L.DEF_ANALYSIS_SIZE, L.MASK_IM, order, dict(
-        filename="", anal_duration=int(round(frame_time_s * n_frames)),
+        filename="", anal_duration=int(round(duration_s)),
         cycle_number=n_frames, nb_mass=n_masses))
 
     for k, (label, amu) in enumerate(zip(labels, masses_amu)):
@@ -146,7 +185,7 @@ def _build_header(shape, labels, masses_amu, raster_um, dwell_time_us, legacy,
     L.encode_block(header, apn, L.ANAL_PARAM_NANO, order, dict(
         pszNomStruct="Anal_param_nano", nRelease=7 if legacy else 8, nIsN50Large=0,
         pszComment=_check_text("comment", metadata.get("comment", ""), 256)))
-    current = metadata.get("primary_current_pA", (2.0, 2.0))
+    current = metadata.get("primary_current_raw", (2, 2))
     L.encode_block(header, apn + L.AP_PRIMARY_OFFSET, L.AP_PRIMARY, order, dict(
         pszIon=_check_text("primary_ion", metadata.get("primary_ion", "Cs+"), 8),
         nPrimCurrentT0=int(current[0]), nPrimCurrentTEnd=int(current[1]),
@@ -193,7 +232,9 @@ def _build_header(shape, labels, masses_amu, raster_um, dwell_time_us, legacy,
 
 def write_im(filename: str | os.PathLike, data, labels: Sequence[str],
              masses_amu: Sequence[float], raster_um: float, dwell_time_us: float,
-             *, legacy: bool = False, overwrite: bool = False, **metadata: Any) -> str:
+             *, legacy: bool = False, overwrite: bool = False,
+             detectors: Sequence[str | None] | None = None, duration_s: float | None = None,
+             **metadata: Any) -> str:
     """Write counts as a Cameca NanoSIMS ``.im`` image file.
 
     Parameters
@@ -217,10 +258,19 @@ def write_im(filename: str | os.PathLike, data, labels: Sequence[str],
         big-endian, 2-byte release-11 layout (counts must then be below 65536).
     overwrite : bool
         Replace an existing file.
+    detectors : sequence of str or None, optional
+        The detector of each mass: ``'EM1'``..``'EM5'`` (and ``'EM6'``, ``'EM7'`` unless
+        ``legacy``) or ``'SE'`` (the SE mass, and only it); each detector once. None (for
+        all or for one mass) takes the free electron multipliers in order, EM1 first.
+        Stored as the trolley slot of the mass, which is what readers map to detectors.
+    duration_s : float, optional
+        Analysis duration, seconds (stored as whole seconds; it sets the time between
+        frames, duration / frames). Default: dwell × pixels × frames, the counting time
+        alone; real acquisitions take longer.
     **metadata
         Optional header fields: ``sample_name``, ``comment``, ``user``, ``experiment``,
         ``method``, ``analysis_name``, ``analysis_date`` (datetime),
-        ``stage_position_um`` (x, y, z), ``primary_ion``, ``primary_current_pA``
+        ``stage_position_um`` (x, y, z), ``primary_ion``, ``primary_current_raw``
         (start, end), ``dead_times_ns``, ``em_yields_percent`` and ``em_backgrounds_cps``
         (7 values each, EM1-EM7), ``file_name``, and
         ``signed`` (default True): False leaves out the napari-nanosims signature, as in
@@ -237,10 +287,20 @@ def write_im(filename: str | os.PathLike, data, labels: Sequence[str],
     FileExistsError
         If ``filename`` exists and ``overwrite`` is False.
     ValueError
-        If an argument is inconsistent (shape, label count, counts out of range).
+        If an argument is inconsistent (shape, label count, counts out of range,
+        detectors).
+
+    Notes
+    -----
+    To write an opened acquisition back with its detectors and duration::
+
+        header = acquisition.header
+        write_im(path, acquisition.counts, header.labels, header.masses_amu,
+                 header.raster_um, header.dwell_time_us, detectors=header.detectors,
+                 duration_s=header.analysis_duration_s)
     """
     known = {"sample_name", "comment", "user", "experiment", "method", "analysis_name",
-             "analysis_date", "stage_position_um", "primary_ion", "primary_current_pA",
+             "analysis_date", "stage_position_um", "primary_ion", "primary_current_raw",
              "dead_times_ns", "em_yields_percent", "em_backgrounds_cps", "file_name",
              "signed"}
     unknown = set(metadata) - known
@@ -263,13 +323,22 @@ def write_im(filename: str | os.PathLike, data, labels: Sequence[str],
         raise ValueError(f"raster_um must be a positive number of micrometres, not {raster_um}")
     if not (np.isfinite(dwell_time_us) and dwell_time_us > 0):
         raise ValueError(f"dwell_time_us must be positive, not {dwell_time_us}")
+    if duration_s is not None:
+        try:
+            seconds = float(duration_s)
+        except (TypeError, ValueError):
+            seconds = float("nan")
+        if not (np.isfinite(seconds) and 0 <= round(seconds) < 2**31):
+            raise ValueError(f"duration_s must be a number of seconds from 0 to 2**31 - 1, "
+                             f"not {duration_s!r}")
     path = os.fspath(filename)
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
 
     metadata.setdefault("file_name", os.path.basename(path)[:63])
     header = _build_header(shape, list(labels), list(masses_amu), float(raster_um),
-                           float(dwell_time_us), legacy, metadata)
+                           float(dwell_time_us), legacy, metadata,
+                           None if detectors is None else list(detectors), duration_s)
     dtype = np.dtype(">u2" if legacy else "<u4")
     limit = np.iinfo(dtype).max
     frame_bytes = n_masses * height * width * dtype.itemsize
