@@ -68,8 +68,9 @@ def add_ratio_command(sub) -> None:
                        help="e.g. '12C15N/12C14N' (repeat for several)")
     ratio.add_argument("--kernel", type=int, default=1,
                        help="odd box size in pixels: counts summed before the ratio (default 1)")
-    ratio.add_argument("--min-counts", type=float, default=None,
-                       help="pixels where a used mass has fewer counts are NaN")
+    ratio.add_argument("--min-counts", type=float, default=10.0,
+                       help="pixels where an ion mass of the expression has fewer raw counts "
+                            "(after the kernel sum) are NaN (default 10; 0 keeps every pixel)")
     ratio.add_argument("--range", type=float, nargs=2, metavar=("LOW", "HIGH"),
                        help="display range of the PNG (default: 1st-99th percentile)")
     ratio.add_argument("--recipe", metavar="FILE", help="process the file with this recipe first")
