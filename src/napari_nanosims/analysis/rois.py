@@ -1,11 +1,20 @@
-"""Regions of interest: segmentation, per-ROI ratios of sums with errors, dispersion tests."""
+"""Regions of interest: segmentation, per-ROI ratios of sums with errors, dispersion tests.
+
+Per-frame ROI sums are exact counts: after alignment each ROI is mapped back into the
+frames as they were before it (``Acquisition.unaligned``), so sub-pixel shifts never
+interpolate the counts that errors and the dispersion test rely on.
+"""
 
 from __future__ import annotations
+
+import dataclasses
+import warnings
 
 import numpy as np
 
 from ..io.acquisition import Acquisition
-from .accumulate import Accumulation, accumulate
+from .accumulate import (Accumulation, _frame_indices, has_fractional_shifts,
+                         stage_before_alignment)
 from .expression import Node, evaluate_node, parse
 
 __all__ = ["segment_rois", "roi_table", "depth_profile"]
@@ -70,19 +79,198 @@ def segment_rois(image, *, method: str = "otsu", smoothing_px: float = 1.0,
     return labels.astype(np.int32)
 
 
-def _two_terms(node: Node):
-    """(A, B) labels for A/B and A/(A+B) (or A/(B+A)) expressions, else None."""
-    if node.kind != "binary" or node.value != "/" or node.children[0].kind != "label":
+# -- where the per-frame ROI sums come from ---------------------------------------------
+# The detector corrections: once one ran, the counts are no longer Poisson counts, and the
+# dispersion test needs the raw counts kept beside them.
+_CORRECTIONS = ("correct_dead_time", "subtract_em_background", "correct_qsa",
+                "correct_em_yield")
+
+
+@dataclasses.dataclass(frozen=True)
+class _FramePlan:
+    """Which frames of which acquisition to read, and where the ROIs sit in them.
+
+    ``frames[i]`` is the frame of ``acquisition`` read for the i-th selected frame;
+    ``shifts[i]`` (rows, columns), whole pixels, is how far its content moved on the way
+    to the aligned image (None: the ROIs sit where they were drawn). ``exact`` is True
+    when the sums are of recorded pixels (unshifted, or moved by whole pixels) and the
+    raw counts are known; ``reason`` says why not.
+    """
+
+    acquisition: Acquisition
+    frames: np.ndarray
+    shifts: np.ndarray | None
+    exact: bool
+    reason: str = ""
+
+
+def _before_alignment(source: Acquisition):
+    """(acquisition before alignment, its frame for each frame of ``source``, total
+    translation of each frame of ``source``) or None when the counts cannot be traced back.
+
+    Frames left out after alignment (``exclude_frames``, which records the positions it
+    dropped) are followed; any step after alignment that changes counts (a correction
+    after whole-pixel alignment, say) ends the trace, since the frames before alignment
+    lack it. An acquisition aligned twice is traced through both alignments, adding the
+    translations.
+    """
+    traced = stage_before_alignment(source)
+    if traced is None or tuple(traced[0].shape[1:]) != tuple(source.shape[1:]):
         return None
-    a, denominator = node.children[0].value, node.children[1]
-    if denominator.kind == "label":
-        return a, denominator.value
-    if denominator.kind == "binary" and denominator.value == "+" and all(
-            child.kind == "label" for child in denominator.children):
-        names = [child.value for child in denominator.children]
-        if a in names and len(set(names)) == 2:
-            return a, next(name for name in names if name != a)
-    return None
+    before, kept, _record = traced
+    translations = np.asarray(source.translations, dtype=np.float64)
+    deeper = _before_alignment(before)
+    if deeper is not None:
+        first, frames, moved = deeper
+        return first, frames[kept], moved[kept] + translations
+    return before, kept, translations
+
+
+def _raw_known(acquisition: Acquisition) -> bool:
+    """False when the counts were corrected but the raw counts were not kept."""
+    return acquisition.raw_counts is not None or not any(
+        acquisition.applied(name) for name in _CORRECTIONS)
+
+
+def _subpixel_history(history) -> bool:
+    """True when the steps include a sub-pixel alignment (interpolated counts)."""
+    return any(record.name == "align_frames" and record.parameters.get("method") == "subpixel"
+               for record in history)
+
+
+def _frame_plan(source: Acquisition, selected) -> _FramePlan:
+    selected = np.asarray(selected, dtype=np.int64)
+    traced = _before_alignment(source) if source.translations is not None else None
+    if traced is not None:
+        first, frames, moved = traced
+        # A raw pixel belongs to the ROI its centre lands in after the shift:
+        # centre q + 0.5 + t falls in pixel q + floor(t + 0.5).
+        shifts = np.floor(moved[selected] + 0.5).astype(np.int64)
+        plan = _FramePlan(first, frames[selected], shifts, True)
+        if first.translations is not None and has_fractional_shifts(first.translations):
+            plan = dataclasses.replace(plan, exact=False, reason=(
+                "the earliest frames that could be traced back were already shifted by "
+                "fractions of a pixel (interpolated counts)"))
+    elif source.translations is not None and has_fractional_shifts(source.translations):
+        plan = _FramePlan(source, selected, None, False,
+                          "the ROI sums are of frames shifted by fractions of a pixel "
+                          "(interpolated counts): the frames before alignment are not "
+                          "available, or the counts were changed after alignment")
+    elif source.translations is None and _subpixel_history(source.history):
+        plan = _FramePlan(source, selected, None, False,
+                          "the history has a sub-pixel alignment but the acquisition holds "
+                          "neither its translations nor the frames before it, so the ROI "
+                          "sums are of interpolated counts")
+    else:
+        plan = _FramePlan(source, selected, None, True)
+    if plan.exact and not _raw_known(plan.acquisition):
+        plan = dataclasses.replace(plan, exact=False, reason=(
+            "the counts were corrected but the raw counts were not kept, so the dispersion "
+            "test treats corrected counts as Poisson counts"))
+    return plan
+
+
+def _shift_labels(labels: np.ndarray, rows: int, columns: int) -> np.ndarray:
+    """The ROI of each pixel of a frame whose content moved by (rows, columns) to the
+    labelled image: ``out[q] = labels[q + shift]``, 0 where ``q + shift`` is outside.
+
+    No wrapping: pixels whose content left the field belong to no ROI.
+    """
+    height, width = labels.shape
+    out = np.zeros_like(labels)
+    if abs(rows) >= height or abs(columns) >= width:
+        return out
+    out[max(0, -rows):height - max(0, rows), max(0, -columns):width - max(0, columns)] = \
+        labels[max(0, rows):height - max(0, -rows), max(0, columns):width - max(0, -columns)]
+    return out
+
+
+def _frame_sums(plan: _FramePlan, labels: np.ndarray, n: int, indices):
+    """Per frame, channel and ROI: (counts, variances, raw counts), each (frames, channels, n).
+
+    Pixels whose (corrected) count is not finite count 0 in all three.
+    """
+    acquisition = plan.acquisition
+    indices = np.asarray(indices, dtype=np.int64)
+    shape = (len(plan.frames), len(indices), n)
+    counts, variances, raw = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+    offsets = (np.arange(len(indices)) * n)[:, None]
+
+    def in_rois(array, frame, pixels):
+        """(channels, pixels) values of one frame at the given flat pixel indices."""
+        values = np.asarray(array[frame], dtype=np.float64)[indices]
+        return values.reshape(len(indices), -1)[:, pixels]
+
+    for row, frame in enumerate(plan.frames):
+        frame_labels = labels if plan.shifts is None else _shift_labels(labels,
+                                                                        *plan.shifts[row])
+        inside = np.flatnonzero(frame_labels)
+        # one bincount per quantity for all channels: bin = channel * n + roi - 1
+        bins = (frame_labels.ravel()[inside] - 1)[None, :] + offsets
+        value = in_rois(acquisition.counts, frame, inside)
+        finite = np.isfinite(value)
+        variance = (in_rois(acquisition.variance, frame, inside)
+                    if acquisition.variance is not None else value)
+        recorded = (in_rois(acquisition.raw_counts, frame, inside)
+                    if acquisition.raw_counts is not None else value)
+        for out, values in ((counts, value), (variances, variance), (raw, recorded)):
+            values = np.where(finite & np.isfinite(values), values, 0.0)
+            out[row] = np.bincount(bins.ravel(), weights=values.ravel(),
+                                   minlength=len(indices) * n).reshape(len(indices), n)
+    return counts, variances, raw
+
+
+# -- dispersion across frames ------------------------------------------------------------
+# Positive (A, B) pairs at which an expression of two masses is checked to depend on
+# A/B alone (Euler: A df/dA + B df/dB = 0 for a function of the ratio).
+_PROBE_A = np.array([1.3, 0.21, 3.7, 17.0, 0.05])
+_PROBE_B = np.array([0.7, 5.0, 2.9, 0.04, 11.0])
+
+
+def _ratio_pair(node: Node):
+    """(A, B) when the expression uses two masses and depends on their ratio A/B only
+    (A/B, 1000*A/B, 100*A/(A+B), A/(B+A), delta(A/B, R), log(A/B), ...), else None."""
+    used = node.labels()
+    if len(used) != 2:
+        return None
+    result = evaluate_node(node, {used[0]: _PROBE_A, used[1]: _PROBE_B})
+    d_a = np.broadcast_to(result.gradient.get(used[0], 0.0), _PROBE_A.shape)
+    d_b = np.broadcast_to(result.gradient.get(used[1], 0.0), _PROBE_B.shape)
+    euler, scale = _PROBE_A * d_a + _PROBE_B * d_b, np.abs(_PROBE_A * d_a) + np.abs(
+        _PROBE_B * d_b)
+    if not (np.all(np.isfinite(result.value)) and np.all(np.isfinite(scale))
+            and np.all(scale > 0) and np.all(np.abs(euler) <= 1e-9 * scale)):
+        return None
+    return used[0], used[1]
+
+
+def _binomial_dispersion(a_k: np.ndarray, b_k: np.ndarray):
+    """chi2 and dof of A_k ~ Binomial(A_k + B_k, p) across frames (rows), per ROI (columns).
+
+    ``p`` is estimated as sum A / sum(A + B); frames with no counts are skipped; NaN where
+    fewer than two frames have counts or one mass has none at all.
+    """
+    n_k = a_k + b_k
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = a_k.sum(axis=0) / n_k.sum(axis=0)
+        expected_variance = n_k * p * (1 - p)
+        terms = np.where(n_k > 0, (a_k - n_k * p) ** 2 / expected_variance, 0.0)
+    used = (n_k > 0).sum(axis=0)
+    valid = (used > 1) & (p > 0) & (p < 1)
+    chi2 = np.where(valid, terms.sum(axis=0), np.nan)
+    return chi2, np.where(valid, used - 1, np.nan).astype(float)
+
+
+def _weighted_dispersion(values: np.ndarray, sigmas: np.ndarray):
+    """chi2 and dof of per-frame values (rows) around their variance-weighted mean."""
+    usable = np.isfinite(values) & np.isfinite(sigmas) & (sigmas > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        weights = np.where(usable, 1.0 / np.where(usable, sigmas, 1.0) ** 2, 0.0)
+        values = np.where(usable, values, 0.0)
+        mean = (weights * values).sum(axis=0) / weights.sum(axis=0)
+        chi2 = (weights * (values - mean) ** 2).sum(axis=0)
+    used = usable.sum(axis=0)
+    return np.where(used > 1, chi2, np.nan), np.where(used > 1, used - 1, np.nan).astype(float)
 
 
 def _check_labels(labels, shape) -> np.ndarray:
@@ -101,20 +289,6 @@ def _per_roi(labels: np.ndarray, image: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(labels.ravel(), weights=values.ravel(), minlength=n + 1)[1:]
 
 
-def _frame_sums(acquisition: Acquisition, labels, frames, n, indices):
-    """(frames, channels, rois) sums of counts and variances per frame."""
-    counts = np.zeros((len(frames), len(indices), n))
-    variances = np.zeros_like(counts)
-    for row, frame in enumerate(frames):
-        images = np.asarray(acquisition.counts[frame], dtype=np.float64)
-        frame_variance = (np.asarray(acquisition.variance[frame], dtype=np.float64)
-                          if acquisition.variance is not None else images)
-        for column, index in enumerate(indices):
-            counts[row, column] = _per_roi(labels, images[index], n)
-            variances[row, column] = _per_roi(labels, frame_variance[index], n)
-    return counts, variances
-
-
 def _expression_values(node: Node, sums: dict, variances: dict):
     result = evaluate_node(node, sums)
     value = np.broadcast_to(result.value, next(iter(sums.values())).shape).astype(float)
@@ -123,39 +297,58 @@ def _expression_values(node: Node, sums: dict, variances: dict):
     return value, np.sqrt(np.asarray(variance, dtype=float) * np.ones_like(value))
 
 
+def _warn_inexact(name: str, reason: str) -> None:
+    warnings.warn(f"{name}: {reason}; the ROI errors and the dispersion test are "
+                  "approximate", UserWarning, stacklevel=3)
+
+
 def roi_table(source, labels, expressions=(), *, frames=None):
     """One tidy table of ROI statistics: channel totals and expressions with their errors.
 
     Parameters
     ----------
     source : Acquisition or Accumulation
-        An Acquisition keeps its frames, so the dispersion test runs; an Accumulation
-        gives sums only.
+        An Acquisition keeps its frames, so the sums are exact counts and the dispersion
+        test runs; an Accumulation gives sums only.
     labels : array_like of int, (height, width)
-        ROI image, 0 = background. No pixel inside an ROI is ever thresholded away.
+        ROI image on the (aligned) frames, 0 = background. No pixel inside an ROI is ever
+        thresholded away.
     expressions : sequence of str
         Expressions of the masses (see :func:`napari_nanosims.evaluate`), evaluated on the
         ROI's summed counts: a ratio of sums, never a mean of pixel ratios.
     frames : sequence of int, optional
-        Frames to use (Acquisition only); default all.
+        Frames to use (Acquisition only, indices of its frames); default all.
 
     Returns
     -------
     pandas.DataFrame
         One row per ROI and quantity: ``roi``, ``quantity``, ``value``, ``sigma``,
-        ``n_pixels``, ``area_um2``, ``centroid_y_um``, ``centroid_x_um``,
-        ``equivalent_diameter_um``, ``frames_used``, ``chi2``, ``dof``, ``p_value``,
-        ``mswd``. Channel rows hold total counts and sqrt of the summed variance. For
-        two-term ratios and fractions, ``chi2`` tests whether ``A/(A+B)`` varies across
-        frames more than counting allows (binomial, ``dof`` = frames used - 1); NaN
-        where it does not apply.
+        ``n_pixels``, ``area_um2`` (µm²), ``centroid_y_um``, ``centroid_x_um`` (µm),
+        ``equivalent_diameter_um`` (µm), ``frames_used``, ``chi2``, ``dof``, ``p_value``,
+        ``mswd``, ``sigma_inflated``, ``exact_counts``. Channel rows hold total counts and
+        sqrt of the summed variance. ``n_pixels``, the area and the centroid count only
+        the ROI's pixels that some used frame covered (coverage > 0). Expression rows
+        carry a dispersion test across frames (NaN for an Accumulation or one frame):
+        for an expression of two masses A, B that depends on A/B alone, ``chi2`` tests
+        whether the raw ``A_k`` are binomial in ``A_k + B_k`` with one fraction for all
+        frames (``dof`` = frames used - 1); for other expressions, a variance-weighted
+        chi-square of the per-frame values around their weighted mean. ``mswd`` =
+        chi2/dof, ``sigma_inflated`` = sigma * sqrt(max(mswd, 1)). ``exact_counts`` says
+        whether the sums are of recorded pixels (see Notes).
 
     Notes
     -----
-    ROIs are drawn on the aligned image. For an acquisition aligned with whole-pixel
-    shifts, each frame's aligned counts are its raw counts moved by that frame's
-    translation, so the per-frame ROI sums are exact Poisson counts. After sub-pixel
-    shifts they are interpolated, and the dispersion test is then only approximate.
+    ROIs are drawn on the aligned image. When the acquisition was aligned by
+    ``align_frames``, it keeps the acquisition before alignment (``unaligned``): each
+    ROI is mapped back into each unshifted frame with that frame's translation (a raw
+    pixel belongs to the ROI its centre lands in, whole pixels, nothing wraps), and
+    the counts of the unshifted frames are summed there. Per-frame ROI sums are then
+    exact counts even after sub-pixel shifts, and the binomial test uses the raw counts
+    (before detector corrections). Frames left out after alignment are followed. When
+    the frames before alignment are not available (or the counts were changed after
+    alignment, as a correction after whole-pixel alignment does) the aligned frames are
+    summed: exact for whole-pixel shifts, approximate after sub-pixel shifts, which
+    warns and sets ``exact_counts`` False.
     """
     import pandas as pd
     from scipy import stats
@@ -164,29 +357,54 @@ def roi_table(source, labels, expressions=(), *, frames=None):
     if frames is not None and not frames_kept:
         raise ValueError("frames can only be chosen for an Acquisition (an Accumulation "
                          "is already summed)")
-    total = accumulate(source, frames) if frames_kept else source
-    if not isinstance(total, Accumulation):
+    if not frames_kept and not isinstance(source, Accumulation):
         raise ValueError("source must be an Acquisition or an Accumulation, not "
                          f"{type(source).__name__}")
-    labels = _check_labels(labels, total.coverage.shape)
-    n = int(labels.max()) if labels.size else 0
+    labels_list = list(source.labels)
+    channels = list(range(len(labels_list)))
+    if frames_kept:
+        selected = _frame_indices(frames, source.n_frames, source.name)
+        labels = _check_labels(labels, source.shape[2:])
+        n = int(labels.max()) if labels.size else 0
+        plan = _frame_plan(source, selected)
+        if not plan.exact:
+            _warn_inexact(source.name, plan.reason)
+        per_frame, per_frame_variance, per_frame_raw = _frame_sums(plan, labels, n, channels)
+        totals, total_variances = per_frame.sum(axis=0), per_frame_variance.sum(axis=0)
+        sums = {label: totals[k] for k, label in enumerate(labels_list)}
+        variances = {label: total_variances[k] for k, label in enumerate(labels_list)}
+        coverage = (np.asarray(source.coverage)[list(selected)].sum(axis=0) if
+                    source.coverage is not None else np.ones(labels.shape))
+        exact = plan.exact
+        n_frames_used = len(selected)
+    else:
+        labels = _check_labels(labels, source.coverage.shape)
+        n = int(labels.max()) if labels.size else 0
+        sums = {label: _per_roi(labels, source.counts[k], n)
+                for k, label in enumerate(labels_list)}
+        variances = {label: _per_roi(labels, source.variance[k], n)
+                     for k, label in enumerate(labels_list)}
+        coverage = source.coverage
+        exact = not _subpixel_history(source.history)
+        if not exact:
+            _warn_inexact("accumulation", "the sums of a sub-pixel aligned acquisition are "
+                          "interpolated counts (pass the aligned Acquisition itself for "
+                          "exact counts)")
+        n_frames_used = len(source.frames)
     rois = np.arange(1, n + 1)
-    pixels = np.bincount(labels.ravel(), minlength=n + 1)[1:]
-    present = pixels > 0
+    present = np.bincount(labels.ravel(), minlength=n + 1)[1:] > 0
+    covered = np.where(coverage > 0, labels, 0).ravel()
+    pixels = np.bincount(covered, minlength=n + 1)[1:]
     yy, xx = np.indices(labels.shape)
-    px = total.pixel_size_um
+    px = source.pixel_size_um
     with np.errstate(invalid="ignore", divide="ignore"):
-        centroid_y = (np.bincount(labels.ravel(), yy.ravel(), n + 1)[1:] / pixels + 0.5) * px
-        centroid_x = (np.bincount(labels.ravel(), xx.ravel(), n + 1)[1:] / pixels + 0.5) * px
+        centroid_y = (np.bincount(covered, yy.ravel(), n + 1)[1:] / pixels + 0.5) * px
+        centroid_x = (np.bincount(covered, xx.ravel(), n + 1)[1:] / pixels + 0.5) * px
     area = pixels * px ** 2
     geometry = dict(n_pixels=pixels, area_um2=area, centroid_y_um=centroid_y,
                     centroid_x_um=centroid_x,
                     equivalent_diameter_um=2 * np.sqrt(area / np.pi),
-                    frames_used=np.full(n, len(total.frames)))
-    labels_list = list(total.labels)
-    sums = {label: _per_roi(labels, total.counts[k], n) for k, label in enumerate(labels_list)}
-    variances = {label: _per_roi(labels, total.variance[k], n)
-                 for k, label in enumerate(labels_list)}
+                    frames_used=np.full(n, n_frames_used))
     tables = []
 
     def rows(quantity, value, sigma, chi2=None, dof=None):
@@ -196,9 +414,12 @@ def roi_table(source, labels, expressions=(), *, frames=None):
         with np.errstate(invalid="ignore", divide="ignore"):
             mswd = chi2 / dof
             p_value = np.where(dof > 0, stats.chi2.sf(chi2, np.maximum(dof, 1)), np.nan)
+            inflated = np.where(np.isfinite(mswd), sigma * np.sqrt(np.maximum(mswd, 1.0)),
+                                np.nan)
         tables.append(pd.DataFrame(dict(roi=rois, quantity=quantity, value=value,
                                         sigma=sigma, **geometry, chi2=chi2, dof=dof,
-                                        p_value=p_value, mswd=mswd))[present])
+                                        p_value=p_value, mswd=mswd, sigma_inflated=inflated,
+                                        exact_counts=np.full(n, exact)))[present])
 
     for label in labels_list:
         rows(label, sums[label], np.sqrt(variances[label]))
@@ -206,29 +427,44 @@ def roi_table(source, labels, expressions=(), *, frames=None):
         node = parse(expression, labels_list)
         value, sigma = _expression_values(node, sums, variances)
         chi2 = dof = None
-        pair = _two_terms(node)
-        if pair is not None and frames_kept and len(total.frames) > 1:
-            per_frame, _ = _frame_sums(source, labels, total.frames, n,
-                                       [labels_list.index(pair[0]), labels_list.index(pair[1])])
-            a_k, b_k = per_frame[:, 0], per_frame[:, 1]
-            n_k = a_k + b_k
-            with np.errstate(invalid="ignore", divide="ignore"):
-                p = a_k.sum(axis=0) / n_k.sum(axis=0)
-                terms = np.where(n_k > 0, (a_k - n_k * p) ** 2 / (n_k * p * (1 - p)), 0.0)
-            used = (n_k > 0).sum(axis=0)
-            chi2 = np.where(used > 1, terms.sum(axis=0), np.nan)
-            dof = np.where(used > 1, used - 1, np.nan).astype(float)
+        if frames_kept and n_frames_used > 1:
+            pair = _ratio_pair(node)
+            if pair is not None:
+                a, b = (labels_list.index(label) for label in pair)
+                chi2, dof = _binomial_dispersion(per_frame_raw[:, a], per_frame_raw[:, b])
+            else:
+                frame_sums = {label: per_frame[:, k] for k, label in enumerate(labels_list)}
+                frame_variances = {label: per_frame_variance[:, k]
+                                   for k, label in enumerate(labels_list)}
+                chi2, dof = _weighted_dispersion(
+                    *_expression_values(node, frame_sums, frame_variances))
         rows(node.text(), value, sigma, chi2, dof)
     if not tables:
         return pd.DataFrame(columns=["roi", "quantity", "value", "sigma", *geometry,
-                                     "chi2", "dof", "p_value", "mswd"])
+                                     "chi2", "dof", "p_value", "mswd", "sigma_inflated",
+                                     "exact_counts"])
     return pd.concat(tables, ignore_index=True)
 
 
 def depth_profile(source: Acquisition, labels, expression: str):
-    """The expression per ROI and frame: ``roi``, ``frame``, ``value``, ``sigma``.
+    """The expression of each ROI in each frame.
 
-    Uses each frame's ROI sums and their variances (first-order propagation).
+    Parameters
+    ----------
+    source : Acquisition
+        The frames (aligned or not).
+    labels : array_like of int, (height, width)
+        ROI image on the (aligned) frames, 0 = background.
+    expression : str
+        An expression of the masses (see :func:`napari_nanosims.evaluate`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``roi``, ``frame`` (index of the frames of ``source``), ``value`` and ``sigma``:
+        the expression of the frame's ROI sums and its first-order error from their
+        variances. After alignment the ROIs are mapped back into the unshifted frames as
+        in :func:`roi_table`, so each frame's sums are exact counts.
     """
     import pandas as pd
 
@@ -240,14 +476,19 @@ def depth_profile(source: Acquisition, labels, expression: str):
     node = parse(expression, source.labels)
     used = node.labels()
     indices = [source.labels.index(label) for label in used]
-    frames = list(range(source.n_frames))
-    counts, variances = _frame_sums(source, labels, frames, n, indices)
-    present = np.bincount(labels.ravel(), minlength=n + 1)[1:] > 0
-    records = []
-    for row, frame in enumerate(frames):
-        sums = {label: counts[row, k] for k, label in enumerate(used)}
-        var = {label: variances[row, k] for k, label in enumerate(used)}
-        value, sigma = _expression_values(node, sums, var)
-        for roi in np.flatnonzero(present):
-            records.append((roi + 1, frame, value[roi], sigma[roi]))
-    return pd.DataFrame.from_records(records, columns=["roi", "frame", "value", "sigma"])
+    plan = _frame_plan(source, range(source.n_frames))
+    if not plan.exact:
+        _warn_inexact(source.name, plan.reason)
+    counts, variances, _ = _frame_sums(plan, labels, n, indices)
+    sums = {label: counts[:, k] for k, label in enumerate(used)}
+    var = {label: variances[:, k] for k, label in enumerate(used)}
+    if not used:  # a constant: no counts involved
+        sums = {"": np.zeros((source.n_frames, n))}
+        var = {}
+    value, sigma = _expression_values(node, sums, var)  # (frames, rois)
+    present = np.flatnonzero(np.bincount(labels.ravel(), minlength=n + 1)[1:] > 0)
+    frame_index = np.repeat(np.arange(source.n_frames), len(present))
+    roi_index = np.tile(present, source.n_frames)
+    return pd.DataFrame({"roi": roi_index + 1, "frame": frame_index,
+                         "value": value[frame_index, roi_index],
+                         "sigma": sigma[frame_index, roi_index]})

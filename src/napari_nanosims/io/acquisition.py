@@ -160,13 +160,19 @@ class Acquisition:
         frames; see :func:`~napari_nanosims.register_frames`).
     acquisition_id : str
         Unique per opened file; kept by every acquisition derived from it.
+    unaligned : Acquisition or None
+        Set by ``align_frames``: the acquisition as it was before alignment (its counts,
+        raw counts and variance unshifted), so that ROI statistics can map each ROI back
+        into each unshifted frame and sum exact counts. It keeps the previous arrays
+        alive: a second copy of the counts in memory after cleaning or corrections, only
+        the memory map for an acquisition straight from a file.
     """
 
     def __init__(self, *, header: ImHeader, channels: Sequence[Channel], counts,
                  path: str | None = None, variance=None, history=(), translations=None,
                  hot_pixels=None, sums=None, acquisition_id: str | None = None,
                  raw_counts=None, coverage=None, derived=(), roi_labels=None,
-                 roi_statistics=None, registration=None):
+                 roi_statistics=None, registration=None, unaligned=None):
         shape = tuple(getattr(counts, "shape", ()))
         if len(shape) != 4:
             raise ValueError(f"counts must have shape (frames, masses, height, width); "
@@ -195,6 +201,7 @@ class Acquisition:
         self.roi_labels = roi_labels
         self.roi_statistics = roi_statistics
         self.registration = registration
+        self.unaligned = unaligned
         self.acquisition_id = acquisition_id or uuid.uuid4().hex
         self._closed = False
 
@@ -259,7 +266,8 @@ class Acquisition:
                       sums=self.sums, acquisition_id=self.acquisition_id,
                       raw_counts=self.raw_counts, coverage=self.coverage,
                       derived=self.derived, roi_labels=self.roi_labels,
-                      roi_statistics=self.roi_statistics, registration=self.registration)
+                      roi_statistics=self.roi_statistics, registration=self.registration,
+                      unaligned=self.unaligned)
         unknown = set(changes) - set(values)
         if unknown:
             raise TypeError(f"unknown acquisition fields {sorted(unknown)}")
@@ -406,7 +414,7 @@ def synthetic_header(name, shape, labels, masses_amu, se_index, slots, detectors
         frame_time_s=float(dwell_time_us) * width * height * 1e-6, sample_name="",
         comment="", user="", experiment="", method="", analysis_name="synthetic",
         analysis_date=None, analysis_duration_s=0, stage_position_um=(0, 0, 0),
-        primary_ion="", primary_current_pA=(0, 0), dead_times_ns=tuple(dead_times_ns),
+        primary_ion="", primary_current_raw=(0, 0), dead_times_ns=tuple(dead_times_ns),
         em_yields_percent=(100.0,) * len(dead_times_ns), header_size=0,
         mask_nano_version=0, anal_param_nano_release=0, detectors=tuple(detectors),
         em_backgrounds_cps=(0,) * len(dead_times_ns))

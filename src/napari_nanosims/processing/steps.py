@@ -173,14 +173,20 @@ def _run_align_frames(acquisition: Acquisition, *, channel, method, upsample_fac
     done = total - n_frames
     shifted = yield from _apply(counts, translations, padding, done, total)
     extra = {}
-    # What travels with the counts moves with them. Sub-pixel shifts weight the variance
-    # like the counts (weights w, not w**2): a conservative, larger variance.
-    for name in ("variance", "raw_counts"):
-        values = getattr(acquisition, name)
-        if values is not None:
-            extra[name] = _shift_quietly(values, translations, padding)
-    ones = np.ones((n_frames, 1, height, width), np.float32 if np.issubdtype(
-        np.asarray(translations).dtype, np.floating) else np.uint8)
+    # What travels with the counts moves with them; nothing moved out of the frame wraps.
+    # A sub-pixel shift makes each pixel a weighted sum sum_i w_i c_i of independent raw
+    # pixels, with the variance sum_i w_i**2 Var(c_i): the variance moves with the
+    # squared weights. Raw counts (variance None: Poisson, Var(c) = c) get theirs from
+    # the counts, as the interpolated counts are no longer Poisson.
+    fractional = not np.all(np.asarray(translations) == np.round(translations))
+    variance = acquisition.variance
+    if variance is None and fractional:
+        variance = counts
+    if variance is not None:
+        extra["variance"] = _shift_quietly(variance, translations, padding, variance=True)
+    if acquisition.raw_counts is not None:
+        extra["raw_counts"] = _shift_quietly(acquisition.raw_counts, translations, padding)
+    ones = np.ones((n_frames, 1, height, width), np.float32 if fractional else np.uint8)
     extra["coverage"] = _shift_quietly(ones, translations, padding)[:, 0].astype(np.float32)
     if region is not None and not isinstance(region, str):
         region = f"mask of {int(np.count_nonzero(region))} px"  # the history holds text
@@ -190,16 +196,17 @@ def _run_align_frames(acquisition: Acquisition, *, channel, method, upsample_fac
         recorded["flagged_frames"] = [int(f) for f in np.flatnonzero(registration.flagged)]
     return acquisition.with_step("align_frames", recorded, counts=shifted,
                                  translations=translations, registration=registration,
-                                 **extra)
+                                 unaligned=acquisition, **extra)
 
 
-def _shift_quietly(values, translations, padding):
+def _shift_quietly(values, translations, padding, variance=False):
     """Apply translations to an array that goes with the counts (warned once already),
-    cropped back to the frame size."""
+    cropped back to the frame size; ``variance``: move it with the squared weights."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return run_to_completion(iter_apply_translations(values, translations,
-                                                         padding=padding, crop=True))
+                                                         padding=padding, crop=True,
+                                                         variance=variance))
 
 
 def _apply(counts, translations, padding, done, total):
@@ -303,7 +310,8 @@ RATIO = Step(
                "log, log10, sqrt, exp, delta(expr, standard)"),
      Parameter("kernel", 1, int, "odd box: counts summed over kernel x kernel before the "
                "expression", unit="px", minimum=1, maximum=101, odd=True),
-     Parameter("min_counts", None, float, "pixels where a used mass has fewer counts are NaN",
+     Parameter("min_counts", 10.0, float, "pixels where an ion mass the expression uses has "
+               "fewer raw counts (after the kernel sum) are NaN; 0 keeps every pixel",
                unit="counts", minimum=0.0, maximum=1e12, optional=True)),
     _run_ratio)
 
