@@ -1,6 +1,8 @@
 """Take the screenshots in docs/images: the viewer with the demo and each dock widget.
 
-    xvfb-run -a -s "-screen 0 1280x1024x24" python scripts/screenshots.py [OUT_DIR]
+    xvfb-run -a -s "-screen 0 1280x1024x24" python scripts/screenshots.py [OUT_DIR] [WxH]
+
+WxH is the window size (default 1280x1024; napari's first start is 1089x661).
 """
 
 from __future__ import annotations
@@ -57,7 +59,9 @@ def main() -> None:
     import napari
 
     viewer = napari.Viewer(title="napari-nanosims", show=True)
-    viewer.window._qt_window.resize(1280, 1024)
+    width, height = (int(v) for v in (sys.argv[2] if len(sys.argv) > 2 else
+                                      "1280x1024").split("x"))
+    viewer.window._qt_window.resize(width, height)
     open_viewer([], viewer=viewer)
     panel = viewer.window.dock_widgets["NanoSIMS (napari-nanosims)"]
     settle(1.0)
@@ -79,8 +83,8 @@ def main() -> None:
     viewer.reset_view()
     settle(1.0)
     save_window(viewer, out / "viewer.png")
-    for index, name in enumerate(("hot_pixels", "corrections", "align_frames", "ratio",
-                                  "header")):
+    for index, name in ((0, "hot_pixels"), (1, "corrections"), (2, "align_frames"),
+                        (3, "ratio"), (5, "header")):  # 4 is the ROIs tab, taken below
         panel.tabs.setCurrentIndex(index)
         settle(0.3)
         panel.grab().save(str(out / f"widget_{name}.png"))

@@ -45,7 +45,7 @@ def test_header_matches_oracle(real):
     assert header.analysis_date.isoformat() == ref["analysis_date"]
     assert list(header.stage_position_um) == ref["stage_position_um"]
     assert header.primary_ion == ref["primary_ion"]
-    assert list(header.primary_current_pA) == ref["primary_current_pA"]
+    assert list(header.primary_current_raw) == ref["primary_current_pA"]  # unit unknown
     assert list(header.dead_times_ns) == ref["em_deadtime_ns"]
     assert header.mask_nano_version == ref["mask_nano_version"]
     assert header.anal_param_nano_release == ref["anal_param_nano_release"]

@@ -21,8 +21,9 @@ from .processing.steps import (STEPS, align_frames, clean_hot_pixels,
 from .processing.recipe import Recipe, RecipeCancelled, default_recipe, run_recipe
 from .processing.corrections import (CorrectionWarning, correct_dead_time, correct_em_yield,
                                      correct_qsa, subtract_em_background)
-from .analysis.accumulate import Accumulation, accumulate
-from .analysis.ratios import STANDARDS, DerivedImage, evaluate, significance
+from .analysis.accumulate import Accumulation, KernelVarianceWarning, accumulate
+from .analysis.ratios import (STANDARDS, DerivedImage, SignificanceImage, evaluate,
+                              significance)
 from .analysis.display import hsi_rgb
 from .analysis.rois import depth_profile, roi_table, segment_rois
 from .export.lans import write_lans
@@ -85,8 +86,10 @@ __all__ = [
     "correct_qsa",
     "subtract_em_background",
     "Accumulation",
+    "KernelVarianceWarning",
     "accumulate",
     "DerivedImage",
+    "SignificanceImage",
     "STANDARDS",
     "evaluate",
     "hsi_rgb",

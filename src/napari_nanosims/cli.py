@@ -45,10 +45,16 @@ def _format_header(header: ImHeader) -> str:
         f"  date        : {date}",
         f"  sample      : {header.sample_name or '-'}"
         + (f"  comment: {header.comment}" if header.comment else ""),
-        f"  primary beam: {header.primary_ion or '?'} "
-        f"{header.primary_current_pA[0]} pA",
+        f"  primary beam: {header.primary_ion or '?'}; header field 'primary current' "
+        f"(unit unknown): {_raw_current(header.primary_current_raw[0])} at start, "
+        f"{_raw_current(header.primary_current_raw[1])} at end",
     ]
     return "\n".join(lines)
+
+
+def _raw_current(value: int) -> str:
+    """The header's primary-current field as stored; 2**31 - 1 marks 'not measured'."""
+    return "not measured" if value == 2**31 - 1 else str(value)
 
 
 def _cmd_info(args) -> int:

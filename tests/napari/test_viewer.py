@@ -361,6 +361,8 @@ def test_corrections_tab_then_alignment_with_frame_selection(make_napari_viewer,
     aligner = AlignFramesWidget(viewer)
     assert "12C 14N: EM3, 44 ns" in corrector.info.value and "µs" in corrector.info.value
     corrector.qsa.value = True
+    assert corrector.run() is None and "beta" in shown[-1]  # no default beta
+    corrector.beta.value = 0.5
     assert corrector.run() is None and "primary current" in shown[-1]
     _run_and_wait(qtbot, cleaner, "cleaned", 6)
     corrector.primary_current.value = 2.0

@@ -146,7 +146,7 @@ HEADER_GROUPS = (
     ("Tab_mass (masses)", ("n_masses", "labels", "masses_amu", "trolley_slots", "detectors",
                            "se_index")),
     ("Mask_nano and B field (scan)", ("mask_nano_version", "dwell_time_us", "frame_time_s")),
-    ("Anal_param_nano (beam, detectors)", ("comment", "primary_ion", "primary_current_pA",
+    ("Anal_param_nano (beam, detectors)", ("comment", "primary_ion", "primary_current_raw",
                                            "raster_um", "dead_times_ns", "em_yields_percent",
                                            "em_backgrounds_cps", "anal_param_nano_release")),
     ("Def_analysis_bis (sample)", ("sample_name", "experiment", "method")),

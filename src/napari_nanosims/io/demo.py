@@ -155,7 +155,7 @@ def make_demo_im(filename: str | os.PathLike, seed: int = 0, *, n_frames: int = 
         overwrite=overwrite, sample_name="demo cells", comment=f"napari-nanosims demo, seed {seed}",
         analysis_date=_dt.datetime(2024, 5, 17, 9, 30), user="demo",
         experiment="demo", method="simulated", stage_position_um=(1200, -3400, 150),
-        primary_current_pA=(2, 2))
+        primary_current_raw=(2, 2))
     return dict(path=path, drift_px=drift, translations_px=translations,
                 hot_pixels=hot_pixels, labels=DEMO_LABELS, masses_amu=DEMO_MASSES_AMU,
                 raster_um=raster_um, dwell_time_us=dwell_time_us,

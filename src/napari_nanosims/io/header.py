@@ -71,8 +71,11 @@ class ImHeader:
         Stage x, y, z, micrometres.
     primary_ion : str
         Primary ion source, e.g. ``'Cs+'``.
-    primary_current_pA : tuple of int
-        Primary current at the start and the end of the analysis, picoampere.
+    primary_current_raw : tuple of int
+        The header's "primary current" field at the start and the end of the analysis
+        (``Anal_param_nano``), as stored. Its unit is not established: the shared files
+        hold 23 430-47 130, about 10**4 times a NanoSIMS imaging beam in pA, so it is not
+        the current at the sample that QSA needs (2147483647: not measured).
     dead_times_ns : tuple of int
         Dead time of the electron multipliers EM1.. EM5 (and EM6, EM7 when stored), ns.
     em_yields_percent : tuple of float
@@ -119,7 +122,7 @@ class ImHeader:
     analysis_duration_s: int
     stage_position_um: tuple[int, int, int]
     primary_ion: str
-    primary_current_pA: tuple[int, int]
+    primary_current_raw: tuple[int, int]
     dead_times_ns: tuple[int, ...]
     em_yields_percent: tuple[float, ...]
     header_size: int

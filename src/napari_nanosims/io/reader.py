@@ -221,7 +221,7 @@ class MimsFile:
             analysis_duration_s=blocks["mask_im"].anal_duration,
             stage_position_um=(da.sple_pos_x, da.sple_pos_y, da.nSamplePosz),
             primary_ion=ap.prim.pszIon,
-            primary_current_pA=(ap.prim.nPrimCurrentT0, ap.prim.nPrimCurrentTEnd),
+            primary_current_raw=(ap.prim.nPrimCurrentT0, ap.prim.nPrimCurrentTEnd),
             dead_times_ns=tuple(int(dead) for dead, _, _ in em),
             em_yields_percent=tuple(float(y) for _, y, _ in em),
             em_backgrounds_cps=tuple(int(b) for _, _, b in em),

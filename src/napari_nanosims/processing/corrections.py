@@ -241,12 +241,13 @@ BACKGROUND = Step(
 QSA = Step(
     "correct_qsa", "QSA",
     "Correct quasi-simultaneous arrivals (after dead time): c (1 + beta K).",
-    (Parameter("beta", 0.5, float, "QSA coefficient, one number or one per mass label "
-               "(no header field; 0.5 in the Poisson model, 0.6-1.0 measured)",
-               minimum=0.0, maximum=5.0, per_label=True),
-     Parameter("primary_current_pA", 2.0, float, "primary current at the sample (FCo), "
-               "measured by the user; the header's 'primary current' is not it",
-               unit="pA", above=0.0, maximum=1e6)),
+    (Parameter("beta", None, float, "QSA coefficient, one number or one per mass label, "
+               "measured for your instrument (no header field; 0.5 in the Poisson model, "
+               "0.6-1.0 measured)", minimum=0.0, maximum=5.0, per_label=True,
+               required=True),
+     Parameter("primary_current_pA", None, float, "primary current at the sample (FCo), "
+               "measured by the user; the header's 'primary current' field is not it",
+               unit="pA", above=0.0, maximum=1e6, required=True)),
     _run_qsa)
 YIELD = Step(
     "correct_em_yield", "EM yield",

@@ -56,6 +56,9 @@ class Parameter:
     text_format : callable or None
         For text values: called with the value, raises ValueError when it is malformed
         (so that a recipe fails before any work, not in the middle).
+    required : bool
+        There is no default: the value must be given (``default`` is None), because any
+        default would be a number nobody measured (QSA's beta and primary current).
     """
 
     name: str
@@ -73,6 +76,7 @@ class Parameter:
     per_label: bool = False
     mask_ok: bool = False
     text_format: Any = None
+    required: bool = False
 
     @property
     def flag(self) -> str:
@@ -100,6 +104,9 @@ class Parameter:
         if value is None:
             if self.optional:
                 return None
+            if self.required:
+                raise ValueError(f"{where}{self.name} must be given; it has no default "
+                                 f"({self.help})")
             raise ValueError(f"{where}{self.name} must be given (None is not allowed)")
         if self.kind is bool:
             if isinstance(value, bool) or type(value).__name__ == "bool_":

@@ -115,33 +115,48 @@ class Recipe:
                           for name, parameters in self.steps]}
 
     def to_toml(self, comments: bool = True) -> str:
-        """TOML text; with ``comments``, each parameter's help and unit above it."""
-        lines = []
+        """TOML text; with ``comments``, each parameter's help and unit above it.
+
+        Written with tomlkit, so any value a parameter can hold (per-label tables such as
+        ``dead_times_ns = {"12C" = 40.0}``, text with quotes or backslashes) is valid TOML
+        that :meth:`load` reads back to the same recipe.
+        """
+        import tomlkit
+
+        document = tomlkit.document()
         if comments:
-            lines += ["# napari-nanosims recipe: the steps run in order on each file.",
-                      "# Edit the values; a parameter left out takes its default.", ""]
-        lines += [f'format = "{FORMAT}"', f"version = {VERSION}",
-                  f"roll_data = {_toml_value(self.roll_data)}"]
+            document.add(tomlkit.comment("napari-nanosims recipe: the steps run in order on "
+                                         "each file."))
+            document.add(tomlkit.comment("Edit the values; a parameter left out takes its "
+                                         "default."))
+            document.add(tomlkit.nl())
+        document.add("format", FORMAT)
+        document.add("version", VERSION)
+        document.add("roll_data", self.roll_data)
+        steps = tomlkit.aot()
         for name, parameters in self.steps:
             step = STEPS[name]
-            lines += ["", "[[steps]]"]
+            entry = tomlkit.table()
             if comments:
-                lines.append(f"# {step.title}: {step.help}")
-            lines.append(f'step = "{name}"')
-            resolved = step.resolve(parameters)
-            if not step.parameters:
-                continue
-            lines.append("[steps.parameters]")
-            for parameter in step.parameters:
-                value = resolved[parameter.name]
-                if comments:
-                    lines.append(f"# {parameter.help}"
-                                 + (f" [{parameter.unit}]" if parameter.unit else ""))
-                if value is None:  # TOML has no null: leave it out, meaning the default
-                    lines.append(f"# {parameter.name} = (not set)")
-                else:
-                    lines.append(f"{parameter.name} = {_toml_value(value)}")
-        return "\n".join(lines) + "\n"
+                entry.add(tomlkit.comment(f"{step.title}: {step.help}"))
+            entry.add("step", name)
+            if step.parameters:
+                resolved = step.resolve(parameters)
+                table = tomlkit.table()
+                for parameter in step.parameters:
+                    value = resolved[parameter.name]
+                    if comments:
+                        table.add(tomlkit.comment(
+                            parameter.help + (f" [{parameter.unit}]" if parameter.unit else "")))
+                    if value is None:  # TOML has no null: leave it out, meaning the default
+                        table.add(tomlkit.comment(f"{parameter.name} = (not set)"))
+                    else:
+                        table.add(parameter.name, _toml_item(value))
+                entry.add("parameters", table)
+            steps.append(entry)
+        document.add(tomlkit.nl())
+        document.add("steps", steps)
+        return tomlkit.dumps(document)
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
         """Write as TOML (``.toml``) or JSON (anything else); never overwrites unless asked."""
@@ -169,12 +184,17 @@ class Recipe:
         return Recipe(tuple(steps), self.roll_data)
 
 
-def _toml_value(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return json.dumps(value)  # a JSON string is a valid TOML basic string
-    return repr(value)
+def _toml_item(value):
+    """A tomlkit item for a parameter value (a per-label mapping becomes an inline table)."""
+    import tomlkit
+
+    if isinstance(value, dict):
+        table = tomlkit.inline_table()
+        table.update({str(label): _toml_item(number) for label, number in value.items()})
+        return table
+    if isinstance(value, (list, tuple)):
+        return [_toml_item(v) for v in value]
+    return tomlkit.item(value)
 
 
 def default_recipe() -> Recipe:

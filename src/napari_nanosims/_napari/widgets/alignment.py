@@ -307,7 +307,7 @@ class AlignFramesWidget(FileWidget):
             sums = np.asarray(aligned.counts)[chosen].sum(axis=0)
             summed = aligned.with_step("sum_frames", {"frames": chosen}, sums=sums)
             total = accumulate(aligned, chosen)
-            tuples = (results_for_layers(sources, summed, KIND_ALIGNED)
+            tuples = (results_for_layers(sources, summed, KIND_ALIGNED, source=acquisition)
                       + results_for_layers(sum_sources, summed, KIND_SUM, sums=True)
                       + [coverage_layer_data(first_source, total, summed)])
             return summed, tuples

@@ -50,8 +50,9 @@ class CorrectionsWidget(FileWidget):
         self.background = CheckBox(label="EM background", value=False, tooltip=BACKGROUND.help)
         self.qsa = CheckBox(label="QSA", value=False, tooltip=QSA.help)
         beta, current = QSA.parameters
+        # No default beta or current: any pre-filled number would be one nobody measured.
         self.beta = FloatSpinBox(label="beta", min=0.0, max=beta.maximum, step=0.05,
-                                 value=beta.default, tooltip=beta.help)
+                                 value=0.0, tooltip=beta.help + " (0: not set)")
         self.primary_current = FloatSpinBox(label="primary current (pA)", min=0.0,
                                             max=10_000.0, step=0.1, value=0.0,
                                             tooltip=current.help + " (0: not set)")
@@ -89,6 +90,9 @@ class CorrectionsWidget(FileWidget):
         if self.background.value:
             chosen.append((BACKGROUND, {}))
         if self.qsa.value:
+            if not self.beta.value > 0:
+                raise ValueError("QSA needs beta measured for your instrument (0.5 in the "
+                                 "Poisson model, 0.6-1.0 measured); it has no default")
             if not self.primary_current.value > 0:
                 raise ValueError("QSA needs the primary current at the sample (pA); the "
                                  "header's value is not it")
@@ -114,6 +118,9 @@ class CorrectionsWidget(FileWidget):
             show_warning("Tick at least one correction.")
             return None
         acquisition = acquisition_from_layers(self._viewer, self.file.value, (KIND_CLEANED,))
+        if acquisition is None:
+            show_warning("Some channel layers of this file were deleted; open it again.")
+            return None
         layers = source_layers(self._viewer, self.file.value, (KIND_CLEANED,))
         sources = {c.index: (nanosims_info(layers[c.index]), layer_state(layers[c.index]))
                    for c in acquisition.ion_channels}
@@ -124,7 +131,8 @@ class CorrectionsWidget(FileWidget):
                 warnings.simplefilter("always")
                 for step, parameters in chosen:
                     result = yield from labelled(step.iterate(result, **parameters), step.name)
-            return result, results_for_layers(sources, result, KIND_CORRECTED), [
+            return result, results_for_layers(sources, result, KIND_CORRECTED,
+                                              source=acquisition), [
                 str(w.message) for w in caught]
 
         return self._runner.start(job(), description=f"Correcting: {acquisition.name}",

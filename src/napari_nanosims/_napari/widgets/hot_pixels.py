@@ -192,7 +192,7 @@ class HotPixelWidget(FileWidget):
                 warnings.simplefilter("always")
                 result = yield from labelled(REMOVE_HOT_PIXELS.iterate(acquisition, **params),
                                              "remove_hot_pixels")
-            tuples = results_for_layers(sources, result, KIND_CLEANED)
+            tuples = results_for_layers(sources, result, KIND_CLEANED, source=acquisition)
             return result, tuples, [str(w.message) for w in caught]
 
         return self._runner.start(job(), description=f"Removing hot pixels: {acquisition.name}",

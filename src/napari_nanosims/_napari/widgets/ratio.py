@@ -21,7 +21,7 @@ COLORMAP = "cividis"  # perceptually uniform, readable by colour-blind viewers
 # Isotope pairs with their usual standard: (rare, common, standard name)
 PAIRS = (("12C 15N", "12C 14N", "AIR 15N/14N"), ("13C", "12C", "VPDB 13C/12C"),
          ("12C 13C", "12C2", "VPDB 13C/12C"), ("18O", "16O", "VSMOW 18O/16O"),
-         ("2H", "1H", "VSMOW 2H/1H"))
+         ("2H", "1H", "VSMOW 2H/1H"), ("34S", "32S", "VCDT 34S/32S"))
 KIND_RATIO, KIND_SIGMA, KIND_DISPLAY = "ratio", "ratio sigma", "ratio display"
 
 
@@ -34,7 +34,10 @@ def presets(labels) -> list[tuple[str, str]]:
         if a in squeeze and b in squeeze:
             value = STANDARDS[standard]
             if rare == "12C 13C":  # dimers: 12C13C/12C2 = 2 x 13C/12C
+                # With a 13C atom fraction f, dimers form as 12C13C ~ 2f(1-f) (two
+                # arrangements) and 12C2 ~ (1-f)**2, so 12C13C/(12C13C+2*12C2) = f.
                 found += [(f"{a}/{b}", f"{a}/{b}"), ("13C/12C from dimers", f"{a}/(2*{b})"),
+                          ("at-% 13C from dimers", f"100*{a}/({a}+2*{b})"),
                           (f"delta vs {standard}", f"delta({a}/(2*{b}), {value})")]
             else:
                 found += [(f"{a}/{b}", f"{a}/{b}"), (f"at-% {a}", f"100*{a}/({a}+{b})"),
@@ -63,7 +66,8 @@ class RatioWidget(FileWidget):
         self.kernel = SpinBox(label="kernel (px)", min=1, max=15, step=2, value=1,
                               tooltip="counts summed over a kernel x kernel box first")
         self.min_counts = FloatSpinBox(label="min counts (0 = none)", min=0.0, max=1e9,
-                                       value=0.0)
+                                       value=10.0, tooltip="pixels where a mass has fewer "
+                                       "raw counts (after the kernel sum) are NaN")
         self.display = ComboBox(label="display", choices=list(DISPLAYS), value=DISPLAYS[0])
         self.auto = CheckBox(label="automatic range", value=True)
         self.low = FloatSpinBox(label="range from", min=-1e9, max=1e9, step=0.001, value=0.0)
@@ -156,7 +160,7 @@ class RatioWidget(FileWidget):
         first = next(iter(channel_layers(self._viewer, acquisition_id).values()))
         info, state = nanosims_info(first), layer_state(first)
         settings = dict(kernel=int(self.kernel.value),
-                        min_counts=float(self.min_counts.value) or None,
+                        min_counts=float(self.min_counts.value),
                         display=self.display.value, show_sigma=bool(self.show_sigma.value),
                         value_range=None if self.auto.value else (float(self.low.value),
                                                                   float(self.high.value)))

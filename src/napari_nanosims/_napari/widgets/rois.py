@@ -16,8 +16,10 @@ from ...analysis.accumulate import accumulate
 from ...analysis.rois import THRESHOLDS, depth_profile, roi_table, segment_rois
 from ...processing.steps import default_alignment_channel
 from ._base import FileWidget
-from ._common import (KIND_ALIGNED, KIND_CLEANED, KIND_CORRECTED, acquisition_from_layers,
-                      channel_layers)
+from ._common import (KIND_ALIGNED, KIND_CLEANED, KIND_CORRECTED, RESULTS,
+                      acquisition_from_layers, channel_layers, nanosims_info, source_layers)
+
+SOURCE_KINDS = (KIND_ALIGNED, KIND_CORRECTED, KIND_CLEANED)
 
 ROI_KEY = "nanosims_rois"
 
@@ -68,6 +70,8 @@ class RoiWidget(FileWidget):
         self.native.layout().addWidget(self.table)
         self._figure_canvas = None
         self.statistics = None
+        self.profile = None
+        self._measured = None  # file, history and layers of the last measurement
         self._labels_image = None
         self._debounce = QTimer(self.native)
         self._debounce.setSingleShot(True)
@@ -122,9 +126,22 @@ class RoiWidget(FileWidget):
                 self._closed = True
 
     def _source(self):
-        """The file's acquisition from its aligned (else corrected, cleaned, raw) layers."""
-        return acquisition_from_layers(self._viewer, self.file.value,
-                                       (KIND_ALIGNED, KIND_CORRECTED, KIND_CLEANED))
+        """The file's acquisition from its aligned (else corrected, cleaned, raw) layers:
+        the tab's own result when those layers are intact, so that ROI sums follow the
+        translations back to the unshifted frames and the dispersion test uses raw counts
+        exactly as :func:`roi_table` does on the same steps."""
+        return acquisition_from_layers(self._viewer, self.file.value, SOURCE_KINDS)
+
+    def _source_note(self, acquisition) -> str:
+        """Which layers an acquisition stands for, and whether they are a tab's result."""
+        layers = source_layers(self._viewer, self.file.value, SOURCE_KINDS)
+        ions = [layer for index, layer in layers.items() if index != acquisition.se_index]
+        kinds = " and ".join(dict.fromkeys(nanosims_info(layer)["kind"]
+                                           for layer in ions or layers.values()))
+        if RESULTS.holds(acquisition) or not acquisition.history:
+            return f"on the {kinds} layers"
+        return (f"on the {kinds} layers' pixels (the result behind them is gone: layers "
+                "edited, replaced or mixed)")
 
     # -- find cells -----------------------------------------------------------------------
     def find_cells(self, _value=None):
@@ -189,6 +206,9 @@ class RoiWidget(FileWidget):
             return None
         expressions = [text.strip() for text in self.expressions.value.split(";")
                        if text.strip()]
+        measured = {"file": acquisition.path, "history": acquisition.history_dicts(),
+                    "expressions": self.expressions.value,
+                    "note": self._source_note(acquisition)}
 
         def job():
             yield "measure", 0, 2
@@ -196,7 +216,7 @@ class RoiWidget(FileWidget):
             yield "measure", 1, 2
             profile = (depth_profile(acquisition, labels, expressions[0])
                        if expressions and acquisition.n_frames > 1 else None)
-            return table, profile, labels
+            return table, profile, labels, measured
 
         return self._runner.start(job(), description="Measuring ROIs",
                                   on_returned=self._show)
@@ -204,13 +224,17 @@ class RoiWidget(FileWidget):
     def _show(self, returned) -> None:
         if self._closed:
             return
-        table, profile, labels = returned
+        table, profile, labels, measured = returned
         self.statistics, self.profile, self._labels_image = table, profile, labels
+        self._measured = measured
         self._fill_table(table)
         self._draw_numbers(table)
         self._plot_profile()
         n = int(table.roi.nunique()) if len(table) else 0
-        self.summary.value = f"{n} ROIs measured"
+        exact = bool(table.exact_counts.all()) if len(table) else True
+        self.summary.value = (f"{n} ROIs measured {measured['note']}; "
+                              + ("exact counts" if exact else
+                                 "approximate errors and dispersion test: see the warning"))
 
     def _fill_table(self, table) -> None:
         quantities = [q for q in dict.fromkeys(table.quantity)
@@ -332,16 +356,16 @@ class RoiWidget(FileWidget):
                 show_warning(f"{path} exists; not replaced.")
                 return None
         path = Path(path)
-        acquisition = self._source()
-        table = self.statistics.assign(file=acquisition.path)
+        measured = self._measured  # what the table was measured on, not today's layers
+        table = self.statistics.assign(file=measured["file"])
         table = table[["file"] + [c for c in table.columns if c != "file"]]
         written = [path, path.with_suffix(".json")]
         temporary = path.with_name(path.name + f".partial-{os.getpid()}")
         table.to_csv(temporary, index=False)
         os.replace(temporary, path)
-        sidecar = {"file": acquisition.path, "expressions": self.expressions.value,
+        sidecar = {"file": measured["file"], "expressions": measured["expressions"],
                    "roi_layer": self.roi_layer.value.name if self.roi_layer.value else None,
-                   "history": acquisition.history_dicts()}
+                   "measured": measured["note"], "history": measured["history"]}
         written[1].write_text(json.dumps(sidecar, indent=2, ensure_ascii=False))
         from importlib.util import find_spec
 
