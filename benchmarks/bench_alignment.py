@@ -31,7 +31,7 @@ def accuracy(quick: bool) -> None:
     import openformat.mims as seed
 
     from napari_nanosims import infer_translations
-    from napari_nanosims.processing.simulate import (SCENES, alignment_error_px,
+    from napari_nanosims.testing.simulate import (SCENES, alignment_error_px,
                                                      registration_noise_limit_px, simulate_scene)
 
     window = 192 if quick else 256
@@ -67,7 +67,7 @@ def speed(quick: bool) -> None:
     import scipy.fft
 
     from napari_nanosims import infer_translations
-    from napari_nanosims.processing.simulate import simulate_scene
+    from napari_nanosims.testing.simulate import simulate_scene
 
     print("speed: ms per frame ('subpixel' includes its diagnostics), 2 cores")
     print(f"  {'frames':>12s} {'load':>6s} {'subpixel':>9s} {'seed':>7s} {'FFT floor':>9s} "

@@ -21,8 +21,8 @@ import numpy as np
 
 def main() -> None:
     from napari_nanosims import make_demo_im
-    from napari_nanosims.parallel import process_one, run_batch
-    from napari_nanosims.processing.recipe import default_recipe
+    from napari_nanosims.batch.pool import process_one, run_batch
+    from napari_nanosims.steps.recipe import default_recipe
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=40)

@@ -47,7 +47,7 @@ def main() -> None:
         gaps = [b - a for a, b in zip(ticks, ticks[1:])] or [0.0]
         return max(gaps) * 1000, (time.perf_counter() - started)
 
-    from napari_nanosims.cli import open_viewer
+    from napari_nanosims._napari.viewer import open_viewer
 
     def new_viewer(app: str):
         if app == "nanosims view":

@@ -111,7 +111,7 @@ def bench_accuracy(quick: bool) -> None:
     import openformat.mims as seed
 
     from napari_nanosims import infer_translations, load_mims
-    from napari_nanosims.processing.simulate import (alignment_error_px, registration_noise_limit_px,
+    from napari_nanosims.testing.simulate import (alignment_error_px, registration_noise_limit_px,
                                           simulate_drift)
 
     shared = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from qtpy.QtWidgets import QApplication
 
-from napari_nanosims.cli import open_viewer
+from napari_nanosims._napari.viewer import open_viewer
 
 
 def settle(seconds: float = 0.5) -> None:

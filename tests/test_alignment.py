@@ -11,7 +11,7 @@ import pytest
 from napari_nanosims import (ShiftBeyondPaddingWarning, apply_translations,
                              infer_translations, iter_infer_translations, load_mims)
 from napari_nanosims.processing.alignment import translation_steps
-from napari_nanosims.processing.simulate import (alignment_error_px, registration_noise_limit_px,
+from napari_nanosims.testing.simulate import (alignment_error_px, registration_noise_limit_px,
                                       simulate_drift)
 from conftest import needs_shared, real_file
 

@@ -10,9 +10,9 @@ import pytest
 
 from napari_nanosims import (Acquisition, FrameRegistration, infer_translations,
                              register_frames, run_recipe)
-from napari_nanosims.processing.simulate import (SCENES, alignment_error_px, make_scene,
+from napari_nanosims.testing.simulate import (SCENES, alignment_error_px, make_scene,
                                                  registration_noise_limit_px, simulate_scene)
-from napari_nanosims.processing.steps import parse_frames
+from napari_nanosims.steps.frames import parse_frames
 
 
 def _pooled(values):

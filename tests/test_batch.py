@@ -13,8 +13,8 @@ import tifffile
 from napari_nanosims import make_demo_im
 from napari_nanosims.cli import main
 from napari_nanosims import run_batch
-from napari_nanosims.parallel import process_one
-from napari_nanosims.processing.recipe import Recipe
+from napari_nanosims.batch.pool import process_one
+from napari_nanosims.steps.recipe import Recipe
 
 
 def _files(folder, count=4, n_frames=12):
@@ -98,9 +98,9 @@ def test_dask_distributed_cluster_matches_serial(tmp_path, capsys):
 
 def test_unreachable_scheduler_and_bad_worker_count_are_one_line_errors(tmp_path, capsys,
                                                                          monkeypatch):
-    import napari_nanosims.parallel
+    import napari_nanosims.batch.pool
 
-    monkeypatch.setattr(napari_nanosims.parallel, "CONNECT_TIMEOUT", "2s")
+    monkeypatch.setattr(napari_nanosims.batch.pool, "CONNECT_TIMEOUT", "2s")
     paths, _ = _files(tmp_path, count=2, n_frames=6)
     assert main(["process", *paths, "--workers", "0"]) == 2
     assert "--workers must be 1 or more" in capsys.readouterr().err

@@ -149,7 +149,7 @@ def test_background_and_yield(tmp_path):
 
 
 def test_corrections_refused_after_sums_and_subpixel_shifts_allowed_after_whole_pixels():
-    from napari_nanosims.processing.simulate import simulate_scene
+    from napari_nanosims.testing.simulate import simulate_scene
 
     rng = np.random.default_rng(2)
     # A structured, drifting 12C image (pure noise would not register: no shifts at all).

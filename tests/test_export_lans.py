@@ -12,8 +12,8 @@ from napari_nanosims import make_demo_im, run_recipe
 from napari_nanosims.analysis.rois import depth_profile, roi_table
 from napari_nanosims import write_lans
 from napari_nanosims.export.lans import DAC_COLUMNS, lans_name
-from napari_nanosims.io.acquisition import Acquisition
-from napari_nanosims.processing.recipe import Recipe
+from napari_nanosims.model import Acquisition
+from napari_nanosims.steps.recipe import Recipe
 
 
 def _read_dac(path):

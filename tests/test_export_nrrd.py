@@ -13,7 +13,7 @@ import pytest
 
 from napari_nanosims import make_demo_im, open_acquisition, run_recipe
 from napari_nanosims import read_nrrd, write_nrrd  # the package root exports them
-from napari_nanosims.processing.recipe import Recipe
+from napari_nanosims.steps.recipe import Recipe
 from conftest import needs_shared, real_file
 
 nrrd = pytest.importorskip("nrrd")

@@ -8,10 +8,10 @@ import pytest
 import tifffile
 
 from napari_nanosims import make_demo_im, open_acquisition, read_header, run_recipe
-from napari_nanosims.batch import process_file
+from napari_nanosims.batch.single import process_file
 from napari_nanosims import read_ome_tiff
 from napari_nanosims.export.ometiff import write_ome_tiff
-from napari_nanosims.processing.recipe import Recipe
+from napari_nanosims.steps.recipe import Recipe
 
 
 @pytest.mark.parametrize("n_frames, method", [(1, "sequential"), (6, "subpixel")])

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from napari_nanosims.analysis.expression import Node, evaluate_node, parse
 from napari_nanosims.analysis.ratios import evaluate
-from napari_nanosims.io.acquisition import Acquisition
+from napari_nanosims.model import Acquisition
 
 # Label sets as files have them: with spaces, and labels that are prefixes of others
 # (12C of 12C 13C, 12C2 and 12C 14N; 16O of 16O 1H), and SE (alias Esi).

@@ -252,7 +252,7 @@ def test_unusable_stacks_get_a_clear_error(data, message):
 def test_fused_kernel_identical_to_openformat(dtype, high, shape, monkeypatch):
     """The numba kernel (integer counts, float factor) gives the seed's results, also for
     negative values, one-pixel-wide frames and counts beyond 16 bits."""
-    from napari_nanosims.processing import hot_pixels as module
+    from napari_nanosims.processing.hot_pixels import hot_pixels as module
 
     calls = []
     original = module.kernel_candidates

@@ -24,9 +24,9 @@ from scipy import ndimage
 from napari_nanosims import (STEPS, Acquisition, accumulate, align_frames, correct_dead_time,
                              evaluate)
 from napari_nanosims.analysis.accumulate import Accumulation, KernelVarianceWarning
-from napari_nanosims.processing import steps
+from napari_nanosims.steps import frames as steps
 from napari_nanosims.processing.alignment import translation_matrix
-from napari_nanosims.processing.simulate import make_scene, simulate_drift
+from napari_nanosims.testing.simulate import make_scene, simulate_drift
 
 LABELS = ["12C", "13C"]
 

@@ -13,7 +13,7 @@ import tifffile
 from napari_nanosims import (HotPixelBlindSpotWarning, iter_process_image_data, load_mims,
                              process_image_data, write_im)
 from napari_nanosims.cli import main
-from napari_nanosims.processing.simulate import alignment_error_px
+from napari_nanosims.testing.simulate import alignment_error_px
 from conftest import needs_shared, real_file
 
 KEYS = {"total_lookup", "detector_names", "cleaned", "translations", "aligned", "image_shape",

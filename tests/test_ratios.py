@@ -283,7 +283,7 @@ def test_default_min_counts_masks_pixels_under_10_raw_counts_after_the_kernel():
 
     from napari_nanosims.analysis.ratios import DEFAULT_MIN_COUNTS
     from napari_nanosims.cli import build_parser
-    from napari_nanosims.processing.steps import STEPS
+    from napari_nanosims.steps.registry import STEPS
 
     assert DEFAULT_MIN_COUNTS == 10
     assert inspect.signature(evaluate).parameters["min_counts"].default == DEFAULT_MIN_COUNTS

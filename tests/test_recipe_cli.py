@@ -175,7 +175,7 @@ def test_stale_partials_of_dead_processes_are_removed(tmp_path):
 
 SLOW_WRITER = textwrap.dedent("""
     import sys, time
-    import napari_nanosims.batch as batch
+    import napari_nanosims.batch.single as batch
     from napari_nanosims.cli import main
     original = batch.write_ome_tiff
     def slow(path, *args, **kwargs):

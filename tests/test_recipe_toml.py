@@ -7,7 +7,7 @@ import pytest
 
 from napari_nanosims import Recipe, write_im
 from napari_nanosims.cli import main
-from napari_nanosims.processing.steps import STEPS
+from napari_nanosims.steps.registry import STEPS
 from conftest import needs_shared, real_file
 
 # Text that a naive TOML writer breaks: quotes, backslashes, a newline, non-ASCII.

@@ -12,10 +12,10 @@ import numpy as np
 import tifffile
 
 from napari_nanosims import make_demo_im
-from napari_nanosims.batch import process_file
+from napari_nanosims.batch.single import process_file
 from napari_nanosims.cli import main
 from napari_nanosims.export.ometiff import write_ome_tiff
-from napari_nanosims.processing.recipe import Recipe
+from napari_nanosims.steps.recipe import Recipe
 
 
 def _ome_uuid(path) -> str:

@@ -15,9 +15,9 @@ from scipy import ndimage, stats
 from napari_nanosims import (STEPS, Acquisition, accumulate, align_frames, correct_dead_time,
                              correct_em_yield, correct_qsa, depth_profile, roi_table,
                              subtract_em_background)
-from napari_nanosims.io.acquisition import channels_from_header
-from napari_nanosims.processing.corrections import CorrectionWarning
-from napari_nanosims.processing.simulate import make_scene, simulate_drift
+from napari_nanosims.model import channels_from_header
+from napari_nanosims.steps.corrections import CorrectionWarning
+from napari_nanosims.testing.simulate import make_scene, simulate_drift
 
 MINOR, MAJOR = "12C 15N", "12C 14N"
 RATIO = "12C15N/12C14N"

@@ -8,7 +8,7 @@ import pytest
 from scipy import ndimage, stats
 
 from napari_nanosims import Acquisition, STANDARDS, correct_dead_time, significance
-from napari_nanosims.analysis.ratios import SignificanceImage, benjamini_hochberg
+from napari_nanosims.analysis.significance import SignificanceImage, benjamini_hochberg
 
 VPDB = STANDARDS["VPDB 13C/12C"]
 ALPHA = 0.00135  # one-sided tail of a normal beyond z = 3

@@ -1,4 +1,7 @@
-"""Exception types shared by the reader, the writer and the processing code."""
+"""Every exception and warning class of the package, one class per kind of problem.
+
+Each is re-exported by the module that raises it, under the same name.
+"""
 
 
 class ImFormatError(ValueError):
@@ -15,3 +18,19 @@ class ImFormatWarning(UserWarning):
     Emitted, for example, for truncated acquisitions (fewer complete frames than
     the header announces) and for a partial trailing frame that was dropped.
     """
+
+
+class ShiftBeyondPaddingWarning(UserWarning):
+    """A translation is larger than the padding: content leaves the padded frame."""
+
+
+class HotPixelBlindSpotWarning(UserWarning):
+    """With so few frames no pixel can pass the persistence test."""
+
+
+class CorrectionWarning(UserWarning):
+    """Pixels that a correction cannot handle (set to NaN) or handles unreliably."""
+
+
+class KernelVarianceWarning(UserWarning):
+    """Kernel errors that cannot be made exact: neighbouring pixels share counts."""

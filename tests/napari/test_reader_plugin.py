@@ -151,8 +151,8 @@ def test_our_ome_tiffs_reopen_as_images_with_scale_names_and_history(tmp_path):
 
     from napari_nanosims import make_demo_im
     from napari_nanosims._napari.reader import get_results_reader
-    from napari_nanosims.batch import process_file
-    from napari_nanosims.processing.recipe import default_recipe
+    from napari_nanosims.batch.single import process_file
+    from napari_nanosims.steps.recipe import default_recipe
 
     demo = make_demo_im(tmp_path / "cells.im", n_frames=12, seed=2)
     _, paths = process_file(demo["path"], default_recipe(), tmp_path / "o")

@@ -141,7 +141,7 @@ def test_cancel_adds_nothing_and_errors_are_shown(make_napari_viewer, qtbot, dem
     # an error inside the worker reaches the user instead of vanishing
     errors = []
     monkeypatch.setattr("napari.utils.notifications.show_error", errors.append)
-    monkeypatch.setattr("napari_nanosims.processing.steps.replace_hot_pixels",
+    monkeypatch.setattr("napari_nanosims.steps.frames.replace_hot_pixels",
                         lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
     widget.run()
     qtbot.waitUntil(lambda: widget._runner.worker is None, timeout=30_000)
@@ -285,7 +285,7 @@ def test_closing_the_viewer_while_a_worker_runs(make_napari_viewer, qtbot, tmp_p
 
 
 def test_window_leaves_the_image_room(make_napari_viewer, qtbot, demo_file, tmp_path):
-    from napari_nanosims.cli import open_viewer
+    from napari_nanosims._napari.viewer import open_viewer
 
     viewer = make_napari_viewer(show=True)
     viewer.window._qt_window.resize(1280, 1024)
@@ -340,7 +340,7 @@ def test_widgets_on_real_files_equal_the_cli(make_napari_viewer, qtbot, tmp_path
 
 
 def test_cli_view_builds_the_viewer(make_napari_viewer, demo_file):
-    from napari_nanosims.cli import open_viewer
+    from napari_nanosims._napari.viewer import open_viewer
 
     viewer = open_viewer([demo_file["path"]], viewer=make_napari_viewer())
     assert len(viewer.layers) == 7

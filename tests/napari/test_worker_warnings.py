@@ -20,7 +20,7 @@ def _warning_job(messages, result="done"):
 
 
 def test_throttled_relays_each_distinct_warning_once():
-    from napari_nanosims._napari.widgets._common import throttled
+    from napari_nanosims._napari.widgets._runner import throttled
 
     job = throttled(_warning_job(["shift larger than the padding", "other",
                                   "shift larger than the padding"]), threading.Event(),
@@ -40,7 +40,7 @@ def test_throttled_relays_each_distinct_warning_once():
 def test_runner_shows_worker_warnings_as_notifications(qtbot, monkeypatch):
     from magicgui.widgets import ProgressBar, PushButton
 
-    from napari_nanosims._napari.widgets._common import WorkerRunner
+    from napari_nanosims._napari.widgets._runner import WorkerRunner
 
     shown = []
     monkeypatch.setattr("napari.utils.notifications.show_warning", shown.append)

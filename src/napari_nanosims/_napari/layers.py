@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..io.acquisition import Acquisition
+from ..model import Acquisition
 
 # Colormaps that read well on black, one per ion channel in turn; SE is grey.
 ION_COLORMAPS = ("magma", "viridis", "inferno", "cividis", "plasma", "turbo", "twilight")

@@ -23,7 +23,7 @@ def _acquisition_from_layers(layer_data: list[tuple]):
     """
     import dataclasses
 
-    from ..io.acquisition import Acquisition, HistoryRecord, channels_from_header
+    from ..model import Acquisition, HistoryRecord, channels_from_header
     from ..io.header import ImHeader
 
     images = [(np.asarray(data), attributes) for data, attributes, kind in layer_data

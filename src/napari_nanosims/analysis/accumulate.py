@@ -9,7 +9,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage, sparse
 
-from ..io.acquisition import Acquisition, Channel, HistoryRecord
+from .._errors import KernelVarianceWarning
+from ..model import Acquisition, Channel, HistoryRecord
 
 __all__ = ["Accumulation", "accumulate", "KernelVarianceWarning"]
 
@@ -17,9 +18,6 @@ __all__ = ["Accumulation", "accumulate", "KernelVarianceWarning"]
 # before the alignment still say where every aligned pixel came from.
 KEEPS_COUNTS = ("sum_frames", "ratio", "segment", "roi_table")
 
-
-class KernelVarianceWarning(UserWarning):
-    """Kernel errors that cannot be made exact: neighbouring pixels share counts."""
 
 
 def _check_kernel(kernel) -> int:
@@ -95,7 +93,7 @@ class _AlignmentTrace:
         independent, their variance is ``(M_rows**2) @ V @ (M_columns**2).T``, squared
         element by element. Cached per kernel (they serve every mass).
         """
-        from ..processing.alignment import translation_matrix
+        from ..processing.alignment.shifts import translation_matrix
 
         cached = self._squared_weights.get(kernel)
         if cached is not None:

@@ -271,7 +271,7 @@ def read_nrrd(path: str | os.PathLike):
         Not a NRRD file, a layout other than OpenMIMS's 4-D one, or data that do not
         match the header.
     """
-    from ..io.acquisition import Acquisition, HistoryRecord, channels_from_header
+    from ..model import Acquisition, HistoryRecord, channels_from_header
     from ..io.header import ImHeader
 
     path = os.fspath(path)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..model.acquisition import mass_stack
+
 __all__ = ["LazyCounts", "mass_stack"]
 
 # Frames are read in blocks of about this many bytes by reductions and by __array__.
@@ -207,10 +209,3 @@ class LazyCounts:
         mean = total / count if count else total * np.nan
         return self._finish(mean if dtype is None else np.asarray(mean, dtype),
                             axis, out, keepdims)
-
-
-def mass_stack(counts, index: int):
-    """Lazy (frames, height, width) stack of mass ``index`` of (frames, masses, H, W) counts."""
-    if hasattr(counts, "mass"):  # LazyCounts and FrameStack keep it lazy
-        return counts.mass(index)
-    return counts[:, index]

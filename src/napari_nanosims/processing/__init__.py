@@ -1,1 +1,2 @@
-"""Processing steps: hot pixels, frame alignment, summing, recipes."""
+"""The algorithms, arrays in and arrays out: hot pixels, frame alignment, detector-correction
+formulas. Nothing here knows steps, recipes, acquisitions' histories or output files."""

@@ -1,4 +1,7 @@
-"""Detector corrections, per pixel and per frame: dead time, EM background, QSA, EM yield.
+"""Detector corrections, per pixel and per frame: the formulas, on arrays.
+
+The steps that apply them to an acquisition (order, targets, history) are in
+:mod:`napari_nanosims.steps.corrections`.
 
 Formulas and order follow ``../shared/docs/analysis.md`` sections 0-2 (and the
 corrections issue where they differ). With ``n`` the counts as recorded, ``t`` the dwell
@@ -19,282 +22,74 @@ counts: ``v = n``, so ``v = c**2 / n`` and the relative error of ``c`` stays
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
-from ..io.acquisition import Acquisition
-from .parameters import Parameter, Step
-
-__all__ = ["correct_dead_time", "subtract_em_background", "correct_qsa", "correct_em_yield",
-           "CORRECTION_STEPS", "ELEMENTARY_CHARGE_C", "CorrectionWarning"]
+__all__ = ["ELEMENTARY_CHARGE_C", "UNRELIABLE_DEAD_FRACTION", "dead_time_corrected",
+           "background_counts", "qsa_corrected", "yield_corrected", "replace_scaled"]
 
 ELEMENTARY_CHARGE_C = 1.602176634e-19  # exact (SI 2019)
-ORDER = ("correct_dead_time", "subtract_em_background", "correct_qsa", "correct_em_yield")
 UNRELIABLE_DEAD_FRACTION = 0.1
 
 
-class CorrectionWarning(UserWarning):
-    """Pixels that a correction cannot handle (set to NaN) or handles unreliably."""
+def dead_time_corrected(n: np.ndarray, dead_time_ns: float, dwell_s: float):
+    """``n / (1 - n tau / t)`` per pixel, NaN where ``n tau / t >= 1``.
 
+    Parameters
+    ----------
+    n : numpy.ndarray
+        Counts as recorded.
+    dead_time_ns : float
+        Dead time ``tau`` of the electron multiplier, nanoseconds.
+    dwell_s : float
+        Dwell time ``t`` per pixel, seconds.
 
-def _check_order(acquisition: Acquisition, name: str) -> None:
-    """Refuse a correction applied twice, out of order, or after summing or sub-pixel shifts."""
-    if acquisition.applied(name):
-        raise ValueError(f"{acquisition.name}: {name} was already applied; applying it twice "
-                         "would correct the counts twice")
-    later = [step for step in ORDER[ORDER.index(name) + 1:] if acquisition.applied(step)]
-    if later:
-        raise ValueError(f"{acquisition.name}: {name} must come before {', '.join(later)} "
-                         f"(order: {' -> '.join(ORDER)})")
-    if acquisition.applied("sum_frames") or acquisition.sums is not None:
-        raise ValueError(f"{acquisition.name}: {name} needs the counts of each pixel in each "
-                         "frame; it cannot be applied after the frames were summed")
-    translations = acquisition.translations
-    if translations is not None and not np.all(np.asarray(translations)
-                                               == np.round(translations)):
-        raise ValueError(f"{acquisition.name}: {name} needs the recorded counts of each pixel; "
-                         "sub-pixel shifts mixed neighbouring pixels. Correct before aligning "
-                         "(whole-pixel alignment keeps the counts and is allowed)")
-    if name != "correct_dead_time" and not acquisition.applied("correct_dead_time"):
-        raise ValueError(f"{acquisition.name}: {name} works on dead-time corrected counts; "
-                         "run correct_dead_time first")
-
-
-def _dwell_s(acquisition: Acquisition, channel) -> float:
-    dwell_us = channel.dwell_time_us
-    if not (np.isfinite(dwell_us) and dwell_us > 0):
-        raise ValueError(f"{acquisition.name}: the dwell time of {channel.label} is "
-                         f"{dwell_us} µs; a correction needs the time each pixel was counted")
-    return dwell_us * 1e-6
-
-
-def _on_em(channel) -> bool:
-    return channel.kind == "ion" and (channel.detector or "").startswith("EM")
-
-
-def _value_for(value, label: str):
-    """A per-label value: the mapping's entry for ``label`` (None if absent) or the number."""
-    if isinstance(value, dict):
-        return value.get(label)
-    return value
-
-
-def _targets(acquisition: Acquisition, override, header_attribute: str | None = None):
-    """(channel, value) for every EM channel with a value, and the labels left unchanged.
-
-    The value is ``override``'s (a number, or a dict entry for the label), else the
-    channel's ``header_attribute``.
+    Returns
+    -------
+    corrected, dead_fraction : numpy.ndarray
+        Corrected counts (float64) and the dead fraction ``n tau / t`` of each pixel.
     """
-    targets, skipped = [], []
-    for channel in acquisition.channels:
-        value = _value_for(override, channel.label)
-        if value is None and header_attribute is not None:
-            value = getattr(channel, header_attribute)
-        if not _on_em(channel) or value is None:
-            skipped.append(channel.label)
-        else:
-            targets.append((channel, value))
-    return targets, skipped
+    dead_fraction = n * (dead_time_ns * 1e-9) / dwell_s
+    with np.errstate(divide="ignore", invalid="ignore"):
+        corrected = np.where(dead_fraction >= 1, np.nan, n / (1 - dead_fraction))
+    return corrected, dead_fraction
 
 
-def _start(acquisition: Acquisition):
-    """Float64 copies of the counts and variance, and the raw counts to keep."""
-    counts = np.array(acquisition.counts, dtype=np.float64)
-    raw = acquisition.raw_counts if acquisition.raw_counts is not None else acquisition.counts
-    variance = (np.array(acquisition.variance, dtype=np.float64) if acquisition.variance
-                is not None else np.array(raw, dtype=np.float64))
-    return counts, variance, raw
+def background_counts(rate_cps: float, dwell_s: float) -> float:
+    """Dark counts ``B t`` in one pixel: rate (counts/s) times dwell time (s)."""
+    return rate_cps * dwell_s
 
 
-def _scale(counts: np.ndarray, variance: np.ndarray, index: int, corrected: np.ndarray) -> None:
-    """Replace channel ``index`` by ``corrected`` and scale its variance by (new/old)**2."""
+def qsa_corrected(c: np.ndarray, beta: float, primary_current_pA: float, dwell_s: float):
+    """``c (1 + beta K)`` with ``K = K_exp / (1 - K_exp / 2)``, NaN where ``K_exp >= 2``.
+
+    ``K_exp = c / N_p`` is the measured secondaries per primary ion, ``N_p = I_p 1e-12 t /
+    e`` the primary ions per pixel (``I_p`` in pA, ``t`` in s).
+
+    Returns
+    -------
+    corrected, k_measured : numpy.ndarray
+        Corrected counts and ``K_exp`` of each pixel.
+    """
+    primaries = primary_current_pA * 1e-12 * dwell_s / ELEMENTARY_CHARGE_C
+    k_measured = c / primaries
+    with np.errstate(divide="ignore", invalid="ignore"):
+        k_true = k_measured / (1 - k_measured / 2)
+        corrected = np.where(k_measured >= 2, np.nan, c * (1 + beta * k_true))
+    return corrected, k_measured
+
+
+def yield_corrected(c: np.ndarray, yield_percent: float) -> np.ndarray:
+    """``c / Y`` with ``Y`` the electron multiplier's yield as a fraction (percent / 100)."""
+    return c / (yield_percent / 100)
+
+
+def replace_scaled(counts: np.ndarray, variance: np.ndarray, index: int,
+                   corrected: np.ndarray) -> None:
+    """Replace channel ``index`` of ``counts`` by ``corrected``, in place, and scale its
+    variance by (new/old)**2 (NaN where the correction is NaN)."""
     old = counts[:, index]
     with np.errstate(divide="ignore", invalid="ignore"):
         factor = np.where(old != 0, corrected / old, 1.0)
     variance[:, index] *= factor ** 2
     variance[:, index][~np.isfinite(corrected)] = np.nan
     counts[:, index] = corrected
-
-
-def _finish(acquisition, name, parameters, counts, variance, raw, corrected, skipped):
-    parameters = dict(parameters, corrected_channels=corrected,
-                      unchanged_channels=skipped)
-    return acquisition.with_step(name, parameters, counts=counts, variance=variance,
-                                 raw_counts=raw)
-
-
-def _run_dead_time(acquisition: Acquisition, *, dead_times_ns):
-    _check_order(acquisition, "correct_dead_time")
-    counts, variance, raw = _start(acquisition)
-    targets, skipped = _targets(acquisition, dead_times_ns, "dead_time_ns")
-    corrected, used = [], {}
-    impossible = unreliable = 0
-    for position, (channel, tau_ns) in enumerate(targets):
-        yield position, len(targets)
-        dwell = _dwell_s(acquisition, channel)
-        n = counts[:, channel.index]
-        dead_fraction = n * (tau_ns * 1e-9) / dwell
-        bad = dead_fraction >= 1
-        impossible += int(bad.sum())
-        unreliable += int(((dead_fraction > UNRELIABLE_DEAD_FRACTION) & ~bad).sum())
-        with np.errstate(divide="ignore", invalid="ignore"):
-            value = np.where(bad, np.nan, n / (1 - dead_fraction))
-        _scale(counts, variance, channel.index, value)
-        corrected.append(channel.label)
-        used[channel.label] = float(tau_ns)
-    if impossible:
-        warnings.warn(f"{acquisition.name}: {impossible} pixel(s) counted more than the "
-                      "detector can (n tau / t >= 1); they are NaN", CorrectionWarning,
-                      stacklevel=3)
-    if unreliable:
-        warnings.warn(f"{acquisition.name}: in {unreliable} pixel(s) the counter was dead more "
-                      f"than {UNRELIABLE_DEAD_FRACTION:.0%} of the dwell time; the dead-time "
-                      "correction is unreliable there", CorrectionWarning, stacklevel=3)
-    yield len(targets), len(targets)
-    return _finish(acquisition, "correct_dead_time",
-                   {"dead_times_ns": dead_times_ns, "dead_times_used_ns": used,
-                    "nan_pixels": impossible}, counts, variance, raw, corrected, skipped)
-
-
-def _run_background(acquisition: Acquisition, *, background_cps):
-    _check_order(acquisition, "subtract_em_background")
-    counts, variance, raw = _start(acquisition)
-    targets, skipped = _targets(acquisition, background_cps, "em_background_cps")
-    corrected, used = [], {}
-    for channel, rate in targets:
-        # A known constant: it moves the counts, not their variance.
-        counts[:, channel.index] -= rate * _dwell_s(acquisition, channel)
-        corrected.append(channel.label)
-        used[channel.label] = float(rate)
-    yield 1, 1
-    return _finish(acquisition, "subtract_em_background",
-                   {"background_cps": background_cps, "background_used_cps": used},
-                   counts, variance, raw, corrected, skipped)
-
-
-def _run_qsa(acquisition: Acquisition, *, beta, primary_current_pA):
-    _check_order(acquisition, "correct_qsa")
-    counts, variance, raw = _start(acquisition)
-    targets, skipped = _targets(acquisition, beta)
-    corrected, used = [], {}
-    diverging = 0
-    for channel, channel_beta in targets:
-        dwell = _dwell_s(acquisition, channel)
-        primaries = primary_current_pA * 1e-12 * dwell / ELEMENTARY_CHARGE_C
-        c = counts[:, channel.index]
-        k_measured = c / primaries
-        bad = k_measured >= 2
-        diverging += int(bad.sum())
-        with np.errstate(divide="ignore", invalid="ignore"):
-            k_true = k_measured / (1 - k_measured / 2)
-            value = np.where(bad, np.nan, c * (1 + channel_beta * k_true))
-        _scale(counts, variance, channel.index, value)
-        corrected.append(channel.label)
-        used[channel.label] = float(channel_beta)
-    if diverging:
-        warnings.warn(f"{acquisition.name}: {diverging} pixel(s) have 2 or more detected ions "
-                      "per primary ion, where the QSA correction diverges; they are NaN",
-                      CorrectionWarning, stacklevel=3)
-    yield 1, 1
-    return _finish(acquisition, "correct_qsa",
-                   {"beta": beta, "beta_used": used, "primary_current_pA": primary_current_pA,
-                    "nan_pixels": diverging}, counts, variance, raw, corrected, skipped)
-
-
-def _run_yield(acquisition: Acquisition):
-    _check_order(acquisition, "correct_em_yield")
-    yields = {c.em_yield_percent for c in acquisition.channels if _on_em(c)}
-    if len(yields) > 1:
-        warnings.warn(f"{acquisition.name}: the electron multipliers have different yields "
-                      f"({', '.join(f'{y:g} %' for y in sorted(yields))}); ratios of their "
-                      "masses change by the yield ratio", CorrectionWarning, stacklevel=3)
-    counts, variance, raw = _start(acquisition)
-    targets, skipped = _targets(acquisition, None, "em_yield_percent")
-    corrected, used = [], {}
-    for channel, percent in targets:
-        if not percent or not np.isfinite(percent):
-            raise ValueError(f"{acquisition.name}: the header gives {channel.label}'s "
-                             f"detector a yield of {percent} %")
-        _scale(counts, variance, channel.index, counts[:, channel.index] / (percent / 100))
-        corrected.append(channel.label)
-        used[channel.label] = float(percent)
-    yield 1, 1
-    return _finish(acquisition, "correct_em_yield", {"yields_used_percent": used},
-                   counts, variance, raw, corrected, skipped)
-
-
-DEAD_TIME = Step(
-    "correct_dead_time", "Dead time",
-    "Correct each pixel of each frame for the electron multiplier's dead time.",
-    (Parameter("dead_times_ns", None, float, "dead time per mass label, overriding the "
-               "header's value for that detector (None: the header's)", unit="ns",
-               minimum=0.0, maximum=10_000.0, optional=True, per_label=True),),
-    _run_dead_time)
-BACKGROUND = Step(
-    "subtract_em_background", "EM background",
-    "Subtract the electron multiplier's dark counts (after dead time).",
-    (Parameter("background_cps", None, float, "background per mass label, overriding the "
-               "header's (None: the header's)", unit="counts/s", minimum=0.0, maximum=1e9,
-               optional=True, per_label=True),),
-    _run_background)
-QSA = Step(
-    "correct_qsa", "QSA",
-    "Correct quasi-simultaneous arrivals (after dead time): c (1 + beta K).",
-    (Parameter("beta", None, float, "QSA coefficient, one number or one per mass label, "
-               "measured for your instrument (no header field; 0.5 in the Poisson model, "
-               "0.6-1.0 measured)", minimum=0.0, maximum=5.0, per_label=True,
-               required=True),
-     Parameter("primary_current_pA", None, float, "primary current at the sample (FCo), "
-               "measured by the user; the header's 'primary current' field is not it",
-               unit="pA", above=0.0, maximum=1e6, required=True)),
-    _run_qsa)
-YIELD = Step(
-    "correct_em_yield", "EM yield",
-    "Divide by the electron multiplier's yield from the header (last).", (), _run_yield)
-
-CORRECTION_STEPS = (DEAD_TIME, BACKGROUND, QSA, YIELD)
-
-
-def correct_dead_time(acquisition: Acquisition, dead_times_ns=None) -> Acquisition:
-    """Dead-time correction of every ion channel on an electron multiplier.
-
-    ``c = n / (1 - n tau / t)`` per pixel and frame, with ``t`` the channel's dwell time and
-    ``tau`` its detector's dead time from the header, or from ``dead_times_ns`` (a number for
-    every channel, or a dict by label). Pixels with ``n tau / t >= 1`` become NaN (counted in
-    a :class:`CorrectionWarning`); above 0.1 a warning says the correction is unreliable.
-
-    Raises
-    ------
-    ValueError
-        When applied twice, after QSA, background or yield, after summing or sub-pixel
-        shifts, or when the dwell time is missing.
-    """
-    return DEAD_TIME(acquisition, dead_times_ns=dead_times_ns)
-
-
-def subtract_em_background(acquisition: Acquisition, background_cps=None) -> Acquisition:
-    """Subtract ``B t`` (B in counts/s, from the header or ``background_cps``); after dead time."""
-    return BACKGROUND(acquisition, background_cps=background_cps)
-
-
-def correct_qsa(acquisition: Acquisition, beta, primary_current_pA) -> Acquisition:
-    """QSA correction ``c (1 + beta K)`` of dead-time corrected counts.
-
-    Parameters
-    ----------
-    beta : float or dict
-        The QSA coefficient, or one per mass label (labels left out are not corrected).
-    primary_current_pA : float
-        Primary current at the sample, picoampere (> 0). The header's "primary current"
-        field is never used: its unit is unknown.
-    """
-    return QSA(acquisition, beta=beta, primary_current_pA=primary_current_pA)
-
-
-def correct_em_yield(acquisition: Acquisition) -> Acquisition:
-    """Divide every EM channel by its yield (header percent / 100); the last correction.
-
-    Warns when ion channels sit on electron multipliers with different yields.
-    """
-    return YIELD(acquisition)

@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from ...processing.parameters import Parameter
+from ...steps.parameters import Parameter
 
 
 # -- controls from parameter definitions ---------------------------------------------------

@@ -10,8 +10,8 @@ from qtpy.QtGui import QColor, QPainter, QPen, QPolygonF
 from qtpy.QtWidgets import QSizePolicy, QWidget
 
 from ...analysis.accumulate import accumulate
-from ...processing.parameters import ALIGN_PARAMETERS, EXCLUDE_PARAMETERS
-from ...processing.steps import ALIGN_FRAMES, default_alignment_channel, labelled
+from ...steps.parameters import ALIGN_PARAMETERS, EXCLUDE_PARAMETERS
+from ...steps.frames import ALIGN_FRAMES, default_alignment_channel, labelled
 from ._base import FileWidget
 from ._regions import region_layers, region_mask
 from ._controls import control_for, control_value, remembered, save_parameters

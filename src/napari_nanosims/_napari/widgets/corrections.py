@@ -7,8 +7,8 @@ import warnings
 import napari.viewer
 from magicgui.widgets import CheckBox, FloatSpinBox, Label, LineEdit
 
-from ...processing.corrections import BACKGROUND, DEAD_TIME, QSA, YIELD
-from ...processing.steps import labelled
+from ...steps.corrections import BACKGROUND, DEAD_TIME, QSA, YIELD
+from ...steps.progress import labelled
 from ._base import FileWidget
 from ._common import (KIND_CLEANED, KIND_CORRECTED, LayerAdder, acquisition_from_layers,
                       layer_state, nanosims_info, results_for_layers, source_layers)

@@ -8,9 +8,9 @@ import numpy as np
 import napari.viewer
 from magicgui.widgets import CheckBox, Label, PushButton
 
-from ...processing.hot_pixels import iter_infer_hot_pixels
-from ...processing.parameters import HOT_PIXEL_PARAMETERS
-from ...processing.steps import REMOVE_HOT_PIXELS, effective_hot_pixel_parameters, labelled
+from ...processing.hot_pixels.hot_pixels import iter_infer_hot_pixels
+from ...steps.parameters import HOT_PIXEL_PARAMETERS
+from ...steps.frames import REMOVE_HOT_PIXELS, effective_hot_pixel_parameters, labelled
 from ._base import FileWidget
 from ._controls import control_for, control_value, remembered, save_parameters
 from ._common import (KIND_CLEANED, LayerAdder, acquisition_from_layers, channel_layers,

@@ -14,7 +14,7 @@ from qtpy.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem
 
 from ...analysis.accumulate import accumulate
 from ...analysis.rois import THRESHOLDS, depth_profile, roi_table, segment_rois
-from ...processing.steps import default_alignment_channel
+from ...steps.frames import default_alignment_channel
 from ._base import FileWidget
 from ._common import (KIND_ALIGNED, KIND_CLEANED, KIND_CORRECTED, RESULTS,
                       acquisition_from_layers, channel_layers, nanosims_info, source_layers)

@@ -25,7 +25,7 @@ def _option_type(parameter):
 
 def _add_step_options(parser) -> None:
     """One option per step parameter, from the parameter definitions (default: the recipe's)."""
-    from .processing.parameters import ALIGN_PARAMETERS, HOT_PIXEL_PARAMETERS
+    from ..steps.parameters import ALIGN_PARAMETERS, HOT_PIXEL_PARAMETERS
 
     for title, parameters in (("hot pixels", HOT_PIXEL_PARAMETERS),
                               ("alignment", ALIGN_PARAMETERS)):
@@ -55,7 +55,7 @@ def _add_step_options(parser) -> None:
 
 
 def _recipe_from_args(args):
-    from .processing.recipe import Recipe, default_recipe
+    from ..steps.recipe import Recipe, default_recipe
 
     recipe = Recipe.load(args.recipe) if args.recipe else default_recipe()
     overrides = {name[len("step_"):]: value for name, value in vars(args).items()
@@ -71,8 +71,8 @@ def _recipe_from_args(args):
 
 def _with_corrections(recipe, args):
     """Add the corrections asked for on the command line, in their order, after cleaning."""
-    from .processing.corrections import ORDER
-    from .processing.recipe import Recipe
+    from ..steps.corrections import ORDER
+    from ..steps.recipe import Recipe
 
     if (args.qsa_beta is None) != (args.primary_current is None):
         raise ValueError("QSA needs both --qsa-beta and --primary-current (the header's "

@@ -8,14 +8,15 @@ import warnings
 
 import numpy as np
 
+from .report import warning_line
+
 
 def _cmd_ratio(args) -> int:
-    from .cli import _warning_line
-    from .analysis.accumulate import accumulate
-    from .analysis.ratios import evaluate
-    from .export.ratio import ratio_paths, write_derived
-    from .io.acquisition import open_acquisition
-    from .processing.recipe import Recipe, run_recipe
+    from ..analysis.accumulate import accumulate
+    from ..analysis.ratios import evaluate
+    from ..export.ratio import ratio_paths, write_derived
+    from ..io.acquisition import open_acquisition
+    from ..steps.recipe import Recipe, run_recipe
 
     try:
         recipe = Recipe.load(args.recipe) if args.recipe else None
@@ -43,7 +44,7 @@ def _cmd_ratio(args) -> int:
                     for key, output in written.items():
                         print(f"  {key:8s} {output}")
             for warning in caught:
-                print(_warning_line(path, warning.message), file=sys.stderr)
+                print(warning_line(path, warning.message), file=sys.stderr)
         except Exception as exc:  # one bad file or expression never stops the others
             failures += 1
             message = str(exc) or type(exc).__name__
@@ -51,7 +52,6 @@ def _cmd_ratio(args) -> int:
                 message = f"{path}: {message}"
             print(f"error: {message}", file=sys.stderr)
     return 1 if failures else 0
-
 
 
 def add_ratio_command(sub) -> None:

@@ -19,7 +19,7 @@ from collections.abc import Generator
 
 import numpy as np
 
-from ._frames import frame, map_frames
+from .._frames import frame, map_frames
 from .subpixel import _Spectra, _Sums
 
 __all__ = ["FrameRegistration", "iter_register", "smoothing_scales", "check_region",

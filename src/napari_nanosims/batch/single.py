@@ -10,15 +10,15 @@ from typing import Any
 
 import numpy as np
 
-from .analysis.accumulate import accumulate
-from .export.ratio import ratio_paths, write_derived
-from .export.ometiff import (acquisition_description, atomic_outputs, json_ready,
+from ..analysis.accumulate import accumulate
+from ..export.ratio import ratio_paths, write_derived
+from ..export.ometiff import (acquisition_description, atomic_outputs, json_ready,
                              remove_stale_partials, software_versions, write_ome_tiff)
-from .io.acquisition import Acquisition
-from .processing._frames import run_to_completion
-from .processing.recipe import Recipe, iter_run_recipe
-from .processing.steps import STEPS
-from .export.steps import export_targets
+from ..model import Acquisition
+from ..processing._frames import run_to_completion
+from ..steps.recipe import Recipe, iter_run_recipe
+from ..steps.registry import STEPS
+from ..steps.exports import export_targets
 
 __all__ = ["output_paths", "process_file", "processing_record"]
 
@@ -46,7 +46,7 @@ def output_paths(input_path: str | os.PathLike, out_dir: str | os.PathLike | Non
 def frame_time_s(acquisition: Acquisition) -> float | None:
     """Time between frames: the analysis duration over the frames in the file, s
     (:func:`napari_nanosims.export.ometiff.frame_interval_s` of its header)."""
-    from .export.ometiff import frame_interval_s
+    from ..export.ometiff import frame_interval_s
 
     return frame_interval_s(acquisition.header)
 

@@ -1,4 +1,4 @@
-"""The processing steps on an :class:`~napari_nanosims.io.acquisition.Acquisition`.
+"""The frame steps on an :class:`~napari_nanosims.model.Acquisition`: clean, align, exclude, sum.
 
 Each step is defined once here (its parameters with defaults, bounds, units and help)
 and used as it is by the library, recipes, the command line and the napari widgets.
@@ -14,41 +14,19 @@ import warnings
 
 import numpy as np
 
-from ..io.acquisition import Acquisition, normalise_label
-from ..io.lazy import mass_stack
-from ._frames import FrameStack, run_to_completion
-from .corrections import CORRECTION_STEPS
-from .alignment import (iter_apply_translations, iter_infer_translations,
-                        iter_register_frames, translation_steps)
-from .hot_pixels import iter_infer_hot_pixels, replace_hot_pixels
+from ..model import Acquisition, normalise_label
+from ..model.acquisition import mass_stack
+from ..processing._frames import FrameStack, run_to_completion
+from ..processing.alignment.alignment import (iter_apply_translations, iter_infer_translations,
+                                              iter_register_frames, translation_steps)
+from ..processing.hot_pixels.hot_pixels import iter_infer_hot_pixels, replace_hot_pixels
+from .progress import _relay, labelled
 from .parameters import (ALIGN_PARAMETERS, EXCLUDE_PARAMETERS, HOT_PIXEL_PARAMETERS,
-                         MAX_UPSAMPLE_FACTOR,
-                         Parameter, Step)
+                         MAX_UPSAMPLE_FACTOR, Step)
 
-__all__ = ["HOT_PIXEL_PARAMETERS", "ALIGN_PARAMETERS", "STEPS", "REMOVE_HOT_PIXELS",
-           "EXCLUDE_FRAMES", "parse_frames",
-           "ALIGN_FRAMES", "SUM_FRAMES", "default_alignment_channel", "clean_hot_pixels",
-           "align_frames", "sum_frames", "MAX_UPSAMPLE_FACTOR"]
-
-def labelled(generator, step: str):
-    """Relay a step's ``(done, total)`` progress as ``(step, done, total)``; return its result."""
-    while True:
-        try:
-            done, total = next(generator)
-        except StopIteration as stop:
-            return stop.value
-        yield step, done, total
-
-
-def _relay(generator, total: int):
-    """Turn a generator's ``done`` counts into ``(done, total)``; return its result."""
-    while True:
-        try:
-            done = next(generator)
-        except StopIteration as stop:
-            return stop.value
-        yield done, total
-
+__all__ = ["HOT_PIXEL_PARAMETERS", "ALIGN_PARAMETERS", "REMOVE_HOT_PIXELS",
+           "EXCLUDE_FRAMES", "parse_frames", "ALIGN_FRAMES", "SUM_FRAMES",
+           "default_alignment_channel", "labelled", "MAX_UPSAMPLE_FACTOR"]
 
 # -- hot pixels ------------------------------------------------------------------------
 def effective_hot_pixel_parameters(acquisition: Acquisition, parameters: dict) -> dict:
@@ -290,110 +268,3 @@ def _run_sum_frames(acquisition: Acquisition):
 
 SUM_FRAMES = Step("sum_frames", "Sum frames", "Sum the frames of every channel.", (),
                   _run_sum_frames)
-
-def _run_ratio(acquisition: Acquisition, *, expression, kernel, min_counts):
-    from ..analysis.ratios import evaluate
-
-    yield 0, 1
-    derived = evaluate(acquisition, expression, kernel=kernel, min_counts=min_counts)
-    yield 1, 1
-    return acquisition.with_step("ratio", {"expression": derived.expression, "kernel": kernel,
-                                           "min_counts": min_counts},
-                                 derived=acquisition.derived + (derived,))
-
-
-RATIO = Step(
-    "ratio", "Ratio image",
-    "Evaluate an expression of the summed mass images (a ratio, fraction, delta...) with "
-    "its Poisson error per pixel; written as <stem>_<expression>.ome.tif and .png.",
-    (Parameter("expression", "12C15N/12C14N", str, "over the mass labels, numbers, + - * /, "
-               "log, log10, sqrt, exp, delta(expr, standard)"),
-     Parameter("kernel", 1, int, "odd box: counts summed over kernel x kernel before the "
-               "expression", unit="px", minimum=1, maximum=101, odd=True),
-     Parameter("min_counts", 10.0, float, "pixels where an ion mass the expression uses has "
-               "fewer raw counts (after the kernel sum) are NaN; 0 keeps every pixel",
-               unit="counts", minimum=0.0, maximum=1e12, optional=True)),
-    _run_ratio)
-
-def _run_segment(acquisition: Acquisition, *, channel, method, smoothing_px, min_area_px,
-                 split_touching):
-    from ..analysis.accumulate import accumulate
-    from ..analysis.rois import segment_rois
-
-    chosen = _alignment_channel(acquisition, channel)
-    yield 0, 1
-    image = accumulate(acquisition).counts[chosen.index]
-    labels = segment_rois(image, method=method, smoothing_px=smoothing_px,
-                          min_area_px=min_area_px, split_touching=split_touching)
-    yield 1, 1
-    return acquisition.with_step(
-        "segment", dict(channel=channel, method=method, smoothing_px=smoothing_px,
-                        min_area_px=min_area_px, split_touching=split_touching,
-                        segmented_on=chosen.label, rois_found=int(labels.max())),
-        roi_labels=labels)
-
-
-def _run_roi_table(acquisition: Acquisition, *, expressions):
-    from ..analysis.rois import roi_table
-
-    if acquisition.roi_labels is None:
-        raise ValueError(f"{acquisition.name}: roi_table needs ROIs; put a segment step "
-                         "before it")
-    listed = [text.strip() for text in expressions.split(";") if text.strip()]
-    yield 0, 1
-    table = roi_table(acquisition, acquisition.roi_labels, listed)
-    yield 1, 1
-    return acquisition.with_step("roi_table", {"expressions": expressions,
-                                               "rows": int(len(table))},
-                                 roi_statistics=table)
-
-
-SEGMENT = Step(
-    "segment", "Find cells",
-    "Segment the sum of one channel into ROIs (threshold, watershed split, small ones "
-    "dropped).",
-    (Parameter("channel", "auto", str, "channel whose sum is segmented ('auto': 12C 14N, "
-               "else the strongest ion channel)"),
-     Parameter("method", "otsu", str, "threshold method",
-               choices=("otsu", "li", "yen", "triangle")),
-     Parameter("smoothing_px", 1.0, float, "Gaussian smoothing before thresholding",
-               unit="px", minimum=0.0, maximum=20.0),
-     Parameter("min_area_px", 10, int, "smaller objects are dropped", unit="px",
-               minimum=0, maximum=10**6),
-     Parameter("split_touching", True, bool, "split touching cells by a watershed")),
-    _run_segment)
-ROI_TABLE = Step(
-    "roi_table", "ROI table",
-    "Per ROI: channel totals and expressions (ratios of sums) with errors and the "
-    "dispersion test across frames.",
-    (Parameter("expressions", "12C15N/12C14N", str, "expressions separated by ';'"),),
-    _run_roi_table)
-
-from ..export.steps import EXPORT_STEPS  # noqa: E402 - they use the Step class above
-
-STEPS = {step.name: step for step in (REMOVE_HOT_PIXELS, *CORRECTION_STEPS, ALIGN_FRAMES,
-                                      EXCLUDE_FRAMES, SUM_FRAMES, RATIO, SEGMENT, ROI_TABLE,
-                                      *EXPORT_STEPS)}
-
-
-def clean_hot_pixels(acquisition: Acquisition, **parameters) -> Acquisition:
-    """Remove hot pixels of an acquisition's ion channels (see :data:`REMOVE_HOT_PIXELS`).
-
-    Parameters are those of :func:`napari_nanosims.remove_hot_pixels`; the result has
-    ``hot_pixels`` set and the step in its history. The input is not changed.
-    """
-    return REMOVE_HOT_PIXELS(acquisition, **parameters)
-
-
-def align_frames(acquisition: Acquisition, **parameters) -> Acquisition:
-    """Align the frames of an acquisition (see :data:`ALIGN_FRAMES` for the parameters).
-
-    The result has the frames' original size, ``translations`` (frames, 2) in pixels and
-    the step in its history. The input is not changed.
-    """
-    return ALIGN_FRAMES(acquisition, **parameters)
-
-
-def sum_frames(acquisition: Acquisition) -> Acquisition:
-    """Sum the frames of every channel into ``sums`` (masses, height, width)."""
-    return SUM_FRAMES(acquisition)

@@ -8,12 +8,14 @@ are checked against them. A bad value raises ``ValueError`` naming the parameter
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
+from .._checks import check_number
+from ..processing.alignment.alignment import MAX_UPSAMPLE_FACTOR, UPSAMPLE_BOUNDS
+from ..processing.hot_pixels.hot_pixels import BOUNDS as HOT_PIXEL_BOUNDS
 
 __all__ = ["Parameter", "Step", "HOT_PIXEL_PARAMETERS", "ALIGN_PARAMETERS", "EXCLUDE_PARAMETERS",
            "MAX_UPSAMPLE_FACTOR",
@@ -126,34 +128,9 @@ class Parameter:
                 except ValueError as exc:
                     raise ValueError(f"{where}{exc}") from None
             return value
-        # numbers: booleans, strings and arrays are not numbers here
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise ValueError(f"{where}{self.name} must be a number, not {value!r}")
-        if self.kind is int:
-            if not isinstance(value, numbers.Integral):
-                if float(value).is_integer():
-                    value = int(value)
-                else:
-                    raise ValueError(f"{where}{self.name} must be a whole number, "
-                                     f"not {value!r}")
-            value = int(value)
-            if self.odd and value % 2 == 0:
-                raise ValueError(f"{where}{self.name} must be odd, not {value}")
-        else:
-            value = float(value)
-            if not math.isfinite(value):
-                raise ValueError(f"{where}{self.name} must be a finite number, not {value}")
-        unit = f" {self.unit}" if self.unit else ""
-        if self.above is not None and not value > self.above:
-            raise ValueError(f"{where}{self.name} must be above {self.above:g}{unit}; "
-                             f"got {value}")
-        if self.minimum is not None and value < self.minimum:
-            raise ValueError(f"{where}{self.name} must be at least {self.minimum:g}{unit}; "
-                             f"got {value}")
-        if self.maximum is not None and value > self.maximum:
-            raise ValueError(f"{where}{self.name} must be at most {self.maximum:g}{unit}; "
-                             f"got {value}")
-        return value
+        return check_number(value, self.name, self.kind, unit=self.unit,
+                            minimum=self.minimum, maximum=self.maximum, above=self.above,
+                            odd=self.odd, where=where)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -213,22 +190,21 @@ def check_all(parameters: Sequence[Parameter], values: Mapping[str, Any], owner:
 
 
 # -- the definitions of the processing steps' parameters ------------------------------
-MAX_UPSAMPLE_FACTOR = 1000  # 1/1000 px is far below any NanoSIMS registration error
 
 HOT_PIXEL_PARAMETERS = (
     Parameter("num_outliers", 3, int, "ion channels that must flag a pixel in the same "
               "frame for it to be hot (lowered, with a warning, to the number of ion "
               "channels when larger)", minimum=1, maximum=60),
-    Parameter("kernel_size", 3, int, "median filter window (odd)", unit="px",
-              minimum=1, maximum=15, odd=True),
-    Parameter("outlier_factor", 1.999, float, "a pixel is an outlier when its count is at "
-              "least this many times its local median", above=0.0, maximum=1e6),
-    Parameter("min_count", 0.5, float, "floor of the local median in that test",
-              unit="counts", minimum=0.0, maximum=1e9),
-    Parameter("max_repeat_fraction", 0.1, float, "pixels flagged in at least this fraction "
+    Parameter("kernel_size", 3, help="median filter window (odd)",
+              **HOT_PIXEL_BOUNDS["kernel_size"]),
+    Parameter("outlier_factor", 1.999, help="a pixel is an outlier when its count is at "
+              "least this many times its local median", **HOT_PIXEL_BOUNDS["outlier_factor"]),
+    Parameter("min_count", 0.5, help="floor of the local median in that test",
+              **HOT_PIXEL_BOUNDS["min_count"]),
+    Parameter("max_repeat_fraction", 0.1, help="pixels flagged in at least this fraction "
               "of the frames are kept as real features; a value above 1 turns the rule off, "
               "which single-frame files need (one hit is 1/1 of their frames)",
-              minimum=0.0, maximum=2.0),
+              **HOT_PIXEL_BOUNDS["max_repeat_fraction"]),
     Parameter("num_nonzero", None, int, "ion channels in which a hot pixel must be "
               "non-zero (None: all of them)", minimum=1, maximum=60, optional=True),
 )
@@ -241,8 +217,8 @@ ALIGN_PARAMETERS = (
     Parameter("method", "sequential", str, "'sequential': openformat's whole-pixel "
               "method; 'subpixel': sub-pixel registration", choices=("sequential",
                                                                      "subpixel")),
-    Parameter("upsample_factor", 100, int, "sub-pixel translations are rounded to 1/N "
-              "pixel ('subpixel' only)", minimum=1, maximum=MAX_UPSAMPLE_FACTOR),
+    Parameter("upsample_factor", 100, help="sub-pixel translations are rounded to 1/N "
+              "pixel ('subpixel' only)", **UPSAMPLE_BOUNDS),
     Parameter("padding", 8, int, "zeros around each frame while shifting (at most the "
               "frame size)", unit="px", minimum=0, maximum=16384),
     Parameter("reference", None, int, "frame to register every frame against "
@@ -264,7 +240,7 @@ EXCLUDE_PARAMETERS = (
 
 
 def _rectangle(text: str):
-    from .registration import parse_rectangle
+    from ..processing.alignment.registration import parse_rectangle
 
     return parse_rectangle(text)
 

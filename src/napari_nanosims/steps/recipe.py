@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from ..io.acquisition import Acquisition, open_acquisition
-from ._frames import run_to_completion
-from .steps import STEPS
+from ..processing._frames import run_to_completion
+from .registry import STEPS
 
 __all__ = ["Recipe", "RecipeCancelled", "run_recipe", "iter_run_recipe", "default_recipe"]
 

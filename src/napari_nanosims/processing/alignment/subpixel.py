@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._frames import frame, map_frames
+from .._frames import frame, map_frames
 
 #: Reference pixels covered by less than this (in frames' window weight) are left out.
 COVERAGE_MIN = 0.5

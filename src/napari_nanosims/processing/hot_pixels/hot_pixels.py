@@ -26,9 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from ._frames import check_stack, frame, map_frames, run_to_completion
+from ..._errors import HotPixelBlindSpotWarning
+from .._frames import check_stack, frame, map_frames, run_to_completion
 from .median import _median_frame, _threshold_table, _work_dtype
-from .parameters import parameter
+from ..._checks import check_number
 
 from ._hot_fast import kernel, kernel_applies, kernel_candidates, replace_at
 
@@ -42,9 +43,6 @@ __all__ = [
     "HotPixelBlindSpotWarning",
 ]
 
-
-class HotPixelBlindSpotWarning(UserWarning):
-    """With so few frames no pixel can pass the persistence test."""
 
 
 def median_filter_frames(data, kernel_size: int = 3) -> np.ndarray:
@@ -73,8 +71,22 @@ def median_filter_frames(data, kernel_size: int = 3) -> np.ndarray:
     return out
 
 
+#: Bounds of the tuning numbers, checked here; the clean step's parameters declare these.
+BOUNDS = {
+    "kernel_size": dict(kind=int, unit="px", minimum=1, maximum=15, odd=True),
+    "outlier_factor": dict(kind=float, above=0.0, maximum=1e6),
+    "min_count": dict(kind=float, unit="counts", minimum=0.0, maximum=1e9),
+    "max_repeat_fraction": dict(kind=float, minimum=0.0, maximum=2.0),
+}
+
+
+def _check_bound(name: str, value):
+    """``value`` checked against ``BOUNDS[name]`` (ValueError naming ``name``)."""
+    return check_number(value, name, **BOUNDS[name])
+
+
 def _check_kernel(kernel_size) -> int:
-    return parameter("kernel_size").check(kernel_size)
+    return _check_bound("kernel_size", kernel_size)
 
 
 def _check_parameters(data, num_outliers, kernel_size, max_repeat_fraction, num_nonzero):
@@ -85,7 +97,7 @@ def _check_parameters(data, num_outliers, kernel_size, max_repeat_fraction, num_
         raise ValueError(f"num_outliers must be a whole number from 1 to the number of "
                          f"detectors ({n_detectors}); got {num_outliers!r}")
     kernel_size = _check_kernel(kernel_size)
-    parameter("max_repeat_fraction").check(max_repeat_fraction)
+    _check_bound("max_repeat_fraction", max_repeat_fraction)
     if num_nonzero is not None and (isinstance(num_nonzero, bool) or not (
             isinstance(num_nonzero, numbers.Integral)
                                         and 0 <= num_nonzero <= n_detectors)):
@@ -182,8 +194,8 @@ def iter_infer_hot_pixels(data, num_outliers, kernel_size=3, outlier_factor=3, m
     """
     data, kernel_size, num_nonzero = _check_parameters(
         data, num_outliers, kernel_size, max_repeat_fraction, num_nonzero)
-    parameter("outlier_factor").check(outlier_factor)
-    parameter("min_count").check(min_count)
+    _check_bound("outlier_factor", outlier_factor)
+    _check_bound("min_count", min_count)
     if keep_filtered not in ("all", "candidates", "none"):
         raise ValueError(f"keep_filtered must be 'all', 'candidates' or 'none', "
                          f"not {keep_filtered!r}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..processing.parameters import Parameter, Step
+from .parameters import Parameter, Step
 
 __all__ = ["EXPORT_STEPS", "export_targets"]
 
@@ -41,7 +41,7 @@ def export_targets(step: str, stem: str, folder: Path) -> list[Path]:
 
 
 def _run_write_nrrd(acquisition, *, folder, overwrite):
-    from .nrrd import write_nrrd
+    from ..export.nrrd import write_nrrd
 
     yield 0, 1
     target = export_targets("write_nrrd", acquisition.stem, _folder(acquisition, folder))[0]
@@ -53,7 +53,7 @@ def _run_write_nrrd(acquisition, *, folder, overwrite):
 
 
 def _run_write_ome_tiff(acquisition, *, folder, overwrite):
-    from .ometiff import (acquisition_description, atomic_outputs, frame_interval_s,
+    from ..export.ometiff import (acquisition_description, atomic_outputs, frame_interval_s,
                           write_ome_tiff)
 
     yield 0, 1
@@ -72,7 +72,7 @@ def _run_write_ome_tiff(acquisition, *, folder, overwrite):
 
 
 def _run_write_lans(acquisition, *, folder, overwrite):
-    from .lans import write_lans
+    from ..export.lans import write_lans
 
     yield 0, 1
     target = _folder(acquisition, folder) / acquisition.stem

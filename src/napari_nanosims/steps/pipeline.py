@@ -11,8 +11,8 @@ from collections.abc import Generator
 from typing import Any
 
 from ..io.acquisition import open_acquisition
-from ._frames import run_to_completion
-from .steps import ALIGN_FRAMES, REMOVE_HOT_PIXELS, SUM_FRAMES, _alignment_channel, labelled
+from ..processing._frames import run_to_completion
+from .frames import ALIGN_FRAMES, REMOVE_HOT_PIXELS, SUM_FRAMES, _alignment_channel, labelled
 
 __all__ = ["process_image_data", "iter_process_image_data", "find_detector",
            "DEFAULT_REMOVE_HOT_PIXELS"]

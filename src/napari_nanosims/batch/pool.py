@@ -126,9 +126,9 @@ def process_one(path, recipe: dict, out_dir=None, overwrite: bool = False,
     """
     from threadpoolctl import threadpool_limits
 
-    from .batch import process_file
-    from .processing._frames import set_single_threaded
-    from .processing.recipe import Recipe
+    from .single import process_file
+    from ..processing._frames import set_single_threaded
+    from ..steps.recipe import Recipe
 
     started = time.perf_counter()
     path = os.fspath(path)

@@ -1,0 +1,1 @@
+"""Batch processing: one file through a recipe (``single``), many files on dask (``pool``)."""

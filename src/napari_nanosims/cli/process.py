@@ -1,0 +1,167 @@
+"""``nanosims process``: run a recipe over files, one after the other or on dask."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+from .options import _add_step_options, _recipe_from_args
+from .report import Progress, warning_line
+
+__all__ = ["add_process_command"]
+
+
+class _Interrupted(BaseException):
+    """SIGTERM, turned into an exception so that temporary files are removed on the way out."""
+
+
+def _on_sigterm(signum, _frame):
+    raise _Interrupted(signum)
+
+
+def _cmd_process(args) -> int:
+    try:
+        recipe = _recipe_from_args(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.workers is not None and args.workers < 1:
+        print(f"error: --workers must be 1 or more, not {args.workers}", file=sys.stderr)
+        return 2
+    parallel = args.scheduler is not None or (
+        len(args.files) > 1 and (args.workers is None or args.workers > 1))
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    started = time.perf_counter()
+    try:
+        results = (_process_in_parallel(args, recipe) if parallel
+                   else _process_serially(args, recipe))
+        failures = sum(not result.ok for result in results)
+        tables = [result.roi_table for result in results if result.roi_table is not None]
+        if tables:
+            failures += _write_combined_table(tables, args)
+        _print_summary(results, time.perf_counter() - started)
+    except (KeyboardInterrupt, _Interrupted) as exc:
+        if parallel:
+            from ..batch.pool import interrupt_workers
+
+            interrupt_workers()
+        print("interrupted: stopped before finishing; no partial outputs were left",
+              file=sys.stderr)
+        return 143 if isinstance(exc, _Interrupted) else 130
+    except ValueError as exc:  # a scheduler that cannot be reached, a missing extra
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return 1 if failures else 0
+
+
+def _report(result) -> None:
+    """Print one file's lines (warnings and errors on standard error)."""
+    for warning in result.warnings:
+        print(warning_line(result.path, warning), file=sys.stderr)
+    if result.ok:
+        for line in result.lines:
+            print(line)
+    else:
+        print(f"error: {result.error}", file=sys.stderr)
+
+
+def _process_serially(args, recipe):
+    from ..batch.pool import process_one
+
+    results = []
+    for path in args.files:
+        progress = Progress(os.path.basename(path))
+        result = process_one(path, recipe.to_dict(), args.out, args.overwrite,
+                             single_threaded=False, progress=progress)
+        progress.close()
+        _report(result)
+        results.append(result)
+    return results
+
+
+def _process_in_parallel(args, recipe):
+    """Every file a dask task; a progress bar across the files on standard error."""
+    from tqdm import tqdm
+
+    from ..batch.pool import default_workers, run_batch
+
+    where = (f"dask scheduler {args.scheduler}" if args.scheduler
+             else f"{args.workers or default_workers()} local worker processes")
+    print(f"processing {len(args.files)} files on {where}", file=sys.stderr)
+    with tqdm(total=len(args.files), unit="file", file=sys.stderr, disable=None,
+              dynamic_ncols=True) as bar:
+        failed = []
+
+        def on_result(result):
+            with bar.external_write_mode():
+                _report(result)
+            if not result.ok:
+                failed.append(result.path)
+            bar.set_postfix(failed=len(failed), refresh=False)
+            bar.update(1)
+
+        return run_batch(args.files, recipe, args.out, overwrite=args.overwrite,
+                         workers=args.workers, scheduler=args.scheduler, on_result=on_result)
+
+
+def _print_summary(results, seconds: float) -> None:
+    if len(results) < 2:
+        return
+    failed = [result for result in results if not result.ok]
+    print(f"summary: {len(results) - len(failed)} done, {len(failed)} failed, "
+          f"{seconds:.1f} s", file=sys.stderr)
+    for result in failed:
+        print(f"  failed: {result.error}", file=sys.stderr)
+
+
+def _write_combined_table(tables, args) -> int:
+    """One tidy ROI table across all files (a ``file`` column first); 1 if it failed."""
+    import pandas as pd
+
+    from ..export.ometiff import partial_path
+
+    folder = args.out or os.path.dirname(os.path.abspath(args.files[0]))
+    target = os.path.join(folder, "roi_table.csv")
+    if os.path.lexists(target) and not args.overwrite:
+        print(f"error: {target} exists (use --overwrite to replace)", file=sys.stderr)
+        return 1
+    combined = pd.concat(tables, ignore_index=True)
+    combined = combined[["file"] + [c for c in combined.columns if c != "file"]]
+    temporary = partial_path(__import__("pathlib").Path(target))
+    combined.to_csv(temporary, index=False)
+    os.replace(temporary, target)
+    print(f"ROI table of {len(tables)} file(s): {target}")
+    return 0
+
+
+def add_process_command(sub) -> None:
+    """Add the ``process`` sub-command (recipes over files) to the ``nanosims`` parser."""
+    process = sub.add_parser(
+        "process", help="run a recipe (default: clean, align, sum) and write sums, stack, record",
+        description="For each FILE: run the recipe (default: remove hot pixels, align the "
+                    "frames on --align, sum them) and write <stem>_sums.ome.tif (per-mass sums), "
+                    "<stem>_aligned.ome.tif (the processed stack) and <stem>_processing.json "
+                    "(the recipe used, which --recipe can replay, with translations, hot "
+                    "pixels per frame, history and versions). Existing outputs are never "
+                    "replaced without --overwrite; a bad file is reported and skipped.")
+    process.add_argument("files", nargs="+", help=".im files")
+    process.add_argument("--recipe", metavar="FILE",
+                         help="recipe (.toml or .json, or a *_processing.json record); "
+                              "see 'nanosims recipe'")
+    process.add_argument("--out", metavar="DIR", help="output folder (default: next to each file)")
+    process.add_argument("--roll", choices=("auto", "yes", "no"), default=None,
+                         help="one-pixel roll of release-4108 images on loading "
+                              "(default: the recipe's, auto)")
+    process.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    process.add_argument("--workers", type=int, metavar="N", default=None,
+                         help="files processed at once, each in its own process on one "
+                              "core (default: the number of cores; 1: one after the other)")
+    process.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                         help="run the files on a dask.distributed cluster instead "
+                              "(tcp://host:8786; needs the 'distributed' extra)")
+    _add_step_options(process)
+    process.set_defaults(func=_cmd_process)

@@ -1,0 +1,88 @@
+"""The analysis steps: ratio images, cell segmentation and ROI tables."""
+
+from __future__ import annotations
+
+from ..model import Acquisition
+from .frames import _alignment_channel
+from .parameters import Parameter, Step
+
+__all__ = ["RATIO", "SEGMENT", "ROI_TABLE"]
+
+
+def _run_ratio(acquisition: Acquisition, *, expression, kernel, min_counts):
+    from ..analysis.ratios import evaluate
+
+    yield 0, 1
+    derived = evaluate(acquisition, expression, kernel=kernel, min_counts=min_counts)
+    yield 1, 1
+    return acquisition.with_step("ratio", {"expression": derived.expression, "kernel": kernel,
+                                           "min_counts": min_counts},
+                                 derived=acquisition.derived + (derived,))
+
+
+RATIO = Step(
+    "ratio", "Ratio image",
+    "Evaluate an expression of the summed mass images (a ratio, fraction, delta...) with "
+    "its Poisson error per pixel; written as <stem>_<expression>.ome.tif and .png.",
+    (Parameter("expression", "12C15N/12C14N", str, "over the mass labels, numbers, + - * /, "
+               "log, log10, sqrt, exp, delta(expr, standard)"),
+     Parameter("kernel", 1, int, "odd box: counts summed over kernel x kernel before the "
+               "expression", unit="px", minimum=1, maximum=101, odd=True),
+     Parameter("min_counts", 10.0, float, "pixels where an ion mass the expression uses has "
+               "fewer raw counts (after the kernel sum) are NaN; 0 keeps every pixel",
+               unit="counts", minimum=0.0, maximum=1e12, optional=True)),
+    _run_ratio)
+
+def _run_segment(acquisition: Acquisition, *, channel, method, smoothing_px, min_area_px,
+                 split_touching):
+    from ..analysis.accumulate import accumulate
+    from ..analysis.rois import segment_rois
+
+    chosen = _alignment_channel(acquisition, channel)
+    yield 0, 1
+    image = accumulate(acquisition).counts[chosen.index]
+    labels = segment_rois(image, method=method, smoothing_px=smoothing_px,
+                          min_area_px=min_area_px, split_touching=split_touching)
+    yield 1, 1
+    return acquisition.with_step(
+        "segment", dict(channel=channel, method=method, smoothing_px=smoothing_px,
+                        min_area_px=min_area_px, split_touching=split_touching,
+                        segmented_on=chosen.label, rois_found=int(labels.max())),
+        roi_labels=labels)
+
+
+def _run_roi_table(acquisition: Acquisition, *, expressions):
+    from ..analysis.rois import roi_table
+
+    if acquisition.roi_labels is None:
+        raise ValueError(f"{acquisition.name}: roi_table needs ROIs; put a segment step "
+                         "before it")
+    listed = [text.strip() for text in expressions.split(";") if text.strip()]
+    yield 0, 1
+    table = roi_table(acquisition, acquisition.roi_labels, listed)
+    yield 1, 1
+    return acquisition.with_step("roi_table", {"expressions": expressions,
+                                               "rows": int(len(table))},
+                                 roi_statistics=table)
+
+
+SEGMENT = Step(
+    "segment", "Find cells",
+    "Segment the sum of one channel into ROIs (threshold, watershed split, small ones "
+    "dropped).",
+    (Parameter("channel", "auto", str, "channel whose sum is segmented ('auto': 12C 14N, "
+               "else the strongest ion channel)"),
+     Parameter("method", "otsu", str, "threshold method",
+               choices=("otsu", "li", "yen", "triangle")),
+     Parameter("smoothing_px", 1.0, float, "Gaussian smoothing before thresholding",
+               unit="px", minimum=0.0, maximum=20.0),
+     Parameter("min_area_px", 10, int, "smaller objects are dropped", unit="px",
+               minimum=0, maximum=10**6),
+     Parameter("split_touching", True, bool, "split touching cells by a watershed")),
+    _run_segment)
+ROI_TABLE = Step(
+    "roi_table", "ROI table",
+    "Per ROI: channel totals and expressions (ratios of sums) with errors and the "
+    "dispersion test across frames.",
+    (Parameter("expressions", "12C15N/12C14N", str, "expressions separated by ';'"),),
+    _run_roi_table)
