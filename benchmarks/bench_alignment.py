@@ -31,8 +31,12 @@ def accuracy(quick: bool) -> None:
     import openformat.mims as seed
 
     from napari_nanosims import infer_translations
-    from napari_nanosims.testing.simulate import (SCENES, alignment_error_px,
-                                                     registration_noise_limit_px, simulate_scene)
+    from napari_nanosims.testing.simulate import (
+        SCENES,
+        alignment_error_px,
+        registration_noise_limit_px,
+        simulate_scene,
+    )
 
     window = 192 if quick else 256
     frame_counts = (10, 40) if quick else (5, 40, 200)

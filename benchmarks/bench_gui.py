@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import time
 
 
@@ -44,7 +45,7 @@ def main() -> None:
             QApplication.processEvents()
             time.sleep(0.001)
         timer.stop()
-        gaps = [b - a for a, b in zip(ticks, ticks[1:])] or [0.0]
+        gaps = [b - a for a, b in itertools.pairwise(ticks)] or [0.0]
         return max(gaps) * 1000, (time.perf_counter() - started)
 
     from napari_nanosims._napari.viewer import open_viewer

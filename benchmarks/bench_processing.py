@@ -111,8 +111,11 @@ def bench_accuracy(quick: bool) -> None:
     import openformat.mims as seed
 
     from napari_nanosims import infer_translations, load_mims
-    from napari_nanosims.testing.simulate import (alignment_error_px, registration_noise_limit_px,
-                                          simulate_drift)
+    from napari_nanosims.testing.simulate import (
+        alignment_error_px,
+        registration_noise_limit_px,
+        simulate_drift,
+    )
 
     shared = Path(__file__).resolve().parents[2] / "shared" / "data"
     source = shared / "OpenMIMS_doc_040702_06-05mos-03a.im"

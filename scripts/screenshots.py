@@ -100,7 +100,8 @@ def main() -> None:
     wait_for_layers()
     for layer in viewer.layers:
         layer.visible = "ratio" in layer.name and "sigma" not in layer.name
-    viewer.layers.selection.active = next(l for l in viewer.layers if "· ratio ·" in l.name)
+    viewer.layers.selection.active = next(
+        layer for layer in viewer.layers if "· ratio ·" in layer.name)
     settle(1.0)
     save_window(viewer, out / "ratio.png")
     panel.grab().save(str(out / "widget_ratio.png"))

@@ -1,4 +1,4 @@
-"""Shared fixtures: the real files in ../shared/data, written files, an open-file guard."""
+"""Shared fixtures: the real files in ../shared/data, synthetic files, an open-file guard."""
 
 from __future__ import annotations
 
@@ -69,6 +69,22 @@ def demo_file(tmp_path_factory):
     folder = tmp_path_factory.mktemp("demo")
     truth = make_demo_im(folder / "cells_01.im", seed=0)
     return truth
+
+
+@pytest.fixture
+def im_factory(tmp_path):
+    """Write a synthetic ``.im`` file: ``im_factory(name, counts=None, **options) -> path``.
+
+    ``name`` is relative to the test's ``tmp_path`` (an absolute path is taken as is); the
+    options are those of :func:`napari_nanosims.testing.factory.make_im` (seeded Poisson
+    counts unless ``counts`` is given).
+    """
+    from napari_nanosims.testing.factory import make_im
+
+    def make(name="a.im", counts=None, **options):
+        return make_im(tmp_path / name, counts, **options)
+
+    return make
 
 
 def pytest_report_header(config):

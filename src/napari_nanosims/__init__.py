@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ._version import __version__
+from ._version import __version__ as __version__
 
 #: Each public name and the module that defines it (relative to this package).
 _PUBLIC = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -32,8 +33,6 @@ def demo_path() -> Path:
             return path
         except ValueError:
             path.unlink()  # a damaged cache file is ours to replace
-    try:
+    with contextlib.suppress(FileExistsError):  # another process wrote it meanwhile
         make_demo_im(path, seed=0)
-    except FileExistsError:  # another process wrote it meanwhile
-        pass
     return path

@@ -5,30 +5,26 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_nanosims import open_acquisition, write_im
+from napari_nanosims import open_acquisition
 
 napari = pytest.importorskip("napari")
 
 
-def _files(tmp_path):
-    paths = []
-    for folder, value in (("a", 1), ("b", 2)):
-        (tmp_path / folder).mkdir()
-        data = np.full((3, 3, 8, 10), value, np.uint32)
-        paths.append(write_im(tmp_path / folder / "cells.im", data, ["12C", "12C 14N", "SE"],
-                              [12, 26, 0], 5, 100))
-    return paths
+def _files(im_factory):
+    """Two files both named cells.im, in folders a and b, of constant counts 1 and 2."""
+    return [im_factory(f"{folder}/cells.im", np.full((3, 3, 8, 10), value, np.uint32),
+                       labels=["12C", "12C 14N", "SE"], masses_amu=[12, 26, 0])
+            for folder, value in (("a", 1), ("b", 2))]
 
 
-def test_layers_of_two_same_named_files_stay_apart(tmp_path):
+def test_layers_of_two_same_named_files_stay_apart(im_factory):
     from napari.components import ViewerModel
 
     from napari_nanosims._napari.layers import file_layer_data
-    from napari_nanosims._napari.widgets._common import (acquisition_choices,
-                                                         acquisition_from_layers)
+    from napari_nanosims._napari.widgets._common import acquisition_choices, acquisition_from_layers
 
     viewer = ViewerModel()
-    acquisitions = [open_acquisition(path) for path in _files(tmp_path)]
+    acquisitions = [open_acquisition(path) for path in _files(im_factory)]
     for acquisition in acquisitions:
         for data, kwargs, _ in file_layer_data(acquisition):
             viewer.add_image(data, **kwargs)
@@ -37,7 +33,7 @@ def test_layers_of_two_same_named_files_stay_apart(tmp_path):
     choices = acquisition_choices(viewer)
     assert [value for _, value in choices] == [a.acquisition_id for a in acquisitions]
     assert len({name for name, _ in choices}) == 2  # the folder tells them apart
-    for acquisition, value in zip(acquisitions, (1, 2)):
+    for acquisition, value in zip(acquisitions, (1, 2), strict=True):
         rebuilt = acquisition_from_layers(viewer, acquisition.acquisition_id)
         assert rebuilt.labels == acquisition.labels
         assert [c.detector for c in rebuilt.channels] == ["EM1", "EM2", "SE"]

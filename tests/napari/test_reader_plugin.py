@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
-import numpy as np
 import npe2
+import numpy as np
 import pytest
+from conftest import needs_shared, real_file
 
 from napari_nanosims import load_mims, write_im
 from napari_nanosims._napari.layers import contrast_limits, field_unit, header_rows
 from napari_nanosims._napari.reader import get_reader, read_im_layers
-from conftest import needs_shared, real_file
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -113,8 +114,8 @@ def test_truncation_warning_reaches_the_user(tmp_path, monkeypatch):
                         lambda kind, message: shown.append((kind, message)))
     path = write_im(tmp_path / "cut.im", np.ones((3, 1, 8, 8), np.uint32), ["12C"], [12.0],
                     4.0, 100)
-    raw = open(path, "rb").read()
-    open(path, "wb").write(raw[:-100])
+    raw = Path(path).read_bytes()
+    Path(path).write_bytes(raw[:-100])
     layers = read_im_layers(path)
     assert layers[0][0].shape == (2, 8, 8)
     assert any(kind == "warning" and "truncated" in message for kind, message in shown)

@@ -28,11 +28,11 @@ def _run(qtbot, widget, kind, count):
     assert _kind_count(widget._viewer, kind) == count
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", [(3000, 3, 16, 16), (1000, 4, 32, 32)])
 def test_many_small_frames_complete_in_every_widget(make_napari_viewer, qtbot, tmp_path,
                                                     shape):
-    from napari_nanosims._napari.widgets import (AlignFramesWidget, CorrectionsWidget,
-                                                 HotPixelWidget)
+    from napari_nanosims._napari.widgets import AlignFramesWidget, CorrectionsWidget, HotPixelWidget
 
     rng = np.random.default_rng(0)
     data = rng.poisson(3, size=shape).astype(np.uint32)
@@ -55,9 +55,11 @@ def _live(kind_name):
     return sum(type(obj).__name__ == kind_name for obj in gc.get_objects())
 
 
+@pytest.mark.slow
 def test_repeated_runs_leak_no_workers_layers_threads_or_memory(make_napari_viewer, qtbot,
                                                                 demo_file):
     import psutil
+    from qtpy.QtCore import QCoreApplication, QEvent
 
     from napari_nanosims._napari.widgets import AlignFramesWidget, HotPixelWidget
 
@@ -75,15 +77,20 @@ def test_repeated_runs_leak_no_workers_layers_threads_or_memory(make_napari_view
         aligner._runner.cancel()
         qtbot.waitUntil(lambda: aligner._runner.worker is None, timeout=60_000)
 
+    def settle():
+        """Run the deletions Qt deferred (replaced layers, finished workers) before counting."""
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+        QCoreApplication.processEvents()
+
     for _ in range(3):  # warm up: caches, first allocations, Qt's thread pool
         cycle()
-    qtbot.wait(100)
+    settle()
     process = psutil.Process()
     rss, threads = process.memory_info().rss, threading.active_count()
     workers, images = _live("GeneratorWorker"), _live("Image")
     for _ in range(20):
         cycle()
-    qtbot.wait(100)
+    settle()
     assert _live("GeneratorWorker") <= workers
     assert _live("Image") <= images  # replaced layers are freed
     assert len(viewer.layers) == 7 + 6 + 7 + 7 + 1  # raw, cleaned, aligned, sums, coverage

@@ -20,9 +20,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from napari_nanosims import (align_frames, clean_hot_pixels, correct_dead_time,
-                             correct_em_yield, depth_profile, open_acquisition, roi_table,
-                             write_im)
+from napari_nanosims import (
+    align_frames,
+    clean_hot_pixels,
+    correct_dead_time,
+    correct_em_yield,
+    depth_profile,
+    open_acquisition,
+    roi_table,
+)
 
 pytestmark = pytest.mark.gui
 napari = pytest.importorskip("napari")
@@ -32,8 +38,9 @@ COMPARED = ["value", "sigma", "chi2", "dof", "p_value", "mswd", "sigma_inflated"
             "n_pixels", "area_um2", "centroid_y_um", "centroid_x_um"]
 
 
-def _write_drifting_cells(path) -> str:
-    """Five homogeneous cells (one 15N fraction each) drifting 0.37, -0.29 px per frame.
+@pytest.fixture
+def drifting_cells(im_factory) -> str:
+    """Write five homogeneous cells (one 15N fraction each) drifting 0.37, -0.29 px per frame.
 
     Rates per pixel and frame: 12C 14N 40 in cells, 2 outside; 12C 15N 38 * fraction in
     cells, 0.1 outside; SE 30 and 10. Poisson counts, seeded; EM yield 70 % in the header.
@@ -52,8 +59,9 @@ def _write_drifting_cells(path) -> str:
     rate_15n = 0.1 + (inside * (38.0 * fractions)[None, :, None, None]).sum(axis=1)
     rate_se = 10.0 + 20.0 * in_any
     counts = rng.poisson(np.stack([rate_14n, rate_15n, rate_se], axis=1)).astype(np.uint32)
-    return write_im(path, counts, ["12C 14N", "12C 15N", "SE"], [26.003, 27.0, 0.0], 10.0,
-                    1000, em_yields_percent=[70.0] * 7)
+    return im_factory("drift.im", counts, labels=["12C 14N", "12C 15N", "SE"],
+                      masses_amu=[26.003, 27.0, 0.0], raster_um=10.0, dwell_time_us=1000,
+                      em_yields_percent=[70.0] * 7)
 
 
 def _cells(shape) -> np.ndarray:
@@ -91,13 +99,18 @@ def _assert_same_table(got: pd.DataFrame, expected: pd.DataFrame) -> None:
 
 
 def test_rois_tab_after_subpixel_alignment_equals_the_library(make_napari_viewer, qtbot,
-                                                              tmp_path, monkeypatch):
-    from napari_nanosims._napari.widgets import (AlignFramesWidget, CorrectionsWidget,
-                                                 HotPixelWidget, RoiWidget)
+                                                              drifting_cells, tmp_path,
+                                                              monkeypatch):
+    from napari_nanosims._napari.widgets import (
+        AlignFramesWidget,
+        CorrectionsWidget,
+        HotPixelWidget,
+        RoiWidget,
+    )
 
     shown = []
     monkeypatch.setattr("napari.utils.notifications.show_warning", shown.append)
-    path = _write_drifting_cells(tmp_path / "drift.im")
+    path = drifting_cells
     viewer = make_napari_viewer()
     viewer.open(path, plugin="napari-nanosims")
     cleaner, corrector = HotPixelWidget(viewer), CorrectionsWidget(viewer)
@@ -165,8 +178,8 @@ def test_rois_tab_after_subpixel_alignment_equals_the_library(make_napari_viewer
 
     # Removing the aligned layers: the aligned result is released, and the tab measures
     # the corrected layers, exactly as the library does on the corrected acquisition.
-    for old in [l for l in viewer.layers
-                if l.metadata.get("nanosims", {}).get("kind") == "aligned"]:
+    for old in [layer for layer in viewer.layers
+                if layer.metadata.get("nanosims", {}).get("kind") == "aligned"]:
         viewer.layers.remove(old)
     gc.collect()
     assert released() is None  # the registry held it; nothing holds it now
@@ -179,12 +192,12 @@ def test_rois_tab_after_subpixel_alignment_equals_the_library(make_napari_viewer
 
 
 def test_remembered_results_are_released_with_their_layers(make_napari_viewer, qtbot,
-                                                           tmp_path):
+                                                           drifting_cells):
     """Closing the file's layers leaves nothing of its results in the registry."""
     from napari_nanosims._napari.widgets import CorrectionsWidget, HotPixelWidget
     from napari_nanosims._napari.widgets._common import RESULTS, acquisition_from_layers
 
-    path = _write_drifting_cells(tmp_path / "drift.im")
+    path = drifting_cells
     viewer = make_napari_viewer()
     viewer.open(path, plugin="napari-nanosims")
     cleaner, corrector = HotPixelWidget(viewer), CorrectionsWidget(viewer)

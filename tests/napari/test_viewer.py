@@ -9,10 +9,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from napari_nanosims import (Recipe, clean_hot_pixels, load_mims, open_acquisition,
-                             run_recipe, write_im)
 from conftest import needs_shared, real_file
+
+from napari_nanosims import (
+    Recipe,
+    clean_hot_pixels,
+    load_mims,
+    open_acquisition,
+    run_recipe,
+    write_im,
+)
 
 pytestmark = pytest.mark.gui
 napari = pytest.importorskip("napari")
@@ -63,7 +69,7 @@ def test_open_with_plugin_name_and_reader_choice(make_napari_viewer, demo_file,
     assert [str(u) for u in layer.units][1:] == ["micrometer", "micrometer"]
     assert tuple(layer.axis_labels) == ("frame", "y", "x")
     # each opening is its own acquisition, even of the same file
-    ids = {l.metadata["nanosims"]["acquisition_id"] for l in viewer.layers}
+    ids = {layer.metadata["nanosims"]["acquisition_id"] for layer in viewer.layers}
     assert len(ids) == 2
 
 
@@ -103,7 +109,7 @@ def test_hot_pixel_widget_gives_the_library_result(make_napari_viewer, qtbot, de
                     timeout=30_000)
     expected = clean_hot_pixels(open_acquisition(demo_file["path"]))
     assert widget.count_label.value.startswith(str(int(expected.hot_pixels.sum())))
-    overlay = [l for l in viewer.layers if "nanosims_overlay" in l.metadata]
+    overlay = [layer for layer in viewer.layers if "nanosims_overlay" in layer.metadata]
     assert len(overlay) == 1 and overlay[0].data.sum() == expected.hot_pixels.sum()
     _run_and_wait(qtbot, widget, "cleaned", 6)
     assert widget.run_button.enabled and not widget.cancel_button.enabled
@@ -119,7 +125,7 @@ def test_hot_pixel_widget_gives_the_library_result(make_napari_viewer, qtbot, de
         # visible only where the source was, and the source is then hidden
         assert cleaned.visible == (label == "12C 14N") and not original.visible
         np.testing.assert_array_equal(original.data, data[:, index])  # untouched
-    assert not any(l.name.startswith("SE · cleaned") for l in viewer.layers)
+    assert not any(layer.name.startswith("SE · cleaned") for layer in viewer.layers)
     _run_and_wait(qtbot, widget, "cleaned", 6)  # replaces, does not pile up
 
 
@@ -135,8 +141,9 @@ def test_cancel_adds_nothing_and_errors_are_shown(make_napari_viewer, qtbot, dem
     _open_demo(viewer, demo_file)
     widget.run()
     widget.cancel_button.changed.emit(True)  # what clicking Cancel does
+    # The runner forgets its worker on `finished`, which Qt delivers after `returned`:
+    # once it is None, a result that was going to add layers would have done so.
     qtbot.waitUntil(lambda: widget._runner.worker is None, timeout=30_000)
-    qtbot.wait(50)
     assert not _kind_layers(viewer, "cleaned")
     # an error inside the worker reaches the user instead of vanishing
     errors = []
@@ -280,8 +287,10 @@ def test_closing_the_viewer_while_a_worker_runs(make_napari_viewer, qtbot, tmp_p
     viewer.close()
     # The result arrives after the viewer is gone: it is dropped quietly (pytest-qt fails
     # the test if an exception reaches the event loop).
+    from qtpy.QtWidgets import QApplication
+
     qtbot.waitUntil(lambda: bool(finished), timeout=60_000)
-    qtbot.wait(100)
+    QApplication.processEvents()  # deliver whatever the worker posted with its last signal
 
 
 def test_window_leaves_the_image_room(make_napari_viewer, qtbot, demo_file, tmp_path):
@@ -290,11 +299,11 @@ def test_window_leaves_the_image_room(make_napari_viewer, qtbot, demo_file, tmp_
     viewer = make_napari_viewer(show=True)
     viewer.window._qt_window.resize(1280, 1024)
     open_viewer([demo_file["path"]], viewer=viewer)
-    qtbot.wait(300)
     canvas = viewer.window._qt_viewer.canvas.native
     window_width = viewer.window._qt_window.width()
     assert window_width == 1280
-    assert canvas.width() >= 0.55 * window_width, (canvas.width(), window_width)
+    # the dock widget is laid out by the event loop: wait for the canvas to get its room
+    qtbot.waitUntil(lambda: canvas.width() >= 0.55 * window_width, timeout=10_000)
     assert "NanoSIMS (napari-nanosims)" in viewer.window.dock_widgets
     # the whole image is in view: its extent times the zoom fits the canvas, centred
     extent = viewer.layers[0].extent.world[:, 1:]
@@ -350,8 +359,7 @@ def test_cli_view_builds_the_viewer(make_napari_viewer, demo_file):
 def test_corrections_tab_then_alignment_with_frame_selection(make_napari_viewer, qtbot,
                                                               demo_file, monkeypatch):
     from napari_nanosims import correct_dead_time, correct_qsa
-    from napari_nanosims._napari.widgets import (AlignFramesWidget, CorrectionsWidget,
-                                                 HotPixelWidget)
+    from napari_nanosims._napari.widgets import AlignFramesWidget, CorrectionsWidget, HotPixelWidget
 
     shown = []
     monkeypatch.setattr("napari.utils.notifications.show_warning", shown.append)

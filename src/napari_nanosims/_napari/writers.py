@@ -23,8 +23,8 @@ def _acquisition_from_layers(layer_data: list[tuple]):
     """
     import dataclasses
 
-    from ..model import Acquisition, HistoryRecord, channels_from_header
     from ..io.header import ImHeader
+    from ..model import Acquisition, HistoryRecord, channels_from_header
 
     images = [(np.asarray(data), attributes) for data, attributes, kind in layer_data
               if kind == "image"]
@@ -38,7 +38,7 @@ def _acquisition_from_layers(layer_data: list[tuple]):
         raise ValueError("save 2-D images or (frame, y, x) stacks")
     infos = [attributes.get("metadata", {}).get("nanosims", {}) for _, attributes in images]
     labels = [info.get("label") or attributes["name"]
-              for info, (_, attributes) in zip(infos, images)]
+              for info, (_, attributes) in zip(infos, images, strict=True)]
     scale = images[0][1].get("scale") or (1.0, 1.0)
     counts = np.stack(stacks, axis=1)
     acquisition = Acquisition.from_arrays(
@@ -72,15 +72,13 @@ def write_nrrd_layers(path: str, layer_data: list[tuple]) -> list[str]:
 def write_ome_tiff_layers(path: str, layer_data: list[tuple]) -> list[str]:
     """Save image layers (one per mass) as an OME-TIFF (TCYX, µm, channel names, history;
     ``TimeIncrement``, the time between frames in s, when the layers came from a file)."""
-    from ..export.ometiff import (acquisition_description, atomic_outputs, frame_interval_s,
-                                  write_ome_tiff)
+    from ..export._files import atomic_output
+    from ..export.ometiff import write_acquisition_tiffs
 
     acquisition, original = _acquisition_from_layers(layer_data)
     # The frame interval of the acquisition the layers came from, whatever the number of
-    # frames saved (the restored header counts only the frames saved).
-    interval = frame_interval_s(original) if original is not None else None
-    with atomic_outputs({"tif": path}, overwrite=True) as temporary:
-        write_ome_tiff(temporary["tif"], acquisition.counts, "TCYX", acquisition.pixel_size_um,
-                       acquisition.labels, acquisition_description(acquisition, "stack"),
-                       time_increment_s=interval)
+    # frames saved (the restored header counts only the frames saved); layers without our
+    # metadata have a synthetic header, which has no interval.
+    with atomic_output(path, overwrite=True) as temporary:
+        write_acquisition_tiffs(acquisition, {"stack": temporary}, frames_header=original)
     return [os.fspath(path)]

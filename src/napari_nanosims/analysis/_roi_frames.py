@@ -10,7 +10,6 @@ import numpy as np
 from ..model import Acquisition
 from .accumulate import has_fractional_shifts, stage_before_alignment
 
-
 # -- where the per-frame ROI sums come from ---------------------------------------------
 # The detector corrections: once one ran, the counts are no longer Poisson counts, and the
 # dispersion test needs the raw counts kept beside them.

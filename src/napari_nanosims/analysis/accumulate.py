@@ -11,6 +11,7 @@ from scipy import ndimage, sparse
 
 from .._errors import KernelVarianceWarning
 from ..model import Acquisition, Channel, HistoryRecord
+from .bounds import KERNEL_BOUNDS
 
 __all__ = ["Accumulation", "accumulate", "KernelVarianceWarning"]
 
@@ -21,9 +22,10 @@ KEEPS_COUNTS = ("sum_frames", "ratio", "segment", "roi_table")
 
 
 def _check_kernel(kernel) -> int:
-    if isinstance(kernel, bool) or not isinstance(kernel, (int, np.integer)) or kernel < 1 \
-            or kernel % 2 == 0 or kernel > 101:
-        raise ValueError(f"kernel must be an odd whole number of pixels from 1 to 101, "
+    low, high = KERNEL_BOUNDS["minimum"], KERNEL_BOUNDS["maximum"]
+    if isinstance(kernel, bool) or not isinstance(kernel, (int, np.integer)) or kernel < low \
+            or kernel % 2 == 0 or kernel > high:
+        raise ValueError(f"kernel must be an odd whole number of pixels from {low} to {high}, "
                          f"not {kernel!r}")
     return int(kernel)
 
@@ -125,7 +127,7 @@ class _AlignmentTrace:
         source = self.source
         values = source.variance if source.variance is not None else source.counts
         for frame, (rows, columns) in zip(self.frames.tolist(),
-                                          self.squared_weights(kernel, shape)):
+                                          self.squared_weights(kernel, shape), strict=True):
             variance = np.asarray(np.asarray(values[frame])[masses], dtype=np.float64)
             # NaN pixels make their box sums NaN anyway (the caller restores that);
             # here they must not spread to boxes that give them no weight.
@@ -151,7 +153,7 @@ def stage_before_alignment(acquisition: Acquisition):
     earlier = len(before.history)
     history = acquisition.history
     if (len(history) <= earlier or history[earlier].name != "align_frames"
-            or any(a is not b for a, b in zip(history[:earlier], before.history))):
+            or any(a is not b for a, b in zip(history[:earlier], before.history, strict=True))):
         return None
     kept = np.arange(before.n_frames)
     for record in history[earlier + 1:]:
@@ -313,7 +315,8 @@ class Accumulation:
         missing = [m for m in dict.fromkeys(masses) if (kernel, m) not in self._kernel_variances]
         if missing:
             self._kernel_variances.update(zip(((kernel, m) for m in missing),
-                                              self._compute_kernel_variance(kernel, missing)))
+                                              self._compute_kernel_variance(kernel, missing),
+                                              strict=True))
         return np.stack([self._kernel_variances[(kernel, m)] for m in masses])
 
     def _compute_kernel_variance(self, kernel: int, masses: list[int]) -> np.ndarray:

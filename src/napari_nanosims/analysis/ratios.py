@@ -10,6 +10,7 @@ import numpy as np
 
 from ..model import Acquisition, HistoryRecord
 from .accumulate import Accumulation, _box_sum, _check_kernel, accumulate
+from .bounds import DEFAULT_MIN_COUNTS
 from .expression import Node, evaluate_node, parse
 
 __all__ = ["DerivedImage", "evaluate", "STANDARDS", "DEFAULT_MIN_COUNTS", "POISSON_MIN_COUNTS"]
@@ -25,9 +26,6 @@ STANDARDS = {"AIR 15N/14N": 0.0036765, "VPDB 13C/12C": 0.0112372,
              "VPDB 13C/12C (Zhang & Li 1990)": 0.011180, "VCDT 34S/32S": 0.0441626,
              "VSMOW 18O/16O": 0.0020052, "VSMOW 2H/1H": 0.00015576}
 
-#: Default of ``evaluate(min_counts=...)``: raw counts (after the kernel sum) of every ion
-#: mass an expression uses below which the pixel is NaN.
-DEFAULT_MIN_COUNTS = 10.0
 #: Raw counts below which sqrt(n) is no honest one-sigma error (it is 0 at n = 0): such
 #: counts get Gehrels' (1986) one-sigma upper-limit error sqrt(n + 0.75) + 1 instead.
 POISSON_MIN_COUNTS = 10.0
@@ -188,7 +186,7 @@ def evaluate(source, expression: str, *, kernel: int = 1,
     # Exact also after sub-pixel alignment, where neighbouring pixels share counts and
     # the box sum of the pixel variances would understate the kernel's variance.
     kernel_variance = dict(zip(used, total.kernel_variance(
-        kernel, [labels.index(label) for label in used])))
+        kernel, [labels.index(label) for label in used]), strict=True))
     for label in used:
         index = labels.index(label)
         images[label] = _box_sum(total.counts[index], kernel)

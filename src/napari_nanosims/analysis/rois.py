@@ -14,11 +14,10 @@ import numpy as np
 from ..model import Acquisition
 from ._roi_frames import _frame_plan, _frame_sums, _subpixel_history
 from .accumulate import Accumulation, _frame_indices
+from .bounds import THRESHOLDS
 from .expression import Node, evaluate_node, parse
 
 __all__ = ["segment_rois", "roi_table", "depth_profile"]
-
-THRESHOLDS = ("otsu", "li", "yen", "triangle")
 
 
 def segment_rois(image, *, method: str = "otsu", smoothing_px: float = 1.0,

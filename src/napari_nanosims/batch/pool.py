@@ -9,6 +9,7 @@ does the scheduling (and, on a cluster, the retries and the dashboard).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import resource
@@ -126,9 +127,9 @@ def process_one(path, recipe: dict, out_dir=None, overwrite: bool = False,
     """
     from threadpoolctl import threadpool_limits
 
-    from .single import process_file
     from ..processing._frames import set_single_threaded
     from ..steps.recipe import Recipe
+    from .single import process_file
 
     started = time.perf_counter()
     path = os.fspath(path)
@@ -262,9 +263,7 @@ def interrupt_workers() -> None:
 
     children = multiprocessing.active_children()
     for child in children:
-        try:
+        with contextlib.suppress(OSError):  # the child may have ended meanwhile
             os.kill(child.pid, signal.SIGINT)
-        except OSError:
-            pass
     for child in children:
         child.join(timeout=10)

@@ -10,45 +10,16 @@ from typing import Any
 
 import numpy as np
 
-from ..analysis.accumulate import accumulate
-from ..export.ratio import ratio_paths, write_derived
-from ..export.ometiff import (acquisition_description, atomic_outputs, json_ready,
-                             remove_stale_partials, software_versions, write_ome_tiff)
+from ..export._files import atomic_outputs, refuse_existing, remove_stale_partials
+from ..export.names import export_outputs, ratio_outputs, roi_outputs, run_outputs
+from ..export.ometiff import json_ready, software_versions, write_acquisition_tiffs
+from ..export.ratio import write_derived
 from ..model import Acquisition
 from ..processing._frames import run_to_completion
 from ..steps.recipe import Recipe, iter_run_recipe
 from ..steps.registry import STEPS
-from ..steps.exports import export_targets
 
-__all__ = ["output_paths", "process_file", "processing_record"]
-
-
-def output_paths(input_path: str | os.PathLike, out_dir: str | os.PathLike | None,
-                 recipe: Recipe | None = None) -> dict[str, Path]:
-    """Where the outputs for ``input_path`` go, in ``out_dir`` (default: beside the input).
-
-    ``sums`` (``<stem>_sums.ome.tif``), ``variance`` (``<stem>_variance.ome.tif``: channels
-    ``var(<label>)`` and ``coverage``), ``stack`` (``<stem>_aligned.ome.tif`` when the recipe
-    aligns, else ``<stem>_stack.ome.tif``) and ``record`` (``<stem>_processing.json``).
-    """
-    source = Path(input_path)
-    folder = Path(out_dir) if out_dir is not None else source.parent
-    stem = source.stem
-    aligned = recipe is None or any(name == "align_frames" for name, _ in recipe.steps)
-    return {
-        "sums": folder / f"{stem}_sums.ome.tif",
-        "variance": folder / f"{stem}_variance.ome.tif",
-        "stack": folder / f"{stem}_{'aligned' if aligned else 'stack'}.ome.tif",
-        "record": folder / f"{stem}_processing.json",
-    }
-
-
-def frame_time_s(acquisition: Acquisition) -> float | None:
-    """Time between frames: the analysis duration over the frames in the file, s
-    (:func:`napari_nanosims.export.ometiff.frame_interval_s` of its header)."""
-    from ..export.ometiff import frame_interval_s
-
-    return frame_interval_s(acquisition.header)
+__all__ = ["process_file", "processing_record"]
 
 
 def processing_record(acquisition: Acquisition, recipe: Recipe, paths: dict) -> dict[str, Any]:
@@ -98,59 +69,45 @@ def _exports_into(recipe: Recipe, folder: Path, overwrite: bool) -> Recipe:
     return Recipe(tuple(steps), recipe.roll_data)
 
 
-def _existing(paths: dict) -> list[str]:
-    # lexists: a dangling symlink at an output name is a file of the user's too
-    return [str(p) for p in paths.values() if os.path.lexists(p)]
+def _step_outputs(path, out_dir, recipe: Recipe) -> list[Path]:
+    """The files the recipe's ratio, ROI and export steps will write, as far as they are
+    known before it runs (the export steps' folders set by :func:`_exports_into`)."""
+    planned = []
+    for name, parameters in recipe.steps:
+        if name == "ratio":
+            expression = parameters.get("expression", STEPS["ratio"].defaults()["expression"])
+            planned += ratio_outputs(path, out_dir, expression).values()
+        elif name == "roi_table":
+            planned += roi_outputs(path, out_dir).values()
+        else:
+            planned += export_outputs(name, Path(path).stem, parameters.get("folder", ""))
+    return planned
 
 
 def iter_process_file(path, recipe: Recipe, out_dir=None, *, overwrite: bool = False,
                       cancel=None):
     """Generator form of :func:`process_file`: yields ``(step, done, total)``."""
-    paths = output_paths(path, out_dir, recipe)
-    as_given = recipe  # the record keeps it: replayed elsewhere, exports follow --out
-    recipe = _exports_into(recipe, paths["record"].parent, overwrite)
-    ratios = {}
-    for name, parameters in recipe.steps:
-        if name == "ratio":
-            expression = parameters.get("expression", STEPS["ratio"].defaults()["expression"])
-            ratios.update(ratio_paths(path, out_dir, expression))
-    exports = {}
-    for name, parameters in recipe.steps:
-        if name.startswith("write_"):  # _exports_into gave each its folder
-            for k, target in enumerate(export_targets(name, Path(path).stem,
-                                                      Path(parameters["folder"]))):
-                exports[f"{name} {k}"] = target
-    existing = _existing({**paths, **ratios, **exports})
-    if existing and not overwrite:
-        raise FileExistsError(f"outputs exist (use --overwrite to replace): "
-                              f"{', '.join(existing)}")
-    acquisition = yield from iter_run_recipe(path, recipe, cancel)
+    paths = run_outputs(path, out_dir,
+                        aligned=any(name == "align_frames" for name, _ in recipe.steps))
     folder = paths["record"].parent
+    as_given = recipe  # the record keeps it: replayed elsewhere, exports follow --out
+    recipe = _exports_into(recipe, folder, overwrite)
+    # Every output that can be named now is checked now, before any work is done.
+    refuse_existing([*paths.values(), *_step_outputs(path, out_dir, recipe)], overwrite)
+    acquisition = yield from iter_run_recipe(path, recipe, cancel)
     folder.mkdir(parents=True, exist_ok=True)
     remove_stale_partials(folder)
-    sums = acquisition.sums if acquisition.sums is not None else np.asarray(
-        acquisition.counts).sum(axis=0)
-    accumulation = accumulate(acquisition)
-    variance = np.concatenate([accumulation.variance, accumulation.coverage[None]])
     record = processing_record(acquisition, as_given, paths)
     # Everything is written under temporary names first and then moved into place, so an
     # interruption (SIGINT, SIGTERM, an error) leaves no half-written file under a final name.
     with atomic_outputs(paths, overwrite) as temporary:
-        labels = acquisition.labels
-        pixel = acquisition.pixel_size_um
-        write_ome_tiff(temporary["sums"], sums, "CYX", pixel, labels,
-                       acquisition_description(acquisition, "sums"))
-        write_ome_tiff(temporary["variance"], variance.astype(np.float32), "CYX", pixel,
-                       [f"var({label})" for label in labels] + ["coverage"],
-                       acquisition_description(acquisition, "variance"))
-        write_ome_tiff(temporary["stack"], acquisition.counts, "TCYX", pixel, labels,
-                       acquisition_description(acquisition, "stack"),
-                       time_increment_s=frame_time_s(acquisition))
+        write_acquisition_tiffs(acquisition, {kind: temporary[kind]
+                                              for kind in ("sums", "variance", "stack")})
         temporary["record"].write_text(json.dumps(record, indent=2, ensure_ascii=False))
     if acquisition.roi_statistics is not None:
         paths.update(_write_rois(acquisition, path, out_dir, overwrite))
     for number, derived in enumerate(acquisition.derived, start=1):
-        written = write_derived(derived, ratio_paths(path, out_dir, derived.expression),
+        written = write_derived(derived, ratio_outputs(path, out_dir, derived.expression),
                                 overwrite=overwrite)
         paths.update({f"ratio {number} {key}": value for key, value in written.items()})
     return acquisition, paths
@@ -160,14 +117,7 @@ def _write_rois(acquisition, path, out_dir, overwrite: bool) -> dict:
     """``<stem>_rois.tif`` (the label image) and ``<stem>_roi_table.csv``."""
     import tifffile
 
-    source = Path(path)
-    folder = Path(out_dir) if out_dir is not None else source.parent
-    targets = {"rois": folder / f"{source.stem}_rois.tif",
-               "roi table": folder / f"{source.stem}_roi_table.csv"}
-    existing = _existing(targets)
-    if existing and not overwrite:
-        raise FileExistsError(f"outputs exist (use --overwrite to replace): "
-                              f"{', '.join(existing)}")
+    targets = roi_outputs(path, out_dir)
     with atomic_outputs(targets, overwrite) as temporary:
         tifffile.imwrite(temporary["rois"], acquisition.roi_labels.astype(np.int32))
         acquisition.roi_statistics.to_csv(temporary["roi table"], index=False)

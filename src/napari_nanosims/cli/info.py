@@ -19,7 +19,8 @@ def _format_header(header: ImHeader) -> str:
     masses = ", ".join(
         (f"{label} ({amu:.3f} amu, {detector or 'detector unknown'})" if label != "SE"
          else "SE")
-        for label, amu, detector in zip(header.labels, header.masses_amu, detectors))
+        for label, amu, detector in zip(header.labels, header.masses_amu, detectors,
+                                        strict=True))
     data = (f"{header.n_frames} frames" if header.has_data
             else "no pixel data (header only)")
     if header.has_data and header.n_frames != header.n_frames_header:

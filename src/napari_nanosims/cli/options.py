@@ -1,12 +1,16 @@
-"""Recipe options of ``nanosims process``: one option per step parameter, corrections."""
+"""Options made from step parameters (one builder for any command), and the recipe of
+``nanosims process`` from its options."""
 
 from __future__ import annotations
 
 import argparse
 
+__all__ = ["add_parameter_option", "parameter_option_help"]
+
 
 def _option_type(parameter):
-    """argparse type for a parameter: its kind, with 'none' for optional ones."""
+    """argparse type for a parameter: its kind, checked by the parameter ('none' for
+    optional ones), so that a bad value is refused before any file is read."""
     def convert(text: str):
         if parameter.optional and text.strip().lower() in ("none", "null", ""):
             return None
@@ -14,7 +18,8 @@ def _option_type(parameter):
             value = parameter.kind(text) if parameter.kind is not int else int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(
-                f"{parameter.flag} takes {parameter.kind.__name__} values, not {text!r}")
+                f"{parameter.flag} takes {parameter.kind.__name__} values, not {text!r}"
+            ) from None
         try:
             return parameter.check(value)
         except ValueError as exc:
@@ -23,19 +28,78 @@ def _option_type(parameter):
     return convert
 
 
+def _allowed(parameter) -> str:
+    """The values a parameter accepts, in words: ``1 to 101, odd``."""
+    if parameter.choices:
+        return "one of " + ", ".join(parameter.choices)
+    if parameter.kind not in (int, float):
+        return ""
+    parts = []
+    if parameter.above is not None:
+        parts.append(f"above {parameter.above:g}")
+    elif parameter.minimum is not None:
+        parts.append(f"from {parameter.minimum:g}")
+    if parameter.maximum is not None:
+        parts.append(f"to {parameter.maximum:g}")
+    if parameter.odd:
+        parts.append("odd")
+    if parameter.optional:
+        parts.append("'none' allowed")
+    return " ".join(parts[:2]) + "".join(f", {part}" for part in parts[2:])
+
+
+def parameter_option_help(parameter, note: str = "", required: bool = False) -> str:
+    """``--help`` text of a parameter's option: help, unit, allowed values, default."""
+    unit = f" [{parameter.unit}]" if parameter.unit else ""
+    allowed = _allowed(parameter)
+    allowed = f"; {allowed}" if allowed else ""
+    default = ("required" if required else "no default" if parameter.required
+               else f"default {parameter.default}")
+    note = f"; {note}" if note else ""
+    # argparse formats help with %: a literal one is written twice
+    return f"{parameter.help}{unit} ({default}{allowed}){note}".replace("%", "%%")
+
+
+def add_parameter_option(group, parameter, *, dest: str | None = None,
+                         recipe_default: bool = False, note: str = "", **behaviour):
+    """Add ``parameter``'s option to an argparse parser or group; returns the action.
+
+    The flag, type, bounds (checked by :meth:`Parameter.check` when the command line is
+    parsed), default, help and unit all come from the parameter; nothing is repeated here.
+
+    Parameters
+    ----------
+    group : argparse.ArgumentParser or argument group
+    parameter : Parameter
+    dest : str, optional
+        Attribute of the parsed arguments (default: the parameter's name).
+    recipe_default : bool
+        The option's value is None unless given, so that a recipe's value is kept; the
+        help still names the parameter's default (that of the default recipe).
+    note : str
+        What the option does on this command beyond setting the parameter.
+    **behaviour
+        argparse behaviour that is not a definition (``action='append'``, ``required``).
+    """
+    required = bool(behaviour.get("required"))
+    default = None if recipe_default or parameter.required or required else parameter.default
+    return group.add_argument(parameter.flag, dest=dest or parameter.name, default=default,
+                              type=_option_type(parameter), metavar=parameter.name.upper(),
+                              help=parameter_option_help(parameter, note, required),
+                              **behaviour)
+
+
 def _add_step_options(parser) -> None:
     """One option per step parameter, from the parameter definitions (default: the recipe's)."""
-    from ..steps.parameters import ALIGN_PARAMETERS, HOT_PIXEL_PARAMETERS
+    from ..steps.corrections import QSA
+    from ..steps.frames import ALIGN_FRAMES, REMOVE_HOT_PIXELS
 
-    for title, parameters in (("hot pixels", HOT_PIXEL_PARAMETERS),
-                              ("alignment", ALIGN_PARAMETERS)):
+    for title, step in (("hot pixels", REMOVE_HOT_PIXELS), ("alignment", ALIGN_FRAMES)):
         group = parser.add_argument_group(f"{title} (override the recipe)")
-        for parameter in parameters:
-            unit = f" [{parameter.unit}]" if parameter.unit else ""
-            group.add_argument(parameter.flag, dest=f"step_{parameter.name}", default=None,
-                               type=_option_type(parameter), metavar=parameter.name.upper(),
-                               choices=None,
-                               help=f"{parameter.help}{unit} (default {parameter.default})")
+        for parameter in step.parameters:
+            # the step in the name: segment has a 'channel' and a 'method' too
+            add_parameter_option(group, parameter, dest=f"step_{step.name}.{parameter.name}",
+                                 recipe_default=True)
         if title == "alignment":
             group.add_argument("--subpixel", action="store_true",
                                help="same as --method subpixel")
@@ -45,11 +109,11 @@ def _add_step_options(parser) -> None:
                        help="dead-time correction with each detector's dead time from the header")
     group.add_argument("--em-background", action="store_true",
                        help="subtract each electron multiplier's background from the header")
-    group.add_argument("--qsa-beta", type=float, metavar="BETA",
-                       help="QSA correction with this beta (needs --primary-current; implies "
-                            "--dead-time)")
-    group.add_argument("--primary-current", type=float, metavar="PA",
-                       help="primary current at the sample for QSA, pA")
+    add_parameter_option(group, QSA.parameter("beta"), dest="qsa_beta",
+                         note="QSA correction with this beta (needs --primary-current; "
+                              "implies --dead-time)")
+    add_parameter_option(group, QSA.parameter("primary_current_pA"), dest="primary_current",
+                         note="for QSA (with --qsa-beta)")
     group.add_argument("--em-yield", action="store_true",
                        help="divide by each electron multiplier's yield from the header")
 
@@ -58,12 +122,16 @@ def _recipe_from_args(args):
     from ..steps.recipe import Recipe, default_recipe
 
     recipe = Recipe.load(args.recipe) if args.recipe else default_recipe()
-    overrides = {name[len("step_"):]: value for name, value in vars(args).items()
-                 if name.startswith("step_") and value is not None}
+    overrides: dict[str, dict] = {}  # step -> the parameters given on the command line
+    for key, value in vars(args).items():
+        if key.startswith("step_") and value is not None:
+            step, _, name = key[len("step_"):].partition(".")
+            overrides.setdefault(step, {})[name] = value
     if args.subpixel:
-        overrides["method"] = "subpixel"
+        overrides.setdefault("align_frames", {})["method"] = "subpixel"
     if overrides:
-        recipe = recipe.with_parameters(overrides)
+        recipe = Recipe(tuple((name, {**parameters, **overrides.get(name, {})})
+                              for name, parameters in recipe.steps), recipe.roll_data)
     if args.roll is not None:
         recipe = Recipe(recipe.steps, {"auto": "auto", "yes": True, "no": False}[args.roll])
     return _with_corrections(recipe, args)

@@ -122,18 +122,18 @@ def _write_combined_table(tables, args) -> int:
     """One tidy ROI table across all files (a ``file`` column first); 1 if it failed."""
     import pandas as pd
 
-    from ..export.ometiff import partial_path
+    from ..export._files import OutputExistsError, atomic_output
+    from ..export.names import combined_roi_table, output_folder
 
-    folder = args.out or os.path.dirname(os.path.abspath(args.files[0]))
-    target = os.path.join(folder, "roi_table.csv")
-    if os.path.lexists(target) and not args.overwrite:
-        print(f"error: {target} exists (use --overwrite to replace)", file=sys.stderr)
-        return 1
+    target = combined_roi_table(output_folder(os.path.abspath(args.files[0]), args.out or None))
     combined = pd.concat(tables, ignore_index=True)
     combined = combined[["file"] + [c for c in combined.columns if c != "file"]]
-    temporary = partial_path(__import__("pathlib").Path(target))
-    combined.to_csv(temporary, index=False)
-    os.replace(temporary, target)
+    try:
+        with atomic_output(target, args.overwrite) as temporary:
+            combined.to_csv(temporary, index=False)
+    except OutputExistsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     print(f"ROI table of {len(tables)} file(s): {target}")
     return 0
 

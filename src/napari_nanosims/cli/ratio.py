@@ -8,13 +8,16 @@ import warnings
 
 import numpy as np
 
+from ..steps.analysis import RATIO
+from .options import add_parameter_option
 from .report import warning_line
 
 
 def _cmd_ratio(args) -> int:
     from ..analysis.accumulate import accumulate
     from ..analysis.ratios import evaluate
-    from ..export.ratio import ratio_paths, write_derived
+    from ..export.names import ratio_outputs
+    from ..export.ratio import write_derived
     from ..io.acquisition import open_acquisition
     from ..steps.recipe import Recipe, run_recipe
 
@@ -34,7 +37,7 @@ def _cmd_ratio(args) -> int:
                 for expression in args.expr:
                     derived = evaluate(total, expression, kernel=args.kernel,
                                        min_counts=args.min_counts)
-                    written = write_derived(derived, ratio_paths(path, args.out, expression),
+                    written = write_derived(derived, ratio_outputs(path, args.out, expression),
                                             value_range=args.range, overwrite=args.overwrite)
                     finite = derived.value[np.isfinite(derived.value)]
                     median = f"{np.median(finite):.6g}" if finite.size else "no valid pixel"
@@ -64,13 +67,10 @@ def add_ratio_command(sub) -> None:
                     "(OpenMIMS HSI for ratios). Expressions use the mass labels, numbers, "
                     "+ - * /, log, log10, sqrt, exp and delta(expr, standard).")
     ratio.add_argument("files", nargs="+", help=".im files")
-    ratio.add_argument("--expr", action="append", required=True, metavar="EXPRESSION",
-                       help="e.g. '12C15N/12C14N' (repeat for several)")
-    ratio.add_argument("--kernel", type=int, default=1,
-                       help="odd box size in pixels: counts summed before the ratio (default 1)")
-    ratio.add_argument("--min-counts", type=float, default=10.0,
-                       help="pixels where an ion mass of the expression has fewer raw counts "
-                            "(after the kernel sum) are NaN (default 10; 0 keeps every pixel)")
+    add_parameter_option(ratio, RATIO.parameter("expression"), dest="expr", action="append",
+                         required=True, note="repeat for several; each is written")
+    add_parameter_option(ratio, RATIO.parameter("kernel"))
+    add_parameter_option(ratio, RATIO.parameter("min_counts"))
     ratio.add_argument("--range", type=float, nargs=2, metavar=("LOW", "HIGH"),
                        help="display range of the PNG (default: 1st-99th percentile)")
     ratio.add_argument("--recipe", metavar="FILE", help="process the file with this recipe first")

@@ -28,20 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .ometiff import atomic_outputs
+from ._files import atomic_outputs, refuse_existing
+from .names import lans_file, lans_name
 
 __all__ = ["write_lans", "lans_name", "DAC_COLUMNS"]
 
 #: The columns of a LANS ``.dac`` file, as lans2r checks them.
 DAC_COLUMNS = ("i", "Xi", "Yi", "MEANi", "Poiss_Ei", "Poiss_%Ei", "SIZEi", "PIXELSi",
                "LWratio", "dLWratio")
-
-
-def lans_name(text: str) -> str:
-    """A mass label or expression as a LANS file name (``'12C 15N/12C 14N'`` ->
-    ``'12C15N-12C14N'``)."""
-    name = "".join(str(text).split())
-    return name.replace("/", "-").replace("*", "-").replace(".", "d")
 
 
 def _shape_ratios(labels: np.ndarray, n: int) -> np.ndarray:
@@ -231,37 +225,35 @@ def write_lans(result, folder: str | os.PathLike, *, expressions=None,
     texts: dict[str, str] = {}
     for label in result.labels:
         name = lans_name(label)
-        texts[f"dat/{name}.dac"] = _dac_text(
+        texts[lans_file(name, "dac")] = _dac_text(
             folder.name, name, table[table["quantity"] == label], pixel, lw, True)
         profile = depth_profile(result, labels, Node("label", label))
-        texts[f"dat/{name}-z.dat"] = _depth_text(folder.name, name, profile, n, True)
+        texts[lans_file(name, "depth")] = _depth_text(folder.name, name, profile, n, True)
     for node in nodes:
         name = lans_name(node.text())
-        texts[f"dat/{name}.dac"] = _dac_text(
+        texts[lans_file(name, "dac")] = _dac_text(
             folder.name, name, table[table["quantity"] == node.text()], pixel, lw, False)
         profile = depth_profile(result, labels, node)
-        texts[f"dat/{name}-z.dat"] = _depth_text(folder.name, node.text(), profile, n,
+        texts[lans_file(name, "depth")] = _depth_text(folder.name, node.text(), profile, n,
                                                  False)
     arrays: dict[str, dict] = {}
     raster = float(result.header.raster_um)
     for index, label in enumerate(result.labels):
         image = np.asarray(total.counts[index], dtype=np.float64)
         finite = image[np.isfinite(image)]
-        arrays[f"mat/{lans_name(label)}.mat"] = {
+        arrays[lans_file(lans_name(label), "mat")] = {
             "IM": image, "CELLS": labels.astype(np.float64), "xyscale": raster,
             "noplanes": float(result.n_frames),
             "vscale": np.array([[float(finite.min()) if finite.size else 0.0,
                                  float(finite.max()) if finite.size else 0.0]])}
-    arrays["mat/ROIs.mat"] = {"Maskimg": labels.astype(np.float64)}
+    arrays[lans_file("ROIs", "mat")] = {"Maskimg": labels.astype(np.float64)}
     if result.translations is not None:
-        arrays["mat/xyalign.mat"] = {"xyalign": np.asarray(result.translations, float)}
+        arrays[lans_file("xyalign", "mat")] = {
+            "xyalign": np.asarray(result.translations, float)}
     targets = {name: folder / name for name in [*texts, *arrays]}
-    existing = [str(p) for p in targets.values() if os.path.lexists(p)]
-    if existing and not overwrite:
-        raise FileExistsError(f"LANS outputs exist (use --overwrite to replace): "
-                              f"{', '.join(existing)}")
-    (folder / "dat").mkdir(parents=True, exist_ok=True)
-    (folder / "mat").mkdir(parents=True, exist_ok=True)
+    refuse_existing(targets.values(), overwrite)  # before any folder is made
+    for subfolder in {target.parent for target in targets.values()}:
+        subfolder.mkdir(parents=True, exist_ok=True)
     with atomic_outputs(targets, overwrite) as temporary:
         for name, text in texts.items():
             temporary[name].write_text(text, encoding="latin-1", errors="replace")

@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 
 from .._errors import ImFormatError
-from .ometiff import atomic_outputs, json_ready, software_versions
+from ._files import atomic_output, refuse_existing
+from .ometiff import json_ready, software_versions
 
 __all__ = ["write_nrrd", "read_nrrd", "read_nrrd_header", "nrrd_symbol", "data_sha256",
            "CHECKSUM_KEY", "CHANGED_OUTSIDE"]
@@ -174,7 +175,7 @@ def write_nrrd(acquisition, path: str | os.PathLike, *, overwrite: bool = False)
     path : path-like
         The file; written under a temporary name and renamed.
     overwrite : bool
-        Replace an existing file; otherwise FileExistsError.
+        Replace an existing file; otherwise OutputExistsError (a FileExistsError).
 
     Returns
     -------
@@ -185,8 +186,7 @@ def write_nrrd(acquisition, path: str | os.PathLike, *, overwrite: bool = False)
         time stamp: the same acquisition always gives the same bytes.
     """
     path = Path(path)
-    if os.path.lexists(path) and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+    refuse_existing([path], overwrite)  # before the data are converted
     n_frames, n_masses, height, width = acquisition.shape
     data, kind = _stored_array(acquisition.counts)
     version = software_versions().get("napari-nanosims", "?")
@@ -205,10 +205,9 @@ def write_nrrd(acquisition, path: str | os.PathLike, *, overwrite: bool = False)
     ] + [f"{key}:={value}" for key, value in _mims_keys(acquisition)]
     lines.append(f"{CHECKSUM_KEY}:={data_sha256(data)}")
     text = "\n".join(lines) + "\n\n"
-    with atomic_outputs({"nrrd": path}, overwrite) as temporary:
-        with open(temporary["nrrd"], "wb") as handle:
-            handle.write(text.encode("latin-1", errors="replace"))
-            handle.write(data.tobytes())
+    with atomic_output(path, overwrite) as temporary, open(temporary, "wb") as handle:
+        handle.write(text.encode("latin-1", errors="replace"))
+        handle.write(data.tobytes())
     return path
 
 
@@ -271,8 +270,8 @@ def read_nrrd(path: str | os.PathLike):
         Not a NRRD file, a layout other than OpenMIMS's 4-D one, or data that do not
         match the header.
     """
-    from ..model import Acquisition, HistoryRecord, channels_from_header
     from ..io.header import ImHeader
+    from ..model import Acquisition, HistoryRecord, channels_from_header
 
     path = os.fspath(path)
     fields, pairs, offset = read_nrrd_header(path)

@@ -5,27 +5,21 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import uuid
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["write_ome_tiff", "counts_for_tiff", "remove_stale_partials", "partial_path",
-           "software_versions", "atomic_outputs", "json_ready", "acquisition_description",
-           "read_ome_tiff", "OmeTiffContent", "DESCRIPTION_KEY", "frame_interval_s",
-           "content_uuid"]
+__all__ = ["write_ome_tiff", "write_acquisition_tiffs", "counts_for_tiff",
+           "software_versions", "json_ready", "acquisition_description", "read_ome_tiff",
+           "OmeTiffContent", "DESCRIPTION_KEY", "frame_interval_s", "content_uuid"]
 
 #: Key of our JSON object in the OME ``Image/Description``: it marks files we wrote.
 DESCRIPTION_KEY = "napari_nanosims"
 
 #: Namespace of the OME UUIDs we derive from a file's content (:func:`content_uuid`).
 _UUID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "napari-nanosims/ome-tiff")
-
-_PARTIAL = re.compile(r"\.partial-(\d+)$")
-
 
 def software_versions() -> dict[str, str]:
     """Versions of the packages that shape the results."""
@@ -38,64 +32,6 @@ def software_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:  # pragma: no cover - editable checkouts
             versions[name] = "unknown"
     return versions
-
-
-def partial_path(path: Path) -> Path:
-    """The temporary name ``path`` is written under before it is renamed into place."""
-    return path.with_name(path.name + f".partial-{os.getpid()}")
-
-
-@contextmanager
-def atomic_outputs(paths: dict, overwrite: bool = False):
-    """Yield temporary paths to write; move them all into place when the block succeeds.
-
-    An interruption or error (SIGINT, SIGTERM, a full disk) leaves no file under a final
-    name and no temporary file. A final name that appeared meanwhile is not replaced
-    unless ``overwrite``.
-    """
-    temporary = {key: partial_path(Path(path)) for key, path in paths.items()}
-    try:
-        yield temporary
-        for key, final in paths.items():
-            if os.path.lexists(final) and not overwrite:
-                raise FileExistsError(f"{final} appeared while writing; not replaced")
-            os.replace(temporary[key], final)
-    finally:
-        for leftover in temporary.values():
-            if os.path.lexists(leftover):
-                leftover.unlink()
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
-
-
-def remove_stale_partials(folder: str | os.PathLike) -> list[Path]:
-    """Delete ``*.partial-<pid>`` files in ``folder`` left by processes that no longer exist.
-
-    A process killed while writing (SIGKILL, a power cut) cannot clean up after itself;
-    the next run does. Files of live processes are left alone. Returns what was removed.
-    """
-    removed = []
-    folder = Path(folder)
-    if not folder.is_dir():
-        return removed
-    for candidate in folder.iterdir():
-        match = _PARTIAL.search(candidate.name)
-        if match and int(match.group(1)) != os.getpid() and not _process_alive(
-                int(match.group(1))):
-            try:
-                candidate.unlink()
-                removed.append(candidate)
-            except OSError:
-                pass
-    return removed
 
 
 def json_ready(value):
@@ -214,7 +150,8 @@ def write_ome_tiff(path: str | os.PathLike, array, axes: str, pixel_size_um: flo
     Parameters
     ----------
     path : path-like
-        Target file, written directly (callers write to a :func:`partial_path` first).
+        Target file, written directly (callers write to a temporary name first:
+        :func:`napari_nanosims.export._files.atomic_outputs`).
     array : array_like
         The image data, axes as in ``axes`` (``'CYX'`` or ``'TCYX'``).
     pixel_size_um : float
@@ -241,6 +178,53 @@ def write_ome_tiff(path: str | os.PathLike, array, axes: str, pixel_size_um: flo
     tifffile.imwrite(path, data, ome=True, photometric="minisblack", metadata=metadata)
     return Path(path)
 
+
+
+def write_acquisition_tiffs(acquisition, paths: dict, *, frames_header=None) -> dict:
+    """Write the OME-TIFFs of an acquisition that ``paths`` asks for, with our description.
+
+    Parameters
+    ----------
+    acquisition : Acquisition
+        The processed acquisition.
+    paths : dict
+        Kind -> file, for any of ``'sums'`` (CYX: the summed counts, ``acquisition.sums``
+        or the frames' sum), ``'variance'`` (CYX float32: ``var(<label>)`` per channel and
+        ``coverage``, from :func:`~napari_nanosims.analysis.accumulate.accumulate`) and
+        ``'stack'`` (TCYX: the counts). The files are written directly (callers write to
+        temporary names).
+    frames_header : ImHeader, optional
+        The header whose frame interval the stack carries as ``TimeIncrement``
+        (:func:`frame_interval_s`; default the acquisition's).
+
+    Returns
+    -------
+    dict
+        ``paths``.
+    """
+    labels, pixel = acquisition.labels, acquisition.pixel_size_um
+    for kind, path in paths.items():
+        if kind == "sums":
+            sums = acquisition.sums if acquisition.sums is not None else np.asarray(
+                acquisition.counts).sum(axis=0)
+            write_ome_tiff(path, sums, "CYX", pixel, labels,
+                           acquisition_description(acquisition, "sums"))
+        elif kind == "variance":
+            from ..analysis.accumulate import accumulate
+
+            accumulation = accumulate(acquisition)
+            variance = np.concatenate([accumulation.variance, accumulation.coverage[None]])
+            write_ome_tiff(path, variance.astype(np.float32), "CYX", pixel,
+                           [f"var({label})" for label in labels] + ["coverage"],
+                           acquisition_description(acquisition, "variance"))
+        elif kind == "stack":
+            write_ome_tiff(path, acquisition.counts, "TCYX", pixel, labels,
+                           acquisition_description(acquisition, "stack"),
+                           time_increment_s=frame_interval_s(
+                               acquisition.header if frames_header is None else frames_header))
+        else:
+            raise ValueError(f"unknown OME-TIFF kind {kind!r}: 'sums', 'variance' or 'stack'")
+    return paths
 
 class OmeTiffContent(dict):
     """What :func:`read_ome_tiff` returns: ``data``, ``axes``, ``channel_names``,

@@ -2,31 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import re
-from pathlib import Path
-
 import numpy as np
 
 from ..analysis.display import hsi_rgb
 from ..analysis.ratios import DerivedImage
-from .ometiff import atomic_outputs, remove_stale_partials, write_ome_tiff
+from ._files import atomic_outputs, remove_stale_partials
+from .ometiff import write_ome_tiff
 
-__all__ = ["ratio_paths", "write_derived", "auto_range"]
-
-
-def _safe(expression: str) -> str:
-    """A file-name-safe form of an expression: '12C 15N/12C 14N' -> '12C15N_over_12C14N'."""
-    text = expression.replace("/", "_over_").replace("*", "x").replace(" ", "")
-    return re.sub(r"[^0-9A-Za-z_.+-]", "_", text)[:80]
-
-
-def ratio_paths(input_path, out_dir, expression: str) -> dict[str, Path]:
-    """``<stem>_<expression>.ome.tif`` and ``.png`` in ``out_dir`` (default: beside the input)."""
-    source = Path(input_path)
-    folder = Path(out_dir) if out_dir is not None else source.parent
-    base = f"{source.stem}_{_safe(expression)}"
-    return {"image": folder / f"{base}.ome.tif", "display": folder / f"{base}.png"}
+__all__ = ["write_derived", "auto_range"]
 
 
 def auto_range(derived: DerivedImage) -> tuple[float, float]:
@@ -42,15 +25,13 @@ def write_derived(derived: DerivedImage, paths: dict, *, value_range=None,
                   overwrite: bool = False) -> dict:
     """Write value and sigma (float32, channels ``<expression>`` and ``sigma``) and a PNG.
 
+    ``paths``: ``image`` and ``display`` (:func:`napari_nanosims.export.names.ratio_outputs`).
+
     The PNG is the OpenMIMS HSI display for ratios and fractions, else a grey ramp; NaN
     pixels are black. Nothing is overwritten unless asked; files appear only when complete.
     """
     from imageio.v3 import imwrite
 
-    existing = [str(p) for p in paths.values() if os.path.lexists(p)]
-    if existing and not overwrite:
-        raise FileExistsError(f"outputs exist (use --overwrite to replace): "
-                              f"{', '.join(existing)}")
     folder = paths["image"].parent
     folder.mkdir(parents=True, exist_ok=True)
     remove_stale_partials(folder)

@@ -11,8 +11,15 @@ import os
 
 import numpy as np
 
-from ..model import (SE_ALIASES, Acquisition, Channel, HistoryRecord, channels_from_header,
-                     normalise_label, synthetic_header)
+from ..model import (
+    SE_ALIASES,
+    Acquisition,
+    Channel,
+    HistoryRecord,
+    channels_from_header,
+    normalise_label,
+    synthetic_header,
+)
 from .lazy import LazyCounts
 from .reader import MimsFile
 

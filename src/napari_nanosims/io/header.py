@@ -11,9 +11,9 @@ import re
 import struct
 from typing import Any
 
-from . import _layout as L
 from .._errors import ImFormatError
 from ..model.header import SE_TROLLEY_SLOT, ImHeader, detector_name
+from . import _layout as L
 
 __all__ = ["ImHeader", "parse_header_blocks", "mass_slots", "detector_name"]
 
@@ -60,7 +60,7 @@ class _HeaderBuffer:
         return L.decode_block(self.data, start, layout, self.byte_order)
 
     def tag_at(self, offset: int, tag: bytes) -> bool:
-        return 0 <= offset and self.data[offset:offset + len(tag) + 1] == tag + b"\0"
+        return offset >= 0 and self.data[offset:offset + len(tag) + 1] == tag + b"\0"
 
 
 def _polyatomique(buf: _HeaderBuffer, start: int) -> L.Block:
@@ -223,6 +223,6 @@ def mass_slots(tab_mass, trolleys, old_layout: bool
             break
     detectors = tuple(
         "SE" if k == se_index else detector_name(slot, record.detecteur, old_layout)
-        for k, (slot, record) in enumerate(zip(slots, tab_mass)))
+        for k, (slot, record) in enumerate(zip(slots, tab_mass, strict=False)))
     return se_index, tuple(slots), detectors
 

@@ -16,10 +16,10 @@ import warnings
 
 import numpy as np
 
+from .._errors import ImFormatWarning
 from . import _layout as L
 from .header import ImHeader, _fail, _parse_date, mass_slots, parse_header_blocks
 from .lazy import LazyCounts
-from .._errors import ImFormatWarning
 
 __all__ = ["ImHeader", "read_header", "load_mims", "sniff_im", "MimsFile"]
 

@@ -83,7 +83,7 @@ def _trolley_slots(labels: Sequence[str], masses_amu: Sequence[float],
     if len(detectors) != len(labels):
         raise ValueError(f"detectors: need one per mass ({len(labels)}), got {len(detectors)}")
     chosen = [None if name is None else _detector_slot(name, legacy) for name in detectors]
-    for k, (label, amu, slot) in enumerate(zip(labels, masses_amu, chosen)):
+    for k, (label, amu, slot) in enumerate(zip(labels, masses_amu, chosen, strict=True)):
         if slot is not None and (slot == SE_SLOT) != _is_se(label, amu):
             raise ValueError(f"detectors: mass {k} ({label!r}, {amu} amu) cannot be on "
                              f"{detectors[k]!r}: SE (and only SE, 0 amu) is on the SE "
@@ -94,7 +94,7 @@ def _trolley_slots(labels: Sequence[str], masses_amu: Sequence[float],
     free = iter(slot for slot in (LEGACY_ION_SLOTS if legacy else ION_SLOTS)
                 if slot not in taken)
     slots = []
-    for label, amu, slot in zip(labels, masses_amu, chosen):
+    for label, amu, slot in zip(labels, masses_amu, chosen, strict=True):
         if slot is None:
             slot = SE_SLOT if _is_se(label, amu) else next(free, 0)
         slots.append(slot)
@@ -143,7 +143,7 @@ def _build_header(shape, labels, masses_amu, raster_um, dwell_time_us, legacy,
         filename="", anal_duration=int(round(duration_s)),
         cycle_number=n_frames, nb_mass=n_masses))
 
-    for k, (label, amu) in enumerate(zip(labels, masses_amu)):
+    for k, (label, amu) in enumerate(zip(labels, masses_amu, strict=True)):
         start = off["tab_mass"] + L.TAB_MASS_SIZE * k
         L.encode_block(header, start, L.TAB_MASS, order, dict(
             _not_in_spec=slots[k], type_mass=0, mass_amu=float(amu), matrice_ou_trace=0,

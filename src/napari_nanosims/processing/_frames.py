@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 
-
 _SINGLE_THREADED = False  # set in batch workers: one thread per file, no oversubscription
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..analysis.bounds import DEFAULT_MIN_COUNTS, KERNEL_BOUNDS, THRESHOLDS
 from ..model import Acquisition
 from .frames import _alignment_channel
 from .parameters import Parameter, Step
@@ -25,13 +26,15 @@ RATIO = Step(
     "Evaluate an expression of the summed mass images (a ratio, fraction, delta...) with "
     "its Poisson error per pixel; written as <stem>_<expression>.ome.tif and .png.",
     (Parameter("expression", "12C15N/12C14N", str, "over the mass labels, numbers, + - * /, "
-               "log, log10, sqrt, exp, delta(expr, standard)"),
-     Parameter("kernel", 1, int, "odd box: counts summed over kernel x kernel before the "
-               "expression", unit="px", minimum=1, maximum=101, odd=True),
-     Parameter("min_counts", 10.0, float, "pixels where an ion mass the expression uses has "
-               "fewer raw counts (after the kernel sum) are NaN; 0 keeps every pixel",
-               unit="counts", minimum=0.0, maximum=1e12, optional=True)),
+               "log, log10, sqrt, exp, delta(expr, standard)", cli_name="expr"),
+     Parameter("kernel", 1, help="odd box: counts summed over kernel x kernel before the "
+               "expression", **KERNEL_BOUNDS),
+     Parameter("min_counts", DEFAULT_MIN_COUNTS, float, "pixels where an ion mass the "
+               "expression uses has fewer raw counts (after the kernel sum) are NaN; 0 keeps "
+               "every pixel", unit="counts", minimum=0.0, maximum=1e12, optional=True,
+               title="min counts", step=1.0)),
     _run_ratio)
+
 
 def _run_segment(acquisition: Acquisition, *, channel, method, smoothing_px, min_area_px,
                  split_touching):
@@ -71,18 +74,20 @@ SEGMENT = Step(
     "Segment the sum of one channel into ROIs (threshold, watershed split, small ones "
     "dropped).",
     (Parameter("channel", "auto", str, "channel whose sum is segmented ('auto': 12C 14N, "
-               "else the strongest ion channel)"),
-     Parameter("method", "otsu", str, "threshold method",
-               choices=("otsu", "li", "yen", "triangle")),
+               "else the strongest ion channel)", title="find cells on"),
+     Parameter("method", "otsu", str, "threshold method", choices=THRESHOLDS,
+               title="threshold"),
      Parameter("smoothing_px", 1.0, float, "Gaussian smoothing before thresholding",
-               unit="px", minimum=0.0, maximum=20.0),
+               unit="px", minimum=0.0, maximum=20.0, title="smoothing", step=1.0),
      Parameter("min_area_px", 10, int, "smaller objects are dropped", unit="px",
-               minimum=0, maximum=10**6),
-     Parameter("split_touching", True, bool, "split touching cells by a watershed")),
+               minimum=0, maximum=10**6, title="min area"),
+     Parameter("split_touching", True, bool, "split touching cells by a watershed",
+               title="split touching cells")),
     _run_segment)
 ROI_TABLE = Step(
     "roi_table", "ROI table",
     "Per ROI: channel totals and expressions (ratios of sums) with errors and the "
     "dispersion test across frames.",
-    (Parameter("expressions", "12C15N/12C14N", str, "expressions separated by ';'"),),
+    (Parameter("expressions", "12C15N/12C14N", str, "expressions separated by ';', e.g. "
+               "12C15N/12C14N; 13C/12C"),),
     _run_roi_table)

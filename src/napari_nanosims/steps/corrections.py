@@ -11,10 +11,16 @@ import warnings
 import numpy as np
 
 from .._errors import CorrectionWarning
-from ..processing.corrections import (ELEMENTARY_CHARGE_C, UNRELIABLE_DEAD_FRACTION,
-                                      background_counts, dead_time_corrected, qsa_corrected,
-                                      replace_scaled, yield_corrected)
 from ..model import Acquisition
+from ..processing.corrections import (
+    ELEMENTARY_CHARGE_C,
+    UNRELIABLE_DEAD_FRACTION,
+    background_counts,
+    dead_time_corrected,
+    qsa_corrected,
+    replace_scaled,
+    yield_corrected,
+)
 from .parameters import Parameter, Step
 
 __all__ = ["correct_dead_time", "subtract_em_background", "correct_qsa", "correct_em_yield",
@@ -197,7 +203,8 @@ DEAD_TIME = Step(
     "Correct each pixel of each frame for the electron multiplier's dead time.",
     (Parameter("dead_times_ns", None, float, "dead time per mass label, overriding the "
                "header's value for that detector (None: the header's)", unit="ns",
-               minimum=0.0, maximum=10_000.0, optional=True, per_label=True),),
+               minimum=0.0, maximum=10_000.0, optional=True, per_label=True,
+               title="dead times"),),
     _run_dead_time)
 BACKGROUND = Step(
     "subtract_em_background", "EM background",
@@ -212,10 +219,11 @@ QSA = Step(
     (Parameter("beta", None, float, "QSA coefficient, one number or one per mass label, "
                "measured for your instrument (no header field; 0.5 in the Poisson model, "
                "0.6-1.0 measured)", minimum=0.0, maximum=5.0, per_label=True,
-               required=True),
+               required=True, cli_name="qsa-beta", step=0.05),
      Parameter("primary_current_pA", None, float, "primary current at the sample (FCo), "
                "measured by the user; the header's 'primary current' field is not it",
-               unit="pA", above=0.0, maximum=1e6, required=True)),
+               unit="pA", above=0.0, maximum=1e6, required=True,
+               cli_name="primary-current", title="primary current", step=0.1)),
     _run_qsa)
 YIELD = Step(
     "correct_em_yield", "EM yield",

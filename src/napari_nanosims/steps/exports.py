@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .parameters import Parameter, Step
 
-__all__ = ["EXPORT_STEPS", "export_targets"]
+__all__ = ["EXPORT_STEPS"]
 
 _EXPORT_PARAMETERS = (
     Parameter("folder", "", str, "folder to write into (empty: the output folder, or "
@@ -22,29 +22,19 @@ _EXPORT_PARAMETERS = (
 )
 
 
-def _folder(acquisition, folder: str) -> Path:
-    if folder:
-        return Path(folder)
+def _target(step: str, acquisition, folder: str) -> Path:
+    """The file (or LANS folder) ``step`` writes for ``acquisition`` into ``folder``."""
+    from ..export.names import EXPORT_KINDS, export_folder, output_name
+
     source = acquisition.path or acquisition.header.path
-    return Path(source).resolve().parent if source else Path.cwd()
-
-
-def export_targets(step: str, stem: str, folder: Path) -> list[Path]:
-    """The main files an export step writes for an input called ``stem``."""
-    if step == "write_nrrd":
-        return [folder / f"{stem}.nrrd"]
-    if step == "write_ome_tiff":
-        return [folder / f"{stem}.ome.tif"]
-    if step == "write_lans":
-        return [folder / stem / "dat", folder / stem / "mat"]
-    return []
+    return export_folder(folder, source) / output_name(acquisition.stem, EXPORT_KINDS[step])
 
 
 def _run_write_nrrd(acquisition, *, folder, overwrite):
     from ..export.nrrd import write_nrrd
 
     yield 0, 1
-    target = export_targets("write_nrrd", acquisition.stem, _folder(acquisition, folder))[0]
+    target = _target("write_nrrd", acquisition, folder)
     target.parent.mkdir(parents=True, exist_ok=True)
     written = write_nrrd(acquisition, target, overwrite=overwrite)
     yield 1, 1
@@ -53,19 +43,14 @@ def _run_write_nrrd(acquisition, *, folder, overwrite):
 
 
 def _run_write_ome_tiff(acquisition, *, folder, overwrite):
-    from ..export.ometiff import (acquisition_description, atomic_outputs, frame_interval_s,
-                          write_ome_tiff)
+    from ..export._files import atomic_output
+    from ..export.ometiff import write_acquisition_tiffs
 
     yield 0, 1
-    target = export_targets("write_ome_tiff", acquisition.stem,
-                            _folder(acquisition, folder))[0]
-    if os.path.lexists(target) and not overwrite:
-        raise FileExistsError(f"{target} exists (use --overwrite to replace it)")
+    target = _target("write_ome_tiff", acquisition, folder)
     target.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_outputs({"tif": target}, overwrite) as temporary:
-        write_ome_tiff(temporary["tif"], acquisition.counts, "TCYX", acquisition.pixel_size_um,
-                       acquisition.labels, acquisition_description(acquisition, "stack"),
-                       time_increment_s=frame_interval_s(acquisition.header))
+    with atomic_output(target, overwrite) as temporary:
+        write_acquisition_tiffs(acquisition, {"stack": temporary})
     yield 1, 1
     return acquisition.with_step("write_ome_tiff", {"folder": folder, "overwrite": overwrite,
                                                     "written": os.fspath(target)})
@@ -75,7 +60,7 @@ def _run_write_lans(acquisition, *, folder, overwrite):
     from ..export.lans import write_lans
 
     yield 0, 1
-    target = _folder(acquisition, folder) / acquisition.stem
+    target = _target("write_lans", acquisition, folder)
     write_lans(acquisition, target, overwrite=overwrite)
     yield 1, 1
     return acquisition.with_step("write_lans", {"folder": folder, "overwrite": overwrite,

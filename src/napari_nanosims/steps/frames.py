@@ -17,12 +17,21 @@ import numpy as np
 from ..model import Acquisition, normalise_label
 from ..model.acquisition import mass_stack
 from ..processing._frames import FrameStack, run_to_completion
-from ..processing.alignment.alignment import (iter_apply_translations, iter_infer_translations,
-                                              iter_register_frames, translation_steps)
+from ..processing.alignment.alignment import (
+    iter_apply_translations,
+    iter_infer_translations,
+    iter_register_frames,
+    translation_steps,
+)
 from ..processing.hot_pixels.hot_pixels import iter_infer_hot_pixels, replace_hot_pixels
+from .parameters import (
+    ALIGN_PARAMETERS,
+    EXCLUDE_PARAMETERS,
+    HOT_PIXEL_PARAMETERS,
+    MAX_UPSAMPLE_FACTOR,
+    Step,
+)
 from .progress import _relay, labelled
-from .parameters import (ALIGN_PARAMETERS, EXCLUDE_PARAMETERS, HOT_PIXEL_PARAMETERS,
-                         MAX_UPSAMPLE_FACTOR, Step)
 
 __all__ = ["HOT_PIXEL_PARAMETERS", "ALIGN_PARAMETERS", "REMOVE_HOT_PIXELS",
            "EXCLUDE_FRAMES", "parse_frames", "ALIGN_FRAMES", "SUM_FRAMES",

@@ -61,6 +61,12 @@ class Parameter:
     required : bool
         There is no default: the value must be given (``default`` is None), because any
         default would be a number nobody measured (QSA's beta and primary current).
+    title : str or None
+        The words a widget shows when the name is not one to read ('align on' for
+        ``channel``); the unit is added by :attr:`label`.
+    step : float or None
+        Increment of a widget's spin box (None: 2 for odd whole numbers, 1 for other
+        whole numbers, 0.01 for other numbers).
     """
 
     name: str
@@ -79,6 +85,8 @@ class Parameter:
     mask_ok: bool = False
     text_format: Any = None
     required: bool = False
+    title: str | None = None
+    step: float | None = None
 
     @property
     def flag(self) -> str:
@@ -87,8 +95,17 @@ class Parameter:
 
     @property
     def label(self) -> str:
-        """A short label with the unit, for widgets: ``kernel_size (px)``."""
-        return self.name + (f" ({self.unit})" if self.unit else "")
+        """A short label with the unit, for widgets: ``kernel_size (px)``, ``align on``."""
+        return (self.title or self.name) + (f" ({self.unit})" if self.unit else "")
+
+    @property
+    def increment(self) -> float:
+        """A widget's spin-box step (see ``step``)."""
+        if self.step is not None:
+            return self.step
+        if self.kind is int:
+            return 2 if self.odd else 1
+        return 0.01
 
     def check(self, value: Any, owner: str = "") -> Any:
         """Return ``value`` converted to this parameter's type, or raise ValueError."""
@@ -198,7 +215,8 @@ HOT_PIXEL_PARAMETERS = (
     Parameter("kernel_size", 3, help="median filter window (odd)",
               **HOT_PIXEL_BOUNDS["kernel_size"]),
     Parameter("outlier_factor", 1.999, help="a pixel is an outlier when its count is at "
-              "least this many times its local median", **HOT_PIXEL_BOUNDS["outlier_factor"]),
+              "least this many times its local median", step=0.001,
+              **HOT_PIXEL_BOUNDS["outlier_factor"]),
     Parameter("min_count", 0.5, help="floor of the local median in that test",
               **HOT_PIXEL_BOUNDS["min_count"]),
     Parameter("max_repeat_fraction", 0.1, help="pixels flagged in at least this fraction "
@@ -213,7 +231,7 @@ ALIGN_PARAMETERS = (
     Parameter("channel", "auto", str, "channel to align on: a mass label ('12C 14N', "
               "spaces optional), 'SE', 'sum' (all ion channels added), or 'auto' (12C 14N "
               "when present, else the ion channel with the most counts in frame 0)",
-              cli_name="align"),
+              cli_name="align", title="align on"),
     Parameter("method", "sequential", str, "'sequential': openformat's whole-pixel "
               "method; 'subpixel': sub-pixel registration", choices=("sequential",
                                                                      "subpixel")),
@@ -228,14 +246,16 @@ ALIGN_PARAMETERS = (
               "'top:bottom, left:right' in pixels (end excluded), so that what drifts "
               "outside it cannot pull the result ('subpixel' only; None: the whole frame; "
               "in the library also a boolean mask of the frame's shape)", optional=True,
-              mask_ok=True, text_format=lambda text: _rectangle(text)),
+              mask_ok=True, text_format=lambda text: _rectangle(text),
+              title="register inside"),
 )
 
 EXCLUDE_PARAMETERS = (
     Parameter("frames", "", str, "frames to leave out, 0-based: '3, 7-9' (empty: none)",
               text_format=lambda text: _frame_list(text)),
     Parameter("flagged", True, bool, "also leave out the frames a sub-pixel alignment "
-              "flagged as not registering (empty frames, beam interruptions, pure noise)"),
+              "flagged as not registering (empty frames, beam interruptions, pure noise)",
+              title="leave flagged frames out of the sums"),
 )
 
 

@@ -160,18 +160,13 @@ class Recipe:
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
         """Write as TOML (``.toml``) or JSON (anything else); never overwrites unless asked."""
+        from ..export._files import atomic_output
+
         path = Path(path)
-        if os.path.lexists(path) and not overwrite:
-            raise FileExistsError(f"{path} exists (pass overwrite=True to replace it)")
         text = (self.to_toml() if path.suffix.lower() == ".toml"
                 else json.dumps(self.to_dict(), indent=2))
-        temporary = path.with_name(path.name + f".partial-{os.getpid()}")
-        try:
+        with atomic_output(path, overwrite) as temporary:
             temporary.write_text(text, encoding="utf-8")
-            os.replace(temporary, path)
-        finally:
-            if temporary.exists():
-                temporary.unlink()
         return path
 
     def with_parameters(self, overrides: Mapping[str, Any]) -> Recipe:

@@ -6,8 +6,13 @@ from ..model import Acquisition
 from .analysis import RATIO, ROI_TABLE, SEGMENT
 from .corrections import CORRECTION_STEPS
 from .exports import EXPORT_STEPS
-from .frames import (ALIGN_FRAMES, EXCLUDE_FRAMES, REMOVE_HOT_PIXELS, SUM_FRAMES,
-                     default_alignment_channel)
+from .frames import (
+    ALIGN_FRAMES,
+    EXCLUDE_FRAMES,
+    REMOVE_HOT_PIXELS,
+    SUM_FRAMES,
+    default_alignment_channel,
+)
 
 __all__ = ["STEPS", "clean_hot_pixels", "align_frames", "sum_frames",
            "default_alignment_channel"]

@@ -24,7 +24,7 @@ def _disc_field(shape, centres, radii, values, rng, roughness=0.0):
     """Sum of filled, slightly irregular discs (ellipses when ``roughness`` > 0)."""
     yy, xx = np.indices(shape, dtype=np.float64)
     field = np.zeros(shape)
-    for (cy, cx), radius, value in zip(centres, radii, values):
+    for (cy, cx), radius, value in zip(centres, radii, values, strict=True):
         size = int(np.ceil(radius * 1.6)) + 2
         rows = slice(max(0, int(cy) - size), min(shape[0], int(cy) + size + 1))
         cols = slice(max(0, int(cx) - size), min(shape[1], int(cx) + size + 1))

@@ -8,4 +8,5 @@ from .panel import NanoSIMSPanel
 from .ratio import RatioWidget
 from .rois import RoiWidget
 
-__all__ = ["AlignFramesWidget", "CorrectionsWidget", "HeaderPanel", "HotPixelWidget", "NanoSIMSPanel", "RatioWidget", "RoiWidget"]
+__all__ = ["AlignFramesWidget", "CorrectionsWidget", "HeaderPanel", "HotPixelWidget",
+           "NanoSIMSPanel", "RatioWidget", "RoiWidget"]

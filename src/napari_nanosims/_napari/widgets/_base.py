@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from magicgui.widgets import ComboBox, Container, ProgressBar, PushButton
 
-from ._controls import compact_choices
 from ._common import acquisition_choices
+from ._controls import compact_choices
 from ._runner import WorkerRunner
 
 

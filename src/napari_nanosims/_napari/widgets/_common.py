@@ -4,17 +4,16 @@ event loop. The worker runner is in :mod:`._runner`."""
 
 from __future__ import annotations
 
-
-import numpy as np
 import threading
 import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ...model import Acquisition
-from ...model import channels_from_header
+import numpy as np
+
 from ...io.header import ImHeader
+from ...model import Acquisition, channels_from_header
 from ...processing._frames import FrameStack
 from ..layers import KIND_RAW, derived_layer_data
 from ._runner import _notify_error
@@ -39,7 +38,7 @@ def acquisition_choices(viewer) -> list[tuple[str, str]]:
             found.setdefault(info["acquisition_id"], info["source_path"])
     stems = [Path(path).stem for path in found.values()]
     choices = []
-    for (acquisition_id, path), stem in zip(found.items(), stems):
+    for (acquisition_id, path), stem in zip(found.items(), stems, strict=True):
         name = stem if stems.count(stem) == 1 else f"{stem} ({Path(path).parent})"
         choices.append((name, acquisition_id))
     return choices

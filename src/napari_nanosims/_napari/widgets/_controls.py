@@ -8,27 +8,113 @@ from pathlib import Path
 
 from ...steps.parameters import Parameter
 
-
 # -- controls from parameter definitions ---------------------------------------------------
-def control_for(parameter: Parameter, value, *, maximum: float | None = None):
-    """A magicgui control for ``parameter`` showing ``value`` (None shows as 0: "all")."""
-    from magicgui.widgets import ComboBox, FloatSpinBox, SpinBox
+#: Appended to the label of a spin box whose 0 stands for "None" (optional whole numbers)
+#: or for "not given yet" (required numbers: the user must enter a measured value).
+OPTIONAL_ZERO, REQUIRED_ZERO = " (0 = all)", " (0: not set)"
 
+
+_DEFAULT = object()  # "show the parameter's default" (None is a value of optional ones)
+
+
+def control_for(parameter: Parameter, value=_DEFAULT, *, choices=None,
+                nullable: bool = False, note: str = ""):
+    """The magicgui control of ``parameter``: the one way a tab shows a step parameter.
+
+    The label (with the unit), the bounds, the increment, the tooltip (the parameter's
+    help) and the kind of control all come from the definition; a tab only says what
+    the control shows now.
+
+    Parameters
+    ----------
+    parameter : Parameter
+    value : optional
+        The value shown (a remembered one); the parameter's default when not given.
+    choices : list or callable, optional
+        What a drop-down offers when that is not the parameter's ``choices``: names shown
+        for them (``[(shown, value), ...]``) or the channels of the file, read when the
+        file changes.
+    nullable : bool
+        The drop-down may show nothing (no file open).
+    note : str
+        What the control means in this tab, added to the tooltip.
+
+    Optional whole numbers show None as 0 ("all"); required numbers (no default) start
+    at 0, meaning "not set", so that no value nobody measured is ever pre-filled.
+    Optional per-label numbers are text, ``label=number`` pairs (empty: None).
+    """
+    from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, LineEdit, SpinBox
+
+    if value is _DEFAULT:
+        value = parameter.default
     tooltip = parameter.help + (f" [{parameter.unit}]" if parameter.unit else "")
+    tooltip += f". {note}" if note else ""
     label = parameter.label
-    if parameter.choices:
-        return ComboBox(label=label, choices=list(parameter.choices), value=value,
-                        tooltip=tooltip)
-    top = maximum if maximum is not None else parameter.maximum
+    if parameter.kind is bool:
+        return CheckBox(label=label, value=bool(value), tooltip=tooltip)
+    if choices is not None or parameter.choices:
+        shown = choices if choices is not None else list(parameter.choices)
+        options = dict(value=value) if value is not None and choices is None else {}
+        return ComboBox(label=label, choices=shown, nullable=nullable, tooltip=tooltip,
+                        **options)
+    if parameter.kind is str or (parameter.per_label and not parameter.required):
+        text = format_per_label(value) if parameter.per_label else (value or "")
+        if parameter.per_label:
+            tooltip += "; label=number pairs separated by commas (empty: None)"
+        return LineEdit(label=label, value=text, tooltip=tooltip)
+    zero_means = REQUIRED_ZERO if parameter.required else (
+        OPTIONAL_ZERO if parameter.optional and parameter.kind is int else "")
+    step = parameter.increment
+    if zero_means:
+        low = 0
+    elif parameter.minimum is not None:
+        low = parameter.minimum
+    else:  # an exclusive bound: the first value above it
+        low = (parameter.above or 0) + step
+    shown_value = 0 if value is None else value
     if parameter.kind is int:
-        low = 0 if parameter.optional else int(parameter.minimum or 0)
-        return SpinBox(label=label + (" (0 = all)" if parameter.optional else ""),
-                       min=low, max=int(top), step=2 if parameter.odd else 1,
-                       value=0 if value is None else int(value), tooltip=tooltip)
-    low = parameter.minimum if parameter.minimum is not None else (parameter.above or 0.0)
-    step = 0.001 if parameter.name == "outlier_factor" else 0.01
-    return FloatSpinBox(label=label, min=low + (step if parameter.above is not None else 0),
-                        max=float(top), step=step, value=float(value), tooltip=tooltip)
+        return SpinBox(label=label + (zero_means if zero_means == OPTIONAL_ZERO else ""),
+                       min=int(low), max=int(parameter.maximum), step=int(step),
+                       value=int(shown_value), tooltip=tooltip + (
+                           zero_means if zero_means == REQUIRED_ZERO else ""))
+    return FloatSpinBox(label=label, min=float(low), max=float(parameter.maximum),
+                        step=step, value=float(shown_value),
+                        tooltip=tooltip + (zero_means if zero_means == REQUIRED_ZERO else ""))
+
+
+def format_per_label(value) -> str:
+    """``{'12C': 44.0}`` -> ``"12C=44"``; None -> ``""``."""
+    if value is None:
+        return ""
+    return ", ".join(f"{label}={number:g}" for label, number in value.items())
+
+
+def parse_per_label(text: str) -> dict[str, float] | None:
+    """``"12C=44, 13C=36"`` -> ``{'12C': 44.0, '13C': 36.0}``; empty text -> None."""
+    text = text.strip()
+    if not text:
+        return None
+    values = {}
+    for item in text.split(","):
+        label, sep, number = item.partition("=")
+        if not sep or not label.strip():
+            raise ValueError(f"write 'label=number' pairs separated by commas, not {item!r}")
+        try:
+            values[" ".join(label.split())] = float(number)
+        except ValueError:
+            raise ValueError(f"{number.strip()!r} is not a number (in {item.strip()!r})") from None
+    return values
+
+
+def set_default(parameter: Parameter, control) -> None:
+    """Show the parameter's default in its control (as :func:`control_for` would)."""
+    default = parameter.default
+    if parameter.per_label and not parameter.required:
+        control.value = format_per_label(default)
+    elif default is None:
+        control.value = "" if parameter.kind is str else 0
+    else:
+        control.value = default
 
 
 def compact_choices(container) -> None:
@@ -44,9 +130,20 @@ def compact_choices(container) -> None:
 
 
 def control_value(parameter: Parameter, control):
-    """The parameter value a control holds (0 means None for optional whole numbers)."""
+    """The parameter value a control of :func:`control_for` holds (not checked).
+
+    0 means None for optional whole numbers and for required numbers (not set yet);
+    per-label text becomes a dict (empty: None); empty optional text is None.
+    """
     value = control.value
-    if parameter.optional and parameter.kind is int and int(value) == 0:
+    if parameter.kind is bool:
+        return bool(value)
+    if parameter.per_label and not parameter.required:
+        return parse_per_label(value)
+    if parameter.kind is str:
+        return None if parameter.optional and not value else value
+    if (parameter.required or (parameter.optional and parameter.kind is int)) \
+            and value == 0:
         return None
     return parameter.kind(value)
 
@@ -70,6 +167,8 @@ def load_parameters(section: str) -> dict:
 
 
 def save_parameters(section: str, values: dict) -> None:
+    from ...export._files import atomic_output
+
     path = settings_path()
     try:
         data = json.loads(path.read_text()) if path.exists() else {}
@@ -80,9 +179,8 @@ def save_parameters(section: str, values: dict) -> None:
     data[section] = values
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(".json.tmp")
-        temporary.write_text(json.dumps(data, indent=2))
-        os.replace(temporary, path)
+        with atomic_output(path, overwrite=True) as temporary:
+            temporary.write_text(json.dumps(data, indent=2))
     except OSError:  # a read-only home must not break the widget
         pass
 

@@ -39,7 +39,7 @@ def region_mask(layer, image_layer, frame_shape) -> np.ndarray:
         translate = np.asarray(layer.translate[-2:], float)
         mask = np.zeros((height, width), bool)
         yy, xx = np.indices((height, width))
-        for vertices, kind in zip(layer.data, layer.shape_type):
+        for vertices, kind in zip(layer.data, layer.shape_type, strict=True):
             world = np.asarray(vertices, float)[:, -2:] * scale + translate
             pixels = (world - image_translate) / image_scale
             if kind == "ellipse":  # given by the four corners of its bounding box

@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
-import numpy as np
 import napari.viewer
-from magicgui.widgets import CheckBox, ComboBox, Label, PushButton, SpinBox
+import numpy as np
+from magicgui.widgets import CheckBox, Label, PushButton, SpinBox
 from qtpy.QtCore import QPointF, Qt
 from qtpy.QtGui import QColor, QPainter, QPen, QPolygonF
 from qtpy.QtWidgets import QSizePolicy, QWidget
 
 from ...analysis.accumulate import accumulate
-from ...steps.parameters import ALIGN_PARAMETERS, EXCLUDE_PARAMETERS
 from ...steps.frames import ALIGN_FRAMES, default_alignment_channel, labelled
+from ...steps.parameters import ALIGN_PARAMETERS, EXCLUDE_PARAMETERS
 from ._base import FileWidget
+from ._common import (
+    KIND_ALIGNED,
+    KIND_CLEANED,
+    KIND_CORRECTED,
+    KIND_SUM,
+    LayerAdder,
+    acquisition_from_layers,
+    channel_layers,
+    coverage_layer_data,
+    layer_state,
+    nanosims_info,
+    results_for_layers,
+    source_layers,
+)
+from ._controls import control_for, control_value, remembered, save_parameters, set_default
 from ._regions import region_layers, region_mask
-from ._controls import control_for, control_value, remembered, save_parameters
-from ._common import (KIND_ALIGNED, KIND_CLEANED, KIND_CORRECTED, KIND_SUM, LayerAdder,
-                      coverage_layer_data, source_layers, acquisition_from_layers, channel_layers,
-                      layer_state, nanosims_info, results_for_layers)
 
 SECTION = "align_frames"
 METHODS = {"whole pixel (openformat)": "sequential", "sub-pixel": "subpixel"}
@@ -121,21 +132,17 @@ class AlignFramesWidget(FileWidget):
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__(viewer, "Align frames")
         values = remembered(ALIGN_PARAMETERS, SECTION)
-        self.detector = ComboBox(label="align on", choices=self._detector_choices,
-                                 nullable=True, tooltip=ALIGN_PARAMETERS[0].help)
-        method = next(k for k, v in METHODS.items() if v == values["method"])
-        self.method = ComboBox(label="method", choices=list(METHODS), value=method,
-                               tooltip=ALIGN_PARAMETERS[1].help)
         by_name = {p.name: p for p in ALIGN_PARAMETERS}
+        self.detector = control_for(by_name["channel"], choices=self._detector_choices,
+                                    nullable=True)
+        self.method = control_for(by_name["method"], choices=list(METHODS))
+        self.method.value = next(k for k, v in METHODS.items() if v == values["method"])
         self.upsample_factor = control_for(by_name["upsample_factor"], values["upsample_factor"])
-        self.padding = control_for(by_name["padding"], values["padding"], maximum=512)
-        self.region = ComboBox(label="register inside", choices=self._region_choices,
-                               tooltip="sub-pixel only: register on the area of a Shapes "
-                                       "or Labels layer drawn on the image, so that what "
-                                       "drifts outside it cannot pull the result")
-        self.leave_out_flagged = CheckBox(
-            label="leave flagged frames out of the sums", value=True,
-            tooltip=EXCLUDE_PARAMETERS[1].help)
+        self.padding = control_for(by_name["padding"], values["padding"])
+        self.region = control_for(by_name["region"], choices=self._region_choices,
+                                  note="Here: the area of a Shapes or Labels layer drawn "
+                                       "on the image")
+        self.leave_out_flagged = control_for(EXCLUDE_PARAMETERS[1])
         self.use_cleaned = CheckBox(label="use corrected or cleaned layers", value=True,
                                     tooltip="per channel: the corrected layer when there is "
                                             "one, else the cleaned one, else the raw one")
@@ -246,11 +253,11 @@ class AlignFramesWidget(FileWidget):
         by_name = {p.name: p for p in ALIGN_PARAMETERS}
         self.method.value = next(k for k, v in METHODS.items()
                                  if v == by_name["method"].default)
-        self.upsample_factor.value = by_name["upsample_factor"].default
-        self.padding.value = by_name["padding"].default
+        set_default(by_name["upsample_factor"], self.upsample_factor)
+        set_default(by_name["padding"], self.padding)
         self.use_cleaned.value = True
         self.region.value = WHOLE_FRAME
-        self.leave_out_flagged.value = EXCLUDE_PARAMETERS[1].default
+        set_default(EXCLUDE_PARAMETERS[1], self.leave_out_flagged)
         self.first_frame.value = self.last_frame.value = 0
         self._detector_is_default = True
         self._file_changed()

@@ -5,30 +5,22 @@ from __future__ import annotations
 import warnings
 
 import napari.viewer
-from magicgui.widgets import CheckBox, FloatSpinBox, Label, LineEdit
+from magicgui.widgets import CheckBox, Label
 
 from ...steps.corrections import BACKGROUND, DEAD_TIME, QSA, YIELD
 from ...steps.progress import labelled
 from ._base import FileWidget
-from ._common import (KIND_CLEANED, KIND_CORRECTED, LayerAdder, acquisition_from_layers,
-                      layer_state, nanosims_info, results_for_layers, source_layers)
-
-
-def parse_per_label(text: str) -> dict[str, float] | None:
-    """``"12C=44, 13C=36"`` -> ``{'12C': 44.0, '13C': 36.0}``; empty text -> None."""
-    text = text.strip()
-    if not text:
-        return None
-    values = {}
-    for item in text.split(","):
-        label, sep, number = item.partition("=")
-        if not sep or not label.strip():
-            raise ValueError(f"write 'label=number' pairs separated by commas, not {item!r}")
-        try:
-            values[" ".join(label.split())] = float(number)
-        except ValueError:
-            raise ValueError(f"{number.strip()!r} is not a number (in {item.strip()!r})") from None
-    return values
+from ._common import (
+    KIND_CLEANED,
+    KIND_CORRECTED,
+    LayerAdder,
+    acquisition_from_layers,
+    layer_state,
+    nanosims_info,
+    results_for_layers,
+    source_layers,
+)
+from ._controls import control_for, control_value
 
 
 class CorrectionsWidget(FileWidget):
@@ -45,17 +37,12 @@ class CorrectionsWidget(FileWidget):
         self.info = Label(label="detectors", value="-")
         self.info.native.setWordWrap(True)
         self.dead_time = CheckBox(label="dead time", value=True, tooltip=DEAD_TIME.help)
-        self.dead_times = LineEdit(label="dead times (ns)", value="",
-                                   tooltip="label=ns pairs overriding the header's values")
+        self.dead_times = control_for(DEAD_TIME.parameter("dead_times_ns"))
         self.background = CheckBox(label="EM background", value=False, tooltip=BACKGROUND.help)
         self.qsa = CheckBox(label="QSA", value=False, tooltip=QSA.help)
-        beta, current = QSA.parameters
-        # No default beta or current: any pre-filled number would be one nobody measured.
-        self.beta = FloatSpinBox(label="beta", min=0.0, max=beta.maximum, step=0.05,
-                                 value=0.0, tooltip=beta.help + " (0: not set)")
-        self.primary_current = FloatSpinBox(label="primary current (pA)", min=0.0,
-                                            max=10_000.0, step=0.1, value=0.0,
-                                            tooltip=current.help + " (0: not set)")
+        # No default beta or current: both start at 0, "not set", as nobody measured them.
+        self.beta = control_for(QSA.parameter("beta"))
+        self.primary_current = control_for(QSA.parameter("primary_current_pA"))
         self.em_yield = CheckBox(label="EM yield", value=False, tooltip=YIELD.help)
         self.summary = Label(label="", value="")
         self.summary.native.setWordWrap(True)
@@ -86,18 +73,20 @@ class CorrectionsWidget(FileWidget):
         chosen = []
         if self.dead_time.value or self.background.value or self.qsa.value \
                 or self.em_yield.value:
-            chosen.append((DEAD_TIME, {"dead_times_ns": parse_per_label(self.dead_times.value)}))
+            chosen.append((DEAD_TIME, {"dead_times_ns": control_value(
+                DEAD_TIME.parameter("dead_times_ns"), self.dead_times)}))
         if self.background.value:
             chosen.append((BACKGROUND, {}))
         if self.qsa.value:
-            if not self.beta.value > 0:
+            beta = control_value(QSA.parameter("beta"), self.beta)
+            current = control_value(QSA.parameter("primary_current_pA"), self.primary_current)
+            if beta is None:
                 raise ValueError("QSA needs beta measured for your instrument (0.5 in the "
                                  "Poisson model, 0.6-1.0 measured); it has no default")
-            if not self.primary_current.value > 0:
+            if current is None:
                 raise ValueError("QSA needs the primary current at the sample (pA); the "
                                  "header's value is not it")
-            chosen.append((QSA, {"beta": float(self.beta.value),
-                                 "primary_current_pA": float(self.primary_current.value)}))
+            chosen.append((QSA, {"beta": beta, "primary_current_pA": current}))
         if self.em_yield.value:
             chosen.append((YIELD, {}))
         return chosen

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import json
-import napari.viewer
 
-from qtpy.QtWidgets import (QApplication, QHBoxLayout, QLabel, QLineEdit, QPushButton,
-                            QStackedWidget, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
+import napari.viewer
+from qtpy.QtWidgets import (
+    QApplication,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QStackedWidget,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ..layers import header_rows
 from ._common import nanosims_info

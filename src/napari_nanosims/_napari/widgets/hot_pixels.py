@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import warnings
 
-import numpy as np
 import napari.viewer
+import numpy as np
 from magicgui.widgets import CheckBox, Label, PushButton
 
-from ...processing.hot_pixels.hot_pixels import iter_infer_hot_pixels
-from ...steps.parameters import HOT_PIXEL_PARAMETERS
-from ...steps.frames import REMOVE_HOT_PIXELS, effective_hot_pixel_parameters, labelled
-from ._base import FileWidget
-from ._controls import control_for, control_value, remembered, save_parameters
-from ._common import (KIND_CLEANED, LayerAdder, acquisition_from_layers, channel_layers,
-                      layer_state, nanosims_info, results_for_layers)
 from ...io.lazy import mass_stack
 from ...processing._frames import FrameStack
+from ...processing.hot_pixels.hot_pixels import iter_infer_hot_pixels
+from ...steps.frames import REMOVE_HOT_PIXELS, effective_hot_pixel_parameters, labelled
+from ...steps.parameters import HOT_PIXEL_PARAMETERS
+from ._base import FileWidget
+from ._common import (
+    KIND_CLEANED,
+    LayerAdder,
+    acquisition_from_layers,
+    channel_layers,
+    layer_state,
+    nanosims_info,
+    results_for_layers,
+)
+from ._controls import control_for, control_value, remembered, save_parameters, set_default
 
 SECTION = "remove_hot_pixels"
 OVERLAY_KIND = "hot pixels"
@@ -73,8 +80,7 @@ class HotPixelWidget(FileWidget):
     def reset_defaults(self, _value=None) -> None:
         """Put every control back to the step's defaults (and remember that)."""
         for parameter in HOT_PIXEL_PARAMETERS:
-            control = self.controls[parameter.name]
-            control.value = 0 if parameter.default is None else parameter.default
+            set_default(parameter, self.controls[parameter.name])
         self._parameters_changed()
 
     def _acquisition(self):

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
-import numpy as np
 import napari.viewer
-from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, Label, LineEdit, SpinBox
+import numpy as np
+from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, Label
 from qtpy.QtCore import QTimer
 
 from ...analysis.accumulate import accumulate
 from ...analysis.display import hsi_rgb
 from ...analysis.ratios import STANDARDS, evaluate
 from ...export.ratio import auto_range
+from ...steps.analysis import RATIO
 from ..layers import derived_layer_data
 from ._base import FileWidget
-from ._common import (KIND_ALIGNED, KIND_CLEANED, KIND_CORRECTED, LayerAdder,
-                      acquisition_from_layers, channel_layers, layer_state, nanosims_info)
+from ._common import (
+    KIND_ALIGNED,
+    KIND_CLEANED,
+    KIND_CORRECTED,
+    LayerAdder,
+    acquisition_from_layers,
+    channel_layers,
+    layer_state,
+    nanosims_info,
+)
+from ._controls import control_for, control_value
 
 DISPLAYS = ("colormap", "OpenMIMS HSI", "hue-modulated")
 COLORMAP = "cividis"  # perceptually uniform, readable by colour-blind viewers
@@ -56,18 +66,16 @@ class RatioWidget(FileWidget):
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__(viewer, "Update")
         self.preset = ComboBox(label="preset", choices=self._preset_choices, nullable=True)
-        self.expression = LineEdit(label="expression", value="")
+        # Empty at first: the file's first preset is filled in when a file is chosen.
+        self.expression = control_for(RATIO.parameter("expression"), "")
         self.labels_note = Label(label="masses", value="-")
         self.labels_note.native.setWordWrap(True)
         self.standard = ComboBox(label="standard", choices=list(STANDARDS))
         self.standard_value = FloatSpinBox(label="standard ratio", min=0.0, max=10.0,
                                            step=1e-6, value=STANDARDS["AIR 15N/14N"])
         self.standard_value.native.setDecimals(8)
-        self.kernel = SpinBox(label="kernel (px)", min=1, max=15, step=2, value=1,
-                              tooltip="counts summed over a kernel x kernel box first")
-        self.min_counts = FloatSpinBox(label="min counts (0 = none)", min=0.0, max=1e9,
-                                       value=10.0, tooltip="pixels where a mass has fewer "
-                                       "raw counts (after the kernel sum) are NaN")
+        self.kernel = control_for(RATIO.parameter("kernel"))
+        self.min_counts = control_for(RATIO.parameter("min_counts"))
         self.display = ComboBox(label="display", choices=list(DISPLAYS), value=DISPLAYS[0])
         self.auto = CheckBox(label="automatic range", value=True)
         self.low = FloatSpinBox(label="range from", min=-1e9, max=1e9, step=0.001, value=0.0)
@@ -159,8 +167,9 @@ class RatioWidget(FileWidget):
             return None
         first = next(iter(channel_layers(self._viewer, acquisition_id).values()))
         info, state = nanosims_info(first), layer_state(first)
-        settings = dict(kernel=int(self.kernel.value),
-                        min_counts=float(self.min_counts.value),
+        settings = dict(kernel=control_value(RATIO.parameter("kernel"), self.kernel),
+                        min_counts=control_value(RATIO.parameter("min_counts"),
+                                                 self.min_counts),
                         display=self.display.value, show_sigma=bool(self.show_sigma.value),
                         value_range=None if self.auto.value else (float(self.low.value),
                                                                   float(self.high.value)))

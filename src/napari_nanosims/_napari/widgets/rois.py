@@ -6,18 +6,28 @@ import json
 import os
 from pathlib import Path
 
-import numpy as np
 import napari.viewer
-from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, Label, LineEdit, PushButton, SpinBox
+import numpy as np
+from magicgui.widgets import ComboBox, Label, PushButton
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem
 
 from ...analysis.accumulate import accumulate
-from ...analysis.rois import THRESHOLDS, depth_profile, roi_table, segment_rois
+from ...analysis.rois import depth_profile, roi_table, segment_rois
+from ...steps.analysis import ROI_TABLE, SEGMENT
 from ...steps.frames import default_alignment_channel
 from ._base import FileWidget
-from ._common import (KIND_ALIGNED, KIND_CLEANED, KIND_CORRECTED, RESULTS,
-                      acquisition_from_layers, channel_layers, nanosims_info, source_layers)
+from ._common import (
+    KIND_ALIGNED,
+    KIND_CLEANED,
+    KIND_CORRECTED,
+    RESULTS,
+    acquisition_from_layers,
+    channel_layers,
+    nanosims_info,
+    source_layers,
+)
+from ._controls import control_for, control_value
 
 SOURCE_KINDS = (KIND_ALIGNED, KIND_CORRECTED, KIND_CLEANED)
 
@@ -46,15 +56,15 @@ class RoiWidget(FileWidget):
         self.roi_layer = ComboBox(label="ROIs from", choices=self._roi_layer_choices,
                                   nullable=True,
                                   tooltip="a Labels layer (paint ROIs) or a Shapes layer")
-        self.channel = ComboBox(label="find cells on", choices=self._channel_choices,
-                                nullable=True)
-        self.method = ComboBox(label="threshold", choices=list(THRESHOLDS), value="otsu")
-        self.smoothing = FloatSpinBox(label="smoothing (px)", min=0.0, max=20.0, value=1.0)
-        self.min_area = SpinBox(label="min area (px)", min=0, max=100_000, value=10)
-        self.split = CheckBox(label="split touching cells", value=True)
+        segment = SEGMENT.parameter
+        self.channel = control_for(segment("channel"), choices=self._channel_choices,
+                                   nullable=True)
+        self.method = control_for(segment("method"))
+        self.smoothing = control_for(segment("smoothing_px"))
+        self.min_area = control_for(segment("min_area_px"))
+        self.split = control_for(segment("split_touching"))
         self.find_button = PushButton(text="Find cells")
-        self.expressions = LineEdit(label="expressions", value="12C15N/12C14N",
-                                    tooltip="separated by ';', e.g. 12C15N/12C14N; 13C/12C")
+        self.expressions = control_for(ROI_TABLE.parameter("expressions"))
         self.summary = Label(label="", value="")
         self.summary.native.setWordWrap(True)
         self.export_button = PushButton(text="Export table")
@@ -157,9 +167,11 @@ class RoiWidget(FileWidget):
             return None
         index = int(self.channel.value)
         first = next(iter(channel_layers(self._viewer, self.file.value).values()))
-        options = dict(method=self.method.value, smoothing_px=float(self.smoothing.value),
-                       min_area_px=int(self.min_area.value),
-                       split_touching=bool(self.split.value))
+        segment = SEGMENT.parameter
+        options = dict(method=control_value(segment("method"), self.method),
+                       smoothing_px=control_value(segment("smoothing_px"), self.smoothing),
+                       min_area_px=control_value(segment("min_area_px"), self.min_area),
+                       split_touching=control_value(segment("split_touching"), self.split))
 
         def job():
             yield "find cells", 0, 1
@@ -340,6 +352,8 @@ class RoiWidget(FileWidget):
         Returns the paths written."""
         from napari.utils.notifications import show_warning
 
+        from ...export._files import atomic_output
+
         if self.statistics is None:
             show_warning("Measure the ROIs first.")
             return None
@@ -360,9 +374,8 @@ class RoiWidget(FileWidget):
         table = self.statistics.assign(file=measured["file"])
         table = table[["file"] + [c for c in table.columns if c != "file"]]
         written = [path, path.with_suffix(".json")]
-        temporary = path.with_name(path.name + f".partial-{os.getpid()}")
-        table.to_csv(temporary, index=False)
-        os.replace(temporary, path)
+        with atomic_output(path, overwrite=True) as temporary:  # the user chose to replace
+            table.to_csv(temporary, index=False)
         sidecar = {"file": measured["file"], "expressions": measured["expressions"],
                    "roi_layer": self.roi_layer.value.name if self.roi_layer.value else None,
                    "measured": measured["note"], "history": measured["history"]}

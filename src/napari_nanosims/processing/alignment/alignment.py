@@ -13,13 +13,12 @@ from collections.abc import Generator
 
 import numpy as np
 
-from ..._errors import ShiftBeyondPaddingWarning
 from ..._checks import check_number
+from ..._errors import ShiftBeyondPaddingWarning
 from .._frames import check_stack, frame, map_frames, run_to_completion
-from .shifts import (_check_padding, apply_translations, iter_apply_translations,
-                     translation_matrix)
-from .registration import (MAX_PASSES, FrameRegistration, check_region as _check_region,
-                           iter_register, smoothing_scales)
+from .registration import MAX_PASSES, FrameRegistration, iter_register, smoothing_scales
+from .registration import check_region as _check_region
+from .shifts import _check_padding, apply_translations, iter_apply_translations, translation_matrix
 
 __all__ = [
     "infer_translations",
@@ -69,7 +68,8 @@ def _fast_correlation_peak(aggregate_spectrum: np.ndarray, frame_spectrum: np.nd
         return None
     # Lag r (mod n) as the seed reports it: in the range 1 - n//2 .. n - n//2.
     lags = np.unravel_index(flat, shape)
-    return tuple(int((lag + n // 2 - 1) % n - (n // 2 - 1)) for lag, n in zip(lags, shape))
+    return tuple(int((lag + n // 2 - 1) % n - (n // 2 - 1))
+                 for lag, n in zip(lags, shape, strict=True))
 
 
 def _shift_phase(shape: tuple[int, int], shift: tuple[int, int]) -> np.ndarray:

@@ -15,7 +15,6 @@ the spectrum. :mod:`.registration` runs the passes.
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from .._frames import frame, map_frames

@@ -26,12 +26,11 @@ from typing import Any
 
 import numpy as np
 
+from ..._checks import check_number
 from ..._errors import HotPixelBlindSpotWarning
 from .._frames import check_stack, frame, map_frames, run_to_completion
-from .median import _median_frame, _threshold_table, _work_dtype
-from ..._checks import check_number
-
 from ._hot_fast import kernel, kernel_applies, kernel_candidates, replace_at
+from .median import _median_frame, _threshold_table, _work_dtype
 
 __all__ = [
     "median_filter_frames",
@@ -386,6 +385,7 @@ def remove_hot_pixels(data, num_outliers=3, kernel_size=3, outlier_factor=1.999,
     numpy.ndarray
         The cleaned stack, same shape and dtype as ``data``.
     """
-    cleaned, _ = run_to_completion(iter_remove_hot_pixels(data, num_outliers, kernel_size, outlier_factor,
-                                             min_count, max_repeat_fraction, num_nonzero))
+    cleaned, _ = run_to_completion(iter_remove_hot_pixels(
+        data, num_outliers, kernel_size, outlier_factor, min_count, max_repeat_fraction,
+        num_nonzero))
     return cleaned

@@ -11,6 +11,7 @@ import numbers
 
 import numpy as np
 
+
 def _work_dtype(values: np.ndarray) -> np.dtype:
     """The smallest unsigned type that holds non-negative integer counts exactly."""
     if values.dtype.kind not in "ui" or values.size == 0:

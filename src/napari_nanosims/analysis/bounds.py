@@ -1,0 +1,19 @@
+"""Bounds and choices of the analysis functions' arguments, declared once.
+
+The functions below check their arguments against these; the steps' ``Parameter``
+definitions (``steps/analysis.py``) take the same values, so the library, recipes, the
+command line and the widgets accept and refuse the same values. No scipy here: the step
+definitions import this module, and most commands never need scipy.
+"""
+
+from __future__ import annotations
+
+__all__ = ["KERNEL_BOUNDS", "DEFAULT_MIN_COUNTS", "THRESHOLDS"]
+
+#: The ratio kernel: an odd box of kernel x kernel pixels whose counts are summed first.
+KERNEL_BOUNDS = dict(kind=int, unit="px", minimum=1, maximum=101, odd=True)
+#: Default of ``evaluate(min_counts=...)``: raw counts (after the kernel sum) of every ion
+#: mass an expression uses below which the pixel is NaN.
+DEFAULT_MIN_COUNTS = 10.0
+#: The scikit-image threshold methods ``segment_rois`` offers.
+THRESHOLDS = ("otsu", "li", "yen", "triangle")
