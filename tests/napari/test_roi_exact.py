@@ -156,7 +156,10 @@ def test_rois_tab_after_subpixel_alignment_equals_the_library(make_napari_viewer
     _assert_same_table(exported.drop(columns="file"), expected)
     sidecar = json.loads(written[1].read_text())
     assert "aligned" in sidecar["measured"]
-    assert [h["step"] for h in sidecar["history"]][-2:] == ["align_frames", "sum_frames"]
+    # what was measured: the aligned stacks, every frame (the sums' history goes on with
+    # exclude_frames and sum_frames)
+    assert [h["step"] for h in sidecar["history"]] == [
+        "remove_hot_pixels", "correct_dead_time", "correct_em_yield", "align_frames"]
 
     # An aligned layer given other pixels: its result no longer applies. The window falls
     # back to the layers' pixels, and says that the errors are approximate.

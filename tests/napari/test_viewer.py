@@ -244,8 +244,12 @@ def test_gui_and_recipe_give_the_same_results(make_napari_viewer, qtbot, demo_fi
         assert tuple(total.scale) == pytest.approx((20 / 256, 20 / 256))
         assert not total.visible
         assert aligned.visible == (label == "12C 14N")
+    # the stacks hold every frame, aligned; the sums went on through exclude and sum
     history = viewer.layers["12C 14N · aligned · cells_01"].metadata["nanosims"]["history"]
-    assert [h["step"] for h in history] == ["remove_hot_pixels", "align_frames", "sum_frames"]
+    assert [h["step"] for h in history] == ["remove_hot_pixels", "align_frames"]
+    history = viewer.layers["12C 14N · aligned sum · cells_01"].metadata["nanosims"]["history"]
+    assert [h["step"] for h in history] == ["remove_hot_pixels", "align_frames",
+                                            "exclude_frames", "sum_frames"]
     np.testing.assert_array_equal(aligner.plot.translations, expected.translations)
     assert "range y" in aligner.summary.value
 
@@ -519,7 +523,8 @@ def test_align_widget_region_flags_plot_and_click_to_frame(make_napari_viewer, q
                           "region": "40:200, 30:220"}),)))
     np.testing.assert_allclose(aligner.plot.translations, expected.translations, atol=1e-9)
     history = viewer.layers["12C 14N · aligned · cells_01"].metadata["nanosims"]["history"]
-    assert history[-2]["parameters"]["region"].startswith("mask of")
+    assert history[-1]["step"] == "align_frames"
+    assert history[-1]["parameters"]["region"].startswith("mask of")
     assert "flagged frames: none" in aligner.summary.value
     # The plot marks flagged frames and turns a click into a frame of the viewer.
     aligner.plot.set_translations(expected.translations,

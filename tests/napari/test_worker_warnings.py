@@ -13,14 +13,17 @@ napari = pytest.importorskip("napari")
 
 
 def _warning_job(messages, result="done"):
+    from napari_nanosims.steps.progress import Progress
+
     for step, message in enumerate(messages):
         warnings.warn(message, UserWarning, stacklevel=1)
-        yield ("step", step + 1, len(messages))
+        yield Progress("step", step + 1, len(messages))
     return result
 
 
 def test_throttled_relays_each_distinct_warning_once():
-    from napari_nanosims._napari.widgets._runner import throttled
+    from napari_nanosims._napari.widgets._runner import WorkerWarning, throttled
+    from napari_nanosims.steps.progress import Progress
 
     job = throttled(_warning_job(["shift larger than the padding", "other",
                                   "shift larger than the padding"]), threading.Event(),
@@ -32,9 +35,9 @@ def test_throttled_relays_each_distinct_warning_once():
         except StopIteration as stop:
             assert stop.value == "done"
             break
-    relayed = [item[1] for item in items if item[0] == "warning"]
+    relayed = [item.text for item in items if isinstance(item, WorkerWarning)]
     assert relayed == ["shift larger than the padding", "other"]
-    assert [item for item in items if item[0] == "step"]  # progress still flows
+    assert [item for item in items if isinstance(item, Progress)]  # progress still flows
 
 
 def test_runner_shows_worker_warnings_as_notifications(qtbot, monkeypatch):

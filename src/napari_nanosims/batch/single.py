@@ -15,7 +15,7 @@ from ..export.names import export_outputs, ratio_outputs, roi_outputs, run_outpu
 from ..export.ometiff import json_ready, software_versions, write_acquisition_tiffs
 from ..export.ratio import write_derived
 from ..model import Acquisition
-from ..processing._frames import run_to_completion
+from ..steps.progress import run_to_completion
 from ..steps.recipe import Recipe, iter_run_recipe
 from ..steps.registry import STEPS
 
@@ -86,7 +86,8 @@ def _step_outputs(path, out_dir, recipe: Recipe) -> list[Path]:
 
 def iter_process_file(path, recipe: Recipe, out_dir=None, *, overwrite: bool = False,
                       cancel=None):
-    """Generator form of :func:`process_file`: yields ``(step, done, total)``."""
+    """Generator form of :func:`process_file`: yields each step's
+    :class:`~napari_nanosims.steps.progress.Progress`; returns ``(acquisition, paths)``."""
     paths = run_outputs(path, out_dir,
                         aligned=any(name == "align_frames" for name, _ in recipe.steps))
     folder = paths["record"].parent
@@ -153,4 +154,4 @@ def process_file(path, recipe: Recipe, out_dir=None, *, overwrite: bool = False,
     """
     return run_to_completion(
         iter_process_file(path, recipe, out_dir, overwrite=overwrite, cancel=cancel),
-        on_progress=None if progress is None else lambda value: progress(*value))
+        None if progress is None else lambda value: progress(*value.as_tuple()))

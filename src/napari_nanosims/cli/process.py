@@ -8,7 +8,7 @@ import sys
 import time
 
 from .options import _add_step_options, _recipe_from_args
-from .report import Progress, warning_line
+from .report import ProgressLine, warning_line
 
 __all__ = ["add_process_command"]
 
@@ -74,7 +74,7 @@ def _process_serially(args, recipe):
 
     results = []
     for path in args.files:
-        progress = Progress(os.path.basename(path))
+        progress = ProgressLine(os.path.basename(path))
         result = process_one(path, recipe.to_dict(), args.out, args.overwrite,
                              single_threaded=False, progress=progress)
         progress.close()

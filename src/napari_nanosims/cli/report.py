@@ -5,11 +5,16 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["warning_line", "Progress"]
+__all__ = ["warning_line", "ProgressLine"]
 
 
-class Progress:
-    """One status line per file on standard error, redrawn in place on a terminal."""
+class ProgressLine:
+    """One status line per file on standard error, redrawn in place on a terminal.
+
+    The ``progress(step, done, total)`` callback of
+    :func:`~napari_nanosims.batch.single.process_file`, which drives the steps with the one
+    driver (``run_to_completion``) and hands each step's Progress over as those three.
+    """
 
     def __init__(self, name: str):
         self.name = name

@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from .._progress import run_to_completion  # noqa: F401 - the one driver, for the frame loops
+
 _SINGLE_THREADED = False  # set in batch workers: one thread per file, no oversubscription
 
 
@@ -115,17 +117,3 @@ def map_frames(function: Callable[[int], Any], n_frames: int,
         finally:
             for future in pending:
                 future.cancel()
-
-
-def run_to_completion(generator, on_progress: Callable[[Any], None] | None = None):
-    """Exhaust a progress generator and return the value it returns.
-
-    ``on_progress`` is called with every value the generator yields.
-    """
-    while True:
-        try:
-            value = next(generator)
-        except StopIteration as stop:
-            return stop.value
-        if on_progress is not None:
-            on_progress(value)

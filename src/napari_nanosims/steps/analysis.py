@@ -6,6 +6,7 @@ from ..analysis.bounds import DEFAULT_MIN_COUNTS, KERNEL_BOUNDS, THRESHOLDS
 from ..model import Acquisition
 from .frames import _alignment_channel
 from .parameters import Parameter, Step
+from .progress import Progress
 
 __all__ = ["RATIO", "SEGMENT", "ROI_TABLE"]
 
@@ -13,9 +14,9 @@ __all__ = ["RATIO", "SEGMENT", "ROI_TABLE"]
 def _run_ratio(acquisition: Acquisition, *, expression, kernel, min_counts):
     from ..analysis.ratios import evaluate
 
-    yield 0, 1
+    yield Progress("ratio", 0, 1)
     derived = evaluate(acquisition, expression, kernel=kernel, min_counts=min_counts)
-    yield 1, 1
+    yield Progress("ratio", 1, 1)
     return acquisition.with_step("ratio", {"expression": derived.expression, "kernel": kernel,
                                            "min_counts": min_counts},
                                  derived=acquisition.derived + (derived,))
@@ -42,11 +43,11 @@ def _run_segment(acquisition: Acquisition, *, channel, method, smoothing_px, min
     from ..analysis.rois import segment_rois
 
     chosen = _alignment_channel(acquisition, channel)
-    yield 0, 1
+    yield Progress("segment", 0, 1)
     image = accumulate(acquisition).counts[chosen.index]
     labels = segment_rois(image, method=method, smoothing_px=smoothing_px,
                           min_area_px=min_area_px, split_touching=split_touching)
-    yield 1, 1
+    yield Progress("segment", 1, 1)
     return acquisition.with_step(
         "segment", dict(channel=channel, method=method, smoothing_px=smoothing_px,
                         min_area_px=min_area_px, split_touching=split_touching,
@@ -61,9 +62,9 @@ def _run_roi_table(acquisition: Acquisition, *, expressions):
         raise ValueError(f"{acquisition.name}: roi_table needs ROIs; put a segment step "
                          "before it")
     listed = [text.strip() for text in expressions.split(";") if text.strip()]
-    yield 0, 1
+    yield Progress("roi_table", 0, 1)
     table = roi_table(acquisition, acquisition.roi_labels, listed)
-    yield 1, 1
+    yield Progress("roi_table", 1, 1)
     return acquisition.with_step("roi_table", {"expressions": expressions,
                                                "rows": int(len(table))},
                                  roi_statistics=table)

@@ -22,6 +22,7 @@ from ..processing.corrections import (
     yield_corrected,
 )
 from .parameters import Parameter, Step
+from .progress import Progress
 
 __all__ = ["correct_dead_time", "subtract_em_background", "correct_qsa", "correct_em_yield",
            "CORRECTION_STEPS", "ELEMENTARY_CHARGE_C", "CorrectionWarning"]
@@ -113,7 +114,7 @@ def _run_dead_time(acquisition: Acquisition, *, dead_times_ns):
     corrected, used = [], {}
     impossible = unreliable = 0
     for position, (channel, tau_ns) in enumerate(targets):
-        yield position, len(targets)
+        yield Progress("correct_dead_time", position, len(targets))
         dwell = _dwell_s(acquisition, channel)
         value, dead_fraction = dead_time_corrected(counts[:, channel.index], tau_ns, dwell)
         bad = dead_fraction >= 1
@@ -130,7 +131,7 @@ def _run_dead_time(acquisition: Acquisition, *, dead_times_ns):
         warnings.warn(f"{acquisition.name}: in {unreliable} pixel(s) the counter was dead more "
                       f"than {UNRELIABLE_DEAD_FRACTION:.0%} of the dwell time; the dead-time "
                       "correction is unreliable there", CorrectionWarning, stacklevel=3)
-    yield len(targets), len(targets)
+    yield Progress("correct_dead_time", len(targets), len(targets))
     return _finish(acquisition, "correct_dead_time",
                    {"dead_times_ns": dead_times_ns, "dead_times_used_ns": used,
                     "nan_pixels": impossible}, counts, variance, raw, corrected, skipped)
@@ -146,7 +147,7 @@ def _run_background(acquisition: Acquisition, *, background_cps):
         counts[:, channel.index] -= background_counts(rate, _dwell_s(acquisition, channel))
         corrected.append(channel.label)
         used[channel.label] = float(rate)
-    yield 1, 1
+    yield Progress("subtract_em_background", 1, 1)
     return _finish(acquisition, "subtract_em_background",
                    {"background_cps": background_cps, "background_used_cps": used},
                    counts, variance, raw, corrected, skipped)
@@ -169,7 +170,7 @@ def _run_qsa(acquisition: Acquisition, *, beta, primary_current_pA):
         warnings.warn(f"{acquisition.name}: {diverging} pixel(s) have 2 or more detected ions "
                       "per primary ion, where the QSA correction diverges; they are NaN",
                       CorrectionWarning, stacklevel=3)
-    yield 1, 1
+    yield Progress("correct_qsa", 1, 1)
     return _finish(acquisition, "correct_qsa",
                    {"beta": beta, "beta_used": used, "primary_current_pA": primary_current_pA,
                     "nan_pixels": diverging}, counts, variance, raw, corrected, skipped)
@@ -193,7 +194,7 @@ def _run_yield(acquisition: Acquisition):
                        yield_corrected(counts[:, channel.index], percent))
         corrected.append(channel.label)
         used[channel.label] = float(percent)
-    yield 1, 1
+    yield Progress("correct_em_yield", 1, 1)
     return _finish(acquisition, "correct_em_yield", {"yields_used_percent": used},
                    counts, variance, raw, corrected, skipped)
 

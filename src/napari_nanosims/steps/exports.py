@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from .parameters import Parameter, Step
+from .progress import Progress
 
 __all__ = ["EXPORT_STEPS"]
 
@@ -33,11 +34,11 @@ def _target(step: str, acquisition, folder: str) -> Path:
 def _run_write_nrrd(acquisition, *, folder, overwrite):
     from ..export.nrrd import write_nrrd
 
-    yield 0, 1
+    yield Progress("write_nrrd", 0, 1)
     target = _target("write_nrrd", acquisition, folder)
     target.parent.mkdir(parents=True, exist_ok=True)
     written = write_nrrd(acquisition, target, overwrite=overwrite)
-    yield 1, 1
+    yield Progress("write_nrrd", 1, 1)
     return acquisition.with_step("write_nrrd", {"folder": folder, "overwrite": overwrite,
                                                 "written": os.fspath(written)})
 
@@ -46,12 +47,12 @@ def _run_write_ome_tiff(acquisition, *, folder, overwrite):
     from ..export._files import atomic_output
     from ..export.ometiff import write_acquisition_tiffs
 
-    yield 0, 1
+    yield Progress("write_ome_tiff", 0, 1)
     target = _target("write_ome_tiff", acquisition, folder)
     target.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(target, overwrite) as temporary:
         write_acquisition_tiffs(acquisition, {"stack": temporary})
-    yield 1, 1
+    yield Progress("write_ome_tiff", 1, 1)
     return acquisition.with_step("write_ome_tiff", {"folder": folder, "overwrite": overwrite,
                                                     "written": os.fspath(target)})
 
@@ -59,10 +60,10 @@ def _run_write_ome_tiff(acquisition, *, folder, overwrite):
 def _run_write_lans(acquisition, *, folder, overwrite):
     from ..export.lans import write_lans
 
-    yield 0, 1
+    yield Progress("write_lans", 0, 1)
     target = _target("write_lans", acquisition, folder)
     write_lans(acquisition, target, overwrite=overwrite)
-    yield 1, 1
+    yield Progress("write_lans", 1, 1)
     return acquisition.with_step("write_lans", {"folder": folder, "overwrite": overwrite,
                                                 "written": os.fspath(target)})
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..model import Acquisition, normalise_label
 from ..model.acquisition import mass_stack
-from ..processing._frames import FrameStack, run_to_completion
+from ..processing._frames import FrameStack
 from ..processing.alignment.alignment import (
     iter_apply_translations,
     iter_infer_translations,
@@ -31,11 +31,11 @@ from .parameters import (
     MAX_UPSAMPLE_FACTOR,
     Step,
 )
-from .progress import _relay, labelled
+from .progress import Progress, counted, run_to_completion
 
 __all__ = ["HOT_PIXEL_PARAMETERS", "ALIGN_PARAMETERS", "REMOVE_HOT_PIXELS",
            "EXCLUDE_FRAMES", "parse_frames", "ALIGN_FRAMES", "SUM_FRAMES",
-           "default_alignment_channel", "labelled", "MAX_UPSAMPLE_FACTOR"]
+           "default_alignment_channel", "MAX_UPSAMPLE_FACTOR"]
 
 # -- hot pixels ------------------------------------------------------------------------
 def effective_hot_pixel_parameters(acquisition: Acquisition, parameters: dict) -> dict:
@@ -68,8 +68,9 @@ def _run_remove_hot_pixels(acquisition: Acquisition, **parameters):
     ions = [channel.index for channel in acquisition.ion_channels]
     stack = (FrameStack([mass_stack(counts, k) for k in ions])
              if len(ions) != counts.shape[1] else counts)
-    mask, at_candidates = yield from _relay(
-        iter_infer_hot_pixels(stack, keep_filtered="candidates", **used), counts.shape[0])
+    mask, at_candidates = yield from counted(
+        iter_infer_hot_pixels(stack, keep_filtered="candidates", **used),
+        "remove_hot_pixels", counts.shape[0])
     cleaned = np.array(counts, copy=True)  # the one copy; SE stays raw
     replace_hot_pixels(cleaned, mask, at_candidates, detectors=ions)
     return acquisition.with_step(
@@ -149,16 +150,17 @@ def _run_align_frames(acquisition: Acquisition, *, channel, method, upsample_fac
     registration = None
     if method == "subpixel":
         total = translation_steps(n_frames, method, reference) + n_frames
-        registration = yield from _relay(iter_register_frames(
+        registration = yield from counted(iter_register_frames(
             stack, padding=padding, method=method, upsample_factor=upsample_factor,
-            reference=reference, region=region), total)
+            reference=reference, region=region), "align_frames", total)
         translations = registration.translations
     else:
         total = translation_steps(n_frames, method, reference) + n_frames
-        translations = yield from _relay(iter_infer_translations(
-            stack, padding=padding, method=method), total)
-    done = total - n_frames
-    shifted = yield from _apply(counts, translations, padding, done, total)
+        translations = yield from counted(iter_infer_translations(
+            stack, padding=padding, method=method), "align_frames", total)
+    shifted = yield from counted(
+        iter_apply_translations(counts, translations, padding=padding, crop=True),
+        "align_frames", total, offset=total - n_frames)
     extra = {}
     # What travels with the counts moves with them; nothing moved out of the frame wraps.
     # A sub-pixel shift makes each pixel a weighted sum sum_i w_i c_i of independent raw
@@ -194,16 +196,6 @@ def _shift_quietly(values, translations, padding, variance=False):
         return run_to_completion(iter_apply_translations(values, translations,
                                                          padding=padding, crop=True,
                                                          variance=variance))
-
-
-def _apply(counts, translations, padding, done, total):
-    generator = iter_apply_translations(counts, translations, padding=padding, crop=True)
-    while True:
-        try:
-            frames_done = next(generator)
-        except StopIteration as stop:
-            return stop.value
-        yield done + frames_done, total
 
 
 ALIGN_FRAMES = Step(
@@ -246,7 +238,7 @@ def _run_exclude_frames(acquisition: Acquisition, *, frames, flagged):
     if not keep:
         raise ValueError(f"{acquisition.name}: leaving out frames {sorted(dropped)} leaves "
                          "no frame")
-    yield 0, 1
+    yield Progress("exclude_frames", 0, 1)
     changes = {}
     if dropped:
         index = np.asarray(keep)
@@ -255,7 +247,7 @@ def _run_exclude_frames(acquisition: Acquisition, *, frames, flagged):
             values = getattr(acquisition, name)
             if values is not None:
                 changes[name] = np.asarray(values[index])
-    yield 1, 1
+    yield Progress("exclude_frames", 1, 1)
     return acquisition.with_step("exclude_frames", dict(frames=frames, flagged=flagged,
                                                         excluded=sorted(dropped)), **changes)
 
@@ -269,9 +261,9 @@ EXCLUDE_FRAMES = Step(
 # -- summing ---------------------------------------------------------------------------
 def _run_sum_frames(acquisition: Acquisition):
     counts = acquisition.counts
-    yield 0, 1
+    yield Progress("sum_frames", 0, 1)
     sums = counts.sum(axis=0)
-    yield 1, 1
+    yield Progress("sum_frames", 1, 1)
     return acquisition.with_step("sum_frames", {}, sums=np.asarray(sums))
 
 

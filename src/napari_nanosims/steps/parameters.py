@@ -16,6 +16,7 @@ import numpy as np
 from .._checks import check_number
 from ..processing.alignment.alignment import MAX_UPSAMPLE_FACTOR, UPSAMPLE_BOUNDS
 from ..processing.hot_pixels.hot_pixels import BOUNDS as HOT_PIXEL_BOUNDS
+from .progress import run_to_completion
 
 __all__ = ["Parameter", "Step", "HOT_PIXEL_PARAMETERS", "ALIGN_PARAMETERS", "EXCLUDE_PARAMETERS",
            "MAX_UPSAMPLE_FACTOR",
@@ -154,8 +155,8 @@ class Parameter:
 class Step:
     """A processing step: a generator function over an Acquisition and its parameters.
 
-    ``run(acquisition, **parameters)`` yields ``(done, total)`` progress pairs and
-    returns the new Acquisition. Calling the step runs it to completion.
+    ``run(acquisition, **parameters)`` yields :class:`~napari_nanosims.steps.progress.Progress`
+    and returns the new Acquisition. Calling the step runs it to completion.
     """
 
     name: str
@@ -186,17 +187,13 @@ class Step:
                 for p in self.parameters}
 
     def iterate(self, acquisition, **parameters):
-        """Generator: yields (done, total), returns the new Acquisition."""
+        """Generator: yields :class:`~napari_nanosims.steps.progress.Progress`, returns the
+        new Acquisition."""
         resolved = self.resolve(parameters)
         return (yield from self.run(acquisition, **resolved))
 
     def __call__(self, acquisition, **parameters):
-        generator = self.iterate(acquisition, **parameters)
-        while True:
-            try:
-                next(generator)
-            except StopIteration as stop:
-                return stop.value
+        return run_to_completion(self.iterate(acquisition, **parameters))
 
 
 def check_all(parameters: Sequence[Parameter], values: Mapping[str, Any], owner: str):

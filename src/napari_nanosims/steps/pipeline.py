@@ -11,8 +11,8 @@ from collections.abc import Generator
 from typing import Any
 
 from ..io.acquisition import open_acquisition
-from ..processing._frames import run_to_completion
-from .frames import ALIGN_FRAMES, REMOVE_HOT_PIXELS, SUM_FRAMES, _alignment_channel, labelled
+from .frames import ALIGN_FRAMES, REMOVE_HOT_PIXELS, SUM_FRAMES, _alignment_channel
+from .progress import relay, run_to_completion
 
 __all__ = ["process_image_data", "iter_process_image_data", "find_detector",
            "DEFAULT_REMOVE_HOT_PIXELS"]
@@ -49,6 +49,12 @@ def _unique_names(labels) -> dict[str, int]:
     return names
 
 
+def _as_tuples(generator, name: str):
+    """A step's Progress as the ``(name, done, total)`` this public generator documents."""
+    return (yield from relay(generator, lambda progress: ((name, progress.done,
+                                                           progress.total),)))
+
+
 def iter_process_image_data(filename, alignment_detector, padding=8, load_mims_kwargs=None,
                             remove_hot_pixels_kwargs=None, infer_translations_kwargs=None
                             ) -> Generator[tuple[str, int, int], None, dict[str, Any]]:
@@ -79,9 +85,9 @@ def iter_process_image_data(filename, alignment_detector, padding=8, load_mims_k
     if raw.n_frames == 0:
         raise ValueError(f"{raw.header.path}: the file holds no pixel data (header only)")
     alignment_index = _alignment_channel(raw, aligning["channel"]).index
-    cleaned = yield from labelled(REMOVE_HOT_PIXELS.iterate(raw, **cleaning), "hot pixels")
-    aligned = yield from labelled(ALIGN_FRAMES.iterate(cleaned, **aligning), "aligning")
-    summed = yield from labelled(SUM_FRAMES.iterate(aligned), "summing")
+    cleaned = yield from _as_tuples(REMOVE_HOT_PIXELS.iterate(raw, **cleaning), "hot pixels")
+    aligned = yield from _as_tuples(ALIGN_FRAMES.iterate(cleaned, **aligning), "aligning")
+    summed = yield from _as_tuples(SUM_FRAMES.iterate(aligned), "summing")
 
     header = raw.header
     height, width = header.height, header.width

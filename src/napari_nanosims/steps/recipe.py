@@ -20,13 +20,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from ..io.acquisition import Acquisition, open_acquisition
-from ..processing._frames import run_to_completion
+from .progress import Cancelled, relay, run_to_completion
 from .registry import STEPS
 
 __all__ = ["Recipe", "RecipeCancelled", "run_recipe", "iter_run_recipe", "default_recipe"]
@@ -35,7 +34,7 @@ FORMAT = "napari-nanosims recipe"
 VERSION = 1
 
 
-class RecipeCancelled(Exception):
+class RecipeCancelled(Cancelled):
     """Raised by :func:`run_recipe` when its ``cancel`` says stop."""
 
 
@@ -86,6 +85,31 @@ class Recipe:
             return cls(tuple(steps), data.get("roll_data", "auto"))
         except ValueError as exc:
             raise ValueError(f"{source}: {exc}") from None
+
+    @classmethod
+    def from_history(cls, history: Iterable, roll_data: bool | str = "auto") -> Recipe:
+        """The recipe that replays a history: an Acquisition's ``history`` or its dicts
+        (``layer.metadata["nanosims"]["history"]`` in napari).
+
+        Each record keeps the parameters its step defines; what a step records besides
+        (``hot_pixels_total``, ``aligned_on``, ``flagged_frames``, ``excluded``...) is a
+        result, not a parameter. Raises ValueError for a step that no recipe knows, or a
+        value that cannot be replayed (an alignment region drawn as a mask is recorded
+        as a description only).
+        """
+        steps = []
+        for record in history:
+            if isinstance(record, Mapping):
+                name, parameters = record["step"], record.get("parameters") or {}
+            else:
+                name, parameters = record.name, record.parameters
+            if name not in STEPS:
+                raise ValueError(f"history step {name!r} is not a recipe step; known steps: "
+                                 f"{', '.join(STEPS)}")
+            known = {p.name for p in STEPS[name].parameters}
+            steps.append((name, {key: value for key, value in parameters.items()
+                                 if key in known}))
+        return cls(tuple(steps), roll_data)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Recipe:
@@ -199,16 +223,9 @@ def default_recipe() -> Recipe:
                    ("sum_frames", {})))
 
 
-def _should_stop(cancel) -> bool:
-    if cancel is None:
-        return False
-    if isinstance(cancel, threading.Event):
-        return cancel.is_set()
-    return bool(cancel())
-
-
 def iter_run_recipe(source, recipe: Recipe | Iterable | str | os.PathLike, cancel=None):
-    """Generator form of :func:`run_recipe`: yields ``(step, done, total)``."""
+    """Generator form of :func:`run_recipe`: yields each step's
+    :class:`~napari_nanosims.steps.progress.Progress`; returns the final Acquisition."""
     if isinstance(recipe, (str, os.PathLike)):
         recipe = Recipe.load(recipe)
     elif not isinstance(recipe, Recipe):
@@ -218,18 +235,11 @@ def iter_run_recipe(source, recipe: Recipe | Iterable | str | os.PathLike, cance
     if acquisition.n_frames == 0:
         raise ValueError(f"{acquisition.name}: the file holds no pixel data (header only)")
     for name, parameters in recipe.steps:
-        step = STEPS[name]
-        generator = step.iterate(acquisition, **parameters)
-        while True:
-            if _should_stop(cancel):
-                generator.close()
-                raise RecipeCancelled(f"{acquisition.name}: cancelled during {name}")
-            try:
-                done, total = next(generator)
-            except StopIteration as stop:
-                acquisition = stop.value
-                break
-            yield name, done, total
+        try:
+            acquisition = yield from relay(STEPS[name].iterate(acquisition, **parameters),
+                                           cancel=cancel)
+        except Cancelled:
+            raise RecipeCancelled(f"{acquisition.name}: cancelled during {name}") from None
     return acquisition
 
 
@@ -255,4 +265,4 @@ def run_recipe(source, recipe, progress: Callable[[str, int, int], None] | None 
         For an unknown step, a bad parameter (named in the message) or a file without data.
     """
     return run_to_completion(iter_run_recipe(source, recipe, cancel),
-                             on_progress=None if progress is None else lambda v: progress(*v))
+                             None if progress is None else lambda p: progress(*p.as_tuple()))

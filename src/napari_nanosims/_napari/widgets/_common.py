@@ -20,6 +20,10 @@ from ._runner import _notify_error
 
 KIND_CLEANED, KIND_CORRECTED = "cleaned", "corrected"
 KIND_ALIGNED, KIND_SUM, KIND_COVERAGE = "aligned", "aligned sum", "coverage"
+KIND_RATIO, KIND_SIGMA, KIND_DISPLAY = "ratio", "ratio sigma", "ratio display"
+# The "detector_index" of layers that show no channel: negative (never a channel's), and
+# one per kind, so that a new result replaces the layer of its kind of the same file.
+NOT_A_CHANNEL = {KIND_COVERAGE: -1, KIND_RATIO: -10, KIND_SIGMA: -11, KIND_DISPLAY: -12}
 def nanosims_info(layer) -> dict | None:
     """The ``metadata['nanosims']`` entry of a layer, or None for foreign layers."""
     info = getattr(layer, "metadata", {}).get("nanosims") if layer is not None else None
@@ -281,7 +285,7 @@ def results_for_layers(sources: dict[int, dict], result: Acquisition, kind: str,
 def coverage_layer_data(source: tuple, accumulation, result: Acquisition) -> tuple:
     """A (height, width) layer: how many of the summed frames covered each pixel."""
     info, state = source
-    info = dict(info, detector_index=-1, label=KIND_COVERAGE)
+    info = dict(info, detector_index=NOT_A_CHANNEL[KIND_COVERAGE], label=KIND_COVERAGE)
     state = dict(state, colormap="gray", visible=False)
     data, kwargs, kind = derived_layer_data(info, state, accumulation.coverage.astype(np.float32),
                                             KIND_COVERAGE, result.history_dicts(), two_d=True)

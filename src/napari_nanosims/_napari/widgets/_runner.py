@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 import warnings
 from collections.abc import Callable
 
-__all__ = ["WorkerRunner", "WorkerFailed", "throttled", "PROGRESS_INTERVAL_S"]
+from ...steps.progress import Cancelled, Progress, relay
+
+__all__ = ["WorkerRunner", "WorkerFailed", "WorkerWarning", "throttled", "PROGRESS_INTERVAL_S"]
 
 
 PROGRESS_INTERVAL_S = 0.05  # at most 20 progress updates a second reach the GUI
@@ -21,13 +24,22 @@ class WorkerFailed(Exception):
     """
 
 
-def throttled(generator, cancel: threading.Event, interval_s: float = PROGRESS_INTERVAL_S):
-    """Relay ``generator``'s progress at most every ``interval_s``; stop when cancelled.
+@dataclasses.dataclass(frozen=True)
+class WorkerWarning:
+    """A warning raised inside a worker, relayed to the window beside the progress."""
 
-    Warnings raised while the generator works (for example "shift larger than the
-    padding") are relayed as ``("warning", message)`` items, each distinct message once
-    per run, as soon as they occur. Returns the generator's result, or None when
-    cancelled (the inner generator is closed, so its thread pools shut down).
+    text: str
+
+
+def throttled(generator, cancel: threading.Event, interval_s: float = PROGRESS_INTERVAL_S):
+    """Relay ``generator``'s :class:`Progress` at most every ``interval_s``; stop when
+    cancelled.
+
+    Driven by the one driver (:func:`~napari_nanosims.steps.progress.relay`). Warnings
+    raised while the generator works (for example "shift larger than the padding") are
+    relayed as :class:`WorkerWarning` items, each distinct message once per run, as soon
+    as they occur. Returns the generator's result, or None when cancelled (the inner
+    generator is closed, so its thread pools shut down).
     """
     last = 0.0
     relayed: set[str] = set()
@@ -35,33 +47,34 @@ def throttled(generator, cancel: threading.Event, interval_s: float = PROGRESS_I
         # "always": the default filter would show a message only the first time in the
         # process, so a second run of the same step would stay silent.
         warnings.simplefilter("always")
+
+        def paced(value):
+            nonlocal last
+            yield from _new_warnings(caught, relayed)
+            now = time.monotonic()
+            if now - last >= interval_s:
+                last = now
+                yield value
+
         try:
-            while True:
-                if cancel.is_set():
-                    return None
-                try:
-                    value = next(generator)
-                except StopIteration as stop:
-                    yield from _new_warnings(caught, relayed)
-                    return stop.value
-                except RuntimeError as exc:
-                    raise WorkerFailed(f"{type(exc).__name__}: {exc}") from exc
-                yield from _new_warnings(caught, relayed)
-                now = time.monotonic()
-                if now - last >= interval_s:
-                    last = now
-                    yield value
+            result = yield from relay(generator, paced, cancel)
+        except Cancelled:
+            return None
+        except RuntimeError as exc:
+            raise WorkerFailed(f"{type(exc).__name__}: {exc}") from exc
         finally:
             generator.close()
+        yield from _new_warnings(caught, relayed)
+        return result
 
 
 def _new_warnings(caught: list, relayed: set):
-    """Yield ``("warning", text)`` for each message in ``caught`` not relayed yet."""
+    """Yield a :class:`WorkerWarning` for each message in ``caught`` not relayed yet."""
     while caught:
         text = str(caught.pop(0).message)
         if text not in relayed:
             relayed.add(text)
-            yield ("warning", text)
+            yield WorkerWarning(text)
 
 
 class WorkerRunner:
@@ -87,7 +100,7 @@ class WorkerRunner:
         return self.worker is not None
 
     def start(self, generator, *, description: str, on_returned: Callable):
-        """Run ``generator`` (yielding ``(step, done, total)``) in a worker thread."""
+        """Run ``generator`` (yielding :class:`Progress`) in a worker thread."""
         from superqt.utils import create_worker  # napari's wrapper keeps every worker alive
 
         if self.running:
@@ -112,18 +125,17 @@ class WorkerRunner:
         return worker
 
     def _on_yielded(self, value=None) -> None:
-        if isinstance(value, tuple) and len(value) == 2 and value[0] == "warning":
+        if isinstance(value, WorkerWarning):
             from napari.utils.notifications import show_warning
 
-            show_warning(value[1])
+            show_warning(value.text)
             return
-        if not isinstance(value, tuple) or len(value) != 3:
+        if not isinstance(value, Progress):
             return
-        step, done, total = value
         try:
-            self.progress_bar.max = max(int(total), 1)
-            self.progress_bar.value = min(int(done), self.progress_bar.max)
-            self.progress_bar.native.setFormat(f"{step.replace('_', ' ')}: %p%")
+            self.progress_bar.max = max(int(value.total), 1)
+            self.progress_bar.value = min(int(value.done), self.progress_bar.max)
+            self.progress_bar.native.setFormat(f"{value.step.replace('_', ' ')}: %p%")
         except RuntimeError:  # the widget is gone; the worker is stopped by close()
             self._cancel.set()
 

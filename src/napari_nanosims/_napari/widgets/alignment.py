@@ -10,8 +10,9 @@ from qtpy.QtGui import QColor, QPainter, QPen, QPolygonF
 from qtpy.QtWidgets import QSizePolicy, QWidget
 
 from ...analysis.accumulate import accumulate
-from ...steps.frames import ALIGN_FRAMES, default_alignment_channel, labelled
+from ...steps.frames import default_alignment_channel
 from ...steps.parameters import ALIGN_PARAMETERS, EXCLUDE_PARAMETERS
+from ...steps.recipe import Recipe, iter_run_recipe
 from ._base import FileWidget
 from ._common import (
     KIND_ALIGNED,
@@ -35,6 +36,17 @@ METHODS = {"whole pixel (openformat)": "sequential", "sub-pixel": "subpixel"}
 SHOWN = ("method", "upsample_factor", "padding")  # reference stays a library/CLI option
 SUM_CHOICE = "sum"  # the 'align on' value for the sum of all ion channels
 WHOLE_FRAME = "whole frame"
+
+
+def frames_outside(frames: range, n_frames: int) -> str:
+    """The ``exclude_frames`` text that leaves out every frame outside ``frames``
+    (``'0-4, 15-19'`` for frames 5-14 of 20; empty when ``frames`` is all of them)."""
+    parts = []
+    if frames.start > 0:
+        parts.append(f"0-{frames.start - 1}")
+    if frames.stop < n_frames:
+        parts.append(f"{frames.stop}-{n_frames - 1}")
+    return ", ".join(parts)
 
 
 class DriftPlot(QWidget):
@@ -122,11 +134,14 @@ class DriftPlot(QWidget):
 class AlignFramesWidget(FileWidget):
     """Correct the drift between frames of one file and sum the aligned frames.
 
-    Runs the ``align_frames`` and ``sum_frames`` steps (defaults, bounds and help from their
-    definitions): translations are inferred on one channel ('auto': 12C 14N when present,
-    else the strongest ion channel) and applied to every channel, from the cleaned layers
-    when asked and present. Adds ``"<label> · aligned · <file>"`` stacks (shown instead of
-    their sources) and ``"<label> · aligned sum · <file>"`` images (hidden at first).
+    Runs the ``align_frames``, ``exclude_frames`` (the frames outside 'sum from frame' to
+    'to frame', and the flagged ones when asked) and ``sum_frames`` steps as recipes
+    (defaults, bounds and help from their definitions), so that the sums' history replays
+    with ``nanosims process --recipe``. Translations are inferred on one channel ('auto':
+    12C 14N when present, else the strongest ion channel) and applied to every channel,
+    from the cleaned layers when asked and present. Adds ``"<label> · aligned · <file>"``
+    stacks (every frame; shown instead of their sources) and
+    ``"<label> · aligned sum · <file>"`` images (hidden at first).
     """
 
     def __init__(self, viewer: napari.viewer.Viewer):
@@ -301,23 +316,22 @@ class AlignFramesWidget(FileWidget):
                          "and the first must not come after the last.")
             return None
         first_source = sources[min(sources)]
+        # The steps themselves, through the recipe machinery: the sums' history is then a
+        # recipe that `nanosims process --recipe` replays to the same arrays.
+        aligning = Recipe((("align_frames", params),))
+        left_out = frames_outside(frames, acquisition.n_frames)
+        summing = Recipe(((("exclude_frames", {"frames": left_out, "flagged": leave_out}),)
+                          if left_out or leave_out else ()) + (("sum_frames", {}),))
 
         def job():
-            aligned = yield from labelled(ALIGN_FRAMES.iterate(acquisition, **params),
-                                          "align_frames")
-            # the same sum as the sum_frames step (integers stay integers), over the frames
-            # chosen; the coverage comes from the accumulation of those frames
-            chosen = list(frames)
-            if leave_out and aligned.registration is not None \
-                    and not aligned.registration.flagged.all():
-                chosen = [f for f in chosen if not aligned.registration.flagged[f]] or chosen
-            sums = np.asarray(aligned.counts)[chosen].sum(axis=0)
-            summed = aligned.with_step("sum_frames", {"frames": chosen}, sums=sums)
-            total = accumulate(aligned, chosen)
-            tuples = (results_for_layers(sources, summed, KIND_ALIGNED, source=acquisition)
+            aligned = yield from iter_run_recipe(acquisition, aligning)
+            summed = yield from iter_run_recipe(aligned, summing)
+            # the stacks keep every frame (the drift plot's frames); the sums and the
+            # coverage are those of the frames kept
+            tuples = (results_for_layers(sources, aligned, KIND_ALIGNED, source=acquisition)
                       + results_for_layers(sum_sources, summed, KIND_SUM, sums=True)
-                      + [coverage_layer_data(first_source, total, summed)])
-            return summed, tuples
+                      + [coverage_layer_data(first_source, accumulate(summed), summed)])
+            return aligned, tuples
 
         return self._runner.start(job(), description=f"Aligning frames: {acquisition.name}",
                                   on_returned=self._add_layers)

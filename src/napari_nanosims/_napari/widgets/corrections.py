@@ -8,7 +8,6 @@ import napari.viewer
 from magicgui.widgets import CheckBox, Label
 
 from ...steps.corrections import BACKGROUND, DEAD_TIME, QSA, YIELD
-from ...steps.progress import labelled
 from ._base import FileWidget
 from ._common import (
     KIND_CLEANED,
@@ -119,7 +118,7 @@ class CorrectionsWidget(FileWidget):
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 for step, parameters in chosen:
-                    result = yield from labelled(step.iterate(result, **parameters), step.name)
+                    result = yield from step.iterate(result, **parameters)
             return result, results_for_layers(sources, result, KIND_CORRECTED,
                                               source=acquisition), [
                 str(w.message) for w in caught]

@@ -11,7 +11,7 @@ from magicgui.widgets import CheckBox, Label, PushButton
 from ...io.lazy import mass_stack
 from ...processing._frames import FrameStack
 from ...processing.hot_pixels.hot_pixels import iter_infer_hot_pixels
-from ...steps.frames import REMOVE_HOT_PIXELS, effective_hot_pixel_parameters, labelled
+from ...steps.frames import REMOVE_HOT_PIXELS, effective_hot_pixel_parameters
 from ...steps.parameters import HOT_PIXEL_PARAMETERS
 from ._base import FileWidget
 from ._common import (
@@ -196,8 +196,7 @@ class HotPixelWidget(FileWidget):
         def job():
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                result = yield from labelled(REMOVE_HOT_PIXELS.iterate(acquisition, **params),
-                                             "remove_hot_pixels")
+                result = yield from REMOVE_HOT_PIXELS.iterate(acquisition, **params)
             tuples = results_for_layers(sources, result, KIND_CLEANED, source=acquisition)
             return result, tuples, [str(w.message) for w in caught]
 

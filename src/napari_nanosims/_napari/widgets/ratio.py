@@ -12,12 +12,17 @@ from ...analysis.display import hsi_rgb
 from ...analysis.ratios import STANDARDS, evaluate
 from ...export.ratio import auto_range
 from ...steps.analysis import RATIO
+from ...steps.progress import Progress
 from ..layers import derived_layer_data
 from ._base import FileWidget
 from ._common import (
     KIND_ALIGNED,
     KIND_CLEANED,
     KIND_CORRECTED,
+    KIND_DISPLAY,
+    KIND_RATIO,
+    KIND_SIGMA,
+    NOT_A_CHANNEL,
     LayerAdder,
     acquisition_from_layers,
     channel_layers,
@@ -32,7 +37,6 @@ COLORMAP = "cividis"  # perceptually uniform, readable by colour-blind viewers
 PAIRS = (("12C 15N", "12C 14N", "AIR 15N/14N"), ("13C", "12C", "VPDB 13C/12C"),
          ("12C 13C", "12C2", "VPDB 13C/12C"), ("18O", "16O", "VSMOW 18O/16O"),
          ("2H", "1H", "VSMOW 2H/1H"), ("34S", "32S", "VCDT 34S/32S"))
-KIND_RATIO, KIND_SIGMA, KIND_DISPLAY = "ratio", "ratio sigma", "ratio display"
 
 
 def presets(labels) -> list[tuple[str, str]]:
@@ -179,11 +183,11 @@ class RatioWidget(FileWidget):
             settings["lut"] = np.asarray(ensure_colormap(COLORMAP).colors)
 
         def job():
-            yield "ratio", 0, 2
+            yield Progress("ratio", 0, 2)
             total = accumulate(acquisition)
             derived = evaluate(total, expression, kernel=settings["kernel"],
                                min_counts=settings["min_counts"])
-            yield "ratio", 1, 2
+            yield Progress("ratio", 1, 2)
             return _layer_tuples(info, state, derived, total, settings)
 
         def failed(exc):
@@ -222,12 +226,19 @@ class RatioWidget(FileWidget):
                 info = layer.metadata.get("nanosims", {})
                 if info.get("kind") == KIND_RATIO and layer.visible:
                     layer.colorbar.visible = True
-            overlay = self._viewer.text_overlay
+            overlay = _text_overlay(self._viewer)
             overlay.text = f"{derived.expression}" + (f" ({derived.unit})" if derived.unit
                                                       else " (ratio)")
             overlay.visible = True
         LayerAdder(self._viewer, tuples, on_done=done, alive=lambda: not self._closed).start()
 
+
+
+def _text_overlay(viewer):
+    """The canvas text overlay: ``viewer.canvas.overlays.text`` since napari 0.9, which
+    deprecated ``viewer.text_overlay`` (still the only one in 0.6-0.8)."""
+    canvas = getattr(viewer, "canvas", None)
+    return canvas.overlays.text if canvas is not None else viewer.text_overlay
 
 
 def _hsi_colormap():
@@ -243,7 +254,7 @@ def _hsi_colormap():
 def _layer_tuples(info, state, derived, total, settings):
     """Value, sigma and RGB display layer tuples (computed in the worker)."""
     value_range = settings["value_range"] or auto_range(derived)
-    base = dict(info, detector_index=-10, label=derived.expression)
+    base = dict(info, detector_index=NOT_A_CHANNEL[KIND_RATIO], label=derived.expression)
     two_d = dict(state, colormap=COLORMAP, blending="translucent", visible=True)
     history = [record.to_dict() for record in derived.history]
     value = derived_layer_data(dict(base), two_d, derived.value[None], KIND_RATIO, history,
@@ -267,7 +278,8 @@ def _layer_tuples(info, state, derived, total, settings):
         # the value stays visible under the opaque colours: its value is under the cursor
         # and its colour bar (same colours, same range) is on the canvas
         tuples.append(value)
-        display = derived_layer_data(dict(base, detector_index=-12), dict(two_d),
+        display = derived_layer_data(dict(base, detector_index=NOT_A_CHANNEL[KIND_DISPLAY]),
+                                     dict(two_d),
                                      rgb[None], KIND_DISPLAY, history, two_d=True)
         kwargs = dict(display[1])
         for key in ("colormap", "contrast_limits"):
@@ -275,7 +287,8 @@ def _layer_tuples(info, state, derived, total, settings):
         kwargs["rgb"] = True
         tuples.append((rgb, kwargs, "image"))
     if settings["show_sigma"]:
-        sigma = derived_layer_data(dict(base, detector_index=-11), dict(two_d, visible=False),
+        sigma = derived_layer_data(dict(base, detector_index=NOT_A_CHANNEL[KIND_SIGMA]),
+                                   dict(two_d, visible=False),
                                    derived.sigma[None], KIND_SIGMA, history, two_d=True)
         tuples.append((derived.sigma, sigma[1], "image"))
     return derived, tuples, value_range

@@ -16,6 +16,7 @@ from ...analysis.accumulate import accumulate
 from ...analysis.rois import depth_profile, roi_table, segment_rois
 from ...steps.analysis import ROI_TABLE, SEGMENT
 from ...steps.frames import default_alignment_channel
+from ...steps.progress import Progress
 from ._base import FileWidget
 from ._common import (
     KIND_ALIGNED,
@@ -174,9 +175,9 @@ class RoiWidget(FileWidget):
                        split_touching=control_value(segment("split_touching"), self.split))
 
         def job():
-            yield "find cells", 0, 1
+            yield Progress("find cells", 0, 1)
             labels = segment_rois(accumulate(acquisition).counts[index], **options)
-            yield "find cells", 1, 1
+            yield Progress("find cells", 1, 1)
             return labels, first.name.split(" · ")[-1], tuple(first.scale)[-2:]
 
         return self._runner.start(job(), description="Finding cells",
@@ -223,9 +224,9 @@ class RoiWidget(FileWidget):
                     "note": self._source_note(acquisition)}
 
         def job():
-            yield "measure", 0, 2
+            yield Progress("measure", 0, 2)
             table = roi_table(acquisition, labels, expressions)
-            yield "measure", 1, 2
+            yield Progress("measure", 1, 2)
             profile = (depth_profile(acquisition, labels, expressions[0])
                        if expressions and acquisition.n_frames > 1 else None)
             return table, profile, labels, measured
