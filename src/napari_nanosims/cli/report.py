@@ -9,7 +9,8 @@ __all__ = ["warning_line", "ProgressLine"]
 
 
 class ProgressLine:
-    """One status line per file on standard error, redrawn in place on a terminal.
+    """The progress of one file on standard error: a tqdm bar on a terminal, else one
+    line per step (for logs).
 
     The ``progress(step, done, total)`` callback of
     :func:`~napari_nanosims.batch.single.process_file`, which drives the steps with the one
@@ -17,21 +18,28 @@ class ProgressLine:
     """
 
     def __init__(self, name: str):
+        from tqdm import tqdm
+
         self.name = name
-        self.tty = sys.stderr.isatty()
-        self.last = None
+        self.last: str | None = None
+        # disable=None: tqdm switches itself off when standard error is not a terminal.
+        self.bar = tqdm(total=1, desc=name, unit="frame", file=sys.stderr, disable=None,
+                        leave=False, dynamic_ncols=True)
 
     def __call__(self, step: str, done: int, total: int) -> None:
-        if self.tty:
-            print(f"\r  {self.name}: {step} {done}/{total}   ", end="", file=sys.stderr,
-                  flush=True)
-        elif step != self.last:
-            print(f"  {self.name}: {step} ...", file=sys.stderr, flush=True)
+        if self.bar.disable:
+            if step != self.last:
+                print(f"  {self.name}: {step} ...", file=sys.stderr, flush=True)
+        else:
+            if step != self.last:
+                self.bar.reset(total=max(int(total), 1))
+                self.bar.set_description(f"{self.name}: {step}", refresh=False)
+            self.bar.n = int(done)
+            self.bar.refresh()
         self.last = step
 
     def close(self) -> None:
-        if self.tty and self.last is not None:
-            print(file=sys.stderr)
+        self.bar.close()
 
 
 def warning_line(path, message) -> str:
