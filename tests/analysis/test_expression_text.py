@@ -177,7 +177,7 @@ def test_at_percent_preset_for_dimers():
     """100*12C13C/(12C13C+2*12C2) is the 13C atom percent of the carbon in the dimers:
     with a 13C atom fraction f, C2 molecules are 12C13C with probability 2 f (1 - f) and
     12C2 with (1 - f)**2, so the preset gives 100 f (13C2, f**2, is not measured)."""
-    from napari_nanosims._napari.widgets.ratio import presets
+    from napari_nanosims._napari.ratio_layers import presets
 
     labels = ("12C", "13C", "12C 13C", "12C2")
     found = dict(presets(labels))

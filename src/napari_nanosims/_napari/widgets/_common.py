@@ -1,298 +1,44 @@
-"""Helpers shared by the dock widgets: finding an acquisition's layers by id, the tabs'
-results found again from their layers, and adding result layers without blocking the
-event loop. The worker runner is in :mod:`._runner`."""
+"""Helpers shared by the dock widgets: adding result layers without blocking the event
+loop. The Qt-free layer lookups are in :mod:`napari_nanosims._napari.lookups` (re-exported
+here for the tabs); the worker runner is in :mod:`._runner`."""
 
 from __future__ import annotations
 
-import threading
 import weakref
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from ...io.header import ImHeader
-from ...model import Acquisition, channels_from_header
-from ...processing._frames import FrameStack
-from ..layers import KIND_RAW, derived_layer_data
+from ..lookups import (  # re-exported: the tabs import the lookups from here
+    KIND_ALIGNED,
+    KIND_CLEANED,
+    KIND_CORRECTED,
+    KIND_COVERAGE,
+    KIND_DISPLAY,
+    KIND_RATIO,
+    KIND_SIGMA,
+    KIND_SUM,
+    NOT_A_CHANNEL,
+    RESULTS,
+    ResultRegistry,
+    acquisition_choices,
+    acquisition_from_layers,
+    channel_layers,
+    coverage_layer_data,
+    layer_state,
+    nanosims_info,
+    results_for_layers,
+    source_layers,
+)
 from ._runner import _notify_error
 
-KIND_CLEANED, KIND_CORRECTED = "cleaned", "corrected"
-KIND_ALIGNED, KIND_SUM, KIND_COVERAGE = "aligned", "aligned sum", "coverage"
-KIND_RATIO, KIND_SIGMA, KIND_DISPLAY = "ratio", "ratio sigma", "ratio display"
-# The "detector_index" of layers that show no channel: negative (never a channel's), and
-# one per kind, so that a new result replaces the layer of its kind of the same file.
-NOT_A_CHANNEL = {KIND_COVERAGE: -1, KIND_RATIO: -10, KIND_SIGMA: -11, KIND_DISPLAY: -12}
-def nanosims_info(layer) -> dict | None:
-    """The ``metadata['nanosims']`` entry of a layer, or None for foreign layers."""
-    info = getattr(layer, "metadata", {}).get("nanosims") if layer is not None else None
-    return info if isinstance(info, dict) and "acquisition_id" in info else None
-
-
-def acquisition_choices(viewer) -> list[tuple[str, str]]:
-    """(display name, acquisition id) of every opened file with raw layers in the viewer.
-
-    Two files with the same name from different folders get their folder added.
-    """
-    found: dict[str, str] = {}
-    for layer in viewer.layers:
-        info = nanosims_info(layer)
-        if info and info.get("kind") == KIND_RAW:
-            found.setdefault(info["acquisition_id"], info["source_path"])
-    stems = [Path(path).stem for path in found.values()]
-    choices = []
-    for (acquisition_id, path), stem in zip(found.items(), stems, strict=True):
-        name = stem if stems.count(stem) == 1 else f"{stem} ({Path(path).parent})"
-        choices.append((name, acquisition_id))
-    return choices
-
-
-def channel_layers(viewer, acquisition_id: str, kind: str = KIND_RAW) -> dict[int, Any]:
-    """Layers of ``kind`` that belong to ``acquisition_id``: channel index -> layer."""
-    found = {}
-    for layer in viewer.layers:
-        info = nanosims_info(layer)
-        if info and info["acquisition_id"] == acquisition_id and info.get("kind") == kind:
-            found[int(info["detector_index"])] = layer
-    return dict(sorted(found.items()))
-
-
-def source_layers(viewer, acquisition_id: str, prefer=()) -> dict[int, Any]:
-    """Per channel, the layer of the first kind in ``prefer`` that exists, else the raw one."""
-    layers = channel_layers(viewer, acquisition_id)
-    for kind in reversed(tuple(prefer)):  # later kinds first, so earlier ones win
-        layers.update(channel_layers(viewer, acquisition_id, kind))
-    return layers
-
-
-def acquisition_from_layers(viewer, acquisition_id: str, prefer=()) -> Acquisition | None:
-    """The acquisition behind an id: the tab's own result when its layers are intact, else
-    one built from the layers' data (lazy).
-
-    Each channel comes from the first kind in ``prefer`` (for example corrected, then
-    cleaned) that has a layer for it, else from the raw layer. When every one of those
-    layers still holds what a tab produced (see :class:`ResultRegistry`), that tab's
-    result is returned with everything layer data cannot carry: translations, the
-    acquisition before alignment, raw counts, variance and coverage, so that statistics
-    in the window equal the library's. Otherwise (layers edited, replaced, mixed from
-    different runs, or opened from a file) the acquisition is rebuilt from the layers'
-    data, with the history of the layers used.
-    """
-    if isinstance(prefer, str):
-        prefer = (prefer,)
-    if not channel_layers(viewer, acquisition_id):
-        return None
-    layers = source_layers(viewer, acquisition_id, prefer)
-    first = nanosims_info(next(iter(layers.values())))
-    header = ImHeader.from_dict(first["header"])
-    if sorted(layers) != list(range(header.n_masses)):
-        return None  # some channel layers were deleted: nothing consistent to process
-    RESULTS.watch(viewer.layers)
-    acquisition = RESULTS.lookup(layers, acquisition_id)
-    if acquisition is None:
-        counts = FrameStack([layer.data for layer in layers.values()])
-        history = max((nanosims_info(layer)["history"] for layer in layers.values()), key=len)
-        from ...model import HistoryRecord
-
-        records = tuple(HistoryRecord(h["step"], h.get("parameters", {}), h.get("version", ""))
-                        for h in history)
-        acquisition = Acquisition(header=header, channels=channels_from_header(header),
-                                  counts=counts, path=first["source_path"], history=records,
-                                  acquisition_id=acquisition_id)
-    RESULTS.built_from(acquisition, layers)
-    return acquisition
-
-
-def _reference(value) -> Callable[[], Any]:
-    """A weak reference to ``value`` when it takes one, else a callable that returns it."""
-    try:
-        return weakref.ref(value)
-    except TypeError:
-        return lambda: value
-
-
-class _Remembered:
-    """One tab's result and, per channel it did not produce, the data its input held."""
-
-    __slots__ = ("result", "inputs")
-
-    def __init__(self, result: Acquisition, inputs: dict[int, Callable[[], Any]]):
-        self.result = result
-        self.inputs = inputs
-
-
-class ResultRegistry:
-    """The results of the tabs, found again from the layers they added (no Qt).
-
-    Layer data carry counts and a history only; a tab's result :class:`Acquisition` also
-    holds the translations, the acquisition before alignment, raw counts, variance and
-    coverage that exact ROI statistics need. :meth:`remember` keeps a result for the
-    arrays handed to its new layers; :meth:`lookup` gives it back for a set of channel
-    layers only while each layer holds the very array the result produced (identity, so
-    an edited or replaced layer falls back), or, for a channel the step left alone (SE in
-    the Correct tab), the very data the step's input was built from.
-
-    Nothing is kept longer than the layers: an entry goes when its array is freed (the
-    layer was removed or given new data; weak references) or at once when a watched
-    viewer removes the layer. Nothing goes into ``layer.metadata``, which napari copies
-    and the writers serialise. Safe to call from worker threads: weak-reference
-    callbacks only queue keys, which the next call under the lock drops.
-    """
-
-    def __init__(self):
-        self._lock = threading.RLock()
-        # id(array) -> (weak reference to the array, the entry, channel index)
-        self._by_data: dict[int, tuple[weakref.ref, _Remembered, int]] = {}
-        self._dead: list[int] = []
-        self._sources: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-        self._watched: dict[int, weakref.ref] = {}
-
-    # -- recording --------------------------------------------------------------------
-    def built_from(self, acquisition: Acquisition, layers: dict[int, Any]) -> None:
-        """Note that ``acquisition`` stands for these channel layers (index -> layer)."""
-        with self._lock:
-            self._sources[acquisition] = {index: _reference(layer.data)
-                                          for index, layer in layers.items()}
-
-    def remember(self, result: Acquisition, produced: dict[int, Any],
-                 source: Acquisition | None) -> None:
-        """Keep ``result`` for ``produced`` (channel index -> the array given to its layer).
-
-        ``source`` is the acquisition the step started from (as
-        :func:`acquisition_from_layers` returned it); channels not in ``produced`` must
-        keep the data its layers held. Arrays that take no weak reference are skipped.
-        """
-        with self._lock:
-            self._purge()
-            built = self._sources.get(source, {}) if source is not None else {}
-            entry = _Remembered(result, {index: reference for index, reference
-                                         in built.items() if index not in produced})
-            for index, array in produced.items():
-                key = id(array)
-                try:
-                    reference = weakref.ref(array, lambda _ref, key=key: self._dead.append(key))
-                except TypeError:
-                    continue
-                self._by_data[key] = (reference, entry, int(index))
-
-    # -- finding ----------------------------------------------------------------------
-    def _hit(self, data):
-        found = self._by_data.get(id(data))
-        return found if found is not None and found[0]() is data else None
-
-    def lookup(self, layers: dict[int, Any], acquisition_id: str) -> Acquisition | None:
-        """The remembered result whose layers these are (channel index -> layer), or None."""
-        with self._lock:
-            self._purge()
-            hits = {index: self._hit(layer.data) for index, layer in layers.items()}
-            entries = {id(hit[1]): hit[1] for hit in hits.values() if hit is not None}
-            if len(entries) != 1:
-                return None  # none, or layers of different runs
-            entry = next(iter(entries.values()))
-            result = entry.result
-            if (result.acquisition_id != acquisition_id
-                    or sorted(layers) != list(range(result.shape[1]))):
-                return None
-            for index, layer in layers.items():
-                hit = hits[index]
-                if hit is not None:
-                    if hit[2] != index:
-                        return None
-                elif index not in entry.inputs or entry.inputs[index]() is not layer.data:
-                    return None
-            return result
-
-    def holds(self, acquisition) -> bool:
-        """True when ``acquisition`` is a remembered result."""
-        with self._lock:
-            self._purge()
-            return any(entry.result is acquisition
-                       for _, entry, _ in list(self._by_data.values()))
-
-    def __len__(self) -> int:
-        """How many results are remembered."""
-        with self._lock:
-            self._purge()
-            return len({id(entry) for _, entry, _ in list(self._by_data.values())})
-
-    # -- releasing --------------------------------------------------------------------
-    def forget(self, data) -> None:
-        """Drop what was remembered for the array ``data`` (its layer was removed)."""
-        with self._lock:
-            if self._hit(data) is not None:
-                del self._by_data[id(data)]
-
-    def watch(self, layers) -> None:
-        """Forget a layer's result as soon as ``layers`` (a viewer's LayerList) removes it,
-        instead of when the layer is garbage-collected. Connects once per list."""
-        with self._lock:
-            known = self._watched.get(id(layers))
-            if known is not None and known() is layers:
-                return
-            self._watched = {key: ref for key, ref in self._watched.items()
-                             if ref() is not None}
-            self._watched[id(layers)] = weakref.ref(layers)
-        layers.events.removed.connect(self._layer_removed)
-
-    def _layer_removed(self, event) -> None:
-        self.forget(getattr(getattr(event, "value", None), "data", None))
-
-    def _purge(self) -> None:
-        """Drop entries whose arrays were freed (queued by the weak-reference callbacks)."""
-        while self._dead:
-            key = self._dead.pop()
-            found = self._by_data.get(key)
-            if found is not None and found[0]() is None:
-                del self._by_data[key]
-
-
-RESULTS = ResultRegistry()
-
-
-def layer_state(layer) -> dict[str, Any]:
-    """What a derived layer copies from its source (read on the GUI thread)."""
-    return {"scale": tuple(layer.scale), "units": tuple(str(u) for u in layer.units),
-            "axis_labels": tuple(layer.axis_labels), "colormap": layer.colormap.name,
-            "blending": layer.blending, "visible": layer.visible}
-
-
-def results_for_layers(sources: dict[int, dict], result: Acquisition, kind: str, *,
-                       sums: bool = False, source: Acquisition | None = None) -> list[tuple]:
-    """Layer data tuples for every channel of ``result`` (runs in the worker).
-
-    ``sources`` maps a channel index to ``(metadata, layer_state)`` of its source layer.
-    With ``source`` (the acquisition the step started from, as
-    :func:`acquisition_from_layers` gave it), ``result`` is remembered for the new
-    (frames, height, width) layers, so that later tabs get it back whole (see
-    :class:`ResultRegistry`); sums are never remembered.
-    """
-    history = result.history_dicts()
-    tuples = []
-    produced = {}
-    for index, (info, state) in sources.items():
-        if sums:
-            data = result.sums[index]
-            tuples.append(derived_layer_data(info, state, data, kind, history, two_d=True))
-        else:
-            data = produced[index] = result.counts[:, index]
-            tuples.append(derived_layer_data(info, state, data, kind, history))
-    if source is not None and not sums:
-        RESULTS.remember(result, produced, source)
-    return tuples
-
-
-def coverage_layer_data(source: tuple, accumulation, result: Acquisition) -> tuple:
-    """A (height, width) layer: how many of the summed frames covered each pixel."""
-    info, state = source
-    info = dict(info, detector_index=NOT_A_CHANNEL[KIND_COVERAGE], label=KIND_COVERAGE)
-    state = dict(state, colormap="gray", visible=False)
-    data, kwargs, kind = derived_layer_data(info, state, accumulation.coverage.astype(np.float32),
-                                            KIND_COVERAGE, result.history_dicts(), two_d=True)
-    kwargs["name"] = kwargs["name"].replace(f"{KIND_COVERAGE} · {KIND_COVERAGE}",
-                                            KIND_COVERAGE)
-    kwargs["contrast_limits"] = (0.0, max(float(accumulation.coverage.max()), 1.0))
-    return data, kwargs, kind
+__all__ = [
+    "KIND_CLEANED", "KIND_CORRECTED", "KIND_ALIGNED", "KIND_SUM", "KIND_COVERAGE",
+    "KIND_RATIO", "KIND_SIGMA", "KIND_DISPLAY", "NOT_A_CHANNEL", "nanosims_info",
+    "acquisition_choices", "channel_layers", "source_layers", "acquisition_from_layers",
+    "ResultRegistry", "RESULTS", "layer_state", "results_for_layers", "coverage_layer_data",
+    "LayerAdder",
+]
 
 
 class LayerAdder:

@@ -8,21 +8,16 @@ from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, Label
 from qtpy.QtCore import QTimer
 
 from ...analysis.accumulate import accumulate
-from ...analysis.display import hsi_rgb
 from ...analysis.ratios import STANDARDS, evaluate
-from ...export.ratio import auto_range
 from ...steps.analysis import RATIO
 from ...steps.progress import Progress
-from ..layers import derived_layer_data
+from ..ratio_layers import COLORMAP, DISPLAYS, PAIRS, presets, ratio_layer_tuples  # noqa: F401
 from ._base import FileWidget
 from ._common import (
     KIND_ALIGNED,
     KIND_CLEANED,
     KIND_CORRECTED,
-    KIND_DISPLAY,
     KIND_RATIO,
-    KIND_SIGMA,
-    NOT_A_CHANNEL,
     LayerAdder,
     acquisition_from_layers,
     channel_layers,
@@ -30,33 +25,6 @@ from ._common import (
     nanosims_info,
 )
 from ._controls import control_for, control_value
-
-DISPLAYS = ("colormap", "OpenMIMS HSI", "hue-modulated")
-COLORMAP = "cividis"  # perceptually uniform, readable by colour-blind viewers
-# Isotope pairs with their usual standard: (rare, common, standard name)
-PAIRS = (("12C 15N", "12C 14N", "AIR 15N/14N"), ("13C", "12C", "VPDB 13C/12C"),
-         ("12C 13C", "12C2", "VPDB 13C/12C"), ("18O", "16O", "VSMOW 18O/16O"),
-         ("2H", "1H", "VSMOW 2H/1H"), ("34S", "32S", "VCDT 34S/32S"))
-
-
-def presets(labels) -> list[tuple[str, str]]:
-    """(title, expression) presets for the masses of a file: ratio, fraction, delta."""
-    found = []
-    squeeze = {"".join(label.split()): label for label in labels}
-    for rare, common, standard in PAIRS:
-        a, b = "".join(rare.split()), "".join(common.split())
-        if a in squeeze and b in squeeze:
-            value = STANDARDS[standard]
-            if rare == "12C 13C":  # dimers: 12C13C/12C2 = 2 x 13C/12C
-                # With a 13C atom fraction f, dimers form as 12C13C ~ 2f(1-f) (two
-                # arrangements) and 12C2 ~ (1-f)**2, so 12C13C/(12C13C+2*12C2) = f.
-                found += [(f"{a}/{b}", f"{a}/{b}"), ("13C/12C from dimers", f"{a}/(2*{b})"),
-                          ("at-% 13C from dimers", f"100*{a}/({a}+2*{b})"),
-                          (f"delta vs {standard}", f"delta({a}/(2*{b}), {value})")]
-            else:
-                found += [(f"{a}/{b}", f"{a}/{b}"), (f"at-% {a}", f"100*{a}/({a}+{b})"),
-                          (f"delta vs {standard}", f"delta({a}/{b}, {value})")]
-    return found
 
 
 class RatioWidget(FileWidget):
@@ -188,7 +156,7 @@ class RatioWidget(FileWidget):
             derived = evaluate(total, expression, kernel=settings["kernel"],
                                min_counts=settings["min_counts"])
             yield Progress("ratio", 1, 2)
-            return _layer_tuples(info, state, derived, total, settings)
+            return ratio_layer_tuples(info, state, derived, total, settings)
 
         def failed(exc):
             if not self._closed:
@@ -239,56 +207,3 @@ def _text_overlay(viewer):
     deprecated ``viewer.text_overlay`` (still the only one in 0.6-0.8)."""
     canvas = getattr(viewer, "canvas", None)
     return canvas.overlays.text if canvas is not None else viewer.text_overlay
-
-
-def _hsi_colormap():
-    """The OpenMIMS HSI colour table as a napari colormap (for the colour bar)."""
-    from napari.utils.colormaps import Colormap
-
-    from ...analysis.display import openmims_colour_table
-
-    colours = openmims_colour_table(np.linspace(0, 65535, 256).astype(np.int64))
-    return Colormap(np.column_stack([colours, np.ones(256)]), name="openmims-hsi")
-
-
-def _layer_tuples(info, state, derived, total, settings):
-    """Value, sigma and RGB display layer tuples (computed in the worker)."""
-    value_range = settings["value_range"] or auto_range(derived)
-    base = dict(info, detector_index=NOT_A_CHANNEL[KIND_RATIO], label=derived.expression)
-    two_d = dict(state, colormap=COLORMAP, blending="translucent", visible=True)
-    history = [record.to_dict() for record in derived.history]
-    value = derived_layer_data(dict(base), two_d, derived.value[None], KIND_RATIO, history,
-                               two_d=True)
-    value = (derived.value, dict(value[1], contrast_limits=value_range), "image")
-    tuples = []
-    if settings["display"] == "colormap":
-        tuples.append(value)
-    else:
-        if settings["display"] == "OpenMIMS HSI" and derived.numerator is not None:
-            rgb = hsi_rgb(derived, value_range=value_range)
-            # the value layer below the colours carries the colour bar: give it the same
-            # colours (the HSI table sampled at 256 points)
-            value[1]["colormap"] = _hsi_colormap()
-        else:
-            intensity = np.nansum(total.counts, axis=0)
-            rgb = hsi_rgb(derived, value_range=value_range, mode="modulated",
-                          colormap=settings.get("lut", np.linspace(0, 1, 256)[:, None]
-                                                * np.ones((1, 3))),
-                          intensity=intensity)
-        # the value stays visible under the opaque colours: its value is under the cursor
-        # and its colour bar (same colours, same range) is on the canvas
-        tuples.append(value)
-        display = derived_layer_data(dict(base, detector_index=NOT_A_CHANNEL[KIND_DISPLAY]),
-                                     dict(two_d),
-                                     rgb[None], KIND_DISPLAY, history, two_d=True)
-        kwargs = dict(display[1])
-        for key in ("colormap", "contrast_limits"):
-            kwargs.pop(key, None)
-        kwargs["rgb"] = True
-        tuples.append((rgb, kwargs, "image"))
-    if settings["show_sigma"]:
-        sigma = derived_layer_data(dict(base, detector_index=NOT_A_CHANNEL[KIND_SIGMA]),
-                                   dict(two_d, visible=False),
-                                   derived.sigma[None], KIND_SIGMA, history, two_d=True)
-        tuples.append((derived.sigma, sigma[1], "image"))
-    return derived, tuples, value_range
