@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 import warnings
 
 from .._errors import ImFormatWarning
 from ..io.reader import ImHeader, read_header
+from . import report
 
 __all__ = ["add_info_command"]
 
@@ -69,10 +69,10 @@ def _cmd_info(args) -> int:
                 header = read_header(path)
         except (ValueError, OSError) as exc:
             failures += 1
-            print(f"error: {exc}", file=sys.stderr)
+            report.error(exc)
             continue
         for warning in caught:
-            print(f"warning: {warning.message}", file=sys.stderr)
+            report.warning(warning.message)
         if args.json:
             records.append(header.to_dict())
         else:

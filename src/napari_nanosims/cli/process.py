@@ -7,8 +7,9 @@ import signal
 import sys
 import time
 
+from . import report
 from .options import _add_step_options, _recipe_from_args
-from .report import ProgressLine, warning_line
+from .report import ProgressLine
 
 __all__ = ["add_process_command"]
 
@@ -25,10 +26,10 @@ def _cmd_process(args) -> int:
     try:
         recipe = _recipe_from_args(args)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        report.error(exc)
         return 2
     if args.workers is not None and args.workers < 1:
-        print(f"error: --workers must be 1 or more, not {args.workers}", file=sys.stderr)
+        report.error(f"--workers must be 1 or more, not {args.workers}")
         return 2
     parallel = args.scheduler is not None or (
         len(args.files) > 1 and (args.workers is None or args.workers > 1))
@@ -51,7 +52,7 @@ def _cmd_process(args) -> int:
               file=sys.stderr)
         return 143 if isinstance(exc, _Interrupted) else 130
     except ValueError as exc:  # a scheduler that cannot be reached, a missing extra
-        print(f"error: {exc}", file=sys.stderr)
+        report.error(exc)
         return 2
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -61,12 +62,12 @@ def _cmd_process(args) -> int:
 def _report(result) -> None:
     """Print one file's lines (warnings and errors on standard error)."""
     for warning in result.warnings:
-        print(warning_line(result.path, warning), file=sys.stderr)
+        report.warning(warning, result.path)
     if result.ok:
         for line in result.lines:
             print(line)
     else:
-        print(f"error: {result.error}", file=sys.stderr)
+        report.error(result.error)
 
 
 def _process_serially(args, recipe):
@@ -132,7 +133,7 @@ def _write_combined_table(tables, args) -> int:
         with atomic_output(target, args.overwrite) as temporary:
             combined.to_csv(temporary, index=False)
     except OutputExistsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        report.error(exc)
         return 1
     print(f"ROI table of {len(tables)} file(s): {target}")
     return 0

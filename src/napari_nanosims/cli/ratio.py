@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import sys
 import warnings
 
 import numpy as np
 
 from ..steps.analysis import RATIO
+from . import report
 from .options import add_parameter_option
-from .report import warning_line
 
 
 def _cmd_ratio(args) -> int:
@@ -24,7 +23,7 @@ def _cmd_ratio(args) -> int:
     try:
         recipe = Recipe.load(args.recipe) if args.recipe else None
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        report.error(exc)
         return 2
     failures = 0
     for path in args.files:
@@ -47,13 +46,13 @@ def _cmd_ratio(args) -> int:
                     for key, output in written.items():
                         print(f"  {key:8s} {output}")
             for warning in caught:
-                print(warning_line(path, warning.message), file=sys.stderr)
+                report.warning(warning.message, path)
         except Exception as exc:  # one bad file or expression never stops the others
             failures += 1
             message = str(exc) or type(exc).__name__
             if os.path.basename(os.fspath(path)) not in message:
                 message = f"{path}: {message}"
-            print(f"error: {message}", file=sys.stderr)
+            report.error(message)
     return 1 if failures else 0
 
 

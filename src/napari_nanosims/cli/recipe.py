@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-import sys
+
+from . import report
 
 __all__ = ["add_recipe_command"]
 
@@ -16,7 +17,7 @@ def _cmd_recipe(args) -> int:
         try:
             recipe.save(args.out, overwrite=args.overwrite)
         except (FileExistsError, OSError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            report.error(exc)
             return 1
         print(f"wrote {args.out}")
         return 0

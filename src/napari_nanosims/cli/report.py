@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["warning_line", "ProgressLine"]
+__all__ = ["error", "warning", "warning_line", "ProgressLine"]
 
 
 class ProgressLine:
@@ -46,3 +46,14 @@ def warning_line(path, message) -> str:
     text = str(message)
     return f"warning: {text}" if os.path.basename(os.fspath(path)) in text else \
         f"warning: {path}: {text}"
+
+
+def error(message) -> None:
+    """The one way a command reports an error: ``error: <message>`` on standard error."""
+    print(f"error: {message}", file=sys.stderr)
+
+
+def warning(message, path=None) -> None:
+    """The one way a command reports a warning, naming the file when the text does not."""
+    print(warning_line(path, message) if path is not None else f"warning: {message}",
+          file=sys.stderr)

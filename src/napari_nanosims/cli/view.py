@@ -6,6 +6,8 @@ import importlib.util
 import os
 import sys
 
+from . import report
+
 __all__ = ["add_view_command", "no_display_message"]
 
 
@@ -29,8 +31,8 @@ def _cmd_view(args) -> int:
         print(message, file=sys.stderr)
         return 1
     if importlib.util.find_spec("napari") is None:
-        print("error: napari is not installed; install it with "
-              "python -m pip install 'napari-nanosims[napari]' PyQt6", file=sys.stderr)
+        report.error("napari is not installed; install it with "
+                     "python -m pip install 'napari-nanosims[napari]' PyQt6")
         return 1
     from .._napari.viewer import open_viewer, run
 
