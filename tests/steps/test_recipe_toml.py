@@ -12,10 +12,13 @@ from napari_nanosims.steps.registry import STEPS
 
 # Text that a naive TOML writer breaks: quotes, backslashes, a newline, non-ASCII.
 AWKWARD_TEXT = 'a "quoted" \\path\\ µm\nline'
+NOT_SET = object()  # stands for None as a parameter's value in the cases below
 
 
 def _non_default(parameter):
     """A valid value of ``parameter`` different from its default (None: none exists)."""
+    if parameter.optional and parameter.default is not None:
+        return NOT_SET  # None where the default is a value: TOML has no null
     if parameter.choices:
         others = [c for c in parameter.choices if c != parameter.default]
         return others[0] if others else None
@@ -40,7 +43,9 @@ def _cases():
         values = {}
         for parameter in step.parameters:
             value = _non_default(parameter)
-            if value is not None:
+            if value is NOT_SET:
+                values[parameter.name] = None
+            elif value is not None:
                 values[parameter.name] = value
         yield name, values
         per_label = {p.name: {"12C 14N": 1.5, "13C": 0.25, 'odd "label"': 2.0}
@@ -129,3 +134,12 @@ def test_documented_dead_time_magnitude_depends_on_rate_not_dwell():
         assert 100 * (corrected[0, 0, 0, 0] / counts[0, 0, 0, 0] - 1) == pytest.approx(
             100 * x / (1 - x))
         assert f"{100 * x / (1 - x):.1f}" == claim.group(1)
+
+
+def test_none_where_the_default_is_a_value_survives_toml(tmp_path):
+    """ratio's min_counts=None (no threshold) must not come back as the default 10."""
+    recipe = Recipe((("sum_frames", {}), ("ratio", {"expression": "12C15N/12C14N",
+                                                     "min_counts": None})))
+    back = Recipe.load(recipe.save(tmp_path / "r.toml"))
+    assert back.to_dict() == recipe.to_dict()
+    assert back.to_dict()["steps"][1]["parameters"]["min_counts"] is None

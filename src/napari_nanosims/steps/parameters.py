@@ -23,6 +23,10 @@ __all__ = ["Parameter", "Step", "HOT_PIXEL_PARAMETERS", "ALIGN_PARAMETERS", "EXC
            "parameter"]
 
 
+#: The text that stands for None where a format has no null (TOML recipes, the CLI).
+NONE_TEXT = "none"
+
+
 @dataclasses.dataclass(frozen=True)
 class Parameter:
     """A step parameter.
@@ -121,6 +125,9 @@ class Parameter:
                                                      name=f"{self.name}[{label!r}]").check(
                     number, owner)
             return checked
+        if self.optional and self.kind is not str and isinstance(value, str) \
+                and value.strip().lower() == NONE_TEXT:
+            value = None  # how TOML, which has no null, writes None (see Recipe.to_toml)
         if value is None:
             if self.optional:
                 return None

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..io.acquisition import Acquisition, open_acquisition
+from .parameters import NONE_TEXT
 from .progress import Cancelled, relay, run_to_completion
 from .registry import STEPS
 
@@ -172,7 +173,10 @@ class Recipe:
                     if comments:
                         table.add(tomlkit.comment(
                             parameter.help + (f" [{parameter.unit}]" if parameter.unit else "")))
-                    if value is None:  # TOML has no null: leave it out, meaning the default
+                    if value is None and parameter.default is not None:
+                        # TOML has no null, and leaving it out would mean the default
+                        table.add(parameter.name, NONE_TEXT)
+                    elif value is None:  # left out: the default, which is None
                         table.add(tomlkit.comment(f"{parameter.name} = (not set)"))
                     else:
                         table.add(parameter.name, _toml_item(value))
