@@ -36,6 +36,17 @@ def wait_for_layers() -> None:
         settle(0.05)
 
 
+def find_layer(viewer, label: str, kind: str):
+    """The first layer of ``kind`` ("aligned", "ratio", ...) of the mass ``label``."""
+    from napari_nanosims._napari.lookups import nanosims_info
+
+    for layer in viewer.layers:
+        info = nanosims_info(layer) or {}
+        if info.get("kind") == kind and (label is None or info.get("label") == label):
+            return layer
+    raise LookupError(f"no {kind} layer of {label}: {[layer.name for layer in viewer.layers]}")
+
+
 def save_window(viewer, path: Path) -> None:
     """The window with the canvas pasted in from the GL framebuffer (under Xvfb a window
     grab shows a stale canvas)."""
@@ -78,7 +89,7 @@ def main() -> None:
     for layer in viewer.layers:
         if "nanosims_overlay" in layer.metadata:
             layer.visible = False
-    active = next(layer for layer in viewer.layers if layer.name.startswith("12C 14N · aligned ·"))
+    active = find_layer(viewer, "12C 14N", "aligned")
     viewer.layers.selection.active = active
     viewer.reset_view()
     settle(1.0)
@@ -98,10 +109,10 @@ def main() -> None:
     ratio.run()
     wait_for(ratio._runner)
     wait_for_layers()
+    ratio_layer = find_layer(viewer, None, "ratio")
     for layer in viewer.layers:
-        layer.visible = "ratio" in layer.name and "sigma" not in layer.name
-    viewer.layers.selection.active = next(
-        layer for layer in viewer.layers if "· ratio ·" in layer.name)
+        layer.visible = layer is ratio_layer
+    viewer.layers.selection.active = ratio_layer
     settle(1.0)
     save_window(viewer, out / "ratio.png")
     panel.grab().save(str(out / "widget_ratio.png"))
@@ -114,9 +125,9 @@ def main() -> None:
     while rois.statistics is None and time.time() < end:
         settle(0.1)
     wait_for(rois._runner)
+    aligned = find_layer(viewer, "12C 14N", "aligned")
     for layer in viewer.layers:
-        layer.visible = (layer.name.startswith("12C 14N · aligned ·") or
-                         layer.name.startswith("ROI"))
+        layer.visible = layer is aligned or layer.__class__.__name__ == "Labels"
     rois.table.selectRow(0)
     settle(1.0)
     save_window(viewer, out / "rois.png")

@@ -34,3 +34,7 @@ class CorrectionWarning(UserWarning):
 
 class KernelVarianceWarning(UserWarning):
     """Kernel errors that cannot be made exact: neighbouring pixels share counts."""
+
+
+class FigureWarning(UserWarning):
+    """A figure was written without what was asked (matplotlib missing: no colour bar)."""

@@ -73,14 +73,14 @@ def test_window_session_replays_with_nanosims_process(make_napari_viewer, qtbot,
     _run(qtbot, aligner)
     assert not errors
 
-    sums = {label: viewer.layers[f"{label} · aligned sum · drift"] for label in LABELS}
+    sums = {label: viewer.layers[f"sum {label} · drift"] for label in LABELS}
     history = sums["12C 14N"].metadata["nanosims"]["history"]
     assert [h["step"] for h in history] == ["remove_hot_pixels", "correct_dead_time",
                                             "align_frames", "exclude_frames", "sum_frames"]
     excluded = history[3]["parameters"]["excluded"]
     assert excluded == [0, EMPTY_FRAME, 11]  # the frame range and the flagged frame
     # the stacks keep every frame; the sums hold the frames kept
-    stack = viewer.layers["12C 14N · aligned · drift"].data
+    stack = viewer.layers["aligned 12C 14N · drift"].data
     kept = [f for f in range(12) if f not in excluded]
     np.testing.assert_array_equal(sums["12C 14N"].data, np.asarray(stack)[kept].sum(axis=0))
 

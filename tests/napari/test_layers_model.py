@@ -49,16 +49,18 @@ def test_layers_of_two_same_named_files_stay_apart(im_factory):
 def test_shapes_and_labels_layers_become_roi_images():
     from napari.components import ViewerModel
 
-    from napari_nanosims._napari.widgets.rois import roi_labels_from_layer
+    from napari_nanosims._napari.widgets._regions import roi_labels
 
     viewer = ViewerModel()
+    image = viewer.add_image(np.zeros((20, 20)))
     shapes = viewer.add_shapes([np.array([[2, 2], [2, 6], [6, 6], [6, 2]]),
                                 np.array([[10, 10], [10, 14], [14, 14], [14, 10]])],
                                shape_type="rectangle")
-    labels = roi_labels_from_layer(shapes, (20, 20))
+    labels, _ = roi_labels(shapes, image, (20, 20))
     assert labels.dtype == np.int32 and set(np.unique(labels)) == {0, 1, 2}
     assert labels[4, 4] == 1 and labels[12, 12] == 2 and labels[0, 0] == 0
     painted = viewer.add_labels(np.zeros((20, 20), np.int32))
-    assert roi_labels_from_layer(painted, (20, 20)).shape == (20, 20)
-    with pytest.raises(ValueError, match="has shape"):
-        roi_labels_from_layer(painted, (10, 10))
+    with pytest.raises(ValueError, match="no ROI on the image"):
+        roi_labels(painted, image, (20, 20))
+    painted.data[3:5, 3:5] = 7
+    assert roi_labels(painted, image, (20, 20))[0].sum() == 4 * 7

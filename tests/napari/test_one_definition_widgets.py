@@ -37,6 +37,7 @@ CONTROLS = {
     ("ratio", "expression"): ("ratio", "RatioWidget", "expression"),
     ("ratio", "kernel"): ("ratio", "RatioWidget", "kernel"),
     ("ratio", "min_counts"): ("ratio", "RatioWidget", "min_counts"),
+    ("ratio", "min_counts_of"): ("ratio", "RatioWidget", "mask_on"),
     ("segment", "channel"): ("rois", "RoiWidget", "channel"),
     ("segment", "method"): ("rois", "RoiWidget", "method"),
     ("segment", "smoothing_px"): ("rois", "RoiWidget", "smoothing"),
@@ -61,7 +62,7 @@ NOT_IN_WIDGETS = {
 #: Controls whose choices are the open file's channels or the viewer's layers (read when
 #: they change), so the parameter's choices or default cannot be shown as such.
 DYNAMIC_CHOICES = {("align_frames", "channel"), ("align_frames", "region"),
-                   ("segment", "channel")}
+                   ("segment", "channel"), ("ratio", "min_counts_of")}
 #: Controls that start from another value than the parameter's default, with the reason.
 OTHER_START = {("ratio", "expression"): "empty until a file is chosen, then the first "
                "preset of that file's masses"}

@@ -159,7 +159,7 @@ def test_our_ome_tiffs_reopen_as_images_with_scale_names_and_history(tmp_path):
     _, paths = process_file(demo["path"], default_recipe(), tmp_path / "o")
     sums = npe2.read([str(paths["sums"])], plugin_name="napari-nanosims", stack=False)
     assert [kwargs["name"] for _, kwargs, _ in sums] == [
-        f"{label} · sum · cells" for label in demo["labels"]]
+        f"sum {label} · cells" for label in demo["labels"]]
     stored = tifffile.imread(paths["sums"])
     for index, (data, kwargs, kind) in enumerate(sums):
         assert kind == "image" and data.ndim == 2
@@ -176,10 +176,10 @@ def test_our_ome_tiffs_reopen_as_images_with_scale_names_and_history(tmp_path):
     assert sum(kwargs["visible"] for _, kwargs, _ in sums) == 1
     stack = npe2.read([str(paths["stack"])], plugin_name="napari-nanosims", stack=False)
     assert stack[0][0].shape == (12, 256, 256)
-    assert stack[0][1]["name"] == f"{demo['labels'][0]} · aligned · cells"
+    assert stack[0][1]["name"] == f"aligned {demo['labels'][0]} · cells"
     assert stack[0][1]["scale"] == pytest.approx((1.0, 20 / 256, 20 / 256))
     variance = npe2.read([str(paths["variance"])], plugin_name="napari-nanosims", stack=False)
-    assert variance[-1][1]["name"] == "coverage · variance · cells"
+    assert variance[-1][1]["name"] == "variance coverage · cells"
     # Any other TIFF is not ours: napari's own readers take it.
     plain = tmp_path / "plain.ome.tif"
     tifffile.imwrite(plain, np.zeros((3, 4, 5), np.uint32), ome=True)

@@ -47,7 +47,7 @@ def test_many_small_frames_complete_in_every_widget(make_napari_viewer, qtbot, t
         _run(qtbot, cleaner, "cleaned", n_ions)
         _run(qtbot, corrector, "corrected", n_ions)
         _run(qtbot, aligner, "aligned sum", shape[1])
-    assert viewer.layers[f"{labels[0]} · cleaned · many"].data.shape == shape[:1] + shape[2:]
+    assert viewer.layers[f"cleaned {labels[0]} · many"].data.shape == shape[:1] + shape[2:]
 
 
 def _live(kind_name):

@@ -9,22 +9,52 @@ import numpy as np
 
 from ..model import Acquisition
 
-# Colormaps that read well on black, one per ion channel in turn; SE is grey.
+# Colormaps that read well on black; SE is grey.
 ION_COLORMAPS = ("magma", "viridis", "inferno", "cividis", "plasma", "turbo", "twilight")
 SE_COLORMAP = "gray"
+# The colormap of common species, so that a mass looks the same in every file whatever
+# detector recorded it (labels compared without spaces). Isotope pairs differ.
+SPECIES_COLORMAPS = {
+    "12C": "viridis", "13C": "plasma", "12C14N": "magma", "12C15N": "inferno",
+    "31P": "cividis", "32S": "turbo", "34S": "twilight", "16O": "cividis", "18O": "inferno",
+    "1H": "viridis", "2H": "plasma", "12C2": "viridis", "12C13C": "plasma",
+    "19F": "twilight", "28Si": "turbo", "13C14N": "plasma", "12C14N2": "twilight",
+}
+
+
+def mass_colormap(label: str) -> str:
+    """The colormap of a mass label: the same in every file (never by detector slot).
+
+    Common species have a fixed one (:data:`SPECIES_COLORMAPS`); any other label gets one
+    from a checksum of its text, so it is the same in every file and session as well.
+    """
+    import zlib
+
+    key = "".join(str(label).split())
+    if key.upper() == "SE":
+        return SE_COLORMAP
+    if key in SPECIES_COLORMAPS:
+        return SPECIES_COLORMAPS[key]
+    return ION_COLORMAPS[zlib.crc32(key.encode()) % len(ION_COLORMAPS)]
 
 
 KIND_RAW = "raw"
 NAME_SEPARATOR = " · "
+# The word a kind of layer shows in its name: short, so that napari's layer list, which
+# cuts long names in the middle, keeps it.
+NAME_WORDS = {"aligned sum": "sum", "ratio sigma": "sigma", "ratio display": "RGB"}
 
 
 def layer_name(label: str, stem: str, kind: str = KIND_RAW) -> str:
-    """``"12C 14N · cells_01"``, or ``"12C 14N · cleaned · cells_01"`` for derived layers.
+    """``"12C 14N · cells_01"``, or ``"cleaned 12C 14N · cells_01"`` for derived layers.
 
-    The mass label comes first so that names stay readable when the layer list cuts them.
+    napari's layer list elides long names in the middle and keeps both ends: the kind
+    word ("cleaned", "aligned", "sum", "ratio", "sigma") comes first and the file last, so
+    both stay readable; the folder and the full path are in ``metadata['nanosims']``.
     """
-    parts = [label] + ([kind] if kind != KIND_RAW else []) + [stem]
-    return NAME_SEPARATOR.join(parts)
+    word = NAME_WORDS.get(kind, kind)
+    head = label if kind == KIND_RAW else f"{word} {label}"
+    return f"{head}{NAME_SEPARATOR}{stem}"
 
 
 def contrast_limits(stack, max_samples: int = 200_000) -> tuple[float, float]:
@@ -56,6 +86,7 @@ def nanosims_metadata(acquisition: Acquisition, index: int, kind: str = KIND_RAW
     it); the plugin finds related layers by it, never by name.
     """
     channel = acquisition.channels[index]
+    path = acquisition.path or acquisition.header.path
     return {
         "acquisition_id": acquisition.acquisition_id,
         "header": acquisition.header.to_dict(),
@@ -63,7 +94,9 @@ def nanosims_metadata(acquisition: Acquisition, index: int, kind: str = KIND_RAW
         "label": channel.label,
         "mass_amu": float(channel.mass_amu),
         "detector": channel.detector,
-        "source_path": acquisition.path or acquisition.header.path,
+        "source_path": path,
+        "folder": os.path.dirname(os.path.abspath(path)) if path else "",
+        "file_tag": acquisition.stem,
         "kind": kind,
         "history": acquisition.history_dicts(),
     }
@@ -74,14 +107,13 @@ def channel_layer_kwargs(acquisition: Acquisition, index: int, stack, *,
     """``viewer.add_image`` keyword arguments for one channel's (frame, y, x) stack."""
     header = acquisition.header
     pixel = header.pixel_size_um if np.isfinite(header.pixel_size_um) else 1.0
-    se_index = acquisition.se_index
-    is_se = index == se_index
-    ion_rank = sum(1 for k in range(index) if k != se_index)
+    is_se = index == acquisition.se_index
+    label = acquisition.channels[index].label
     kwargs = {
-        "name": layer_name(acquisition.channels[index].label, acquisition.stem, kind),
+        "name": layer_name(label, acquisition.stem, kind),
         "scale": (1.0, pixel, pixel),
         "axis_labels": ("frame", "y", "x"),
-        "colormap": SE_COLORMAP if is_se else ION_COLORMAPS[ion_rank % len(ION_COLORMAPS)],
+        "colormap": SE_COLORMAP if is_se else mass_colormap(label),
         "blending": "additive",
         "contrast_limits": contrast_limits(stack),
         "metadata": {"nanosims": nanosims_metadata(acquisition, index, kind)},
@@ -129,7 +161,7 @@ def derived_layer_data(source_info: dict, source_kwargs: dict, data, kind: str,
         for key in ("scale", "units", "axis_labels"):
             if key in kwargs:
                 kwargs[key] = tuple(kwargs[key])[-2:]
-    stem = os.path.splitext(os.path.basename(info["source_path"]))[0]
+    stem = info.get("file_tag") or os.path.splitext(os.path.basename(info["source_path"]))[0]
     kwargs["name"] = layer_name(info["label"], stem, kind)
     kwargs["metadata"] = {"nanosims": info}
     kwargs["contrast_limits"] = contrast_limits(data[None] if two_d else data)
@@ -236,13 +268,11 @@ def result_layer_data(content: dict, path: str) -> list[tuple]:
     shown = next((n for n in names if "".join(n.split()) == "12C14N"),
                  next((n for n in names if n not in se_names and n != "coverage"), names[0]))
     layers = []
-    rank = 0
     for index, name in enumerate(names):
         stack = data[:, index] if axes.startswith("T") else data[index]
         base = name[4:-1] if name.startswith("var(") else name
         is_grey = base in se_names or name == "coverage"
-        colormap = SE_COLORMAP if is_grey else ION_COLORMAPS[rank % len(ION_COLORMAPS)]
-        rank += 0 if is_grey else 1
+        colormap = SE_COLORMAP if is_grey else mass_colormap(base)
         two_d = stack.ndim == 2
         kwargs = {
             "name": layer_name(name, stem, kind),
@@ -260,6 +290,8 @@ def result_layer_data(content: dict, path: str) -> list[tuple]:
                 "label": name,
                 "kind": kind,
                 "source_path": str(path),
+                "folder": os.path.dirname(os.path.abspath(path)),
+                "file_tag": stem,
                 "detector_index": index,
                 "mass_amu": next((c.get("mass_amu") for c in channels
                                   if c["label"] == base), None),

@@ -20,6 +20,7 @@ from .layers import KIND_RAW, derived_layer_data
 __all__ = [
     "KIND_CLEANED", "KIND_CORRECTED", "KIND_ALIGNED", "KIND_SUM", "KIND_COVERAGE",
     "KIND_RATIO", "KIND_SIGMA", "KIND_DISPLAY", "NOT_A_CHANNEL", "nanosims_info",
+    "layer_file", "top_visible_layer", "FILE_KEYS", "folder_tags", "file_paths",
     "acquisition_choices", "channel_layers", "source_layers", "acquisition_from_layers",
     "ResultRegistry", "RESULTS", "layer_state", "results_for_layers", "coverage_layer_data",
 ]
@@ -36,22 +37,81 @@ def nanosims_info(layer) -> dict | None:
     return info if isinstance(info, dict) and "acquisition_id" in info else None
 
 
-def acquisition_choices(viewer) -> list[tuple[str, str]]:
-    """(display name, acquisition id) of every opened file with raw layers in the viewer.
+def layer_file(layer) -> str | None:
+    """The acquisition id a layer belongs to: our channel and result layers, and the
+    markers, ROIs and overlays the tabs add for a file (``metadata['nanosims_file']``
+    and the older keys); None for foreign layers."""
+    info = nanosims_info(layer)
+    if info is not None:
+        return info["acquisition_id"]
+    metadata = getattr(layer, "metadata", None) or {}
+    for key in FILE_KEYS:
+        value = metadata.get(key)
+        if isinstance(value, str):
+            return value
+    return None
 
-    Two files with the same name from different folders get their folder added.
+
+def top_visible_layer(viewer, acquisition_id: str):
+    """The top-most visible image of ``acquisition_id`` (our channel and result layers
+    first, then its markers and ROIs), or None."""
+    visible = [layer for layer in reversed(list(viewer.layers))
+               if layer.visible and layer_file(layer) == acquisition_id]
+    return next((layer for layer in visible if nanosims_info(layer) is not None),
+                visible[0] if visible else None)
+
+
+#: The metadata keys that tie a marker, ROI or overlay layer to a file's acquisition id.
+FILE_KEYS = ("nanosims_file", "nanosims_overlay", "nanosims_rois")
+
+
+def folder_tags(paths: dict[str, str]) -> dict[str, str]:
+    """A short name per file (key -> ``stem`` or ``stem (folder)``) that tells files apart.
+
+    Files whose names (stems) are unique keep them; files sharing a stem get the fewest
+    trailing folder names that differ (``cells_01 (run A)``, ``cells_01 (2023/x)``).
     """
+    by_stem: dict[str, list[str]] = {}
+    for key, path in paths.items():
+        by_stem.setdefault(Path(path).stem, []).append(key)
+    tags = {}
+    for stem, keys in by_stem.items():
+        if len(keys) == 1:
+            tags[keys[0]] = stem
+            continue
+        parents = {key: Path(paths[key]).resolve().parent.parts for key in keys}
+        depth = max(len(parts) for parts in parents.values())
+        for count in range(1, depth + 1):
+            tails = {key: "/".join(parts[-count:]) for key, parts in parents.items()}
+            if len(set(tails.values())) == len(keys):
+                break
+        seen: dict[str, int] = {}
+        for key in keys:  # the same file opened twice: numbered in opening order
+            seen[tails[key]] = seen.get(tails[key], 0) + 1
+            number = f" #{seen[tails[key]]}" if seen[tails[key]] > 1 else ""
+            tags[key] = f"{stem} ({tails[key]}){number}"
+    return tags
+
+
+def file_paths(viewer) -> dict[str, str]:
+    """acquisition id -> source path of every opened file with raw layers, in layer order."""
     found: dict[str, str] = {}
     for layer in viewer.layers:
         info = nanosims_info(layer)
         if info and info.get("kind") == KIND_RAW:
             found.setdefault(info["acquisition_id"], info["source_path"])
-    stems = [Path(path).stem for path in found.values()]
-    choices = []
-    for (acquisition_id, path), stem in zip(found.items(), stems, strict=True):
-        name = stem if stems.count(stem) == 1 else f"{stem} ({Path(path).parent})"
-        choices.append((name, acquisition_id))
-    return choices
+    return found
+
+
+def acquisition_choices(viewer) -> list[tuple[str, str]]:
+    """(display name, acquisition id) of every opened file with raw layers in the viewer.
+
+    Two files with the same name from different folders get their folders added
+    (:func:`folder_tags`).
+    """
+    found = file_paths(viewer)
+    tags = folder_tags(found)
+    return [(tags[acquisition_id], acquisition_id) for acquisition_id in found]
 
 
 def channel_layers(viewer, acquisition_id: str, kind: str = KIND_RAW) -> dict[int, Any]:
@@ -295,8 +355,7 @@ def coverage_layer_data(source: tuple, accumulation, result: Acquisition) -> tup
     state = dict(state, colormap="gray", visible=False)
     data, kwargs, kind = derived_layer_data(info, state, accumulation.coverage.astype(np.float32),
                                             KIND_COVERAGE, result.history_dicts(), two_d=True)
-    kwargs["name"] = kwargs["name"].replace(f"{KIND_COVERAGE} · {KIND_COVERAGE}",
-                                            KIND_COVERAGE)
+    kwargs["name"] = kwargs["name"].replace(f"{KIND_COVERAGE} {KIND_COVERAGE}", KIND_COVERAGE)
     kwargs["contrast_limits"] = (0.0, max(float(accumulation.coverage.max()), 1.0))
     return data, kwargs, kind
 

@@ -106,6 +106,10 @@ def read_im_layers(path: str | list[str]) -> list[tuple]:
         if not header.has_data:
             _notify_no_data(header)
             continue
+        if not acquisition.ion_channels:
+            _show("info", f"{header.file_name} has no ion masses (only "
+                          f"{', '.join(header.labels) or 'no channel'}): there is nothing to "
+                          "clean, correct, align or take a ratio of.")
         layers.extend(file_layer_data(acquisition))
     remember_reader_choice()
     return layers or [(None,)]

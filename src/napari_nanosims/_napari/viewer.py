@@ -8,6 +8,8 @@ import sys
 __all__ = ["open_viewer", "run", "PANEL"]
 
 PANEL = "NanoSIMS"
+#: Width of napari's layer controls and layer list beside the canvas (pixels).
+LAYER_COLUMN_PX = 320  # napari's layer controls need no less
 
 
 def open_viewer(paths, *, show: bool = True, viewer=None):
@@ -19,17 +21,17 @@ def open_viewer(paths, *, show: bool = True, viewer=None):
     viewer. Files that cannot be opened are reported on standard error.
     """
     import napari
-    from qtpy.QtCore import Qt, QTimer
+    from qtpy.QtCore import QTimer
 
     from .._cache import demo_path
 
     paths = list(paths) or [str(demo_path())]
     if viewer is None:
         viewer = napari.Viewer(title="napari-nanosims", show=show)
-    # On the left, under napari's layer list: the column is there anyway, so the canvas
-    # keeps about three quarters of the window instead of half.
+    # On the right, where napari docks every plugin (also when the panel is opened from
+    # the Plugins menu): it gets the window's full height, so at napari's first-start
+    # size every tab shows its controls, Run and its result without scrolling.
     dock, _ = viewer.window.add_plugin_dock_widget("napari-nanosims", PANEL, tabify=False)
-    viewer.window._qt_window.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
     for path in paths:
         try:
             viewer.open(path, plugin="napari-nanosims")
@@ -45,13 +47,14 @@ def open_viewer(paths, *, show: bool = True, viewer=None):
 
 
 def _arrange(viewer, dock) -> None:
-    """Give the panel the height the layer list does not need; fit the image in view."""
+    """Keep napari's layer column narrow so the canvas keeps over half of the width;
+    fit the image in view."""
     from qtpy.QtCore import Qt
 
     try:
         qt_window, qt_viewer = viewer.window._qt_window, viewer.window._qt_viewer
-        docks = [qt_viewer.dockLayerControls, qt_viewer.dockLayerList, dock]
-        qt_window.resizeDocks(docks, [280, 270, 410], Qt.Orientation.Vertical)
+        left = [qt_viewer.dockLayerControls, qt_viewer.dockLayerList]
+        qt_window.resizeDocks(left, [LAYER_COLUMN_PX] * 2, Qt.Orientation.Horizontal)
     except (AttributeError, RuntimeError):  # napari renamed its docks, or the window is gone
         return
     viewer.reset_view()

@@ -66,7 +66,9 @@ def write_nrrd_layers(path: str, layer_data: list[tuple]) -> list[str]:
     from ..export.nrrd import write_nrrd
 
     acquisition, _ = _acquisition_from_layers(layer_data)
-    return [os.fspath(write_nrrd(acquisition, path, overwrite=True))]
+    written = os.fspath(write_nrrd(acquisition, path, overwrite=True))
+    remember_reader_for_folder(os.path.dirname(written))
+    return [written]
 
 
 def write_ome_tiff_layers(path: str, layer_data: list[tuple]) -> list[str]:
@@ -81,4 +83,36 @@ def write_ome_tiff_layers(path: str, layer_data: list[tuple]) -> list[str]:
     # metadata have a synthetic header, which has no interval.
     with atomic_output(path, overwrite=True) as temporary:
         write_acquisition_tiffs(acquisition, {"stack": temporary}, frames_header=original)
+    remember_reader_for_folder(os.path.dirname(os.path.abspath(path)))
     return [os.fspath(path)]
+
+
+#: The files napari-nanosims writes that napari has several readers for.
+OUR_OUTPUT_PATTERNS = ("*.ome.tif", "*.ome.tiff", "*.nrrd")
+
+
+def remember_reader_for_folder(folder: str | os.PathLike) -> list[str]:
+    """Make napari open the OME-TIFF and ``.nrrd`` files of ``folder`` with this plugin.
+
+    napari asks which reader to use for ``*.ome.tif`` and ``*.nrrd`` (several plugins
+    read them) and remembers a choice per file-name pattern. A pattern per folder we
+    wrote into (``<folder>/*.ome.tif``...) makes our outputs reopen without the dialog and
+    leaves the user's other TIFFs to their own choice. Patterns the user set are never
+    changed. Returns the patterns added (none without napari).
+    """
+    try:
+        from napari.settings import get_settings
+    except ImportError:  # pragma: no cover - the writers run inside napari
+        return []
+    from .reader import PLUGIN_NAME
+
+    # napari matches patterns with fnmatch against the real path: escape [, ] ? and *
+    real = os.path.realpath(os.fspath(folder))
+    escaped = "".join(f"[{c}]" if c in "[]?*" else c for c in real)
+    plugins = get_settings().plugins
+    added = [f"{escaped}{os.sep}{pattern}" for pattern in OUR_OUTPUT_PATTERNS
+             if f"{escaped}{os.sep}{pattern}" not in plugins.extension2reader]
+    if added:
+        plugins.extension2reader = {**plugins.extension2reader,
+                                    **{pattern: PLUGIN_NAME for pattern in added}}
+    return added

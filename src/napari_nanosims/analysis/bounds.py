@@ -8,12 +8,14 @@ definitions import this module, and most commands never need scipy.
 
 from __future__ import annotations
 
-__all__ = ["KERNEL_BOUNDS", "DEFAULT_MIN_COUNTS", "THRESHOLDS"]
+__all__ = ["KERNEL_BOUNDS", "DEFAULT_MIN_COUNTS", "MIN_COUNTS_OF_ALL", "THRESHOLDS"]
 
 #: The ratio kernel: an odd box of kernel x kernel pixels whose counts are summed first.
 KERNEL_BOUNDS = dict(kind=int, unit="px", minimum=1, maximum=101, odd=True)
 #: Default of ``evaluate(min_counts=...)``: raw counts (after the kernel sum) of every ion
 #: mass an expression uses below which the pixel is NaN.
 DEFAULT_MIN_COUNTS = 10.0
+#: ``evaluate(min_counts_of=...)`` meaning "every ion mass the expression uses".
+MIN_COUNTS_OF_ALL = "all"
 #: The scikit-image threshold methods ``segment_rois`` offers.
 THRESHOLDS = ("otsu", "li", "yen", "triangle")

@@ -10,10 +10,11 @@ import numpy as np
 
 from ..model import Acquisition, HistoryRecord
 from .accumulate import Accumulation, _box_sum, _check_kernel, accumulate
-from .bounds import DEFAULT_MIN_COUNTS
+from .bounds import DEFAULT_MIN_COUNTS, MIN_COUNTS_OF_ALL
 from .expression import Node, evaluate_node, parse
 
-__all__ = ["DerivedImage", "evaluate", "STANDARDS", "DEFAULT_MIN_COUNTS", "POISSON_MIN_COUNTS"]
+__all__ = ["DerivedImage", "evaluate", "STANDARDS", "DEFAULT_MIN_COUNTS", "MIN_COUNTS_OF_ALL",
+           "POISSON_MIN_COUNTS"]
 
 # Common reference ratios, minor over major isotope (editable in the GUI). Sources:
 # AIR 15N/14N: Junk & Svec (1958) Geochim. Cosmochim. Acta 14, 234.
@@ -109,6 +110,21 @@ def _check_min_counts(min_counts) -> float:
     return float(min_counts)
 
 
+def _check_min_counts_of(min_counts_of, labels, ions) -> str | None:
+    """The file's label of the mass ``min_counts`` applies to (None: every mass used)."""
+    if not isinstance(min_counts_of, str):
+        raise ValueError(f"min_counts_of must be a mass label or {MIN_COUNTS_OF_ALL!r}, not "
+                         f"{min_counts_of!r}")
+    if min_counts_of == MIN_COUNTS_OF_ALL:
+        return None
+    squeezed = "".join(min_counts_of.split())
+    found = next((label for label in labels if "".join(label.split()) == squeezed), None)
+    if found is None or found not in ions:
+        raise ValueError(f"min_counts_of must be {MIN_COUNTS_OF_ALL!r} or an ion mass of the "
+                         f"file ({', '.join(sorted(ions))}), not {min_counts_of!r}")
+    return found
+
+
 def _ion_labels(total: Accumulation) -> set[str]:
     """Labels of the channels that count ions (every channel but the secondary electrons)."""
     return {channel.label for channel in total.channels
@@ -135,7 +151,8 @@ def _gehrels_variance(raw_sum: np.ndarray, variance_sum: np.ndarray, raw_image: 
 
 
 def evaluate(source, expression: str, *, kernel: int = 1,
-             min_counts: float | None = DEFAULT_MIN_COUNTS) -> DerivedImage:
+             min_counts: float | None = DEFAULT_MIN_COUNTS,
+             min_counts_of: str = MIN_COUNTS_OF_ALL) -> DerivedImage:
     """Evaluate ``expression`` over a file's mass images with its Poisson error.
 
     Parameters
@@ -162,6 +179,11 @@ def evaluate(source, expression: str, *, kernel: int = 1,
         Gehrels' (1986) one-sigma upper-limit error ``sqrt(n + 0.75) + 1`` instead of
         ``sqrt(n)`` (scaled like the variance by corrections), so no error is ever 0
         where counts are 0.
+    min_counts_of : str
+        The ion mass whose raw counts (after the kernel sum) ``min_counts`` applies to,
+        as LANS masks on one chosen mass: any ion mass label of the file, also one the
+        expression does not use (``'12C14N'`` for ``13C/12C``). ``'all'`` (default):
+        every ion mass the expression uses.
 
     Returns
     -------
@@ -182,6 +204,7 @@ def evaluate(source, expression: str, *, kernel: int = 1,
     node = parse(expression, labels)
     used = node.labels()
     ions = _ion_labels(total)
+    mask_label = _check_min_counts_of(min_counts_of, labels, ions)
     images, variances, raw = {}, {}, {}
     # Exact also after sub-pixel alignment, where neighbouring pixels share counts and
     # the box sum of the pixel variances would understate the kernel's variance.
@@ -206,8 +229,12 @@ def evaluate(source, expression: str, *, kernel: int = 1,
             variance = variance + (derivative ** 2) * variances[label]
     sigma = np.sqrt(variance)
     invalid = ~np.isfinite(value)
-    for counts in raw.values():
-        invalid |= counts < min_counts
+    if min_counts_of == MIN_COUNTS_OF_ALL:
+        for counts in raw.values():
+            invalid |= counts < min_counts
+    else:
+        index = labels.index(mask_label)
+        invalid |= _box_sum(total.raw_counts[index], kernel) < min_counts
     value = np.where(invalid, np.nan, value)
     sigma = np.where(invalid | ~np.isfinite(sigma), np.nan, sigma)
     parts = _parts(node)
@@ -216,7 +243,8 @@ def evaluate(source, expression: str, *, kernel: int = 1,
         numerator = images[parts[0].value]
         denominator = evaluate_node(parts[1], images).value * np.ones_like(value)
     record = HistoryRecord("evaluate", {"expression": node.text(), "kernel": kernel,
-                                        "min_counts": min_counts})
+                                        "min_counts": min_counts,
+                                        "min_counts_of": min_counts_of})
     return DerivedImage(value=value, sigma=sigma, expression=node.text(), unit=_unit(node),
                         channels_used=tuple(used), pixel_size_um=total.pixel_size_um,
                         history=total.history + (record,), numerator=numerator,

@@ -35,9 +35,11 @@ def _cmd_ratio(args) -> int:
                 total = accumulate(acquisition)
                 for expression in args.expr:
                     derived = evaluate(total, expression, kernel=args.kernel,
-                                       min_counts=args.min_counts)
+                                       min_counts=args.min_counts,
+                                       min_counts_of=args.min_counts_of)
                     written = write_derived(derived, ratio_outputs(path, args.out, expression),
-                                            value_range=args.range, overwrite=args.overwrite)
+                                            value_range=args.range, overwrite=args.overwrite,
+                                            display=args.display, figure=not args.plain_png)
                     finite = derived.value[np.isfinite(derived.value)]
                     median = f"{np.median(finite):.6g}" if finite.size else "no valid pixel"
                     unit = f" {derived.unit}" if derived.unit else ""
@@ -62,16 +64,24 @@ def add_ratio_command(sub) -> None:
         "ratio", help="ratio, delta, atom-percent images with their Poisson errors",
         description="For each FILE and expression: sum the frames (after --recipe, if given), "
                     "evaluate the expression with its error per pixel and write "
-                    "<stem>_<expression>.ome.tif (float32: value, sigma) and a PNG display "
-                    "(OpenMIMS HSI for ratios). Expressions use the mass labels, numbers, "
+                    "<stem>_<expression>.ome.tif (float32: value, sigma) and a PNG figure "
+                    "(colour bar with the expression, its unit and range; scale bar in µm). "
+                    "Expressions use the mass labels, numbers, "
                     "+ - * /, log, log10, sqrt, exp and delta(expr, standard).")
     ratio.add_argument("files", nargs="+", help=".im files")
     add_parameter_option(ratio, RATIO.parameter("expression"), dest="expr", action="append",
                          required=True, note="repeat for several; each is written")
     add_parameter_option(ratio, RATIO.parameter("kernel"))
     add_parameter_option(ratio, RATIO.parameter("min_counts"))
+    add_parameter_option(ratio, RATIO.parameter("min_counts_of"))
     ratio.add_argument("--range", type=float, nargs=2, metavar=("LOW", "HIGH"),
                        help="display range of the PNG (default: 1st-99th percentile)")
+    ratio.add_argument("--display", choices=("colormap", "hsi"), default="colormap",
+                       help="PNG: the values in the cividis colormap, or the OpenMIMS HSI "
+                            "display (ratios and fractions) with its ratio scale "
+                            "(default: colormap)")
+    ratio.add_argument("--plain-png", action="store_true",
+                       help="PNG without colour bar and scale bar: one pixel per image pixel")
     ratio.add_argument("--recipe", metavar="FILE", help="process the file with this recipe first")
     ratio.add_argument("--out", metavar="DIR", help="output folder (default: next to each file)")
     ratio.add_argument("--overwrite", action="store_true", help="replace existing outputs")

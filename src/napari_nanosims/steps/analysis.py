@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..analysis.bounds import DEFAULT_MIN_COUNTS, KERNEL_BOUNDS, THRESHOLDS
+from ..analysis.bounds import DEFAULT_MIN_COUNTS, KERNEL_BOUNDS, MIN_COUNTS_OF_ALL, THRESHOLDS
 from ..model import Acquisition
 from .frames import _alignment_channel
 from .parameters import Parameter, Step
@@ -11,14 +11,16 @@ from .progress import Progress
 __all__ = ["RATIO", "SEGMENT", "ROI_TABLE"]
 
 
-def _run_ratio(acquisition: Acquisition, *, expression, kernel, min_counts):
+def _run_ratio(acquisition: Acquisition, *, expression, kernel, min_counts, min_counts_of):
     from ..analysis.ratios import evaluate
 
     yield Progress("ratio", 0, 1)
-    derived = evaluate(acquisition, expression, kernel=kernel, min_counts=min_counts)
+    derived = evaluate(acquisition, expression, kernel=kernel, min_counts=min_counts,
+                       min_counts_of=min_counts_of)
     yield Progress("ratio", 1, 1)
     return acquisition.with_step("ratio", {"expression": derived.expression, "kernel": kernel,
-                                           "min_counts": min_counts},
+                                           "min_counts": min_counts,
+                                           "min_counts_of": min_counts_of},
                                  derived=acquisition.derived + (derived,))
 
 
@@ -33,7 +35,10 @@ RATIO = Step(
      Parameter("min_counts", DEFAULT_MIN_COUNTS, float, "pixels where an ion mass the "
                "expression uses has fewer raw counts (after the kernel sum) are NaN; 0 keeps "
                "every pixel", unit="counts", minimum=0.0, maximum=1e12, optional=True,
-               title="min counts", step=1.0)),
+               title="min counts", step=1.0),
+     Parameter("min_counts_of", MIN_COUNTS_OF_ALL, str, "the ion mass whose counts "
+               "min_counts applies to (as LANS masks on one mass); 'all': every ion mass "
+               "the expression uses", title="mask on")),
     _run_ratio)
 
 

@@ -12,6 +12,8 @@ from ...steps.parameters import Parameter
 #: Appended to the label of a spin box whose 0 stands for "None" (optional whole numbers)
 #: or for "not given yet" (required numbers: the user must enter a measured value).
 OPTIONAL_ZERO, REQUIRED_ZERO = " (0 = all)", " (0: not set)"
+#: What such a spin box shows instead of 0.
+ZERO_TEXT = {OPTIONAL_ZERO: "all", REQUIRED_ZERO: "not set"}
 
 
 _DEFAULT = object()  # "show the parameter's default" (None is a value of optional ones)
@@ -72,14 +74,18 @@ def control_for(parameter: Parameter, value=_DEFAULT, *, choices=None,
     else:  # an exclusive bound: the first value above it
         low = (parameter.above or 0) + step
     shown_value = 0 if value is None else value
+    note = zero_means if zero_means == REQUIRED_ZERO else ""
     if parameter.kind is int:
-        return SpinBox(label=label + (zero_means if zero_means == OPTIONAL_ZERO else ""),
-                       min=int(low), max=int(parameter.maximum), step=int(step),
-                       value=int(shown_value), tooltip=tooltip + (
-                           zero_means if zero_means == REQUIRED_ZERO else ""))
-    return FloatSpinBox(label=label, min=float(low), max=float(parameter.maximum),
-                        step=step, value=float(shown_value),
-                        tooltip=tooltip + (zero_means if zero_means == REQUIRED_ZERO else ""))
+        control = SpinBox(label=label, min=int(low), max=int(parameter.maximum),
+                          step=int(step), value=int(shown_value), tooltip=tooltip + note)
+    else:
+        control = FloatSpinBox(label=label, min=float(low), max=float(parameter.maximum),
+                               step=step, value=float(shown_value), tooltip=tooltip + note)
+    if zero_means:
+        # The box itself says what 0 means, which keeps the label short enough for
+        # the panel's width: "all" for optional whole numbers, "not set" otherwise.
+        control.native.setSpecialValueText(ZERO_TEXT[zero_means])
+    return control
 
 
 def format_per_label(value) -> str:
@@ -119,14 +125,57 @@ def set_default(parameter: Parameter, control) -> None:
 
 def compact_choices(container) -> None:
     """Let drop-down lists shrink to the dock: long file names are elided, not widened."""
-    from magicgui.widgets import ComboBox
+    from magicgui.widgets import ComboBox, Container
     from qtpy.QtWidgets import QComboBox
 
     for widget in container:
-        if isinstance(widget, ComboBox):
+        if isinstance(widget, Container):
+            compact_choices(widget)
+        elif isinstance(widget, ComboBox):
             widget.native.setSizeAdjustPolicy(
                 QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-            widget.native.setMinimumContentsLength(10)
+            widget.native.setMinimumContentsLength(8)
+
+
+#: Narrowest a spin box, text box or drop-down may become (pixels): a 300-pixel panel
+#: then fits any label of up to about 20 characters beside it.
+CONTROL_MIN_WIDTH_PX = 70
+
+
+def align_labels(controls) -> int:
+    """Give the labels of ``controls`` one column as wide as the widest label's text.
+
+    magicgui measures label text with its own font guess, a few pixels short of what
+    Qt draws: the widest label would lose its last letter. Returns the width (pixels).
+    """
+    rows = [(control._labeled_widget(), control.label) for control in controls]
+    rows = [(row, label) for row, label in rows if row is not None and label]
+    if not rows:
+        return 0
+    widest = max(row._label_widget.native.fontMetrics().horizontalAdvance(label)
+                 for row, label in rows) + 4
+    for row, _label in rows:
+        row.label_width = widest
+    return widest
+
+
+def fit_to_width(container) -> None:
+    """Let the controls of ``container`` shrink to the panel's width.
+
+    Qt sizes a spin box for its largest value and a text box for 17 characters; in a
+    300-pixel dock that pushes the right half of every row out of sight. Check boxes
+    and labels keep their size; word-wrapped labels take the full width.
+    """
+    from magicgui.widgets import CheckBox, Label, PushButton
+    from qtpy.QtWidgets import QSizePolicy
+
+    for widget in container:
+        if isinstance(widget, Label):  # notes wrap, and grow as tall as their text
+            widget.native.setWordWrap(True)
+            widget.native.setSizePolicy(QSizePolicy.Policy.Ignored,
+                                        QSizePolicy.Policy.Minimum)
+        elif not isinstance(widget, (CheckBox, PushButton)):
+            widget.native.setMinimumWidth(CONTROL_MIN_WIDTH_PX)
 
 
 def control_value(parameter: Parameter, control):
@@ -196,3 +245,27 @@ def remembered(parameters, section: str) -> dict:
         except ValueError:
             values[parameter.name] = parameter.default
     return values
+
+
+def remembered_for(parameters, section: str, kind: str) -> tuple[dict, bool]:
+    """The values remembered for one kind of acquisition (``kind``, a short description
+    such as ``'6 ion masses, 2-10 frames'``), else the defaults; and whether any value was
+    remembered. Values no longer valid fall back to the default."""
+    stored = load_parameters(section).get(kind)
+    stored = stored if isinstance(stored, dict) else {}
+    values = {}
+    for parameter in parameters:
+        try:
+            values[parameter.name] = parameter.check(stored.get(parameter.name,
+                                                                parameter.default))
+        except ValueError:
+            values[parameter.name] = parameter.default
+    return values, bool(stored)
+
+
+def save_parameters_for(section: str, kind: str, values: dict) -> None:
+    """Remember ``values`` for one kind of acquisition (see :func:`remembered_for`)."""
+    kinds = {key: value for key, value in load_parameters(section).items()
+             if isinstance(value, dict)}  # a flat section of older versions is dropped
+    kinds[kind] = values
+    save_parameters(section, kinds)

@@ -83,7 +83,8 @@ class WorkerRunner:
     Disables Run and enables Cancel while a worker runs, shows progress at most 20 times a
     second, hands the result to ``on_returned`` on the GUI thread, shows any error as a
     notification, and forgets the worker when it ends so that nothing is kept alive.
-    Cancelling stops the work at its next step: ``on_returned`` is then never called.
+    Cancelling stops the work at its next step: ``on_returned`` is then never called,
+    even when the worker had already passed its last step when Cancel was pressed.
     """
 
     def __init__(self, run_button, cancel_button, progress_bar):
@@ -115,8 +116,11 @@ class WorkerRunner:
         self.progress_bar.visible = True
         self.progress_bar.tooltip = description
         worker.yielded.connect(self._on_yielded)
-        worker.returned.connect(lambda result, callback=on_returned:
-                                result is not None and callback(result))
+        # Checked on the GUI thread when the result arrives: a Cancel pressed during the
+        # worker's last step (after its last check) still lets nothing through.
+        worker.returned.connect(lambda result, callback=on_returned, cancel=self._cancel:
+                                result is not None and not cancel.is_set()
+                                and callback(result))
         worker.finished.connect(self._on_finished)
         self.worker = worker
         self.run_button.enabled = False

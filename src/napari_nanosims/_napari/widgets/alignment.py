@@ -25,17 +25,20 @@ from ._common import (
     coverage_layer_data,
     layer_state,
     nanosims_info,
+    reset_in_order,
     results_for_layers,
     source_layers,
 )
 from ._controls import control_for, control_value, remembered, save_parameters, set_default
 from ._regions import region_layers, region_mask
+from .hot_pixels import move_overlays
 
 SECTION = "align_frames"
 METHODS = {"whole pixel (openformat)": "sequential", "sub-pixel": "subpixel"}
 SHOWN = ("method", "upsample_factor", "padding")  # reference stays a library/CLI option
 SUM_CHOICE = "sum"  # the 'align on' value for the sum of all ion channels
 WHOLE_FRAME = "whole frame"
+ONE_FRAME = "one frame: nothing to align"
 
 
 def frames_outside(frames: range, n_frames: int) -> str:
@@ -97,8 +100,9 @@ class DriftPlot(QWidget):
         margin, width, height = self._MARGIN, self.width(), self.height()
         painter.setPen(QColor(200, 200, 200))
         n_frames = len(self.translations)
-        if n_frames == 0:
-            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "drift: run alignment")
+        if n_frames <= 1:
+            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter,
+                             ONE_FRAME if n_frames == 1 else "drift: run alignment")
             painter.end()
             return
         low = min(float(self.translations.min()), -1.0)
@@ -163,17 +167,18 @@ class AlignFramesWidget(FileWidget):
                                             "one, else the cleaned one, else the raw one")
         self.first_frame = SpinBox(label="sum from frame", min=0, max=100_000, value=0,
                                    tooltip="first frame of the sums (0 = the first)")
-        self.last_frame = SpinBox(label="to frame (0 = last)", min=0, max=100_000, value=0,
+        self.last_frame = SpinBox(label="to frame", min=0, max=100_000, value=0,
                                   tooltip="last frame of the sums, included; 0 = the last")
+        self.last_frame.native.setSpecialValueText("last")
         self.reset_button = PushButton(text="Reset to defaults")
         self.summary = Label(label="drift", value="-")
         self.summary.native.setWordWrap(True)
-        self.extend([self.file, self.detector, self.method, self.upsample_factor, self.padding,
-                     self.region, self.leave_out_flagged, self.use_cleaned, self.first_frame,
-                     self.last_frame, self.reset_button, self.run_button,
-                     self.cancel_button, self.progress, self.summary])
         self.plot = DriftPlot(on_frame_clicked=self.go_to_frame)
-        self.native.layout().addWidget(self.plot)
+        self._lay_out(controls=[self.file, self.detector, self.method, self.upsample_factor,
+                                self.padding, self.region, self.leave_out_flagged,
+                                self.use_cleaned, self.first_frame, self.last_frame,
+                                self.reset_button],
+                      results=[self.summary, self.plot])
         # Until the user picks a channel, follow the default as layers arrive.
         self._detector_is_default = True
         self._setting_detector = False
@@ -197,16 +202,19 @@ class AlignFramesWidget(FileWidget):
             self._viewer.dims.set_current_step(0, int(frame))
 
     def _detector_choices(self, _widget=None):
+        """The ion masses in file order, then their sum, then SE."""
         acquisition_id = self.file.value if hasattr(self, "file") else None
         if acquisition_id is None:
             return []
-        choices = [(layer.metadata["nanosims"]["label"], index) for index, layer
-                   in channel_layers(self._viewer, acquisition_id).items()]
-        return choices + [("sum of ion channels", SUM_CHOICE)] if choices else choices
+        ions, se = [], []
+        for index, layer in channel_layers(self._viewer, acquisition_id).items():
+            info = layer.metadata["nanosims"]
+            is_se = index == info.get("header", {}).get("se_index")
+            (se if is_se else ions).append((info["label"], index))
+        return ions + ([("sum of ion channels", SUM_CHOICE)] if ions else []) + se
 
     def _files_refreshed(self, previous) -> None:
-        self._file_changed()
-        self.region.reset_choices()  # Shapes and Labels layers come and go as well
+        self._file_changed()  # the channels, and the default channel, as layers arrive
 
     def _detector_changed(self, _value=None) -> None:
         if not self._setting_detector:
@@ -216,7 +224,7 @@ class AlignFramesWidget(FileWidget):
         previous = self.detector.value
         self._setting_detector = True
         try:
-            self.detector.reset_choices()
+            reset_in_order(self.detector)
             keep = (not self._detector_is_default and previous is not None
                     and previous in self.detector.choices)
             self.detector.value = previous if keep else self.default_detector()
@@ -334,24 +342,34 @@ class AlignFramesWidget(FileWidget):
             return aligned, tuples
 
         return self._runner.start(job(), description=f"Aligning frames: {acquisition.name}",
-                                  on_returned=self._add_layers)
+                                  on_returned=lambda returned: self._add_layers(returned,
+                                                                                layers))
 
-    def _add_layers(self, returned) -> None:
+    def _add_layers(self, returned, read_from=None) -> None:
         result, tuples = returned
         translations = result.translations
         registration = result.registration
         flagged = None if registration is None else registration.flagged
 
+        one_frame = len(translations) == 1
+        acquisition_id = result.acquisition_id
+
         def done():
             if self._closed:
                 return
+            move_overlays(self._viewer, acquisition_id, translations)
+            if one_frame:  # nothing was registered, so nothing failed either
+                self.plot.set_translations(translations, None)
+                self.summary.value = ONE_FRAME
+                return
             self.plot.set_translations(translations, flagged)
             span = np.ptp(np.asarray(translations, dtype=float), axis=0)
-            text = f"range y {span[0]:.2f} px, x {span[1]:.2f} px"
+            text = f"range y {span[0]:.3g} px, x {span[1]:.3g} px"
             if registration is not None:
                 worst = float(np.max(registration.uncertainty_px[~registration.flagged],
                                      initial=0.0))
-                text += (f"; uncertainty up to {worst:.3f} px; flagged frames: "
+                text += (f"; uncertainty up to {worst:.3g} px; flagged frames: "
                          + (", ".join(map(str, np.flatnonzero(flagged))) or "none"))
             self.summary.value = text
-        LayerAdder(self._viewer, tuples, on_done=done, alive=lambda: not self._closed).start()
+        LayerAdder(self._viewer, tuples, on_done=done, alive=lambda: not self._closed,
+                   sources=read_from).start()

@@ -21,6 +21,8 @@ from ._common import (
 )
 from ._controls import control_for, control_value
 
+NO_IONS = "no ion masses in this file (SE only): nothing to correct"
+
 
 class CorrectionsWidget(FileWidget):
     """Dead time, EM background, QSA and EM yield for the ion channels of one file.
@@ -33,7 +35,7 @@ class CorrectionsWidget(FileWidget):
 
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__(viewer, "Apply corrections")
-        self.info = Label(label="detectors", value="-")
+        self.info = Label(label="", value="-")
         self.info.native.setWordWrap(True)
         self.dead_time = CheckBox(label="dead time", value=True, tooltip=DEAD_TIME.help)
         self.dead_times = control_for(DEAD_TIME.parameter("dead_times_ns"))
@@ -45,9 +47,10 @@ class CorrectionsWidget(FileWidget):
         self.em_yield = CheckBox(label="EM yield", value=False, tooltip=YIELD.help)
         self.summary = Label(label="", value="")
         self.summary.native.setWordWrap(True)
-        self.extend([self.file, self.info, self.dead_time, self.dead_times, self.background,
-                     self.qsa, self.beta, self.primary_current, self.em_yield,
-                     self.run_button, self.cancel_button, self.progress, self.summary])
+        self._lay_out(controls=[self.file, self.info, self.dead_time, self.dead_times,
+                                self.background, self.qsa, self.beta, self.primary_current,
+                                self.em_yield],
+                      results=[self.summary])
         self.file.changed.connect(self._show_detectors)
         self._connect()
 
@@ -61,11 +64,15 @@ class CorrectionsWidget(FileWidget):
         if acquisition is None:
             self.info.value = "-"
             return
+        if not acquisition.ion_channels:
+            self.info.value = NO_IONS
+            return
         parts = [f"{c.label}: {c.detector or '?'}, "
                  + (f"{c.dead_time_ns:g} ns" if c.dead_time_ns is not None else "no EM")
                  for c in acquisition.ion_channels]
         dwell = acquisition.channels[0].dwell_time_us
-        self.info.value = "; ".join(parts) + f". Dwell time {dwell:g} µs per pixel."
+        self.info.value = ("Detectors: " + "; ".join(parts)
+                           + f". Dwell time {dwell:g} µs per pixel.")
 
     def steps(self) -> list[tuple]:
         """The (step, parameters) pairs the controls ask for, in the required order."""
@@ -109,7 +116,11 @@ class CorrectionsWidget(FileWidget):
         if acquisition is None:
             show_warning("Some channel layers of this file were deleted; open it again.")
             return None
+        if not acquisition.ion_channels:
+            show_warning(f"{acquisition.name}: {NO_IONS}.")
+            return None
         layers = source_layers(self._viewer, self.file.value, (KIND_CLEANED,))
+        read_from = {c.index: layers[c.index] for c in acquisition.ion_channels}
         sources = {c.index: (nanosims_info(layers[c.index]), layer_state(layers[c.index]))
                    for c in acquisition.ion_channels}
 
@@ -124,9 +135,10 @@ class CorrectionsWidget(FileWidget):
                 str(w.message) for w in caught]
 
         return self._runner.start(job(), description=f"Correcting: {acquisition.name}",
-                                  on_returned=self._add_layers)
+                                  on_returned=lambda returned: self._add_layers(returned,
+                                                                                read_from))
 
-    def _add_layers(self, returned) -> None:
+    def _add_layers(self, returned, read_from=None) -> None:
         from napari.utils.notifications import show_warning
 
         result, tuples, messages = returned
@@ -138,4 +150,5 @@ class CorrectionsWidget(FileWidget):
         def done():
             if not self._closed:
                 self.summary.value = "applied: " + ", ".join(applied)
-        LayerAdder(self._viewer, tuples, on_done=done, alive=lambda: not self._closed).start()
+        LayerAdder(self._viewer, tuples, on_done=done, alive=lambda: not self._closed,
+                   sources=read_from).start()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import napari.viewer
 from qtpy.QtWidgets import (
     QApplication,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QLineEdit,
     QPushButton,
@@ -20,6 +22,9 @@ from qtpy.QtWidgets import (
 
 from ..layers import header_rows
 from ._common import nanosims_info
+
+#: Widest the field-name and unit columns get (pixels); the value column takes the rest.
+FIELD_COLUMN_PX, UNIT_COLUMN_PX = 95, 40
 
 
 class HeaderPanel(QWidget):
@@ -45,6 +50,15 @@ class HeaderPanel(QWidget):
         self.tree = QTreeWidget()
         self.tree.setColumnCount(3)
         self.tree.setHeaderLabels(["field", "value", "unit"])
+        # In a 290-pixel panel the value column must not be what is left over: it
+        # stretches, the unit fits its text and the field column is capped in
+        # show_header (long names are elided; the full name is in the tooltip).
+        columns = self.tree.header()
+        columns.setStretchLastSection(False)
+        columns.setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
+        columns.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        columns.setSectionResizeMode(2, QHeaderView.ResizeMode.Interactive)
+        self.title.setWordWrap(True)
         content = QWidget()
         top = QHBoxLayout()
         top.addWidget(self.search)
@@ -66,9 +80,12 @@ class HeaderPanel(QWidget):
 
     def _on_active(self, _event=None) -> None:
         info = nanosims_info(self._viewer.layers.selection.active)
+        path = Path(info["header"].get("path", "")) if info else Path()
         self.show_header(info["header"] if info else None,
-                         title=(f"{info['header'].get('path', '')}\nlayer: {info['label']} "
+                         title=(f"{path.name} · layer {info['label']} "
                                 f"({info.get('kind', 'raw')})") if info else "")
+        # The folder in the tooltip: a path has no spaces to wrap at.
+        self.title.setToolTip(str(path) if info else "")
 
     def show_header(self, header: dict | None, title: str = "") -> None:
         """Fill the tree from a header dict, or show the placeholder for None."""
@@ -81,10 +98,16 @@ class HeaderPanel(QWidget):
         for group, rows in header_rows(header):
             parent = QTreeWidgetItem([group, "", ""])
             for name, value, unit in rows:
-                QTreeWidgetItem(parent, [name, value, unit])
+                item = QTreeWidgetItem(parent, [name, value, unit])
+                item.setToolTip(0, name)
+                item.setToolTip(1, value)
             self.tree.addTopLevelItem(parent)
             parent.setExpanded(True)
         self.tree.resizeColumnToContents(0)
+        self.tree.resizeColumnToContents(2)
+        # capped, so that the values keep most of a narrow panel's width
+        self.tree.setColumnWidth(0, min(self.tree.columnWidth(0), FIELD_COLUMN_PX))
+        self.tree.setColumnWidth(2, min(self.tree.columnWidth(2), UNIT_COLUMN_PX))
         self.pages.setCurrentIndex(1)
         self._filter(self.search.text())
 

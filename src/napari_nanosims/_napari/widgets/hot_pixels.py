@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+import weakref
 
 import napari.viewer
 import numpy as np
@@ -10,11 +11,17 @@ from magicgui.widgets import CheckBox, Label, PushButton
 
 from ...io.lazy import mass_stack
 from ...processing._frames import FrameStack
-from ...processing.hot_pixels.hot_pixels import iter_infer_hot_pixels
+from ...processing.alignment.shifts import iter_apply_translations
+from ...processing.hot_pixels.hot_pixels import (
+    iter_infer_hot_pixels,
+    short_stack_repeat_fraction,
+)
 from ...steps.frames import REMOVE_HOT_PIXELS, effective_hot_pixel_parameters
 from ...steps.parameters import HOT_PIXEL_PARAMETERS
+from ...steps.progress import run_to_completion
 from ._base import FileWidget
 from ._common import (
+    KIND_ALIGNED,
     KIND_CLEANED,
     LayerAdder,
     acquisition_from_layers,
@@ -23,25 +30,69 @@ from ._common import (
     nanosims_info,
     results_for_layers,
 )
-from ._controls import control_for, control_value, remembered, save_parameters, set_default
+from ._controls import (
+    control_for,
+    control_value,
+    remembered_for,
+    save_parameters_for,
+    set_default,
+)
 
 SECTION = "remove_hot_pixels"
 OVERLAY_KIND = "hot pixels"
+NO_IONS = "no ion masses in this file (SE only): nothing to clean"
+# id(overlay layer) -> (weak reference to it, the flagged pixels at the raw positions)
+_RAW_MASKS: dict[int, tuple[weakref.ref, np.ndarray]] = {}
+
+
+def acquisition_kind(acquisition) -> str:
+    """The kind of acquisition parameters are remembered for: ion masses and frames."""
+    n_frames = acquisition.n_frames
+    frames = ("1 frame" if n_frames == 1 else "2-10 frames" if n_frames <= 10
+              else "more than 10 frames")
+    n_ions = len(acquisition.ion_channels)
+    return f"{n_ions} ion mass{'es' if n_ions != 1 else ''}, {frames}"
+
+
+def move_overlays(viewer, acquisition_id: str, translations) -> None:
+    """Move the flagged-pixel markers of a file with its frames (whole pixels), after
+    alignment; markers whose raw positions are unknown are hidden instead."""
+    for layer in list(viewer.layers):
+        if layer.metadata.get("nanosims_overlay") != acquisition_id:
+            continue
+        found = _RAW_MASKS.get(id(layer))
+        if found is None or found[0]() is not layer or translations is None:
+            layer.visible = False
+            continue
+        layer.data = shifted_mask(found[1], translations)
+
+
+def shifted_mask(mask: np.ndarray, translations) -> np.ndarray:
+    """A (frames, y, x) mask moved by per-frame translations rounded to whole pixels, as
+    the aligned stacks were (the library's shift, cropped to the frame)."""
+    shifts = np.round(np.asarray(translations, dtype=float).reshape(-1, 2))
+    padding = int(np.max(np.abs(shifts), initial=0.0)) + 1
+    moved = run_to_completion(iter_apply_translations(mask[:, None].astype(np.uint8), shifts,
+                                                      padding=padding, crop=True))
+    return moved[:, 0].astype(np.uint8)
 
 
 class HotPixelWidget(FileWidget):
     """Remove correlated-noise hot pixels from the ion channels of one file.
 
     The controls are the parameters of the ``remove_hot_pixels`` step (their defaults,
-    bounds and help come from its definition). A live count shows how many pixels the
-    current parameters flag; "show flagged pixels" overlays them. Run adds
-    ``"<label> · cleaned · <file>"`` layers; the originals are never modified.
+    bounds and help come from its definition); they are remembered per kind of
+    acquisition (ion masses and frames), never carried silently to other files. On a
+    short stack whose ``max_repeat_fraction`` could flag nothing, the rule for short
+    stacks is applied (see :func:`short_stack_repeat_fraction`) and the note says so. A
+    live count shows how many pixels the parameters flag; "show flagged pixels" overlays
+    them (moved with the frames once aligned). Run adds ``"cleaned <label> · <file>"``
+    layers; the originals are never modified.
     """
 
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__(viewer, "Remove hot pixels")
-        values = remembered(HOT_PIXEL_PARAMETERS, SECTION)
-        self.controls = {p.name: control_for(p, values[p.name]) for p in HOT_PIXEL_PARAMETERS}
+        self.controls = {p.name: control_for(p) for p in HOT_PIXEL_PARAMETERS}
         for name, control in self.controls.items():
             setattr(self, name, control)
         self.note = Label(label="", value="")
@@ -50,12 +101,15 @@ class HotPixelWidget(FileWidget):
         self.count_label = Label(label="flagged", value="-")
         self.count_label.native.setWordWrap(True)
         self.reset_button = PushButton(text="Reset to defaults")
-        self.extend([self.file, *self.controls.values(), self.note, self.show_points,
-                     self.count_label, self.reset_button, self.run_button,
-                     self.cancel_button, self.progress])
+        self._lay_out(controls=[self.file, *self.controls.values(), self.show_points,
+                                self.reset_button],
+                      results=[self.count_label, self.note])
         self._preview = None
         self._preview_again = False
         self._previewed_id = None
+        self._kind = None  # the kind of acquisition whose parameters the controls hold
+        self._remembered = False
+        self._loading = False
         self.reset_button.changed.connect(self.reset_defaults)
         for control in self.controls.values():
             control.changed.connect(self._parameters_changed)
@@ -65,22 +119,53 @@ class HotPixelWidget(FileWidget):
 
     # -- inputs ---------------------------------------------------------------------
     def _files_refreshed(self, previous) -> None:
-        if self.file.value == previous:  # else _file_changed has done it
+        if self.file.value != self._previewed_id:  # the file's last layer came in
+            self._file_changed()
+        else:
             self._update_note()
 
     def _file_changed(self, _value=None) -> None:
+        acquisition = self._acquisition()
+        if acquisition is not None and acquisition.ion_channels:
+            self._load_parameters(acquisition_kind(acquisition))
         self._update_note()
         if self.file.value != self._previewed_id:  # not again for every layer added
             self.update_preview()
 
+    def _load_parameters(self, kind: str) -> None:
+        """Show the parameters remembered for this kind of acquisition (else defaults)."""
+        if kind == self._kind:
+            return
+        values, self._remembered = remembered_for(HOT_PIXEL_PARAMETERS, SECTION, kind)
+        self._loading = True
+        try:
+            for parameter in HOT_PIXEL_PARAMETERS:
+                set_default(parameter, self.controls[parameter.name])
+                if values[parameter.name] != parameter.default:
+                    self.controls[parameter.name].value = values[parameter.name]
+        finally:
+            self._loading = False
+        self._kind = kind
+
     def parameters(self) -> dict:
-        """Current parameters as keyword arguments of the step."""
+        """The parameters the controls hold, as keyword arguments of the step."""
         return {p.name: control_value(p, self.controls[p.name]) for p in HOT_PIXEL_PARAMETERS}
+
+    def used_parameters(self, acquisition) -> dict:
+        """:meth:`parameters` with the rule for short stacks applied to this file."""
+        params = self.parameters()
+        params["max_repeat_fraction"] = short_stack_repeat_fraction(
+            acquisition.n_frames, params["max_repeat_fraction"])
+        return params
 
     def reset_defaults(self, _value=None) -> None:
         """Put every control back to the step's defaults (and remember that)."""
-        for parameter in HOT_PIXEL_PARAMETERS:
-            set_default(parameter, self.controls[parameter.name])
+        self._loading = True
+        try:
+            for parameter in HOT_PIXEL_PARAMETERS:
+                set_default(parameter, self.controls[parameter.name])
+        finally:
+            self._loading = False
         self._parameters_changed()
 
     def _acquisition(self):
@@ -96,16 +181,29 @@ class HotPixelWidget(FileWidget):
             self.note.value = ""
             return
         n_ions, n_frames = len(acquisition.ion_channels), acquisition.n_frames
-        notes = [f"{n_ions} ion channel(s), {n_frames} frame(s)"]
-        if self.parameters()["num_outliers"] > n_ions:
-            notes.append(f"num_outliers is lowered to {n_ions}")
-        if n_frames and 1.0 / n_frames >= self.parameters()["max_repeat_fraction"]:
-            notes.append(f"nothing can be hot unless max_repeat_fraction > {1 / n_frames:.3g}")
+        if n_ions == 0:
+            self.note.value = NO_IONS
+            return
+        notes = [f"{n_ions} ion mass{'es' if n_ions != 1 else ''}, "
+                 f"{n_frames} frame{'s' if n_frames > 1 else ''}"]
+        asked = self.parameters()
+        if asked["num_outliers"] > n_ions:
+            notes.append(f"num_outliers lowered to {n_ions}")
+        used = short_stack_repeat_fraction(n_frames, asked["max_repeat_fraction"])
+        if used != asked["max_repeat_fraction"]:
+            notes.append(f"short stack: max_repeat_fraction {used:.3g} used (pixels hot in "
+                         "one frame only are cleaned)")
+        if self._remembered:
+            notes.append(f"parameters remembered for {self._kind}")
         self.note.value = "; ".join(notes)
 
     # -- live count -----------------------------------------------------------------
     def _parameters_changed(self, _value=None) -> None:
-        save_parameters(SECTION, {k: v for k, v in self.parameters().items()})
+        if self._loading:
+            return
+        if self._kind is not None:
+            save_parameters_for(SECTION, self._kind, self.parameters())
+            self._remembered = True
         self._update_note()
         self.update_preview()
 
@@ -115,7 +213,7 @@ class HotPixelWidget(FileWidget):
         from superqt.utils import create_worker
 
         acquisition = self._acquisition()
-        if acquisition is None or self._closed:
+        if acquisition is None or self._closed or not acquisition.ion_channels:
             self.count_label.value = "-"
             return None
         if self._preview is not None:
@@ -123,7 +221,8 @@ class HotPixelWidget(FileWidget):
             return None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            params = effective_hot_pixel_parameters(acquisition, self.parameters())
+            params = effective_hot_pixel_parameters(acquisition,
+                                                    self.used_parameters(acquisition))
         self._previewed_id = acquisition.acquisition_id
         ions = [c.index for c in acquisition.ion_channels]
         stack = FrameStack([mass_stack(acquisition.counts, k) for k in ions])
@@ -163,21 +262,31 @@ class HotPixelWidget(FileWidget):
         self._update_overlay(acquisition_id, mask)
 
     def _update_overlay(self, acquisition_id, mask) -> None:
-        """One image layer marking flagged pixels (bounded: one byte per pixel and frame)."""
+        """One image layer marking flagged pixels (bounded: one byte per pixel and frame),
+        at the positions of the layers shown: moved with the frames once aligned."""
         for layer in list(self._viewer.layers):
-            info = layer.metadata.get("nanosims_overlay")
-            if info == acquisition_id:
+            if layer.metadata.get("nanosims_overlay") == acquisition_id:
                 self._viewer.layers.remove(layer)
         if not self.show_points.value or not mask.any():
             return
         source = next(iter(channel_layers(self._viewer, acquisition_id).values()))
         stem = source.name.split(" · ")[-1]
-        self._viewer.add_image(mask.astype(np.uint8), name=f"{OVERLAY_KIND} · {stem}",
-                               scale=tuple(source.scale),
-                               units=tuple(str(u) for u in source.units),
-                               axis_labels=tuple(source.axis_labels), colormap="cyan",
-                               blending="additive", contrast_limits=(0, 1),
-                               metadata={"nanosims_overlay": acquisition_id})
+        data = mask.astype(np.uint8)
+        if channel_layers(self._viewer, acquisition_id, KIND_ALIGNED):
+            aligned = acquisition_from_layers(self._viewer, acquisition_id, (KIND_ALIGNED,))
+            translations = getattr(aligned, "translations", None)
+            if translations is None:
+                self.count_label.value += "; markers not shown: alignment unknown"
+                return
+            data = shifted_mask(mask, translations)
+        layer = self._viewer.add_image(
+            data, name=f"{OVERLAY_KIND} · {stem}", scale=tuple(source.scale),
+            units=tuple(str(u) for u in source.units), translate=tuple(source.translate),
+            axis_labels=tuple(source.axis_labels), colormap="cyan", blending="additive",
+            contrast_limits=(0, 1), metadata={"nanosims_overlay": acquisition_id})
+        for key in [key for key, value in _RAW_MASKS.items() if value[0]() is None]:
+            del _RAW_MASKS[key]
+        _RAW_MASKS[id(layer)] = (weakref.ref(layer), mask)
 
     # -- run ------------------------------------------------------------------------
     def run(self, _value=None):
@@ -186,12 +295,18 @@ class HotPixelWidget(FileWidget):
 
         acquisition = self._acquisition()
         if acquisition is None:
-            show_warning("Open a NanoSIMS .im file first (no file chosen).")
+            show_warning("Open a NanoSIMS .im file first (no file chosen)."
+                         if self.file.value is None else
+                         "Some channel layers of this file were deleted; open it again.")
             return None
-        params = self.parameters()
+        if not acquisition.ion_channels:
+            show_warning(f"{acquisition.name}: {NO_IONS}.")
+            return None
+        params = self.used_parameters(acquisition)
         layers = channel_layers(self._viewer, acquisition.acquisition_id)
         sources = {c.index: (nanosims_info(layers[c.index]), layer_state(layers[c.index]))
                    for c in acquisition.ion_channels}
+        read_from = {c.index: layers[c.index] for c in acquisition.ion_channels}
 
         def job():
             with warnings.catch_warnings(record=True) as caught:
@@ -201,9 +316,10 @@ class HotPixelWidget(FileWidget):
             return result, tuples, [str(w.message) for w in caught]
 
         return self._runner.start(job(), description=f"Removing hot pixels: {acquisition.name}",
-                                  on_returned=self._add_layers)
+                                  on_returned=lambda returned: self._add_layers(returned,
+                                                                                read_from))
 
-    def _add_layers(self, returned) -> None:
+    def _add_layers(self, returned, read_from=None) -> None:
         from napari.utils.notifications import show_warning
 
         result, tuples, messages = returned
@@ -215,4 +331,5 @@ class HotPixelWidget(FileWidget):
         def done():
             if not self._closed:
                 self.count_label.value = f"{total} replaced in {frames} frames"
-        LayerAdder(self._viewer, tuples, on_done=done, alive=lambda: not self._closed).start()
+        LayerAdder(self._viewer, tuples, on_done=done, alive=lambda: not self._closed,
+                   sources=read_from).start()

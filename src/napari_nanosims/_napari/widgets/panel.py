@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import napari.viewer
-from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QScrollArea, QTabWidget, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QTabWidget, QVBoxLayout, QWidget
 
 from .alignment import AlignFramesWidget
 from .corrections import CorrectionsWidget
@@ -12,15 +11,17 @@ from .header_panel import HeaderPanel
 from .hot_pixels import HotPixelWidget
 from .ratio import RatioWidget
 from .rois import RoiWidget
+from .session import SessionWidget
 
 # Wide enough for the labelled controls, narrow enough that a 1280-pixel window keeps
-# well over half of its width for the image.
-PANEL_WIDTH_PX = 330
+# over half of its width for the image beside napari's layer column (320 pixels, its
+# minimum): 1280 - 320 - 290 - the dock separators leaves the canvas 51 %.
+PANEL_WIDTH_PX = 290
 
 
 class NanoSIMSPanel(QWidget):
-    """The plugin's widgets as tabs of one dock: Clean, Correct, Align, Ratio, ROIs
-    and Header.
+    """The plugin's widgets as tabs of one dock: Clean, Correct, Align, Ratio, ROIs and
+    File (undo, back to raw, the session as a recipe, exports, and the file's header).
 
     The individual widgets stay available on their own from the Plugins menu.
     """
@@ -32,18 +33,17 @@ class NanoSIMSPanel(QWidget):
         self.align = AlignFramesWidget(viewer)
         self.ratio = RatioWidget(viewer)
         self.rois = RoiWidget(viewer)
+        # The header shares the File tab: seven tabs would not fit a 290-pixel panel.
         self.header = HeaderPanel(viewer)
+        self.session = SessionWidget(viewer, header=self.header)
         self.tabs = QTabWidget()
+        # Each tab scrolls its own controls and keeps Run and its results in sight.
         for title, widget in (("Clean", self.clean.native), ("Correct", self.correct.native),
                               ("Align", self.align.native), ("Ratio", self.ratio.native),
-                              ("ROIs", self.rois.native), ("Header", self.header)):
-            scroll = QScrollArea()
-            scroll.setWidgetResizable(True)
-            scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-            scroll.setWidget(widget)
-            self.tabs.addTab(scroll, title)
+                              ("ROIs", self.rois.native), ("File", self.session.native)):
+            self.tabs.addTab(widget, title)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.tabs)
+        self.setMinimumWidth(PANEL_WIDTH_PX - 10)
         self.setMaximumWidth(PANEL_WIDTH_PX)
-        self.setMinimumWidth(PANEL_WIDTH_PX - 40)

@@ -10,7 +10,7 @@ import napari.viewer
 import numpy as np
 from magicgui.widgets import ComboBox, Label, PushButton
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem
+from qtpy.QtWidgets import QTabWidget
 
 from ...analysis.accumulate import accumulate
 from ...analysis.rois import depth_profile, roi_table, segment_rois
@@ -29,23 +29,12 @@ from ._common import (
     source_layers,
 )
 from ._controls import control_for, control_value
+from ._regions import roi_labels
+from ._roi_table import fill_table, make_table, table_rois
 
 SOURCE_KINDS = (KIND_ALIGNED, KIND_CORRECTED, KIND_CLEANED)
 
 ROI_KEY = "nanosims_rois"
-
-
-def roi_labels_from_layer(layer, shape) -> np.ndarray:
-    """A (height, width) int32 ROI image from a Labels layer or a Shapes layer."""
-    if layer.__class__.__name__ == "Shapes":
-        if len(layer.data) == 0:
-            return np.zeros(shape, np.int32)
-        return np.asarray(layer.to_labels(labels_shape=shape), dtype=np.int32)
-    data = np.asarray(layer.data)
-    if data.shape != tuple(shape):
-        raise ValueError(f"the ROI layer {layer.name!r} has shape {data.shape}; the file's "
-                         f"images are {tuple(shape)}")
-    return data.astype(np.int32)
 
 
 class RoiWidget(FileWidget):
@@ -57,6 +46,9 @@ class RoiWidget(FileWidget):
         self.roi_layer = ComboBox(label="ROIs from", choices=self._roi_layer_choices,
                                   nullable=True,
                                   tooltip="a Labels layer (paint ROIs) or a Shapes layer")
+        self.new_button = PushButton(text="New ROI layer")
+        self.new_button.tooltip = ("a Labels layer on the image's pixels (µm), selected in "
+                                   "paint mode with label 1: paint ROIs, one label each")
         segment = SEGMENT.parameter
         self.channel = control_for(segment("channel"), choices=self._channel_choices,
                                    nullable=True)
@@ -69,16 +61,17 @@ class RoiWidget(FileWidget):
         self.summary = Label(label="", value="")
         self.summary.native.setWordWrap(True)
         self.export_button = PushButton(text="Export table")
-        self.extend([self.file, self.roi_layer, self.channel, self.method, self.smoothing,
-                     self.min_area, self.split, self.find_button, self.expressions,
-                     self.run_button, self.cancel_button, self.progress, self.summary,
-                     self.export_button])
-        self.table = QTableWidget()
-        self.table.setSortingEnabled(True)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setMinimumHeight(160)
+        self.table = make_table()
+        self.table.setMinimumHeight(100)
         self.table.itemSelectionChanged.connect(self._row_selected)
-        self.native.layout().addWidget(self.table)
+        # The table and the selected ROIs' depth profile share the space under Run: at
+        # napari's first-start height both at once would squeeze the controls away.
+        self.result_tabs = QTabWidget()
+        self.result_tabs.addTab(self.table, "table")
+        self._lay_out(controls=[self.file, self.new_button, self.roi_layer, self.channel,
+                                self.method, self.smoothing, self.min_area, self.split,
+                                self.find_button, self.expressions],
+                      results=[self.summary, self.result_tabs, self.export_button])
         self._figure_canvas = None
         self.statistics = None
         self.profile = None
@@ -90,6 +83,7 @@ class RoiWidget(FileWidget):
         self._debounce.timeout.connect(self.run)
         self._watched = None
         self.find_button.changed.connect(self.find_cells)
+        self.new_button.changed.connect(lambda _v=None: self.new_roi_layer())
         self.export_button.changed.connect(lambda _v=None: self.export_table())
         self.roi_layer.changed.connect(self._watch_roi_layer)
         self._connect()
@@ -128,6 +122,7 @@ class RoiWidget(FileWidget):
                 event = getattr(layer.events, emitter, None)
                 if event is not None:
                     event.connect(self._schedule)
+            self._schedule()  # a layer chosen: measure it
 
     def _schedule(self, _event=None) -> None:
         if not self._closed:
@@ -154,6 +149,44 @@ class RoiWidget(FileWidget):
         return (f"on the {kinds} layers' pixels (the result behind them is gone: layers "
                 "edited, replaced or mixed)")
 
+    def _image_layer(self):
+        """The file's layer the ROIs are measured on (aligned, else corrected, cleaned,
+        raw): its scale and translation map µm to the pixels of the measurement."""
+        layers = source_layers(self._viewer, self.file.value, SOURCE_KINDS)
+        return layers[min(layers)] if layers else None
+
+    def _geometry(self) -> dict:
+        """2-D layer keyword arguments of the file's image: scale, translate, units."""
+        image = self._image_layer()
+        return {"scale": tuple(image.scale)[-2:], "translate": tuple(image.translate)[-2:],
+                "units": tuple(str(u) for u in image.units)[-2:],
+                "axis_labels": tuple(image.axis_labels)[-2:]}
+
+    def new_roi_layer(self):
+        """Add an empty 2-D ROI Labels layer on the file's image (its pixels, scale and
+        units), select it and put it in paint mode with label 1. Returns the layer."""
+        from napari.utils.notifications import show_warning
+
+        if self.file.value is None or self._image_layer() is None:
+            show_warning("Open a NanoSIMS .im file first (no file chosen).")
+            return None
+        image = self._image_layer()
+        shape = tuple(image.data.shape)[-2:]
+        stem = image.name.split(" · ")[-1]
+        layer = self._viewer.add_labels(np.zeros(shape, np.int32),
+                                        name=f"painted ROIs · {stem}",
+                                        metadata={ROI_KEY: self.file.value},
+                                        **self._geometry())
+        self._viewer.layers.selection.active = layer
+        layer.brush_size = max(3, min(shape) // 40)
+        layer.selected_label = 1
+        layer.mode = "paint"
+        self.roi_layer.reset_choices()
+        self.roi_layer.value = layer
+        self.summary.value = ("paint ROIs on the image: one label per ROI (raise the label "
+                              "for the next one); the table follows")
+        return layer
+
     # -- find cells -----------------------------------------------------------------------
     def find_cells(self, _value=None):
         """Segment the chosen channel's sum in a worker; adds an ROI Labels layer."""
@@ -168,6 +201,7 @@ class RoiWidget(FileWidget):
             return None
         index = int(self.channel.value)
         first = next(iter(channel_layers(self._viewer, self.file.value).values()))
+        geometry = self._geometry()
         segment = SEGMENT.parameter
         options = dict(method=control_value(segment("method"), self.method),
                        smoothing_px=control_value(segment("smoothing_px"), self.smoothing),
@@ -178,13 +212,13 @@ class RoiWidget(FileWidget):
             yield Progress("find cells", 0, 1)
             labels = segment_rois(accumulate(acquisition).counts[index], **options)
             yield Progress("find cells", 1, 1)
-            return labels, first.name.split(" · ")[-1], tuple(first.scale)[-2:]
+            return labels, first.name.split(" · ")[-1], geometry
 
         return self._runner.start(job(), description="Finding cells",
                                   on_returned=self._add_roi_layer)
 
     def _add_roi_layer(self, returned) -> None:
-        labels, stem, scale = returned
+        labels, stem, geometry = returned
         if self._closed:
             return
         name = f"ROIs · {stem}"
@@ -192,8 +226,8 @@ class RoiWidget(FileWidget):
             self._viewer.layers[name].data = labels
             layer = self._viewer.layers[name]
         else:
-            layer = self._viewer.add_labels(labels, name=name, scale=scale,
-                                            metadata={ROI_KEY: self.file.value})
+            layer = self._viewer.add_labels(labels, name=name,
+                                            metadata={ROI_KEY: self.file.value}, **geometry)
         self.roi_layer.reset_choices()
         self.roi_layer.value = layer
         self.summary.value = f"{int(labels.max())} ROIs found"
@@ -213,15 +247,17 @@ class RoiWidget(FileWidget):
         if acquisition is None:
             return None
         try:
-            labels = roi_labels_from_layer(layer, acquisition.shape[2:])
+            labels, note = roi_labels(layer, self._image_layer(), acquisition.shape[2:])
         except ValueError as exc:
-            show_warning(str(exc))
+            self.summary.value = str(exc)
+            if _value is not None:  # pressed: say it where it is seen
+                show_warning(str(exc))
             return None
         expressions = [text.strip() for text in self.expressions.value.split(";")
                        if text.strip()]
         measured = {"file": acquisition.path, "history": acquisition.history_dicts(),
                     "expressions": self.expressions.value,
-                    "note": self._source_note(acquisition)}
+                    "note": self._source_note(acquisition), "roi_note": note}
 
         def job():
             yield Progress("measure", 0, 2)
@@ -247,32 +283,14 @@ class RoiWidget(FileWidget):
         exact = bool(table.exact_counts.all()) if len(table) else True
         self.summary.value = (f"{n} ROIs measured {measured['note']}; "
                               + ("exact counts" if exact else
-                                 "approximate errors and dispersion test: see the warning"))
+                                 "approximate errors and dispersion test: see the warning")
+                              + (f". Note: {measured['roi_note']}" if measured["roi_note"]
+                                 else ""))
 
     def _fill_table(self, table) -> None:
-        quantities = [q for q in dict.fromkeys(table.quantity)
-                      if q not in {c for c in self._channel_labels()}]
-        columns = ["ROI", "pixels", "area (µm²)"]
-        for quantity in quantities:
-            columns += [quantity, f"σ {quantity}", f"p {quantity}"]
-        rois = sorted(table.roi.unique()) if len(table) else []
-        self.table.setSortingEnabled(False)
-        self.table.clear()
-        self.table.setColumnCount(len(columns))
-        self.table.setHorizontalHeaderLabels(columns)
-        self.table.setRowCount(len(rois))
-        for row, roi in enumerate(rois):
-            part = table[table.roi == roi]
-            first = part.iloc[0]
-            values = [roi, first.n_pixels, first.area_um2]
-            for quantity in quantities:
-                entry = part[part.quantity == quantity].iloc[0]
-                values += [entry.value, entry.sigma, entry.p_value]
-            for column, value in enumerate(values):
-                item = QTableWidgetItem()
-                item.setData(0, float(value) if column else int(value))
-                self.table.setItem(row, column, item)
-        self.table.setSortingEnabled(True)
+        channels = self._channel_labels()
+        quantities = [q for q in dict.fromkeys(table.quantity) if q not in set(channels)]
+        fill_table(self.table, table, quantities, channels)
 
     def _channel_labels(self):
         return [layer.metadata["nanosims"]["label"] for layer in
@@ -285,7 +303,8 @@ class RoiWidget(FileWidget):
             return
         first = table.drop_duplicates("roi")
         source = self.roi_layer.value
-        scale = tuple(source.scale)[-2:] if source is not None else (1.0, 1.0)
+        geometry = self._geometry()  # the image's pixels, scale and units
+        scale = geometry["scale"]
         points = np.column_stack([first.centroid_y_um / scale[0] - 0.5,
                                   first.centroid_x_um / scale[1] - 0.5])
         name = f"ROI numbers · {source.name}" if source is not None else "ROI numbers"
@@ -297,9 +316,9 @@ class RoiWidget(FileWidget):
             layer.features = features
             layer.text = text
         else:
-            self._viewer.add_points(points, name=name, scale=scale, features=features,
-                                    text=text, size=0.1, face_color="transparent",
-                                    border_color="transparent")
+            self._viewer.add_points(points, name=name, features=features, text=text,
+                                    size=0.1, face_color="transparent",
+                                    border_color="transparent", **geometry)
 
     def _plot_profile(self, selected=None) -> None:
         """Error bars of the first expression per frame, for the selected ROIs (or all)."""
@@ -308,8 +327,8 @@ class RoiWidget(FileWidget):
 
         if self._figure_canvas is None:
             self._figure_canvas = FigureCanvasQTAgg(Figure(figsize=(3, 2.2)))
-            self._figure_canvas.setMinimumHeight(180)
-            self.native.layout().addWidget(self._figure_canvas)
+            self._figure_canvas.setMinimumHeight(100)
+            self.result_tabs.addTab(self._figure_canvas, "depth profile")
         figure = self._figure_canvas.figure
         figure.clear()
         axes = figure.add_subplot(111)
@@ -333,7 +352,7 @@ class RoiWidget(FileWidget):
         rows = sorted({index.row() for index in self.table.selectedIndexes()})
         if not rows or self.statistics is None:
             return
-        rois = [int(self.table.item(row, 0).data(0)) for row in rows]
+        rois = table_rois(self.table, rows)
         layer = self.roi_layer.value
         if layer is not None and layer.__class__.__name__ == "Labels":
             layer.selected_label = rois[0]

@@ -9,8 +9,9 @@ from .hot_pixels import (
                          median_filter_frames,
                          remove_hot_pixels,
                          replace_hot_pixels,
+                         short_stack_repeat_fraction,
 )
 
 __all__ = ["HotPixelBlindSpotWarning", "apply_mask", "infer_hot_pixels", "iter_infer_hot_pixels",
            "iter_remove_hot_pixels", "median_filter_frames", "remove_hot_pixels",
-           "replace_hot_pixels"]
+           "replace_hot_pixels", "short_stack_repeat_fraction"]

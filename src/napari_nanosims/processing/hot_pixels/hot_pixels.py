@@ -40,8 +40,8 @@ __all__ = [
     "iter_remove_hot_pixels",
     "iter_infer_hot_pixels",
     "HotPixelBlindSpotWarning",
+    "short_stack_repeat_fraction",
 ]
-
 
 
 def median_filter_frames(data, kernel_size: int = 3) -> np.ndarray:
@@ -113,6 +113,35 @@ def _warn_blind_spot(n_frames: int, max_repeat_fraction: float) -> None:
             f"can be flagged as hot (a single hit is 1/{n_frames} of the frames, which is not "
             f"below {max_repeat_fraction}); raise max_repeat_fraction above {1.0 / n_frames:.3g} "
             "to find hot pixels in this stack", HotPixelBlindSpotWarning, stacklevel=4)
+
+
+def short_stack_repeat_fraction(n_frames: int, max_repeat_fraction: float) -> float:
+    """The ``max_repeat_fraction`` that cleans a stack of ``n_frames``: the rule the docs
+    give for short stacks ("raise it above 1/frames"), applied.
+
+    A pixel hot in one frame has a repeat fraction of 1/frames; the persistence veto keeps
+    it only when that is strictly below ``max_repeat_fraction``. When the given value is
+    in the blind spot (``0 < max_repeat_fraction <= 1/frames``: nothing could ever be
+    flagged), this returns 1.5/frames, half-way between one frame and two: pixels hot in a
+    single frame are cleaned, and those hot in two frames or more are kept as features (a
+    1-frame file gets 1.5, which turns the veto off). Any other value is returned as it is
+    (0 stays 0: clean nothing).
+
+    Parameters
+    ----------
+    n_frames : int
+        Frames in the stack.
+    max_repeat_fraction : float
+        The value asked for (fraction of the frames).
+
+    Returns
+    -------
+    float
+        The value to use (fraction of the frames, at most 1.5).
+    """
+    if n_frames < 1 or not 0.0 < max_repeat_fraction <= 1.0 / n_frames:
+        return float(max_repeat_fraction)
+    return 1.5 / n_frames
 
 
 def _outliers(values: np.ndarray, data_dtype: np.dtype, medians: np.ndarray, outlier_factor,

@@ -1,0 +1,95 @@
+"""What each step's results replaced in the viewer, per file, so the File tab can undo it.
+
+Qt-free and free of the tabs: :class:`~._common.LayerAdder` records into it and the
+File tab (:mod:`.session`) reverts from it.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+
+class UndoHistory:
+    """What each step's results replaced, per file, so the last step can be undone.
+
+    :class:`~._common.LayerAdder` opens one :class:`UndoStep` per step result and tells
+    it which layers it added and which it changed (their previous data, metadata and
+    visibility). Only the last ``MAX_STEPS`` steps of a file are kept: each holds the
+    arrays it replaced.
+    """
+
+    MAX_STEPS = 5
+    _of: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def __init__(self):
+        self._steps: dict[str, list[UndoStep]] = {}
+
+    @classmethod
+    def of(cls, viewer) -> UndoHistory:
+        """The history of ``viewer`` (made on first use)."""
+        if viewer not in cls._of:
+            cls._of[viewer] = cls()
+        return cls._of[viewer]
+
+    def begin(self, acquisition_id: str, what: str) -> UndoStep:
+        """A new step of the file ``acquisition_id`` (``what``: its kind of result)."""
+        step = UndoStep(what)
+        steps = self._steps.setdefault(acquisition_id, [])
+        steps.append(step)
+        del steps[:-self.MAX_STEPS]
+        return step
+
+    def can_undo(self, acquisition_id: str) -> str | None:
+        """What the last step of the file made ("aligned", ...), or None."""
+        steps = self._steps.get(acquisition_id)
+        return steps[-1].what if steps else None
+
+    def undo(self, viewer, acquisition_id: str) -> str | None:
+        """Undo the file's last step; return what it had made (None: nothing to undo)."""
+        steps = self._steps.get(acquisition_id)
+        if not steps:
+            return None
+        step = steps.pop()
+        step.revert(viewer)
+        return step.what
+
+    def forget(self, acquisition_id: str) -> None:
+        self._steps.pop(acquisition_id, None)
+
+
+class UndoStep:
+    """The layers one step's results added, and what they replaced in the others."""
+
+    def __init__(self, what: str):
+        self.what = what
+        self._added: list = []
+        # Layers themselves, not weak references: napari's layer list does not keep the
+        # objects a weak reference would find (measured: every one was dead at undo).
+        self._changed: list = []  # (layer, data, metadata, visible, contrast limits)
+        self._seen: set[int] = set()
+
+    def added(self, layer) -> None:
+        self._added.append(layer)
+
+    def remember(self, layer) -> None:
+        """Keep ``layer``'s data, metadata and visibility before the step changes them."""
+        if id(layer) in self._seen:
+            return
+        self._seen.add(id(layer))
+        limits = getattr(layer, "contrast_limits", None)
+        self._changed.append((layer, layer.data, dict(layer.metadata),
+                              layer.visible, None if limits is None else list(limits)))
+
+    def revert(self, viewer) -> None:
+        for layer in self._added:
+            if layer in viewer.layers:
+                viewer.layers.remove(layer)
+        for layer, data, metadata, visible, limits in reversed(self._changed):
+            if layer not in viewer.layers:
+                continue
+            if layer.data is not data:
+                layer.data = data
+            layer.metadata = metadata
+            if limits is not None:
+                layer.contrast_limits = limits
+            layer.visible = visible
