@@ -44,6 +44,8 @@ class FileResult:
         Output kind -> path.
     roi_table : pandas.DataFrame or None
         The ROI table, when the recipe has ROI steps.
+    class_table : pandas.DataFrame or None
+        The per-class table, when the recipe has ``compare_classes`` steps.
     seconds : float
         Wall time of the task, s.
     peak_memory_mib : float
@@ -61,6 +63,7 @@ class FileResult:
     warnings: list = dataclasses.field(default_factory=list)
     written: dict = dataclasses.field(default_factory=dict)
     roi_table: Any = None
+    class_table: Any = None
     seconds: float = 0.0
     peak_memory_mib: float = 0.0
     start_memory_mib: float = 0.0
@@ -149,6 +152,8 @@ def process_one(path, recipe: dict, out_dir=None, overwrite: bool = False,
         result.warnings = [str(w.message) for w in caught]
         if acquisition.roi_statistics is not None:
             result.roi_table = acquisition.roi_statistics.assign(file=path)
+        if acquisition.class_statistics is not None:
+            result.class_table = acquisition.class_statistics.assign(file=path)
     except Exception as exc:  # one bad file never stops the batch: say why, go on
         result.error = _error_line(path, exc)
     finally:

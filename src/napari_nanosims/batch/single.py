@@ -11,7 +11,13 @@ from typing import Any
 import numpy as np
 
 from ..export._files import atomic_outputs, refuse_existing, remove_stale_partials
-from ..export.names import export_outputs, ratio_outputs, roi_outputs, run_outputs
+from ..export.names import (
+    class_outputs,
+    export_outputs,
+    ratio_outputs,
+    roi_outputs,
+    run_outputs,
+)
 from ..export.ometiff import json_ready, software_versions, write_acquisition_tiffs
 from ..export.ratio import write_derived
 from ..model import Acquisition
@@ -79,6 +85,8 @@ def _step_outputs(path, out_dir, recipe: Recipe) -> list[Path]:
             planned += ratio_outputs(path, out_dir, expression).values()
         elif name == "roi_table":
             planned += roi_outputs(path, out_dir).values()
+        elif name == "compare_classes":
+            planned += class_outputs(path, out_dir).values()
         else:
             planned += export_outputs(name, Path(path).stem, parameters.get("folder", ""))
     return planned
@@ -107,6 +115,11 @@ def iter_process_file(path, recipe: Recipe, out_dir=None, *, overwrite: bool = F
         temporary["record"].write_text(json.dumps(record, indent=2, ensure_ascii=False))
     if acquisition.roi_statistics is not None:
         paths.update(_write_rois(acquisition, path, out_dir, overwrite))
+    if acquisition.class_statistics is not None:
+        targets = class_outputs(path, out_dir)
+        with atomic_outputs(targets, overwrite) as temporary:
+            acquisition.class_statistics.to_csv(temporary["class table"], index=False)
+        paths.update(targets)
     for number, derived in enumerate(acquisition.derived, start=1):
         written = write_derived(derived, ratio_outputs(path, out_dir, derived.expression),
                                 overwrite=overwrite)

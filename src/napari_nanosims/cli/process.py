@@ -42,6 +42,10 @@ def _cmd_process(args) -> int:
         tables = [result.roi_table for result in results if result.roi_table is not None]
         if tables:
             failures += _write_combined_table(tables, args)
+        classes = [result.class_table for result in results
+                   if result.class_table is not None]
+        if classes:
+            failures += _write_combined_classes(classes, tables, args)
         _print_summary(results, time.perf_counter() - started)
     except (KeyboardInterrupt, _Interrupted) as exc:
         if parallel:
@@ -136,6 +140,33 @@ def _write_combined_table(tables, args) -> int:
         report.error(exc)
         return 1
     print(f"ROI table of {len(tables)} file(s): {target}")
+    return 0
+
+
+def _write_combined_classes(class_tables, roi_tables, args) -> int:
+    """Every file's class table (``file`` column first) and, for each quantity, the
+    classes compared across all files (``file`` = 'all files'); 1 if it failed."""
+    import pandas as pd
+
+    from ..analysis.group_stats import compare_classes
+    from ..export._files import OutputExistsError, atomic_output
+    from ..export.names import combined_class_table, output_folder
+
+    target = combined_class_table(output_folder(os.path.abspath(args.files[0]),
+                                                args.out or None))
+    combined = pd.concat(class_tables, ignore_index=True)
+    every_roi = pd.concat(roi_tables, ignore_index=True)
+    try:
+        across = [compare_classes(every_roi, quantity).assign(file="all files")
+                  for quantity in combined["quantity"].unique()]
+        combined = pd.concat([combined, *across], ignore_index=True)
+        combined = combined[["file"] + [c for c in combined.columns if c != "file"]]
+        with atomic_output(target, args.overwrite) as temporary:
+            combined.to_csv(temporary, index=False)
+    except (OutputExistsError, ValueError) as exc:
+        report.error(exc)
+        return 1
+    print(f"class table of {len(class_tables)} file(s): {target}")
     return 0
 
 

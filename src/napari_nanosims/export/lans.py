@@ -152,7 +152,12 @@ def _expression_nodes(result, expressions) -> list:
                         if text.strip():
                             node = parse(text, known)
                             given.setdefault(node.text(), node)
-            nodes += [given[q] if q in given else parse(q, known) for q in wanted]
+            for quantity in wanted:
+                try:
+                    nodes.append(given[quantity] if quantity in given
+                                 else parse(quantity, known))
+                except ValueError:  # a row added to the table ('... excess', '... k')
+                    continue
     unique: dict[str, object] = {}
     for node in nodes:
         if not node.labels():
