@@ -132,14 +132,24 @@ def _weighted_dispersion(values: np.ndarray, sigmas: np.ndarray):
     return np.where(used > 1, chi2, np.nan), np.where(used > 1, used - 1, np.nan).astype(float)
 
 
-def _check_labels(labels, shape) -> np.ndarray:
+def _check_labels(labels, shape) -> tuple[np.ndarray, np.ndarray]:
+    """The ROI image numbered 1..n in the order of its ids, and the ids (``ids[k]`` is
+    the original number of ROI k + 1).
+
+    Memory then grows with the number of ROIs, not with the largest id: one ROI numbered
+    10**8 costs what ROI 1 does.
+    """
     labels = np.asarray(labels)
     if labels.shape != tuple(shape):
         raise ValueError(f"labels must have the image's shape {tuple(shape)}; got "
                          f"{labels.shape}")
     if labels.dtype.kind not in "iu" or (labels.size and labels.min() < 0):
         raise ValueError("labels must be non-negative whole numbers (0 = background)")
-    return labels.astype(np.int64)
+    ids, compact = np.unique(labels, return_inverse=True)
+    compact = compact.reshape(labels.shape).astype(np.int64)
+    if ids.size and ids[0] == 0:
+        return compact, ids[1:].astype(np.int64)
+    return compact + 1, ids.astype(np.int64)
 
 
 def _per_roi(labels: np.ndarray, image: np.ndarray, n: int) -> np.ndarray:
@@ -235,8 +245,8 @@ def roi_table(source, labels, expressions=(), *, frames=None, classes=None):
         classes = check_classes(classes)
     if frames_kept:
         selected = _frame_indices(frames, source.n_frames, source.name)
-        labels = _check_labels(labels, source.shape[2:])
-        n = int(labels.max()) if labels.size else 0
+        labels, ids = _check_labels(labels, source.shape[2:])
+        n = ids.size
         plan = _frame_plan(source, selected)
         if not plan.exact:
             _warn_inexact(source.name, plan.reason)
@@ -249,8 +259,8 @@ def roi_table(source, labels, expressions=(), *, frames=None, classes=None):
         exact = plan.exact
         n_frames_used = len(selected)
     else:
-        labels = _check_labels(labels, source.coverage.shape)
-        n = int(labels.max()) if labels.size else 0
+        labels, ids = _check_labels(labels, source.coverage.shape)
+        n = ids.size
         sums = {label: _per_roi(labels, source.counts[k], n)
                 for k, label in enumerate(labels_list)}
         variances = {label: _per_roi(labels, source.variance[k], n)
@@ -262,7 +272,7 @@ def roi_table(source, labels, expressions=(), *, frames=None, classes=None):
                           "interpolated counts (pass the aligned Acquisition itself for "
                           "exact counts)")
         n_frames_used = len(source.frames)
-    rois = np.arange(1, n + 1)
+    rois = ids  # the ROIs' own numbers
     present = np.bincount(labels.ravel(), minlength=n + 1)[1:] > 0
     if classes is not None:
         check_classes(classes, rois[present])
@@ -367,8 +377,8 @@ def depth_profile(source: Acquisition, labels, expression: str):
     if not isinstance(source, Acquisition):
         raise ValueError("depth_profile needs an Acquisition (its frames), not "
                          f"{type(source).__name__}")
-    labels = _check_labels(labels, source.shape[2:])
-    n = int(labels.max()) if labels.size else 0
+    labels, ids = _check_labels(labels, source.shape[2:])
+    n = ids.size
     node = parse(expression, source.labels)
     used = node.labels()
     indices = [source.labels.index(label) for label in used]
@@ -385,6 +395,6 @@ def depth_profile(source: Acquisition, labels, expression: str):
     present = np.flatnonzero(np.bincount(labels.ravel(), minlength=n + 1)[1:] > 0)
     frame_index = np.repeat(np.arange(source.n_frames), len(present))
     roi_index = np.tile(present, source.n_frames)
-    return pd.DataFrame({"roi": roi_index + 1, "frame": frame_index,
+    return pd.DataFrame({"roi": ids[roi_index], "frame": frame_index,
                          "value": value[frame_index, roi_index],
                          "sigma": sigma[frame_index, roi_index]})
