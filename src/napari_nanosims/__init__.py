@@ -80,6 +80,16 @@ _PUBLIC = {
     "depth_profile": ".analysis.rois",
     "roi_table": ".analysis.rois",
     "segment_rois": ".analysis.rois",
+    "classes_from_labels": ".analysis.classes",
+    "classes_from_rule": ".analysis.classes",
+    "normalise": ".analysis.controls",
+    "calibrate": ".analysis.controls",
+    "assimilation": ".analysis.rates",
+    "detection_limit": ".analysis.rates",
+    "compare_classes": ".analysis.group_stats",
+    "depth_trend": ".analysis.group_stats",
+    "LABEL_PRESETS": ".analysis.presets",
+    "LabelPreset": ".analysis.presets",
 }
 
 __all__ = [
@@ -146,6 +156,16 @@ __all__ = [
     "depth_profile",
     "roi_table",
     "segment_rois",
+    "classes_from_labels",
+    "classes_from_rule",
+    "normalise",
+    "calibrate",
+    "assimilation",
+    "detection_limit",
+    "compare_classes",
+    "depth_trend",
+    "LABEL_PRESETS",
+    "LabelPreset",
 ]
 
 

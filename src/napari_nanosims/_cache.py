@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from pathlib import Path
 
 DEMO_FILE_NAME = "nanosims_demo_seed0.im"
@@ -36,3 +37,32 @@ def demo_path() -> Path:
     with contextlib.suppress(FileExistsError):  # another process wrote it meanwhile
         make_demo_im(path, seed=0)
     return path
+
+
+def use_user_numba_cache() -> str:
+    """Make numba cache its compiled kernels in ``cache_dir()/numba``, not beside our
+    installed source files (``cache=True`` writes ``__pycache__/*.nbi`` there otherwise,
+    into a folder users may not be able to write, or shared by several environments).
+
+    Only when the user has not chosen: a ``NUMBA_CACHE_DIR`` already set (or numba's
+    cache folder already configured) is kept. Call before numba is imported; when numba
+    is already imported its configuration is set to the same folder. Either way it is
+    numba's one setting for the whole process, so other packages' numba caches go there
+    too (still a user cache folder).
+
+    Returns
+    -------
+    str
+        The folder numba uses.
+    """
+    chosen = os.environ.get("NUMBA_CACHE_DIR")
+    config = sys.modules.get("numba.core.config")
+    if chosen:
+        return chosen
+    if config is not None and getattr(config, "CACHE_DIR", ""):
+        return config.CACHE_DIR
+    folder = str(cache_dir() / "numba")
+    os.environ["NUMBA_CACHE_DIR"] = folder
+    if config is not None:
+        config.CACHE_DIR = folder
+    return folder

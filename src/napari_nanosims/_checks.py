@@ -10,9 +10,19 @@ from __future__ import annotations
 
 import math
 import numbers
+import reprlib
 from typing import Any
 
-__all__ = ["check_number"]
+__all__ = ["check_number", "short_repr"]
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 3, 60, 60
+
+
+def short_repr(value: Any) -> str:
+    """``repr(value)`` cut to a readable length, nested structures to 3 levels (a value
+    read from a file may be a list nested 900 deep or a megabyte long)."""
+    return _REPR.repr(value)
 
 
 def check_number(value: Any, name: str, kind: type, *, unit: str = "",
@@ -40,7 +50,7 @@ def check_number(value: Any, name: str, kind: type, *, unit: str = "",
         Prefix of the message (``'remove_hot_pixels: '``).
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{where}{name} must be a number, not {value!r}")
+        raise ValueError(f"{where}{name} must be a number, not {short_repr(value)}")
     if kind is int:
         if not isinstance(value, numbers.Integral):
             if float(value).is_integer():

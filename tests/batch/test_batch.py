@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 import tifffile
@@ -159,3 +160,59 @@ def test_ctrl_c_stops_the_pool_and_leaves_no_partial_file(tmp_path):
     assert not list(out.glob("*.partial-*"))
     finished = {p.name.split("_")[0] + "_" + p.name.split("_")[1] for p in out.glob("*.json")}
     assert len(finished) < 6  # it did stop
+
+
+def _full_disk_after(original, half: bytes, when, method: bool = False):
+    """A writer that writes ``half`` and then fails as a full disk does, where ``when``
+    says (a temporary name); elsewhere it writes as ``original`` does. ``method``: the
+    target is its second argument (the first is the object)."""
+    import errno
+
+    def write(*args, **kwargs):
+        target = args[1] if method else args[0]
+        if when(str(target)):
+            with open(target, "wb") as handle:
+                handle.write(half)
+            raise OSError(errno.ENOSPC)  # as a C writer raises it: no text, no file name
+        return original(*args, **kwargs)
+    return write
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_combined_roi_table_on_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, capsys,
+                                                                           monkeypatch,
+                                                                           workers):
+    import pandas as pd
+
+    paths, _ = _files(tmp_path, count=2, n_frames=6)
+    out = tmp_path / "o"
+    recipe = Recipe((("sum_frames", {}), ("segment", {}), ("roi_table", {}))).save(
+        tmp_path / "rois.toml")
+    # Only the combined table (each file's own is <stem>_roi_table.csv).
+    monkeypatch.setattr(pd.DataFrame, "to_csv", _full_disk_after(
+        pd.DataFrame.to_csv, b"file,label\n",
+        lambda target: Path(target).name.startswith("roi_table.csv.partial-"), method=True))
+    code = main(["process", *paths, "--out", str(out), "--workers", workers,
+                 "--recipe", str(recipe)])
+    err = capsys.readouterr().err
+    assert code == 1
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: cannot write {out / 'roi_table.csv'}: No space left on device"]
+    assert "Traceback" not in err and "partial" not in err
+    assert not list(out.glob("*.partial-*")) and not (out / "roi_table.csv").exists()
+    assert len(list(out.glob("*_roi_table.csv"))) == 2  # each file's own table is there
+
+
+def test_a_full_disk_while_writing_a_file_names_the_final_file(tmp_path, capsys, monkeypatch):
+    import napari_nanosims.export.ometiff as ometiff
+
+    paths, _ = _files(tmp_path, count=1, n_frames=4)
+    out = tmp_path / "o"
+    monkeypatch.setattr(ometiff, "write_ome_tiff", _full_disk_after(
+        ometiff.write_ome_tiff, b"II*\0", lambda target: "_sums.ome.tif.partial-" in target))
+    assert main(["process", paths[0], "--out", str(out), "--workers", "1"]) == 1
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "No space left on device" in errors[0]
+    assert str(out / "cells_0_sums.ome.tif") in errors[0] and "partial" not in errors[0]
+    assert not list(out.glob("*"))  # neither final nor temporary files

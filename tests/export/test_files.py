@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 
 from napari_nanosims.export._files import (
     OutputExistsError,
+    OutputWriteError,
     atomic_output,
     atomic_outputs,
     partial_path,
@@ -60,6 +62,55 @@ def test_an_exception_while_writing_leaves_no_file_and_no_partial(tmp_path):
         temporary.write_bytes(b"half")
         raise KeyboardInterrupt
     assert os.listdir(tmp_path) == []
+
+
+# -- a failed write names the final file and says why ------------------------------------
+
+@pytest.mark.parametrize("error", [
+    lambda temporary: OSError(errno.ENOSPC),
+    lambda temporary: OSError(errno.ENOSPC, "No space"),
+    lambda temporary: OSError(errno.ENOSPC, "No space left on device", str(temporary))],
+    ids=["number only", "number and text", "naming the temporary file"])
+def test_a_full_disk_names_the_final_file_and_leaves_nothing(tmp_path, error):
+    final = tmp_path / "a_sums.ome.tif"
+    with pytest.raises(OutputWriteError) as failed, atomic_output(final) as temporary:
+        temporary.write_bytes(b"half")
+        raise error(temporary)
+    assert str(failed.value) == f"cannot write {final}: No space left on device"
+    assert failed.value.errno == errno.ENOSPC and isinstance(failed.value, OSError)
+    assert os.listdir(tmp_path) == []
+
+
+def test_the_failing_file_is_named_when_the_error_says_which(tmp_path):
+    finals = {"sums": tmp_path / "s.tif", "record": tmp_path / "r.json"}
+    with pytest.raises(OutputWriteError) as failed, atomic_outputs(finals) as temporary:
+        temporary["sums"].write_bytes(b"complete")
+        open(temporary["record"].parent / "missing" / "r.json", "w")  # noqa: SIM115
+    missing = temporary["record"].parent / "missing" / "r.json"
+    assert str(failed.value) == (f"cannot write {finals['sums']}, {finals['record']}: "
+                                 f"No such file or directory ({missing})")
+    with pytest.raises(OutputWriteError) as failed, atomic_outputs(finals) as temporary:
+        temporary["sums"].write_bytes(b"complete")
+        raise PermissionError(errno.EACCES, "Permission denied", str(temporary["record"]))
+    assert str(failed.value) == f"cannot write {finals['record']}: Permission denied"
+    with pytest.raises(OutputWriteError) as failed, atomic_outputs(finals) as temporary:
+        raise OSError(errno.EIO, "Input/output error")  # which one: the writer did not say
+    assert str(failed.value) == (f"cannot write {finals['sums']}, {finals['record']}: "
+                                 "Input/output error")
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_failed_rename_names_the_final_file(tmp_path, monkeypatch):
+    final = tmp_path / "a.csv"
+
+    def refuse(source, target):
+        raise OSError(errno.EXDEV, "Invalid cross-device link", str(source), str(target))
+
+    monkeypatch.setattr(os, "replace", refuse)
+    with pytest.raises(OutputWriteError) as failed, atomic_output(final) as temporary:
+        temporary.write_text("complete")
+    assert str(failed.value) == f"cannot write {final}: Invalid cross-device link"
+    assert ".partial-" not in str(failed.value) and os.listdir(tmp_path) == []
 
 
 # -- nothing overwritten without being asked -----------------------------------------------

@@ -318,3 +318,31 @@ def test_bad_expressions_are_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown mass label"):
         write_lans(acquisition, tmp_path / "c", expressions=["15N/14N"])
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("labels, expressions, clash", [
+    (["12C2", "12C 13C", "12C13C"], None, "mass '12C 13C' and mass '12C13C'"),
+    (["12C2", "12C 13C", "13C"], ["13C/12C2", "13C*12C2"],
+     "expression '13C/12C2' and expression '13C\\*12C2'"),
+    (["12C2", "13C", "13C-12C2"], ["13C/12C2"], "mass '13C-12C2' and expression '13C/12C2'"),
+])
+def test_names_that_mangle_to_one_file_are_refused_before_writing(tmp_path, labels,
+                                                                  expressions, clash):
+    """Two masses (or expressions) whose LANS file names are equal would overwrite each
+    other's data: refused, naming both, with nothing written."""
+    counts = np.random.default_rng(0).poisson(30, size=(2, 3, 24, 24)).astype(float)
+    acquisition = Acquisition.from_arrays(counts, labels).replace(roi_labels=_cells())
+    folder = tmp_path / "clash"
+    with pytest.raises(ValueError, match=f"{clash} would both be written as"):
+        write_lans(acquisition, folder, expressions=expressions)
+    assert not folder.exists()
+
+
+def test_masses_differing_only_in_case_are_one_file_on_windows_and_macos(tmp_path):
+    counts = np.random.default_rng(1).poisson(30, size=(2, 2, 24, 24)).astype(float)
+    acquisition = Acquisition.from_arrays(counts, ["13C", "13c"]).replace(
+        roi_labels=_cells())
+    with pytest.raises(ValueError, match="mass '13C' and mass '13c' would both be written "
+                                         "as '13c'"):
+        write_lans(acquisition, tmp_path / "case", expressions=[])
+    assert not (tmp_path / "case").exists()

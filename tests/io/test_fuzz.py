@@ -16,6 +16,7 @@ import pytest
 from conftest import REAL_FILES, SHARED_DATA, real_file
 
 from napari_nanosims import ImFormatError, load_mims
+from napari_nanosims.testing.fuzz import mutate_im
 
 N_CASES = 2400
 #: Function calls (Python and C) one case may make. Loading a fuzzed file takes about
@@ -64,46 +65,6 @@ def _sources(im_factory):
     return [open(path, "rb").read() for path in sources]
 
 
-def _mutate(raw: bytes, rng: np.random.Generator) -> bytes:
-    data = bytearray(raw)
-    header_size = min(len(data), 30000)
-    kind = rng.integers(0, 6)
-    order = "<" if int.from_bytes(raw[4:8], "little") < 256 else ">"
-    true_header_size = int.from_bytes(raw[8:12], "little" if order == "<" else "big")
-    if kind == 4 and true_header_size <= len(data):  # tiny frames, very many of them
-        image = true_header_size - 84
-        width, height = int(rng.integers(1, 4)), int(rng.integers(1, 4))
-        frames = int(rng.integers(1000, 32768))
-        for offset, value in ((6, width), (8, height), (14, frames)):
-            data[image + offset:image + offset + 2] = value.to_bytes(
-                2, "little" if order == "<" else "big", signed=True)
-        return bytes(data)
-    if kind == 5:  # the release field: old files claiming 4108 or later, and the reverse
-        release = int(rng.choice([4108, 4109, 5000, 99999, 5, 11]))
-        data[0:4] = release.to_bytes(4, "little" if order == "<" else "big", signed=True)
-        return bytes(data)
-    if kind == 0:  # truncation anywhere, mostly inside the header
-        cut = int(rng.integers(0, header_size + 200)) if rng.random() < 0.7 else int(
-            rng.integers(0, len(data) + 1))
-        return bytes(data[:cut])
-    if kind == 1:  # random byte flips in the header
-        for _ in range(int(rng.integers(1, 9))):
-            data[int(rng.integers(0, header_size))] ^= int(rng.integers(1, 256))
-        return bytes(data)
-    if kind == 2:  # random 32-bit values at random aligned header offsets
-        for _ in range(int(rng.integers(1, 4))):
-            at = int(rng.integers(0, header_size // 4)) * 4
-            value = int(rng.choice([0, -1, 1, 2**31 - 1, -(2**31),
-                                    int(rng.integers(-99999, 99999))]))
-            data[at:at + 4] = value.to_bytes(4, "little", signed=True) if rng.random() < .5 \
-                else value.to_bytes(4, "big", signed=True)
-        return bytes(data)
-    # a random header of plausible numbers followed by the original tail
-    head = rng.integers(-5, 30000, size=32).astype("<i4" if rng.random() < .5 else ">i4")
-    head[1] = rng.choice([27, 29, 39, 22, 0])
-    return head.tobytes() + bytes(data[128:])
-
-
 @pytest.mark.slow
 def test_fuzzed_files_load_or_raise_imformaterror(tmp_path, im_factory):
     sources = _sources(im_factory)
@@ -112,7 +73,7 @@ def test_fuzzed_files_load_or_raise_imformaterror(tmp_path, im_factory):
     most_calls = 0
     path = tmp_path / "fuzz.im"
     for case in range(N_CASES):
-        raw = _mutate(sources[case % len(sources)], rng)
+        raw = mutate_im(sources[case % len(sources)], rng)
         path.write_bytes(raw)
         tracemalloc.start()
         counter = _CallCounter()

@@ -18,6 +18,7 @@ import io
 import pytest
 
 from napari_nanosims.cli.main import build_parser
+from napari_nanosims.steps.classes import CLASS_STEPS
 from napari_nanosims.steps.recipe import Recipe, default_recipe
 from napari_nanosims.steps.registry import STEPS
 
@@ -42,6 +43,8 @@ NOT_IN_CLI = {
     ("segment", "min_area_px"): "segmentation runs from a recipe only",
     ("segment", "split_touching"): "segmentation runs from a recipe only",
     ("roi_table", "expressions"): "ROI tables run from a recipe only",
+    **{(step.name, parameter.name): "steps on the ROI table run from a recipe only"
+       for step in CLASS_STEPS for parameter in step.parameters},
     **{(step, name): "exports run from a recipe only; nanosims process writes its own "
        "outputs (--out, --overwrite)"
        for step in ("write_nrrd", "write_ome_tiff", "write_lans")
@@ -149,9 +152,10 @@ def test_every_parameter_is_exposed_or_listed():
 def test_recipe_key(step_name, name):
     step = STEPS[step_name]
     parameter = step.parameter(name)
+    # the step's other required parameters, at a value they accept
+    others = {p.name: float(edge_values(p)[0][0]) for p in step.parameters
+              if p.required and p.name != name}
     if parameter.required:
-        others = {p.name: float(edge_values(p)[0][0]) for p in step.parameters
-                  if p.required and p.name != name}
         with pytest.raises(ValueError, match=f"{name} must be given"):
             step.resolve(others)
         good, bad = edge_values(parameter)
@@ -161,19 +165,20 @@ def test_recipe_key(step_name, name):
             with pytest.raises(ValueError, match=name):
                 Recipe(((step_name, {name: float(value), **others}),))
         return
-    assert step.resolve({name: parameter.default})[name] == parameter.default
+    assert step.resolve({name: parameter.default, **others})[name] == parameter.default
     assert step.defaults()[name] == parameter.default
     recipe = Recipe.from_dict({"steps": [{"step": step_name,
-                                          "parameters": {name: parameter.default}}]})
+                                          "parameters": {name: parameter.default,
+                                                         **others}}]})
     assert recipe.to_dict()["steps"][0]["parameters"][name] == parameter.default
     good, bad = edge_values(parameter)
     convert = {int: int, float: float}.get(parameter.kind, str)
     for value in good:
-        step.resolve({name: convert(float(value) if convert is int else value)})
+        step.resolve({name: convert(float(value) if convert is int else value), **others})
     for value in bad:
         with pytest.raises(ValueError, match=name):
             Recipe(((step_name, {name: convert(float(value) if convert is int
-                                               else value)}),))
+                                               else value), **others}),))
 
 
 def test_default_recipe_uses_the_parameter_defaults():

@@ -7,10 +7,11 @@ import warnings
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import ndimage, sparse
+from scipy import sparse
 
 from .._errors import KernelVarianceWarning
 from ..model import Acquisition, Channel, HistoryRecord
+from ._box import _box_sum
 from .bounds import KERNEL_BOUNDS
 
 __all__ = ["Accumulation", "accumulate", "KernelVarianceWarning"]
@@ -28,17 +29,6 @@ def _check_kernel(kernel) -> int:
         raise ValueError(f"kernel must be an odd whole number of pixels from {low} to {high}, "
                          f"not {kernel!r}")
     return int(kernel)
-
-
-def _box_sum(image: np.ndarray, kernel: int) -> np.ndarray:
-    """Sum over a kernel x kernel box (zeros outside the field; NaN stays NaN)."""
-    if kernel == 1:
-        return image
-    weights = np.ones((kernel, kernel))
-    missing = np.isnan(image)
-    summed = ndimage.convolve(np.where(missing, 0.0, image), weights, mode="constant")
-    touched = ndimage.convolve(missing.astype(np.float64), weights, mode="constant") > 0
-    return np.where(touched, np.nan, summed)
 
 
 def _box_matrix(size: int, kernel: int):

@@ -7,8 +7,11 @@ result is an (H, W, 3) uint8 image. Display only: the values stay in the Derived
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
+from .._checks import short_repr
 from .ratios import DerivedImage
 
 __all__ = ["hsi_rgb", "openmims_colour_table", "TRANSPARENCY_MODES"]
@@ -100,6 +103,20 @@ def _modulated(derived, value_range, intensity, colormap, intensity_range, backg
     return np.round(rgb * 255).astype(np.uint8)
 
 
+def _pair(value, name: str, increasing: bool = False) -> tuple[float, float]:
+    """``value`` as two finite numbers (``low < high`` when ``increasing``), or a
+    ValueError naming ``name``: text, None, booleans and other shapes are refused."""
+    numbers_ok = isinstance(value, (list, tuple, np.ndarray)) and len(value) == 2 and all(
+        isinstance(v, (numbers.Real, np.number)) and not isinstance(v, (bool, np.bool_))
+        for v in value)
+    if numbers_ok:
+        low, high = (float(v) for v in value)
+        if np.isfinite(low) and np.isfinite(high) and (high > low or not increasing):
+            return low, high
+    order = ", low < high" if increasing else ""
+    raise ValueError(f"{name} must be two finite numbers{order}; got {short_repr(value)}")
+
+
 def hsi_rgb(derived: DerivedImage, *, value_range, intensity=None, mode: str = "openmims",
             transparency: int = 2, thresholds=(0.0, 0.0), rgb_range=(0, 255),
             intensity_ranges=None, colormap=None, intensity_range=None,
@@ -129,11 +146,17 @@ def hsi_rgb(derived: DerivedImage, *, value_range, intensity=None, mode: str = "
     intensity_range : (float, float), optional
         For ``'modulated'``: intensity mapped to 0..1 (default: its data range).
     """
-    low, high = (float(v) for v in value_range)
-    if not (np.isfinite(low) and np.isfinite(high)) or high <= low:
-        raise ValueError(f"value_range must be two finite numbers, low < high; got "
-                         f"{value_range!r}")
+    low, high = _pair(value_range, "value_range", increasing=True)
     if mode == "openmims":
+        thresholds = _pair(thresholds, "thresholds")
+        rgb_range = _pair(rgb_range, "rgb_range")
+        if intensity_ranges is not None:
+            if not isinstance(intensity_ranges, (list, tuple)) or len(intensity_ranges) != 2:
+                raise ValueError("intensity_ranges must be None or two ranges (numerator, "
+                                 f"denominator), each None or (low, high); got "
+                                 f"{short_repr(intensity_ranges)}")
+            intensity_ranges = tuple(None if r is None else _pair(r, "intensity_ranges")
+                                     for r in intensity_ranges)
         return _openmims(derived, (low, high), intensity, transparency, thresholds,
                          rgb_range, intensity_ranges)
     if mode == "modulated":
@@ -141,6 +164,8 @@ def hsi_rgb(derived: DerivedImage, *, value_range, intensity=None, mode: str = "
             raise ValueError("mode='modulated' needs a colormap: an (N, 3) table of colours")
         if background not in ("black", "white"):
             raise ValueError(f"background must be 'black' or 'white', not {background!r}")
+        if intensity_range is not None:
+            intensity_range = _pair(intensity_range, "intensity_range")
         return _modulated(derived, (low, high), intensity, colormap, intensity_range,
                           background)
     raise ValueError(f"mode must be 'openmims' or 'modulated', not {mode!r}")

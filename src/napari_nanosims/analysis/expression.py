@@ -7,10 +7,17 @@ Grammar (no ``eval``; anything else is a ``ValueError`` naming the position)::
     factor     := ('-' | '+') factor | primary
     primary    := number | label | function '(' arguments ')' | '(' expression ')'
     function   := log | log10 | sqrt | exp | delta
+    number     := digits ['.' digits] [('e' | 'E') ['+' | '-'] digits]   (1e-3, 2.5E+2)
+
+Expressions nest at most :data:`MAX_DEPTH` (100) levels: brackets, calls and signs inside
+each other, or a chain of more than 100 operators, are refused with a ValueError (the
+tree is walked recursively). Tokenizing and parsing take time linear in the text's length.
+Mass labels must not be empty or blank.
 
 Labels are the file's mass labels written with or without their spaces, matched longest
-first (``12C`` never matches inside ``12C14N``); ``SE`` and ``Esi`` name the
-secondary-electron channel. ``delta(x, standard)`` is ``(x / standard - 1) * 1000``.
+first (``12C`` never matches inside ``12C14N``; a longer number wins over a label it
+starts with: ``1e-3`` is a number even where ``1`` is a label); ``SE`` and ``Esi`` name
+the secondary-electron channel. ``delta(x, standard)`` is ``(x / standard - 1) * 1000``.
 
 Evaluation carries, with every value, its derivatives with respect to each mass image,
 so the error of any expression is ``sigma**2 = sum_i (df/dm_i)**2 V_i``.
@@ -112,9 +119,25 @@ def _number_text(value) -> str:
     return repr(number)
 
 
+_WORD = re.compile(r"[0-9A-Za-z_.]+")
+_LETTER = re.compile(r"[A-Za-z_]")
+#: Deepest expression accepted: brackets, function calls and signs inside each other, or
+#: a chain of operators (``a+b+c`` is two levels). Evaluating, printing and comparing an
+#: expression walk its tree recursively, so a deeper one would end in RecursionError.
+MAX_DEPTH = 100
+
+
 def _tokens(expression: str, labels: dict[str, str]):
-    """(kind, value, position) tokens; ``labels`` maps label without spaces -> label."""
+    """(kind, value, position) tokens; ``labels`` maps label without spaces -> label.
+
+    Linear in the length of ``expression`` (times the number of labels): the text
+    without its spaces is made once, and every match starts at an index into it.
+    """
     by_length = sorted(labels, key=len, reverse=True)
+    squeezed, where = _squeeze(expression)
+    # next_kept[p]: index in ``squeezed`` of the first kept character at or after p
+    next_kept = np.searchsorted(np.asarray(where, dtype=np.int64),
+                                np.arange(len(expression) + 1))
     position, tokens = 0, []
     while position < len(expression):
         char = expression[position]
@@ -125,56 +148,64 @@ def _tokens(expression: str, labels: dict[str, str]):
             tokens.append(("op", char, position))
             position += 1
             continue
-        rest = expression[position:]
-        squeezed, index_map = _squeeze(rest)
-        match = next((key for key in by_length if squeezed.startswith(key)), None)
-        function = next((f for f in FUNCTIONS if rest.startswith(f)), None)
-        if match is not None and (function is None or len(match) >= len(function)):
+        kept = int(next_kept[position])
+        match = next((key for key in by_length if squeezed.startswith(key, kept)), None)
+        function = next((f for f in FUNCTIONS if expression.startswith(f, position)), None)
+        word = _WORD.match(expression, position)
+        number = _NUMBER.match(expression, position)
+        number_end = number.end() if number else position
+        # A label wins over a function name and a number unless they are longer ('1e-3'
+        # is a number even where '1' is a label; '12C' is a label, not the number 12).
+        if match is not None and (function is None or len(match) >= len(function)) and \
+                where[kept + len(match) - 1] + 1 >= number_end:
             tokens.append(("label", labels[match], position))
-            position += index_map[len(match) - 1] + 1
+            position = where[kept + len(match) - 1] + 1
             continue
         if function is not None:
             tokens.append(("function", function, position))
             position += len(function)
             continue
-        word = re.match(r"[0-9A-Za-z_.]+", rest)
-        number = _NUMBER.match(rest)
         # A number's exponent ('1e-05') runs past the word '1e': it is still a number.
-        if word and re.search(r"[A-Za-z_]", word.group(0)) and not (
-                number and number.end() >= word.end()):
+        if word and _LETTER.search(word.group(0)) and number_end < word.end():
             known = ", ".join(repr(label) for label in dict.fromkeys(labels.values()))
             raise ValueError(f"unknown mass label {word.group(0)!r} at position {position} of "
-                             f"{expression!r}; mass labels here: {known} (spaces optional; "
-                             f"SE; functions {', '.join(FUNCTIONS)})")
+                             f"{_shown(expression)}; mass labels here: {known} (spaces "
+                             f"optional; SE; functions {', '.join(FUNCTIONS)})")
         if number:
             value = float(number.group(0))
             if not np.isfinite(value):
-                raise ValueError(f"the number {number.group(0)!r} at position {position} of "
-                                 f"{expression!r} is too large for a float")
+                raise ValueError(f"the number {number.group(0)[:40]!r} at position {position} "
+                                 f"of {_shown(expression)} is too large for a float")
             tokens.append(("number", value, position))
-            position += number.end()
+            position = number_end
             continue
         known = ", ".join(repr(label) for label in dict.fromkeys(labels.values()))
-        raise ValueError(f"unknown name at position {position} of {expression!r}: "
-                         f"{rest[:12]!r}; mass labels here: {known} (and SE, functions "
-                         f"{', '.join(FUNCTIONS)})")
+        raise ValueError(f"unknown name at position {position} of {_shown(expression)}: "
+                         f"{expression[position:position + 12]!r}; mass labels here: {known} "
+                         f"(and SE, functions {', '.join(FUNCTIONS)})")
     tokens.append(("end", None, len(expression)))
     return tokens
 
 
+def _shown(expression: str) -> str:
+    """The expression for a message: whole up to 200 characters, else its start."""
+    return repr(expression) if len(expression) <= 200 else \
+        f"{expression[:200]!r}... ({len(expression)} characters)"
+
+
 def _squeeze(text: str) -> tuple[str, list[int]]:
     """``text`` without spaces, and for each kept character its index in ``text``."""
-    kept, where = [], []
-    for index, char in enumerate(text):
-        if not char.isspace():
-            kept.append(char)
-            where.append(index)
-    return "".join(kept), where
+    where = [index for index, char in enumerate(text) if not char.isspace()]
+    return "".join(text[index] for index in where), where
 
 
 class _Parser:
+    """Recursive descent over the tokens; every method returns (node, depth of its tree),
+    and nesting (brackets, calls, signs) or a tree deeper than MAX_DEPTH is refused."""
+
     def __init__(self, expression: str, tokens):
         self.expression, self.tokens, self.at = expression, tokens, 0
+        self.nesting = 0
 
     def peek(self):
         return self.tokens[self.at]
@@ -189,58 +220,80 @@ class _Parser:
     def fail(self, message):
         kind, value, position = self.peek()
         found = "the end" if kind == "end" else repr(value)
-        raise ValueError(f"{message} at position {position} of {self.expression!r} "
+        raise ValueError(f"{message} at position {position} of {_shown(self.expression)} "
                          f"(found {found})")
 
+    def deeper(self, depth: int) -> int:
+        if depth > MAX_DEPTH or self.nesting > MAX_DEPTH:
+            self.fail(f"the expression is nested more than {MAX_DEPTH} levels deep "
+                      "(brackets, functions and signs inside each other, or a chain of "
+                      f"more than {MAX_DEPTH} operators); split it")
+        return depth
+
     def expression_(self):
-        node = self.term()
+        node, depth = self.term()
         while self.peek()[1] in ("+", "-") and self.peek()[0] == "op":
             operator = self.take()[1]
-            node = Node("binary", operator, (node, self.term()))
-        return node
+            right, right_depth = self.term()
+            node = Node("binary", operator, (node, right))
+            depth = self.deeper(1 + max(depth, right_depth))
+        return node, depth
 
     def term(self):
-        node = self.factor()
+        node, depth = self.factor()
         while self.peek()[1] in ("*", "/") and self.peek()[0] == "op":
             operator = self.take()[1]
-            node = Node("binary", operator, (node, self.factor()))
-        return node
+            right, right_depth = self.factor()
+            node = Node("binary", operator, (node, right))
+            depth = self.deeper(1 + max(depth, right_depth))
+        return node, depth
 
     def factor(self):
         if self.peek()[0] == "op" and self.peek()[1] in ("-", "+"):
             sign = self.take()[1]
-            inner = self.factor()
-            return Node("unary", "-", (inner,)) if sign == "-" else inner
+            self.nesting += 1
+            self.deeper(0)
+            inner, depth = self.factor()
+            self.nesting -= 1
+            return (Node("unary", "-", (inner,)), self.deeper(depth + 1)) if sign == "-" \
+                else (inner, depth)
         return self.primary()
 
     def primary(self):
         kind, value, _ = self.peek()
         if kind == "number":
             self.take()
-            return Node("number", value)
+            return Node("number", value), 0
         if kind == "label":
             self.take()
-            return Node("label", value)
+            return Node("label", value), 0
         if kind == "function":
             self.take()
             self.take("(")
+            self.nesting += 1
+            self.deeper(0)
             arguments = [self.expression_()]
             while self.peek()[1] == ",":
                 self.take(",")
                 arguments.append(self.expression_())
             self.take(")")
+            self.nesting -= 1
             wanted = 2 if value == "delta" else 1
             if len(arguments) != wanted:
                 raise ValueError(f"{value}() takes {wanted} argument(s), got {len(arguments)} "
-                                 f"in {self.expression!r}")
-            if value == "delta" and arguments[1].labels():
+                                 f"in {_shown(self.expression)}")
+            if value == "delta" and arguments[1][0].labels():
                 raise ValueError(f"the standard of delta() must be a number, not "
-                                 f"{arguments[1].text()!r}")
-            return Node("call", value, tuple(arguments))
+                                 f"{arguments[1][0].text()!r}")
+            depth = self.deeper(1 + max(depth for _, depth in arguments))
+            return Node("call", value, tuple(node for node, _ in arguments)), depth
         if kind == "op" and value == "(":
             self.take()
+            self.nesting += 1
+            self.deeper(0)
             node = self.expression_()
             self.take(")")
+            self.nesting -= 1
             return node
         self.fail("expected a number, a mass label, a function or '('")
 
@@ -261,12 +314,19 @@ def parse(expression: str | Node, labels) -> Node:
         return expression
     if not isinstance(expression, str) or not expression.strip():
         raise ValueError("the expression is empty")
+    labels = list(labels)
+    blank = [index for index, label in enumerate(labels)
+             if not isinstance(label, str) or not label.strip()]
+    if blank:
+        raise ValueError(f"mass label(s) at position(s) {', '.join(map(str, blank))} of "
+                         f"{labels!r} are empty: an expression cannot name them (an empty "
+                         "label would match any text)")
     table = {"".join(label.split()): label for label in labels}
     se = next((label for label in labels if label == "SE"), None)
     if se is not None:
         table.setdefault("Esi", se)
     parser = _Parser(expression, _tokens(expression, table))
-    node = parser.expression_()
+    node, _ = parser.expression_()
     if parser.peek()[0] != "end":
         parser.fail("unexpected text after the expression")
     return node

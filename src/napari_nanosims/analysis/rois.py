@@ -15,7 +15,9 @@ from ..model import Acquisition
 from ._roi_frames import _frame_plan, _frame_sums, _subpixel_history
 from .accumulate import Accumulation, _frame_indices
 from .bounds import THRESHOLDS
+from .classes import check_classes, with_classes
 from .expression import Node, evaluate_node, parse
+from .rates import detection_limit
 
 __all__ = ["segment_rois", "roi_table", "depth_profile"]
 
@@ -130,14 +132,24 @@ def _weighted_dispersion(values: np.ndarray, sigmas: np.ndarray):
     return np.where(used > 1, chi2, np.nan), np.where(used > 1, used - 1, np.nan).astype(float)
 
 
-def _check_labels(labels, shape) -> np.ndarray:
+def _check_labels(labels, shape) -> tuple[np.ndarray, np.ndarray]:
+    """The ROI image numbered 1..n in the order of its ids, and the ids (``ids[k]`` is
+    the original number of ROI k + 1).
+
+    Memory then grows with the number of ROIs, not with the largest id: one ROI numbered
+    10**8 costs what ROI 1 does.
+    """
     labels = np.asarray(labels)
     if labels.shape != tuple(shape):
         raise ValueError(f"labels must have the image's shape {tuple(shape)}; got "
                          f"{labels.shape}")
     if labels.dtype.kind not in "iu" or (labels.size and labels.min() < 0):
         raise ValueError("labels must be non-negative whole numbers (0 = background)")
-    return labels.astype(np.int64)
+    ids, compact = np.unique(labels, return_inverse=True)
+    compact = compact.reshape(labels.shape).astype(np.int64)
+    if ids.size and ids[0] == 0:
+        return compact, ids[1:].astype(np.int64)
+    return compact + 1, ids.astype(np.int64)
 
 
 def _per_roi(labels: np.ndarray, image: np.ndarray, n: int) -> np.ndarray:
@@ -159,7 +171,7 @@ def _warn_inexact(name: str, reason: str) -> None:
                   "approximate", UserWarning, stacklevel=3)
 
 
-def roi_table(source, labels, expressions=(), *, frames=None):
+def roi_table(source, labels, expressions=(), *, frames=None, classes=None):
     """One tidy table of ROI statistics: channel totals and expressions with their errors.
 
     Parameters
@@ -175,14 +187,24 @@ def roi_table(source, labels, expressions=(), *, frames=None):
         ROI's summed counts: a ratio of sums, never a mean of pixel ratios.
     frames : sequence of int, optional
         Frames to use (Acquisition only, indices of its frames); default all.
+    classes : mapping, optional
+        ``{roi label: class name}`` (text or whole number): the ``class`` column (None
+        for the ROIs not named). See :func:`~napari_nanosims.classes_from_labels` and
+        :func:`~napari_nanosims.classes_from_rule`.
 
     Returns
     -------
     pandas.DataFrame
-        One row per ROI and quantity: ``roi``, ``quantity``, ``value``, ``sigma``,
+        One row per ROI and quantity: ``roi``, ``class`` (with ``classes``),
+        ``quantity``, ``value``, ``sigma``, ``detection_limit``,
         ``n_pixels``, ``area_um2`` (µm²), ``centroid_y_um``, ``centroid_x_um`` (µm),
         ``equivalent_diameter_um`` (µm), ``frames_used``, ``chi2``, ``dof``, ``p_value``,
-        ``mswd``, ``sigma_inflated``, ``exact_counts``. Channel rows hold total counts and
+        ``mswd``, ``sigma_inflated``, ``exact_counts``. ``detection_limit`` is the
+        smallest excess of the row's quantity that the ROI's counts can detect (one-sided
+        alpha 0.05, power 0.8): for an expression of two masses A, B that depends on A/B
+        alone, :func:`~napari_nanosims.detection_limit` of ``N = A + B`` and
+        ``F = A/N`` (a fraction) times ``|df/dF|`` (in the row's unit); NaN for channel
+        rows and other expressions. Channel rows hold total counts and
         sqrt of the summed variance. ``n_pixels``, the area and the centroid count only
         the ROI's pixels that some used frame covered (coverage > 0). Expression rows
         carry a dispersion test across frames (NaN for an Accumulation or one frame):
@@ -219,10 +241,12 @@ def roi_table(source, labels, expressions=(), *, frames=None):
                          f"{type(source).__name__}")
     labels_list = list(source.labels)
     channels = list(range(len(labels_list)))
+    if classes is not None:
+        classes = check_classes(classes)
     if frames_kept:
         selected = _frame_indices(frames, source.n_frames, source.name)
-        labels = _check_labels(labels, source.shape[2:])
-        n = int(labels.max()) if labels.size else 0
+        labels, ids = _check_labels(labels, source.shape[2:])
+        n = ids.size
         plan = _frame_plan(source, selected)
         if not plan.exact:
             _warn_inexact(source.name, plan.reason)
@@ -235,8 +259,8 @@ def roi_table(source, labels, expressions=(), *, frames=None):
         exact = plan.exact
         n_frames_used = len(selected)
     else:
-        labels = _check_labels(labels, source.coverage.shape)
-        n = int(labels.max()) if labels.size else 0
+        labels, ids = _check_labels(labels, source.coverage.shape)
+        n = ids.size
         sums = {label: _per_roi(labels, source.counts[k], n)
                 for k, label in enumerate(labels_list)}
         variances = {label: _per_roi(labels, source.variance[k], n)
@@ -248,8 +272,10 @@ def roi_table(source, labels, expressions=(), *, frames=None):
                           "interpolated counts (pass the aligned Acquisition itself for "
                           "exact counts)")
         n_frames_used = len(source.frames)
-    rois = np.arange(1, n + 1)
+    rois = ids  # the ROIs' own numbers
     present = np.bincount(labels.ravel(), minlength=n + 1)[1:] > 0
+    if classes is not None:
+        check_classes(classes, rois[present])
     covered = np.where(coverage > 0, labels, 0).ravel()
     pixels = np.bincount(covered, minlength=n + 1)[1:]
     yy, xx = np.indices(labels.shape)
@@ -264,17 +290,19 @@ def roi_table(source, labels, expressions=(), *, frames=None):
                     frames_used=np.full(n, n_frames_used))
     tables = []
 
-    def rows(quantity, value, sigma, chi2=None, dof=None):
+    def rows(quantity, value, sigma, chi2=None, dof=None, detection=None):
         nan = np.full(n, np.nan)
         chi2 = nan if chi2 is None else chi2
         dof = nan if dof is None else dof
+        detection = nan if detection is None else detection
         with np.errstate(invalid="ignore", divide="ignore"):
             mswd = chi2 / dof
             p_value = np.where(dof > 0, stats.chi2.sf(chi2, np.maximum(dof, 1)), np.nan)
             inflated = np.where(np.isfinite(mswd), sigma * np.sqrt(np.maximum(mswd, 1.0)),
                                 np.nan)
         tables.append(pd.DataFrame(dict(roi=rois, quantity=quantity, value=value,
-                                        sigma=sigma, **geometry, chi2=chi2, dof=dof,
+                                        sigma=sigma, detection_limit=detection,
+                                        **geometry, chi2=chi2, dof=dof,
                                         p_value=p_value, mswd=mswd, sigma_inflated=inflated,
                                         exact_counts=np.full(n, exact)))[present])
 
@@ -284,8 +312,9 @@ def roi_table(source, labels, expressions=(), *, frames=None):
         node = parse(expression, labels_list)
         value, sigma = _expression_values(node, sums, variances)
         chi2 = dof = None
+        pair = _ratio_pair(node)
+        detection = None if pair is None else _detection(node, pair, sums)
         if frames_kept and n_frames_used > 1:
-            pair = _ratio_pair(node)
             if pair is not None:
                 a, b = (labels_list.index(label) for label in pair)
                 chi2, dof = _binomial_dispersion(per_frame_raw[:, a], per_frame_raw[:, b])
@@ -295,12 +324,32 @@ def roi_table(source, labels, expressions=(), *, frames=None):
                                    for k, label in enumerate(labels_list)}
                 chi2, dof = _weighted_dispersion(
                     *_expression_values(node, frame_sums, frame_variances))
-        rows(node.text(), value, sigma, chi2, dof)
+        rows(node.text(), value, sigma, chi2, dof, detection)
     if not tables:
-        return pd.DataFrame(columns=["roi", "quantity", "value", "sigma", *geometry,
-                                     "chi2", "dof", "p_value", "mswd", "sigma_inflated",
-                                     "exact_counts"])
-    return pd.concat(tables, ignore_index=True)
+        table = pd.DataFrame(columns=["roi", "quantity", "value", "sigma", "detection_limit",
+                                      *geometry, "chi2", "dof", "p_value", "mswd",
+                                      "sigma_inflated", "exact_counts"])
+    else:
+        table = pd.concat(tables, ignore_index=True)
+    return table if classes is None else with_classes(table, classes)
+
+
+def _detection(node: Node, pair, sums: dict) -> np.ndarray:
+    """Smallest detectable excess of an expression of A/B for each ROI's counts: the
+    detection limit of the fraction F = A/(A+B) times |df/dF| = N |df/dA - df/dB|
+    (A = F N, B = (1 - F) N at fixed N)."""
+    a, b = (np.asarray(sums[label], dtype=float) for label in pair)
+    total = a + b
+    result = np.full(total.shape, np.nan)
+    usable = np.isfinite(total) & (total > 0) & (a >= 0) & (b >= 0)
+    if not usable.any():
+        return result
+    gradient = evaluate_node(node, {pair[0]: a[usable], pair[1]: b[usable]}).gradient
+    slope = total[usable] * (np.asarray(gradient.get(pair[0], 0.0))
+                             - np.asarray(gradient.get(pair[1], 0.0)))
+    limit = detection_limit(total[usable], a[usable] / total[usable])
+    result[usable] = np.abs(slope) * limit
+    return result
 
 
 def depth_profile(source: Acquisition, labels, expression: str):
@@ -328,8 +377,8 @@ def depth_profile(source: Acquisition, labels, expression: str):
     if not isinstance(source, Acquisition):
         raise ValueError("depth_profile needs an Acquisition (its frames), not "
                          f"{type(source).__name__}")
-    labels = _check_labels(labels, source.shape[2:])
-    n = int(labels.max()) if labels.size else 0
+    labels, ids = _check_labels(labels, source.shape[2:])
+    n = ids.size
     node = parse(expression, source.labels)
     used = node.labels()
     indices = [source.labels.index(label) for label in used]
@@ -346,6 +395,6 @@ def depth_profile(source: Acquisition, labels, expression: str):
     present = np.flatnonzero(np.bincount(labels.ravel(), minlength=n + 1)[1:] > 0)
     frame_index = np.repeat(np.arange(source.n_frames), len(present))
     roi_index = np.tile(present, source.n_frames)
-    return pd.DataFrame({"roi": roi_index + 1, "frame": frame_index,
+    return pd.DataFrame({"roi": ids[roi_index], "frame": frame_index,
                          "value": value[frame_index, roi_index],
                          "sigma": sigma[frame_index, roi_index]})

@@ -1,15 +1,16 @@
-"""Many files at once, on dask: a local process pool or a dask.distributed cluster.
+"""Many files at once: a local process pool, or a dask.distributed cluster.
 
 Each file is one task that runs the whole recipe and writes its outputs (the same
 :func:`~napari_nanosims.batch.process_file` as a serial run) on a single thread, so that
 N workers use N cores and nothing oversubscribes them. A task never raises: a file that
-fails comes back as a :class:`FileResult` with the reason, and the others go on. dask
-does the scheduling (and, on a cluster, the retries and the dashboard).
+fails comes back as a :class:`FileResult` with the reason, and the others go on. Locally
+the files go one at a time to worker processes (:mod:`.local`: a lost worker costs only
+its file, signals stop everything); on a cluster dask.distributed schedules them (and
+shows the dashboard), and whatever is left is cancelled when the run ends early.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import resource
@@ -21,7 +22,10 @@ from typing import Any
 #: How long to try reaching a dask scheduler before giving up.
 CONNECT_TIMEOUT = "10s"
 
-__all__ = ["FileResult", "process_one", "run_batch", "default_workers", "interrupt_workers"]
+#: Seconds between two looks of a cluster task at whether its client still wants it.
+_CLUSTER_CHECK_S = 0.25
+
+__all__ = ["FileResult", "process_one", "run_batch", "default_workers"]
 
 
 @dataclasses.dataclass
@@ -44,6 +48,8 @@ class FileResult:
         Output kind -> path.
     roi_table : pandas.DataFrame or None
         The ROI table, when the recipe has ROI steps.
+    class_table : pandas.DataFrame or None
+        The per-class table, when the recipe has ``compare_classes`` steps.
     seconds : float
         Wall time of the task, s.
     peak_memory_mib : float
@@ -61,6 +67,7 @@ class FileResult:
     warnings: list = dataclasses.field(default_factory=list)
     written: dict = dataclasses.field(default_factory=dict)
     roi_table: Any = None
+    class_table: Any = None
     seconds: float = 0.0
     peak_memory_mib: float = 0.0
     start_memory_mib: float = 0.0
@@ -113,17 +120,28 @@ def _error_line(path, exc: BaseException) -> str:
     message = str(exc) or type(exc).__name__
     if isinstance(exc, MemoryError):
         message = "not enough memory for this file"
+    elif isinstance(exc, OSError) and "No space left on device" not in message:
+        from ..export._files import os_error_reason
+
+        if os_error_reason(exc) == "No space left on device":
+            where = f"{exc.filename}: " if exc.filename else ""
+            message = f"{where}No space left on device"
     if os.fspath(path) not in message and os.path.basename(os.fspath(path)) not in message:
         message = f"{path}: {message}"
     return message
 
 
 def process_one(path, recipe: dict, out_dir=None, overwrite: bool = False,
-                single_threaded: bool = True, progress: Callable | None = None) -> FileResult:
-    """Run a recipe (as :meth:`Recipe.to_dict` gives it) on one file; never raises.
+                single_threaded: bool = True, progress: Callable | None = None,
+                cancel=None) -> FileResult:
+    """Run a recipe (as :meth:`Recipe.to_dict` gives it) on one file; never raises
+    an ``Exception`` (a ``BaseException`` such as KeyboardInterrupt goes through, after
+    the temporary files are removed).
 
     With ``single_threaded`` the frame loops and BLAS use one thread (what a batch
-    worker must do); the results are the same either way.
+    worker must do); the results are the same either way. ``cancel`` as in
+    :func:`~napari_nanosims.batch.process_file`: the file then fails as cancelled and
+    nothing of it is written.
     """
     from threadpoolctl import threadpool_limits
 
@@ -142,13 +160,16 @@ def process_one(path, recipe: dict, out_dir=None, overwrite: bool = False,
                 threadpool_limits(limits=1 if single_threaded else None):
             warnings.simplefilter("always")
             acquisition, written = process_file(path, Recipe.from_dict(recipe), out_dir,
-                                                overwrite=overwrite, progress=progress)
+                                                overwrite=overwrite, progress=progress,
+                                                cancel=cancel)
         result.ok = True
         result.written = {key: os.fspath(value) for key, value in written.items()}
         result.lines = _summary_lines(path, acquisition, written)
         result.warnings = [str(w.message) for w in caught]
         if acquisition.roi_statistics is not None:
             result.roi_table = acquisition.roi_statistics.assign(file=path)
+        if acquisition.class_statistics is not None:
+            result.class_table = acquisition.class_statistics.assign(file=path)
     except Exception as exc:  # one bad file never stops the batch: say why, go on
         result.error = _error_line(path, exc)
     finally:
@@ -174,10 +195,14 @@ def run_batch(paths: Iterable, recipe, out_dir=None, *, overwrite: bool = False,
     overwrite : bool
         Replace existing outputs.
     workers : int, optional
-        Local worker processes (default: the number of cores); ignored with ``scheduler``.
+        Local worker processes (default: the number of cores; 1: in this process);
+        ignored with ``scheduler``. Each takes one file at a time; one that dies costs
+        only its file. SIGINT or SIGTERM (in the main thread) stops them all within
+        about 1.5 s, leaving no temporary file, and then goes to the handler there was.
     scheduler : str or distributed.Client, optional
         Address of a running dask.distributed scheduler (``tcp://host:8786``) or a client;
-        needs the ``distributed`` extra.
+        needs the ``distributed`` extra. When the run ends early (an error, a signal), the
+        files not yet done are cancelled, and those running stop before writing.
     on_result : callable, optional
         Called with each :class:`FileResult` as its file ends (in the calling thread).
 
@@ -203,9 +228,44 @@ def run_batch(paths: Iterable, recipe, out_dir=None, *, overwrite: bool = False,
     return [results[path] for path in paths]
 
 
+def _client_gone(stop_name: str) -> Callable[[], bool]:
+    """In a cluster task: a ``cancel`` that says stop when the client set its stop event
+    or released this task (it cancelled it, or it went away); looked up at most every
+    :data:`_CLUSTER_CHECK_S`."""
+    from distributed import Event, get_worker
+
+    worker = get_worker()
+    key = worker.get_current_task()
+    event = Event(stop_name)
+    last = {"time": 0.0, "stop": False}
+
+    def stop() -> bool:
+        now = time.monotonic()
+        if last["stop"] or now - last["time"] < _CLUSTER_CHECK_S:
+            return last["stop"]
+        last["time"] = now
+        try:  # the worker's own view of the task (not a public API: any failure = go on)
+            state = worker.state.tasks[key].state
+        except Exception:
+            state = None
+        try:
+            last["stop"] = state in ("cancelled", "released", "forgotten") or event.is_set()
+        except Exception:  # the scheduler is gone: nobody can take the result, so stop
+            last["stop"] = True
+        return last["stop"]
+    return stop
+
+
+def _cluster_task(path, recipe_dict, out_dir, overwrite, stop_name) -> FileResult:
+    """One file on a dask.distributed worker; stops when its client is gone."""
+    return process_one(path, recipe_dict, out_dir, overwrite, cancel=_client_gone(stop_name))
+
+
 def _on_cluster(paths, recipe_dict, out_dir, overwrite, scheduler, finished):
+    import uuid
+
     try:
-        from distributed import Client, as_completed
+        from distributed import Client, Event, as_completed
     except ImportError:
         raise ValueError("--scheduler needs dask.distributed: pip install "
                          "'napari-nanosims[distributed]'") from None
@@ -218,52 +278,48 @@ def _on_cluster(paths, recipe_dict, out_dir, overwrite, scheduler, finished):
             raise ValueError(f"cannot reach the dask scheduler at {scheduler}: "
                              f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
                              "; is 'dask scheduler' running there?") from None
+    stop_name = f"nanosims-stop-{uuid.uuid4().hex}"
+    futures: dict = {}
     try:
-        futures = {client.submit(process_one, path, recipe_dict, out_dir, overwrite,
-                                 key=f"nanosims-{index}-{os.path.basename(path)}",
-                                 pure=False): path
+        stop = Event(stop_name, client=client)
+        futures = {client.submit(_cluster_task, path, recipe_dict, out_dir, overwrite,
+                                 stop_name, key=f"nanosims-{index}-{os.path.basename(path)}",
+                                 pure=False, retries=0): path
                    for index, path in enumerate(paths)}
         for future in as_completed(list(futures)):
             try:
                 finished(future.result())
-            except Exception as exc:  # the worker died (out of memory, killed)
+            except Exception as exc:  # the worker died (out of memory, killed), or the
+                # scheduler: one line naming the file (dask's reason may have several)
+                reason = (str(exc) or type(exc).__name__).strip().splitlines()[0]
                 finished(FileResult(path=futures[future], ok=False,
-                                    error=_error_line(futures[future], exc)))
+                                    error=f"{futures[future]}: not processed: {reason}"))
     finally:
+        # Ended early (an error, SIGINT, SIGTERM): nothing more may run or write. Queued
+        # files are cancelled; running ones see the event (or their cancellation) and
+        # stop before writing.
+        unfinished = [future for future in futures if not future.done()]
+        if unfinished:
+            try:
+                stop.set()
+                client.cancel(unfinished, force=True)
+            except Exception:  # the scheduler is gone: so is the work
+                pass
         if client is not scheduler:
             client.close()
 
 
+def _in_this_process(paths, recipe_dict, out_dir, overwrite, finished):
+    for path in paths:
+        finished(process_one(path, recipe_dict, out_dir, overwrite))
+
+
 def _on_local_pool(paths, recipe_dict, out_dir, overwrite, workers, finished):
-    """dask's multiprocessing scheduler (a process pool); results handed over as tasks end."""
-    import dask
-    import dask.multiprocessing
-    from dask.callbacks import Callback
+    """Worker processes taking one file at a time (:func:`.local.run_local`)."""
+    if workers == 1:
+        _in_this_process(paths, recipe_dict, out_dir, overwrite, finished)
+        return
+    from .local import run_local
 
-    graph = {f"nanosims-{index}": (process_one, path, recipe_dict, out_dir, overwrite)
-             for index, path in enumerate(paths)}
-
-    class _Handover(Callback):
-        # Runs in the calling thread (dask's local scheduler loop) as each task ends.
-        def _posttask(self, key, result, dsk, state, worker_id):
-            finished(result)
-
-    with _Handover():
-        if workers == 1:
-            dask.get(graph, list(graph))
-        else:
-            dask.multiprocessing.get(graph, list(graph), num_workers=min(workers, len(graph)))
-
-
-def interrupt_workers() -> None:
-    """Pass an interrupt on to the local pool's worker processes, so that each removes its
-    temporary files on the way out (as a serial run does)."""
-    import multiprocessing
-    import signal
-
-    children = multiprocessing.active_children()
-    for child in children:
-        with contextlib.suppress(OSError):  # the child may have ended meanwhile
-            os.kill(child.pid, signal.SIGINT)
-    for child in children:
-        child.join(timeout=10)
+    run_local(paths, recipe_dict, out_dir, overwrite, workers, finished, process_one,
+              lambda path, error: FileResult(path=path, ok=False, error=error))

@@ -11,15 +11,21 @@ from typing import Any
 import numpy as np
 
 from ..export._files import atomic_outputs, refuse_existing, remove_stale_partials
-from ..export.names import export_outputs, ratio_outputs, roi_outputs, run_outputs
+from ..export.names import (
+    class_outputs,
+    export_outputs,
+    ratio_outputs,
+    roi_outputs,
+    run_outputs,
+)
 from ..export.ometiff import json_ready, software_versions, write_acquisition_tiffs
 from ..export.ratio import write_derived
 from ..model import Acquisition
-from ..steps.progress import run_to_completion
-from ..steps.recipe import Recipe, iter_run_recipe
+from ..steps.progress import run_to_completion, should_stop
+from ..steps.recipe import Recipe, RecipeCancelled, iter_run_recipe
 from ..steps.registry import STEPS
 
-__all__ = ["process_file", "processing_record"]
+__all__ = ["process_file", "processing_record", "confine_exports"]
 
 
 def processing_record(acquisition: Acquisition, recipe: Recipe, paths: dict) -> dict[str, Any]:
@@ -56,14 +62,58 @@ def processing_record(acquisition: Acquisition, recipe: Recipe, paths: dict) -> 
     return record
 
 
-def _exports_into(recipe: Recipe, folder: Path, overwrite: bool) -> Recipe:
-    """The recipe with its export steps writing into ``folder`` unless they name their own,
-    and replacing files when the run may (``--overwrite``)."""
+def _inside(root: Path, folder, step: str) -> Path:
+    """``folder`` (an export step's) as a folder inside ``root``; ValueError if it is not."""
+    text = os.fspath(folder)
+    where = (f"recipe step {step}: folder {text!r} is outside the output folder {root}; "
+             "an export step's folder must be a sub-folder of the output folder "
+             "(--out), given relative to it")
+    if "\0" in text:
+        raise ValueError(f"recipe step {step}: folder {text!r} holds a NUL character")
+    if os.path.isabs(text) or Path(text).anchor:
+        raise ValueError(where.replace("is outside", "is an absolute path, not inside", 1))
+    # resolve() follows symbolic links as far as they exist, so a link inside the output
+    # folder that points elsewhere is caught as well as '..'.
+    target = (root / text).resolve()
+    if target != root and root not in target.parents:
+        raise ValueError(where)
+    return target
+
+
+def confine_exports(recipe: Recipe, folder, overwrite: bool = False) -> Recipe:
+    """The recipe with every export step writing inside the output ``folder``.
+
+    Recipes come from other people: an export step's ``folder`` is read as a sub-folder
+    of the run's output folder (empty: the output folder itself), and one that is
+    absolute or resolves outside it (``..``, a symbolic link pointing out) is refused.
+
+    Parameters
+    ----------
+    recipe : Recipe
+        The recipe as given.
+    folder : path-like
+        The run's output folder (``--out``, else the input's folder).
+    overwrite : bool
+        The run replaces files (``--overwrite``): so do its export steps.
+
+    Returns
+    -------
+    Recipe
+        The export steps with absolute ``folder`` (symbolic links resolved) and
+        ``overwrite``; the other steps as they were.
+
+    Raises
+    ------
+    ValueError
+        Naming the step and the folder, before anything is done.
+    """
+    root = Path(folder).resolve()
     steps = []
     for name, parameters in recipe.steps:
         if name.startswith("write_"):
             parameters = dict(parameters)
-            parameters["folder"] = parameters.get("folder") or os.fspath(folder)
+            parameters["folder"] = os.fspath(_inside(root, parameters.get("folder") or "",
+                                                     name))
             parameters["overwrite"] = bool(parameters.get("overwrite")) or overwrite
         steps.append((name, parameters))
     return Recipe(tuple(steps), recipe.roll_data)
@@ -71,7 +121,7 @@ def _exports_into(recipe: Recipe, folder: Path, overwrite: bool) -> Recipe:
 
 def _step_outputs(path, out_dir, recipe: Recipe) -> list[Path]:
     """The files the recipe's ratio, ROI and export steps will write, as far as they are
-    known before it runs (the export steps' folders set by :func:`_exports_into`)."""
+    known before it runs (the export steps' folders set by :func:`confine_exports`)."""
     planned = []
     for name, parameters in recipe.steps:
         if name == "ratio":
@@ -79,6 +129,8 @@ def _step_outputs(path, out_dir, recipe: Recipe) -> list[Path]:
             planned += ratio_outputs(path, out_dir, expression).values()
         elif name == "roi_table":
             planned += roi_outputs(path, out_dir).values()
+        elif name == "compare_classes":
+            planned += class_outputs(path, out_dir).values()
         else:
             planned += export_outputs(name, Path(path).stem, parameters.get("folder", ""))
     return planned
@@ -92,10 +144,12 @@ def iter_process_file(path, recipe: Recipe, out_dir=None, *, overwrite: bool = F
                         aligned=any(name == "align_frames" for name, _ in recipe.steps))
     folder = paths["record"].parent
     as_given = recipe  # the record keeps it: replayed elsewhere, exports follow --out
-    recipe = _exports_into(recipe, folder, overwrite)
+    recipe = confine_exports(recipe, folder, overwrite)
     # Every output that can be named now is checked now, before any work is done.
     refuse_existing([*paths.values(), *_step_outputs(path, out_dir, recipe)], overwrite)
     acquisition = yield from iter_run_recipe(path, recipe, cancel)
+    if should_stop(cancel):  # told to stop while the last step ran: write nothing
+        raise RecipeCancelled(f"{acquisition.name}: cancelled before writing")
     folder.mkdir(parents=True, exist_ok=True)
     remove_stale_partials(folder)
     record = processing_record(acquisition, as_given, paths)
@@ -107,6 +161,11 @@ def iter_process_file(path, recipe: Recipe, out_dir=None, *, overwrite: bool = F
         temporary["record"].write_text(json.dumps(record, indent=2, ensure_ascii=False))
     if acquisition.roi_statistics is not None:
         paths.update(_write_rois(acquisition, path, out_dir, overwrite))
+    if acquisition.class_statistics is not None:
+        targets = class_outputs(path, out_dir)
+        with atomic_outputs(targets, overwrite) as temporary:
+            acquisition.class_statistics.to_csv(temporary["class table"], index=False)
+        paths.update(targets)
     for number, derived in enumerate(acquisition.derived, start=1):
         written = write_derived(derived, ratio_outputs(path, out_dir, derived.expression),
                                 overwrite=overwrite)

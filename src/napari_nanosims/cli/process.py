@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import time
 
@@ -14,17 +13,21 @@ from .report import ProgressLine
 __all__ = ["add_process_command"]
 
 
-class _Interrupted(BaseException):
-    """SIGTERM, turned into an exception so that temporary files are removed on the way out."""
+def _check_outputs_inside(recipe, args) -> None:
+    """Refuse, before any work, a recipe whose export steps would write outside the
+    output folder of any of the files (ValueError)."""
+    from ..batch.single import confine_exports
+    from ..export.names import output_folder
 
-
-def _on_sigterm(signum, _frame):
-    raise _Interrupted(signum)
+    for folder in dict.fromkeys(output_folder(os.path.abspath(path), args.out)
+                                for path in args.files):
+        confine_exports(recipe, folder)
 
 
 def _cmd_process(args) -> int:
     try:
         recipe = _recipe_from_args(args)
+        _check_outputs_inside(recipe, args)
     except ValueError as exc:
         report.error(exc)
         return 2
@@ -33,29 +36,23 @@ def _cmd_process(args) -> int:
         return 2
     parallel = args.scheduler is not None or (
         len(args.files) > 1 and (args.workers is None or args.workers > 1))
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     started = time.perf_counter()
+    # SIGINT and SIGTERM (main: KeyboardInterrupt, Interrupted) end the run where it is:
+    # the pool stops its workers first, and nothing is written after them.
     try:
         results = (_process_in_parallel(args, recipe) if parallel
                    else _process_serially(args, recipe))
-        failures = sum(not result.ok for result in results)
-        tables = [result.roi_table for result in results if result.roi_table is not None]
-        if tables:
-            failures += _write_combined_table(tables, args)
-        _print_summary(results, time.perf_counter() - started)
-    except (KeyboardInterrupt, _Interrupted) as exc:
-        if parallel:
-            from ..batch.pool import interrupt_workers
-
-            interrupt_workers()
-        print("interrupted: stopped before finishing; no partial outputs were left",
-              file=sys.stderr)
-        return 143 if isinstance(exc, _Interrupted) else 130
     except ValueError as exc:  # a scheduler that cannot be reached, a missing extra
         report.error(exc)
         return 2
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    failures = sum(not result.ok for result in results)
+    tables = [result.roi_table for result in results if result.roi_table is not None]
+    if tables:
+        failures += _write_combined_table(tables, args)
+    classes = [result.class_table for result in results if result.class_table is not None]
+    if classes:
+        failures += _write_combined_classes(classes, tables, args)
+    _print_summary(results, time.perf_counter() - started)
     return 1 if failures else 0
 
 
@@ -123,7 +120,7 @@ def _write_combined_table(tables, args) -> int:
     """One tidy ROI table across all files (a ``file`` column first); 1 if it failed."""
     import pandas as pd
 
-    from ..export._files import OutputExistsError, atomic_output
+    from ..export._files import atomic_output
     from ..export.names import combined_roi_table, output_folder
 
     target = combined_roi_table(output_folder(os.path.abspath(args.files[0]), args.out or None))
@@ -132,10 +129,37 @@ def _write_combined_table(tables, args) -> int:
     try:
         with atomic_output(target, args.overwrite) as temporary:
             combined.to_csv(temporary, index=False)
-    except OutputExistsError as exc:
+    except OSError as exc:  # it exists, a full disk, no permission: one line, no partial
         report.error(exc)
         return 1
     print(f"ROI table of {len(tables)} file(s): {target}")
+    return 0
+
+
+def _write_combined_classes(class_tables, roi_tables, args) -> int:
+    """Every file's class table (``file`` column first) and, for each quantity, the
+    classes compared across all files (``file`` = 'all files'); 1 if it failed."""
+    import pandas as pd
+
+    from ..analysis.group_stats import compare_classes
+    from ..export._files import atomic_output
+    from ..export.names import combined_class_table, output_folder
+
+    target = combined_class_table(output_folder(os.path.abspath(args.files[0]),
+                                                args.out or None))
+    combined = pd.concat(class_tables, ignore_index=True)
+    every_roi = pd.concat(roi_tables, ignore_index=True)
+    try:
+        across = [compare_classes(every_roi, quantity).assign(file="all files")
+                  for quantity in combined["quantity"].unique()]
+        combined = pd.concat([combined, *across], ignore_index=True)
+        combined = combined[["file"] + [c for c in combined.columns if c != "file"]]
+        with atomic_output(target, args.overwrite) as temporary:
+            combined.to_csv(temporary, index=False)
+    except (OSError, ValueError) as exc:  # exists, disk full, unwritable: one line
+        report.error(exc)
+        return 1
+    print(f"class table of {len(class_tables)} file(s): {target}")
     return 0
 
 

@@ -15,13 +15,19 @@ from .options import add_parameter_option
 def _cmd_ratio(args) -> int:
     from ..analysis.accumulate import accumulate
     from ..analysis.ratios import evaluate
-    from ..export.names import ratio_outputs
+    from ..batch.single import confine_exports
+    from ..export.names import output_folder, ratio_outputs
     from ..export.ratio import write_derived
     from ..io.acquisition import open_acquisition
     from ..steps.recipe import Recipe, run_recipe
 
     try:
         recipe = Recipe.load(args.recipe) if args.recipe else None
+        # The recipe's export steps write into --out (sub-folders of it at most), like
+        # 'nanosims process': refused before any work if one would write elsewhere.
+        confined = {path: confine_exports(recipe, output_folder(os.path.abspath(path),
+                                                                args.out), args.overwrite)
+                    for path in args.files} if recipe is not None else {}
     except ValueError as exc:
         report.error(exc)
         return 2
@@ -30,7 +36,7 @@ def _cmd_ratio(args) -> int:
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                acquisition = (run_recipe(path, recipe) if recipe is not None
+                acquisition = (run_recipe(path, confined[path]) if recipe is not None
                                else open_acquisition(path))
                 total = accumulate(acquisition)
                 for expression in args.expr:
@@ -82,7 +88,9 @@ def add_ratio_command(sub) -> None:
                             "(default: colormap)")
     ratio.add_argument("--plain-png", action="store_true",
                        help="PNG without colour bar and scale bar: one pixel per image pixel")
-    ratio.add_argument("--recipe", metavar="FILE", help="process the file with this recipe first")
+    ratio.add_argument("--recipe", metavar="FILE",
+                       help="process the file with this recipe first (its export steps "
+                            "write into --out)")
     ratio.add_argument("--out", metavar="DIR", help="output folder (default: next to each file)")
     ratio.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     ratio.set_defaults(func=_cmd_ratio)

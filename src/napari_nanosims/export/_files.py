@@ -6,19 +6,23 @@ complete (:func:`atomic_outputs`), so that an interruption never leaves a half-w
 file under a final name. Nothing is replaced unless the caller asks
 (:func:`refuse_existing`, :class:`OutputExistsError`). The pid in the temporary name lets
 the next run recognise what a process killed outright left behind
-(:func:`remove_stale_partials`).
+(:func:`remove_stale_partials`). A write that fails (a full disk, no permission) is
+reported as :class:`OutputWriteError`, naming the final file and not its temporary name.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["OutputExistsError", "partial_path", "existing_outputs", "refuse_existing",
-           "atomic_outputs", "atomic_output", "remove_stale_partials"]
+__all__ = ["OutputExistsError", "OutputWriteError", "os_error_reason", "partial_path",
+           "existing_outputs", "refuse_existing", "atomic_outputs", "atomic_output",
+           "remove_stale_partials"]
 
 #: What a temporary name adds to the final one, followed by the writing process's id.
 PARTIAL_MARK = ".partial-"
@@ -28,6 +32,57 @@ _PARTIAL = re.compile(re.escape(PARTIAL_MARK) + r"(\d+)$")
 
 class OutputExistsError(FileExistsError):
     """An output exists and the caller did not ask to replace it (``overwrite``)."""
+
+
+class OutputWriteError(OSError):
+    """Writing an output failed (a full disk, no permission, a missing folder).
+
+    ``errno`` is the system's error number, ``filename`` the final name (or names,
+    comma-separated, when the failing one cannot be told); ``str()`` is one line:
+    ``cannot write <final name>: <reason>`` (``No space left on device`` for ENOSPC).
+    """
+
+    def __str__(self) -> str:
+        return f"cannot write {self.filename}: {self.strerror}"
+
+
+def _error_number(exc: OSError) -> int | None:
+    """The error number of ``exc``, also when it was raised as ``OSError(ENOSPC)`` (one
+    argument: Python then leaves ``errno`` unset)."""
+    if exc.errno is not None:
+        return exc.errno
+    if len(exc.args) == 1 and isinstance(exc.args[0], int):
+        return exc.args[0]
+    return None
+
+
+def os_error_reason(exc: OSError) -> str:
+    """Why ``exc`` happened, in words, without file names: the system's text for its error
+    number (always ``No space left on device`` for a full disk)."""
+    number = _error_number(exc)
+    if number == errno.ENOSPC:
+        return "No space left on device"
+    if exc.strerror:
+        return exc.strerror
+    if number is not None:
+        return os.strerror(number)
+    return str(exc) or type(exc).__name__
+
+
+def _write_error(exc: OSError, paths: Mapping[str, str | os.PathLike],
+                 temporary: Mapping[str, Path]) -> OutputWriteError:
+    """``exc`` (raised while writing ``temporary`` or renaming it) as an
+    :class:`OutputWriteError` naming the final file(s)."""
+    finals = {os.fspath(temporary[key]): os.fspath(final) for key, final in paths.items()}
+    given = [os.fspath(name) for name in (exc.filename, exc.filename2) if name is not None]
+    named = [finals[name] for name in given if name in finals]
+    # A rename onto a final name names that; failing that, every output (the writer did
+    # not say which file it was writing), and a file that is none of ours as it is.
+    named = named or [final for final in finals.values() if final in given]
+    others = [name for name in given if name not in finals and name not in finals.values()]
+    reason = os_error_reason(exc) + (f" ({others[0]})" if others and not named else "")
+    named = named or list(finals.values())
+    return OutputWriteError(_error_number(exc), reason, ", ".join(named))
 
 
 def partial_path(path: str | os.PathLike, pid: int | None = None) -> Path:
@@ -88,6 +143,12 @@ def atomic_outputs(paths: Mapping[str, str | os.PathLike],
     dict
         Key -> temporary path (:func:`partial_path`) to write.
 
+    Raises
+    ------
+    OutputWriteError
+        When writing or renaming fails with an ``OSError`` (other than
+        :class:`OutputExistsError`), naming the final file, not the temporary one.
+
     An interruption or error (SIGINT, SIGTERM, a full disk) leaves no file under a final
     name and no temporary file.
     """
@@ -98,10 +159,16 @@ def atomic_outputs(paths: Mapping[str, str | os.PathLike],
         refuse_existing(paths.values(), overwrite)
         for key, final in paths.items():
             os.replace(temporary[key], final)
+    except (OutputExistsError, OutputWriteError):
+        raise
+    except OSError as exc:
+        raise _write_error(exc, paths, temporary) from exc
     finally:
         for leftover in temporary.values():
-            if os.path.lexists(leftover):
-                leftover.unlink()
+            # A removal that fails must not hide why the block failed.
+            with contextlib.suppress(OSError):
+                if os.path.lexists(leftover):
+                    leftover.unlink()
 
 
 @contextmanager

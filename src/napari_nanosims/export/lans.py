@@ -109,13 +109,11 @@ def _depth_text(folder_name: str, name: str, profile, n_rois: int, counts: bool)
 
 def _sequential(labels: np.ndarray) -> np.ndarray:
     """The ROI image numbered 1..N in the order of its ids: LANS numbers ROIs so, and
-    lans2r takes a depth profile's ROI number from its column position."""
-    present = np.unique(labels[labels > 0])
-    if np.array_equal(present, np.arange(1, present.size + 1)):
-        return labels
-    lookup = np.zeros(int(labels.max()) + 1, dtype=np.int32)
-    lookup[present] = np.arange(1, present.size + 1, dtype=np.int32)
-    return lookup[labels]
+    lans2r takes a depth profile's ROI number from its column position. Memory grows
+    with the image, not with the largest id."""
+    ids, compact = np.unique(labels, return_inverse=True)
+    compact = compact.reshape(labels.shape).astype(np.int32)
+    return compact if ids.size and ids[0] == 0 else compact + 1
 
 
 def _expression_nodes(result, expressions) -> list:
@@ -152,7 +150,12 @@ def _expression_nodes(result, expressions) -> list:
                         if text.strip():
                             node = parse(text, known)
                             given.setdefault(node.text(), node)
-            nodes += [given[q] if q in given else parse(q, known) for q in wanted]
+            for quantity in wanted:
+                try:
+                    nodes.append(given[quantity] if quantity in given
+                                 else parse(quantity, known))
+                except ValueError:  # a row added to the table ('... excess', '... k')
+                    continue
     unique: dict[str, object] = {}
     for node in nodes:
         if not node.labels():
@@ -196,7 +199,8 @@ def write_lans(result, folder: str | os.PathLike, *, expressions=None,
     ------
     ValueError
         Without ROIs, for an expression that does not parse or uses no mass, or when two
-        expressions get the same LANS file name.
+        masses or expressions get the same LANS file name (compared ignoring case), before
+        anything is written.
     """
     from scipy.io import savemat
 
@@ -208,15 +212,19 @@ def write_lans(result, folder: str | os.PathLike, *, expressions=None,
         raise ValueError(f"{result.name}: no ROIs to export (run a 'segment' step or "
                          "draw ROIs first)")
     folder = Path(folder)
-    labels = _sequential(np.asarray(result.roi_labels, dtype=np.int32))
+    labels = _sequential(np.asarray(result.roi_labels))
     nodes = _expression_nodes(result, expressions)
     names: dict[str, str] = {}
-    for node in nodes:
-        name = lans_name(node.text())
+    for what, text in [*(("mass", label) for label in result.labels),
+                       *(("expression", node.text()) for node in nodes)]:
+        # compared case-folded: on Windows and macOS '12c' and '12C' are one file
+        name = lans_name(text).casefold()
         if name in names:
-            raise ValueError(f"expressions {names[name]!r} and {node.text()!r} "
-                             f"would both be written as {name!r}; write them separately")
-        names[name] = node.text()
+            raise ValueError(f"{result.name}: {names[name]} and {what} {text!r} would both "
+                             f"be written as {lans_name(text)!r} (LANS file names have no "
+                             "spaces, '/' and '*' become '-', '.' becomes 'd'); rename one "
+                             "or write them separately")
+        names[name] = f"{what} {text!r}"
     table = roi_table(result, labels, nodes)
     n = int(labels.max()) if labels.size else 0
     lw = _shape_ratios(labels, n)

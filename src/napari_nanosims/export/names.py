@@ -11,6 +11,7 @@ kind                          name
                               ``<stem>_stack.ome.tif``
 ``record``                    ``<stem>_processing.json``
 ``rois``, ``roi table``       ``<stem>_rois.tif``, ``<stem>_roi_table.csv``
+``class table``               ``<stem>_class_table.csv`` (``compare_classes`` steps)
 ``ratio image``               ``<stem>_<expression>.ome.tif`` (value and sigma)
 ``ratio display``             ``<stem>_<expression>.png``
 ``nrrd``                      ``<stem>.nrrd`` (step ``write_nrrd``)
@@ -20,8 +21,9 @@ kind                          name
 ============================  ====================================================
 
 and, across the files of one ``nanosims process``, ``roi_table.csv``
-(:func:`combined_roi_table`). The writers, the check before a run and the record all
-take their names from here, so they cannot disagree.
+(:func:`combined_roi_table`) and ``class_table.csv`` (:func:`combined_class_table`).
+The writers, the check before a run and the record all take their names from here, so
+they cannot disagree.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from pathlib import Path
 
 __all__ = ["output_name", "output_folder", "export_folder", "run_outputs",
            "roi_outputs", "ratio_outputs", "export_outputs", "combined_roi_table",
+           "class_outputs", "combined_class_table",
            "safe_expression", "lans_name", "lans_file", "EXPORT_KINDS"]
 
 _NAMES = {
@@ -42,6 +45,7 @@ _NAMES = {
     "record": "{stem}_processing.json",
     "rois": "{stem}_rois.tif",
     "roi table": "{stem}_roi_table.csv",
+    "class table": "{stem}_class_table.csv",
     "ratio image": "{stem}_{expression}.ome.tif",
     "ratio display": "{stem}_{expression}.png",
     "nrrd": "{stem}.nrrd",
@@ -53,6 +57,7 @@ _NAMES = {
 EXPORT_KINDS = {"write_nrrd": "nrrd", "write_ome_tiff": "ome-tiff", "write_lans": "lans"}
 
 _COMBINED_ROI_TABLE = "roi_table.csv"
+_COMBINED_CLASS_TABLE = "class_table.csv"
 
 _LANS_FILES = {"dac": "dat/{name}.dac", "depth": "dat/{name}-z.dat", "mat": "mat/{name}.mat"}
 
@@ -125,6 +130,13 @@ def roi_outputs(input_path: str | os.PathLike,
     return {kind: folder / output_name(stem, kind) for kind in ("rois", "roi table")}
 
 
+def class_outputs(input_path: str | os.PathLike,
+                  out_dir: str | os.PathLike | None = None) -> dict[str, Path]:
+    """``class table`` of one file (the tables of its ``compare_classes`` steps)."""
+    stem, folder = Path(input_path).stem, output_folder(input_path, out_dir)
+    return {"class table": folder / output_name(stem, "class table")}
+
+
 def ratio_outputs(input_path: str | os.PathLike, out_dir: str | os.PathLike | None,
                   expression: str) -> dict[str, Path]:
     """``image`` (``.ome.tif``: value and sigma) and ``display`` (``.png``) of one
@@ -154,6 +166,12 @@ def export_outputs(step: str, stem: str, folder: str | os.PathLike) -> list[Path
 def combined_roi_table(folder: str | os.PathLike) -> Path:
     """The ROI table of every file of one ``nanosims process`` run, in ``folder``."""
     return Path(folder) / _COMBINED_ROI_TABLE
+
+
+def combined_class_table(folder: str | os.PathLike) -> Path:
+    """The class tables of every file of one ``nanosims process`` run, and the classes
+    compared across all of them, in ``folder``."""
+    return Path(folder) / _COMBINED_CLASS_TABLE
 
 
 def lans_name(text: str) -> str:

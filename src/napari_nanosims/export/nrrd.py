@@ -13,7 +13,6 @@ checksum is what tells our history apart from data changed since.
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import hashlib
 import json
 import os
@@ -24,7 +23,17 @@ from typing import Any
 import numpy as np
 
 from .._errors import ImFormatError
+from ._description import (
+    checked_detectors,
+    checked_header_values,
+    checked_history,
+    checked_strings,
+    checked_translations,
+    loads,
+    warn_dropped,
+)
 from ._files import atomic_output, refuse_existing
+from ._payload import CHUNK, Payload
 from .ometiff import json_ready, software_versions
 
 __all__ = ["write_nrrd", "read_nrrd", "read_nrrd_header", "nrrd_symbol", "data_sha256",
@@ -74,6 +83,23 @@ def _json_value(value) -> str:
     return text.replace(": ", ":\\u0020")
 
 
+class _ValueHash:
+    """SHA-256 of values fed in file order, as :func:`data_sha256` defines it."""
+
+    def __init__(self):
+        self.digest = hashlib.sha256()
+
+    def update(self, values: np.ndarray) -> None:
+        flat = np.ascontiguousarray(values).reshape(-1)
+        floating = flat.dtype.kind == "f"
+        for start in range(0, flat.size, _HASH_CHUNK_VALUES):
+            chunk = flat[start:start + _HASH_CHUNK_VALUES].astype(">f8")
+            if floating:  # integers have neither NaN nor -0.0
+                chunk += 0.0  # -0.0 + 0.0 is 0.0
+                chunk[np.isnan(chunk)] = np.nan
+            self.digest.update(chunk)
+
+
 def data_sha256(stored) -> str:
     """SHA-256 (hex) of the data of a ``.nrrd`` file, whatever its type and byte order.
 
@@ -91,17 +117,9 @@ def data_sha256(stored) -> str:
         uint16 or float32, big- or little-endian (pynrrd writes little-endian) give the
         same checksum. Hashed in chunks, so the only extra memory is one chunk.
     """
-    data = np.asarray(stored)
-    digest = hashlib.sha256()
-    flat = data.reshape(-1)
-    floating = data.dtype.kind == "f"
-    for start in range(0, flat.size, _HASH_CHUNK_VALUES):
-        chunk = flat[start:start + _HASH_CHUNK_VALUES].astype(">f8")
-        if floating:  # integers have neither NaN nor -0.0
-            chunk += 0.0  # -0.0 + 0.0 is 0.0
-            chunk[np.isnan(chunk)] = np.nan
-        digest.update(chunk)
-    return digest.hexdigest()
+    hasher = _ValueHash()
+    hasher.update(np.asarray(stored))
+    return hasher.digest.hexdigest()
 
 
 def _qsa_record(acquisition):
@@ -267,10 +285,18 @@ def read_nrrd(path: str | os.PathLike):
     Raises
     ------
     ImFormatError
-        Not a NRRD file, a layout other than OpenMIMS's 4-D one, or data that do not
-        match the header.
+        Not a NRRD file, a layout other than OpenMIMS's 4-D one, an encoding other than
+        raw, gzip or bzip2, or data that do not match the header's sizes: raw data
+        shorter than the sizes need, compressed data that inflate to more or fewer bytes
+        (checked in pieces of 256 KiB before the counts are allocated). Memory: the
+        counts plus about 1 MiB.
+
+    Warns
+    -----
+    ImFormatWarning
+        Our ``napari_nanosims_*`` values that are not valid JSON or not of the type we
+        write are named once and left out; the data are read.
     """
-    from ..io.header import ImHeader
     from ..model import Acquisition, HistoryRecord, channels_from_header
 
     path = os.fspath(path)
@@ -293,59 +319,77 @@ def read_nrrd(path: str | os.PathLike):
         dtype = dtype.newbyteorder("<")
     if "data file" in fields or "datafile" in fields:
         raise ImFormatError(f"{path}: detached NRRD data files are not supported")
-    encoding = fields.get("encoding", "raw").lower()
-    count = width * height * n_frames * n_masses
+    # Hashed while reading when the checksum may be needed (see below).
+    hasher = _ValueHash() if CHECKSUM_KEY in pairs or any(
+        f"napari_nanosims_{name}" in pairs for name in ("history", "translations_px")) else None
     with open(path, "rb") as handle:
-        handle.seek(offset)
-        payload = handle.read() if encoding in ("gzip", "gz") else None
-        if encoding == "raw":
-            available = os.fstat(handle.fileno()).st_size - offset
-            if available < count * dtype.itemsize:
-                raise ImFormatError(f"{path}: {available} data bytes for {count} values of "
-                                    f"{dtype.itemsize} bytes")
-            data = np.fromfile(handle, dtype=dtype, count=count)
-        elif payload is not None:
-            data = np.frombuffer(gzip.decompress(payload), dtype=dtype, count=count)
-        else:
-            raise ImFormatError(f"{path}: NRRD encoding {encoding!r} is not supported")
-    stored = data.reshape(n_masses, n_frames, height, width)
-    counts = np.ascontiguousarray(stored.transpose(1, 0, 2, 3), dtype=dtype.newbyteorder("="))
+        # Checks the bytes present against the sizes before anything is allocated.
+        payload = Payload(handle, path, offset, fields.get("encoding", "raw").lower(),
+                          width * height * n_frames * n_masses * dtype.itemsize)
+        counts = np.empty((n_frames, n_masses, height, width), dtype.newbyteorder("="))
+        # Planes (one mass, one frame) in file order, about CHUNK bytes at a time: the
+        # only memory besides the counts.
+        per_block = max(1, CHUNK // (width * height * dtype.itemsize))
+        for first in range(0, n_masses * n_frames, per_block):
+            planes = np.arange(first, min(first + per_block, n_masses * n_frames))
+            block = np.empty((planes.size, height, width), dtype)
+            payload.fill(block)
+            counts[planes % n_frames, planes // n_frames] = block
+            if hasher is not None:
+                hasher.update(block)
 
-    def ours(name) -> Any:
-        try:
-            return json.loads(pairs[f"napari_nanosims_{name}"])
-        except (KeyError, ValueError):
+    dropped: list[str] = []
+
+    def ours(name, check, *args) -> Any:
+        """Our stored value ``name`` when present and as we write it; else None, and
+        named in the warning when present but unusable."""
+        key = f"napari_nanosims_{name}"
+        if key not in pairs:
             return None
+        try:
+            value = loads(pairs[key])
+        except ValueError:
+            value = check = None
+        checked = check(value, *args) if check is not None else None
+        if checked is None and (value is not None or check is None):
+            dropped.append(key)
+        return checked
 
     symbols = pairs.get("Mims_mass_symbols", "").split()
-    labels = ours("labels") or [("SE" if s == "-" else s) for s in symbols]
+    labels = ours("labels", checked_strings, n_masses) or [
+        ("SE" if s == "-" else s) for s in symbols]
     if len(labels) != n_masses:
         labels = [f"mass {k}" for k in range(n_masses)]
-    masses = _floats(pairs.get("Mims_mass_numbers"))
+    masses = [m for m in _floats(pairs.get("Mims_mass_numbers")) if np.isfinite(m)]
     pixel_nm = (_floats(pairs.get("Mims_pixel_width")) or [1000.0])[0]
     dwell_ms = (_floats(pairs.get("Mims_dwell_time")) or [1.0])[0]
     acquisition = Acquisition.from_arrays(
         counts, labels, masses_amu=masses if len(masses) == n_masses else None,
-        pixel_size_um=pixel_nm / 1000.0, dwell_time_us=dwell_ms * 1000.0,
-        detectors=ours("detectors"), name=os.path.basename(path))
-    header_values = ours("header")
-    header = acquisition.header
-    if isinstance(header_values, dict):
+        pixel_size_um=pixel_nm / 1000.0 if np.isfinite(pixel_nm) else float("nan"),
+        dwell_time_us=dwell_ms * 1000.0 if np.isfinite(dwell_ms) else float("nan"),
+        detectors=ours("detectors", checked_detectors, n_masses),
+        name=os.path.basename(path))
+    header = dataclasses.replace(acquisition.header, path=os.path.abspath(path))
+    if "napari_nanosims_header" in pairs:
         # The original header, with this file's shape and place.
-        restored = ImHeader.from_dict({**header.to_dict(), **header_values})
-        header = dataclasses.replace(restored, path=os.path.abspath(path), n_frames=n_frames,
+        values = ours("header", lambda value: value)
+        usable, bad = checked_header_values(values, header)
+        if bad and values is not None:
+            dropped.append(f"napari_nanosims_header ({', '.join(bad)})")
+        header = dataclasses.replace(header, **usable)
+        header = dataclasses.replace(header, path=os.path.abspath(path), n_frames=n_frames,
                                      n_frames_header=n_frames, n_masses=n_masses,
                                      width=width, height=height, has_data=True)
     else:
-        header = dataclasses.replace(header, path=os.path.abspath(path),
-                                     sample_name=pairs.get("Mims_sample_name", ""),
+        header = dataclasses.replace(header, sample_name=pairs.get("Mims_sample_name", ""),
                                      user=pairs.get("Mims_user_name", ""))
     history = tuple(HistoryRecord(h["step"], h.get("parameters", {}), h.get("version", "?"))
-                    for h in (ours("history") or []) if isinstance(h, dict) and "step" in h)
-    translations = ours("translations_px")
+                    for h in ours("history", checked_history) or [])
+    translations = ours("translations_px", checked_translations, n_frames)
+    warn_dropped(path, dropped)
     if history or translations is not None or CHECKSUM_KEY in pairs:
         recorded = pairs.get(CHECKSUM_KEY, "").strip()
-        found = data_sha256(stored)
+        found = hasher.digest.hexdigest()
         if recorded != found:
             # The header describes data that are no longer these (another tool wrote new
             # data under our copied keys): keep what was done before as information only.

@@ -11,6 +11,16 @@ from typing import Any
 
 import numpy as np
 
+from .._errors import ImFormatError
+from ._ome_checks import (
+    channel_names,
+    check_claimed_sizes,
+    check_series,
+    checked_description,
+    loads_description,
+    parse_ome_xml,
+)
+
 __all__ = ["write_ome_tiff", "write_acquisition_tiffs", "counts_for_tiff",
            "software_versions", "json_ready", "acquisition_description", "read_ome_tiff",
            "OmeTiffContent", "DESCRIPTION_KEY", "frame_interval_s", "content_uuid"]
@@ -238,50 +248,96 @@ def read_ome_tiff(path: str | os.PathLike, *, ours_only: bool = False,
     With ``ours_only``, returns None for any TIFF that napari-nanosims did not write
     (no OME metadata, or no ``napari_nanosims`` description). With ``metadata_only`` the
     pixels are not read (``data`` is None): a cheap check.
-    """
-    import xml.etree.ElementTree as ElementTree
 
+    Raises
+    ------
+    ImFormatError
+        (a ValueError) naming the file: not a TIFF, malformed OME XML, metadata that
+        claim more planes than the file has IFDs or more bytes than it can hold (checked
+        before anything is allocated for them), planes missing or outside the file, and
+        for our files axes other than CYX/TCYX or channel names that do not match the
+        data. Memory: the pixels plus the file's metadata.
+
+    Warns
+    -----
+    ImFormatWarning
+        Values of our description of the wrong type are named and left out.
+    """
     import tifffile
 
-    with tifffile.TiffFile(path) as tif:
+    try:
+        return _read_ome_tiff(os.fspath(path), ours_only, metadata_only, tifffile)
+    except ImFormatError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - tifffile meets hostile bytes in many ways
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise  # the file cannot be opened: FileNotFoundError, PermissionError...
+        raise ImFormatError(f"{os.fspath(path)}: not a readable OME-TIFF "
+                            f"({type(exc).__name__}: {exc})") from None
+
+
+def _read_ome_tiff(path: str, ours_only: bool, metadata_only: bool, tifffile):
+    # _multifile=False: OME metadata naming other files never make us open them.
+    with tifffile.TiffFile(path, _multifile=False) as tif:
         xml = tif.ome_metadata
         if not xml:
             if ours_only:
                 return None
-            raise ValueError(f"{path}: not an OME-TIFF (no OME metadata)")
-        root = ElementTree.fromstring(xml)
+            raise ImFormatError(f"{path}: not an OME-TIFF (no OME metadata)")
+        root = parse_ome_xml(xml, path, tif.filehandle.size)
         namespace = root.tag.split("}")[0] + "}" if root.tag.startswith("{") else ""
         image = root.find(f"{namespace}Image")
-        description = None
+        pixels = image.find(f"{namespace}Pixels") if image is not None else None
         element = image.find(f"{namespace}Description") if image is not None else None
-        if element is not None and element.text:
-            try:
-                parsed = json.loads(element.text)
-                if isinstance(parsed, dict) and DESCRIPTION_KEY in parsed:
-                    description = parsed
-            except ValueError:
-                description = None
+        description = loads_description(element.text if element is not None else None,
+                                        DESCRIPTION_KEY)
         if ours_only and description is None:
             return None
-        pixels = image.find(f"{namespace}Pixels")
-        names = [channel.get("Name", f"channel {k}")
-                 for k, channel in enumerate(pixels.findall(f"{namespace}Channel"))]
-        size = float(pixels.get("PhysicalSizeX", "nan"))
-        increment = float(pixels.get("TimeIncrement", "nan"))
+        if pixels is None:
+            raise ImFormatError(f"{path}: the OME metadata have no Image/Pixels")
+        names = channel_names(pixels, namespace, path)
+        size, increment = (_float_or_nan(pixels.get(key)) for key in
+                           ("PhysicalSizeX", "TimeIncrement"))
+        check_claimed_sizes(root, tif, path)  # before tif.series allocates per plane
         series = tif.series[0]
         axes = series.axes
+        if description is not None:
+            description = checked_description(description, len(names), path)
         if metadata_only:
             return OmeTiffContent(data=None, axes=axes, channel_names=names,
                                   pixel_size_um=size, time_increment_s=None,
                                   description=description)
+        check_series(series, path, tif.filehandle.size)
         data = series.asarray()
-    # tifffile drops axes of length one (a stack of one frame): put them back.
-    wanted = "TCYX" if description is not None and description.get("kind") == "stack" else None
-    if wanted and axes != wanted and len(axes) < 4:
-        for axis in wanted:
-            if axis not in axes:
-                data = np.expand_dims(data, wanted.index(axis))
-        axes = wanted
+    if description is not None:
+        data, axes = _our_axes(data, axes, description, names, path)
     return OmeTiffContent(data=data, axes=axes, channel_names=names, pixel_size_um=size,
                           time_increment_s=increment if np.isfinite(increment) else None,
                           description=description)
+
+
+def _float_or_nan(text) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _our_axes(data, axes: str, description: dict, names: list, path):
+    """Our files' data as CYX (sums, variance) or TCYX (stacks): tifffile drops axes of
+    length one (a stack of one frame, one channel), which are put back; anything else,
+    or a channel axis whose length is not the number of names, is refused."""
+    wanted = "TCYX" if description.get("kind") == "stack" else "CYX"
+    if data.dtype.kind not in "uif":
+        raise ImFormatError(f"{path}: pixel type {data.dtype}; napari-nanosims writes "
+                            "integers or floats")
+    if not set(axes) <= set(wanted) or len(axes) != data.ndim or \
+            [a for a in wanted if a in axes] != list(axes):
+        raise ImFormatError(f"{path}: axes {axes!r}; napari-nanosims writes {wanted!r}")
+    for axis in wanted:
+        if axis not in axes:
+            data = np.expand_dims(data, wanted.index(axis))
+    if data.shape[wanted.index("C")] != len(names):
+        raise ImFormatError(f"{path}: {data.shape[wanted.index('C')]} channels in the data "
+                            f"and {len(names)} channel names")
+    return data, wanted

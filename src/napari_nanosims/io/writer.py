@@ -15,6 +15,7 @@ returns exactly the pixels that were written.
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import os
 import struct
 from collections.abc import Sequence
@@ -372,8 +373,16 @@ def write_im(filename: str | os.PathLike, data, labels: Sequence[str],
                 os.replace(temporary, path)
             if os.path.exists(temporary):
                 os.unlink(temporary)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(temporary):
             os.unlink(temporary)
+        if isinstance(exc, OSError) and not isinstance(exc, FileExistsError):
+            # Name the file asked for, never the temporary one, and say "No space left
+            # on device" for a full disk (also when raised as OSError(ENOSPC)).
+            number = exc.errno if exc.errno is not None else (
+                exc.args[0] if len(exc.args) == 1 and isinstance(exc.args[0], int) else None)
+            reason = ("No space left on device" if number == errno.ENOSPC
+                      else exc.strerror or (os.strerror(number) if number else str(exc)))
+            raise OSError(number, f"cannot write {path}: {reason}") from exc
         raise
     return path

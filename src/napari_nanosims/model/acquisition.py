@@ -56,6 +56,8 @@ class Acquisition:
         Images computed by ``ratio`` steps (expressions of the summed frames).
     roi_labels, roi_statistics : numpy.ndarray, pandas.DataFrame or None
         The ROI label image of a ``segment`` step and the table of a ``roi_table`` step.
+    class_statistics : pandas.DataFrame or None
+        The per-class tables of ``compare_classes`` steps (one after the other).
     registration : FrameRegistration or None
         Per-frame quality of a sub-pixel alignment (correlation, uncertainty, flagged
         frames; see :func:`~napari_nanosims.register_frames`).
@@ -73,7 +75,8 @@ class Acquisition:
                  path: str | None = None, variance=None, history=(), translations=None,
                  hot_pixels=None, sums=None, acquisition_id: str | None = None,
                  raw_counts=None, coverage=None, derived=(), roi_labels=None,
-                 roi_statistics=None, registration=None, unaligned=None):
+                 roi_statistics=None, registration=None, unaligned=None,
+                 class_statistics=None):
         shape = tuple(getattr(counts, "shape", ()))
         if len(shape) != 4:
             raise ValueError(f"counts must have shape (frames, masses, height, width); "
@@ -101,6 +104,7 @@ class Acquisition:
         self.derived = tuple(derived)
         self.roi_labels = roi_labels
         self.roi_statistics = roi_statistics
+        self.class_statistics = class_statistics
         self.registration = registration
         self.unaligned = unaligned
         self.acquisition_id = acquisition_id or uuid.uuid4().hex
@@ -168,7 +172,7 @@ class Acquisition:
                       raw_counts=self.raw_counts, coverage=self.coverage,
                       derived=self.derived, roi_labels=self.roi_labels,
                       roi_statistics=self.roi_statistics, registration=self.registration,
-                      unaligned=self.unaligned)
+                      unaligned=self.unaligned, class_statistics=self.class_statistics)
         unknown = set(changes) - set(values)
         if unknown:
             raise TypeError(f"unknown acquisition fields {sorted(unknown)}")

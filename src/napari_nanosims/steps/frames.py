@@ -107,9 +107,19 @@ class _SummedChannels:
         self.ndim = 3
 
     def __getitem__(self, key):
+        rest = ()
+        if isinstance(key, tuple):
+            key, rest = key[0], key[1:]
         if isinstance(key, (int, np.integer)):
-            return np.asarray(self.counts[key])[self.indices].sum(axis=0, dtype=np.float64)
-        return np.stack([self[index] for index in range(self.shape[0])[key]])
+            frame = np.asarray(self.counts[key])[self.indices].sum(axis=0, dtype=np.float64)
+            return frame[rest] if rest else frame
+        # Any other frame selection (a slice, even an empty one as the alignment's dtype
+        # probe ``data[:0]``, a list, a mask), one frame at a time.
+        frames = np.arange(self.shape[0])[key]
+        out = np.empty((frames.size,) + self.shape[1:], np.float64)
+        for at, frame in enumerate(frames):
+            out[at] = self[int(frame)]
+        return out[(slice(None),) + rest] if rest else out
 
     def __array__(self, dtype=None, copy=None):
         return np.asarray(self[:], dtype=dtype)

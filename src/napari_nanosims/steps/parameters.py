@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .._checks import check_number
+from .._checks import check_number, short_repr
 from ..processing.alignment.alignment import MAX_UPSAMPLE_FACTOR, UPSAMPLE_BOUNDS
 from ..processing.hot_pixels.hot_pixels import BOUNDS as HOT_PIXEL_BOUNDS
 from .progress import run_to_completion
@@ -120,7 +120,7 @@ class Parameter:
             for label, number in value.items():
                 if not isinstance(label, str):
                     raise ValueError(f"{where}{self.name} keys must be mass labels, "
-                                     f"not {label!r}")
+                                     f"not {short_repr(label)}")
                 checked[label] = dataclasses.replace(self, per_label=False, optional=False,
                                                      name=f"{self.name}[{label!r}]").check(
                     number, owner)
@@ -138,15 +138,17 @@ class Parameter:
         if self.kind is bool:
             if isinstance(value, bool) or type(value).__name__ == "bool_":
                 return bool(value)
-            raise ValueError(f"{where}{self.name} must be true or false, not {value!r}")
+            raise ValueError(f"{where}{self.name} must be true or false, not "
+                             f"{short_repr(value)}")
         if self.mask_ok and getattr(value, "ndim", 0) == 2:
             return np.asarray(value).astype(bool)
         if self.kind is str:
             if not isinstance(value, str):
-                raise ValueError(f"{where}{self.name} must be text, not {value!r}")
+                raise ValueError(f"{where}{self.name} must be text, not {short_repr(value)}")
             if self.choices is not None and value not in self.choices:
                 raise ValueError(f"{where}{self.name} must be one of "
-                                 f"{', '.join(map(repr, self.choices))}; got {value!r}")
+                                 f"{', '.join(map(repr, self.choices))}; got "
+                                 f"{short_repr(value)}")
             if self.text_format is not None and value:
                 try:
                     self.text_format(value)

@@ -20,10 +20,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import stat
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from .._checks import short_repr
 from ..io.acquisition import Acquisition, open_acquisition
 from .parameters import NONE_TEXT
 from .progress import Cancelled, relay, run_to_completion
@@ -33,6 +35,42 @@ __all__ = ["Recipe", "RecipeCancelled", "run_recipe", "iter_run_recipe", "defaul
 
 FORMAT = "napari-nanosims recipe"
 VERSION = 1
+#: Largest recipe file read, bytes (a processing record is a few tens of KiB).
+MAX_RECIPE_BYTES = 16 * 2**20
+#: Most steps a recipe may have.
+MAX_STEPS = 1000
+
+
+def _recipe_text(path: Path) -> str:
+    """The text of a recipe file: a regular file of at most MAX_RECIPE_BYTES, UTF-8.
+
+    Opened without blocking (a FIFO would wait for a writer) and checked on the open
+    file, so nothing is read from a device, a FIFO or a folder.
+    """
+    try:
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+                             | getattr(os, "O_BINARY", 0))
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read the recipe: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise ValueError(f"{path}: not a regular file; a recipe is a .toml or .json file")
+    with os.fdopen(descriptor, "rb") as handle:
+        try:
+            raw = handle.read(MAX_RECIPE_BYTES + 1)
+        except OSError as exc:
+            raise ValueError(f"{path}: cannot read the recipe: {exc.strerror or exc}") \
+                from None
+    if len(raw) > MAX_RECIPE_BYTES:
+        raise ValueError(f"{path}: more than {MAX_RECIPE_BYTES // 2**20} MiB; not a recipe")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not a recipe file: not UTF-8 text (byte {exc.start} is "
+                         f"{raw[exc.start:exc.start + 1]!r})") from None
+    if "\x00" in text:
+        raise ValueError(f"{path}: not a recipe file: it holds NUL bytes (binary data)")
+    return text
 
 
 class RecipeCancelled(Cancelled):
@@ -42,7 +80,7 @@ class RecipeCancelled(Cancelled):
 def _check_roll(value):
     if value in ("auto", True, False):
         return value
-    raise ValueError(f"roll_data must be 'auto', true or false; got {value!r}")
+    raise ValueError(f"roll_data must be 'auto', true or false; got {short_repr(value)}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,8 +98,8 @@ class Recipe:
         checked = []
         for entry in self.steps:
             name, parameters = entry if not isinstance(entry, str) else (entry, {})
-            if name not in STEPS:
-                raise ValueError(f"unknown step {name!r}; known steps: "
+            if not isinstance(name, str) or name not in STEPS:
+                raise ValueError(f"unknown step {short_repr(name)}; known steps: "
                                  f"{', '.join(STEPS)}")
             STEPS[name].resolve(parameters)  # raises ValueError naming the parameter
             checked.append((name, dict(parameters or {})))
@@ -74,10 +112,13 @@ class Recipe:
         """A recipe from its dict form (extra keys, such as a record's results, ignored)."""
         if not isinstance(data, Mapping) or not isinstance(data.get("steps"), list):
             raise ValueError(f"{source}: a recipe needs a 'steps' list")
+        if len(data["steps"]) > MAX_STEPS:
+            raise ValueError(f"{source}: {len(data['steps'])} steps; a recipe has at most "
+                             f"{MAX_STEPS}")
         steps = []
         for number, entry in enumerate(data["steps"], start=1):
-            if not isinstance(entry, Mapping) or "step" not in entry:
-                raise ValueError(f"{source}: step {number} needs a 'step' name")
+            if not isinstance(entry, Mapping) or not isinstance(entry.get("step"), str):
+                raise ValueError(f"{source}: step {number} needs a 'step' name (text)")
             parameters = entry.get("parameters", {}) or {}
             if not isinstance(parameters, Mapping):
                 raise ValueError(f"{source}: step {number} parameters must be a table")
@@ -114,12 +155,16 @@ class Recipe:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Recipe:
-        """Read a recipe (or a processing record) from a ``.toml`` or ``.json`` file."""
+        """Read a recipe (or a processing record) from a ``.toml`` or ``.json`` file.
+
+        Recipes come from other people, so anything else is one ValueError naming the
+        file: not a regular file (a FIFO, ``/dev/zero``, a folder: refused without
+        reading), more than :data:`MAX_RECIPE_BYTES`, not UTF-8 text, invalid or too
+        deeply nested TOML/JSON, more than :data:`MAX_STEPS` steps, or a value of the
+        wrong type.
+        """
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ValueError(f"{path}: cannot read the recipe: {exc.strerror or exc}") from exc
+        text = _recipe_text(path)
         try:
             if path.suffix.lower() == ".toml":
                 try:
@@ -129,8 +174,10 @@ class Recipe:
                 data = tomllib.loads(text)
             else:
                 data = json.loads(text)
+        except RecursionError:
+            raise ValueError(f"{path}: not a valid recipe file: nested too deeply") from None
         except ValueError as exc:
-            raise ValueError(f"{path}: not a valid recipe file: {exc}") from exc
+            raise ValueError(f"{path}: not a valid recipe file: {exc}") from None
         return cls.from_dict(data, str(path))
 
     def to_dict(self) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..model import Acquisition
 from .analysis import RATIO, ROI_TABLE, SEGMENT
+from .classes import CLASS_STEPS
 from .corrections import CORRECTION_STEPS
 from .exports import EXPORT_STEPS
 from .frames import (
@@ -19,7 +20,7 @@ __all__ = ["STEPS", "clean_hot_pixels", "align_frames", "sum_frames",
 
 STEPS = {step.name: step for step in (REMOVE_HOT_PIXELS, *CORRECTION_STEPS, ALIGN_FRAMES,
                                       EXCLUDE_FRAMES, SUM_FRAMES, RATIO, SEGMENT, ROI_TABLE,
-                                      *EXPORT_STEPS)}
+                                      *CLASS_STEPS, *EXPORT_STEPS)}
 
 
 def clean_hot_pixels(acquisition: Acquisition, **parameters) -> Acquisition:

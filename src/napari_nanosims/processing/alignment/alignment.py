@@ -95,7 +95,11 @@ def _sequential(data, padding: int) -> Generator[int, None, np.ndarray]:
     """
     n_frames = data.shape[0]
     pad = [(padding, padding), (padding, padding)]
-    integer_counts = np.asarray(data[:0]).dtype.kind in "ui"
+    dtype = np.asarray(data[:0]).dtype
+    # 64-bit integers can hold values (up to 2**64) whose running sum no 64-bit integer
+    # holds: they are summed as float64, like fractional counts.
+    wide = dtype.kind in "ui" and dtype.itemsize >= 8
+    integer_counts = dtype.kind in "ui" and not wide
 
     def prepare(index):
         padded = np.pad(frame(data, index), pad)
@@ -112,7 +116,7 @@ def _sequential(data, padding: int) -> Generator[int, None, np.ndarray]:
             # Whole counts sum exactly in 64 bits; other numbers in their own type, as the
             # seed does (its running sum is the padded first frame itself).
             aggregate = padded.astype(np.int64 if integer_counts or padded.dtype.kind == "b"
-                                      else padded.dtype)
+                                      else np.float64 if wide else padded.dtype)
             aggregate_spectrum = spectrum
         else:
             found = None
@@ -147,8 +151,43 @@ def _check_reference(reference, n_frames: int):
     return None if reference is None else int(reference) % n_frames
 
 
+def _without_offset(data):
+    """64-bit integer counts shifted so that the smallest is 0 (exactly, in integers).
+
+    Beyond 2**53 a float64 cannot tell neighbouring integers apart: the structure of a
+    stack near uint64's maximum would vanish in the float arithmetic of the correlation.
+    A common offset carries no structure, so it is removed first. Other stacks are
+    returned as they are.
+    """
+    if data.dtype.kind not in "ui" or data.dtype.itemsize < 8:
+        return data
+    values = np.asarray(data)
+    if values.size == 0:
+        return data
+    if int(values.min()) > -2**53 and int(values.max()) < 2**53:
+        return data
+    if values.dtype.kind == "i":  # order-preserving map onto uint64 (wrapping arithmetic)
+        values = values.view(np.uint64) ^ np.uint64(1 << 63)
+    return values - values.min()
+
+
+def _check_finite(data):
+    """Refuse NaN and infinite counts: a NaN pixel turns the whole cross-correlation into
+    NaN, and the frames then 'align' on noise without a word."""
+    if data.dtype.kind not in "fc":
+        return data
+    bad = ~np.isfinite(np.asarray(data))
+    if bad.any():
+        frames = np.flatnonzero(bad.any(axis=(1, 2)))
+        raise ValueError(f"data hold {int(bad.sum())} NaN or infinite value(s) in frame(s) "
+                         f"{', '.join(map(str, frames[:10]))}{'...' if frames.size > 10 else ''}"
+                         "; alignment needs finite counts (replace them first, e.g. with "
+                         "numpy.nan_to_num, or align before the correction that made them)")
+    return data
+
+
 def _check_common(data, padding, method, upsample_factor, reference):
-    data = check_stack(data, ndim=3)
+    data = _without_offset(_check_finite(check_stack(data, ndim=3)))
     padding = _check_padding(padding, data.shape)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, not {method!r}")

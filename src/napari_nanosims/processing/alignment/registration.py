@@ -297,6 +297,10 @@ def iter_register(data, upsample_factor: int, reference: int | None, region=None
                                           max_passes, initial, scale, counter)
             if best is None or _predicted_error(result) < _predicted_error(best):
                 best = result
+    if best.flagged.all() and data.shape[0] > 1:
+        warnings.warn(f"none of the {data.shape[0]} frames registered (no structure that "
+                      "moves with the sample, or too few counts): translations set to 0",
+                      UserWarning, stacklevel=3)
     return best
 
 
@@ -365,10 +369,8 @@ def _register(data, upsample_factor, reference, region, max_passes, initial, sca
     measured -= np.median(measured, axis=0)
     if flagged.all() and n_frames > 1:
         # Nothing registered (pure noise, no structure): random shifts would only blur
-        # the sums, so the frames stay where they are.
-        warnings.warn(f"none of the {n_frames} frames registered (no structure that moves "
-                      "with the sample, or too few counts): translations set to 0",
-                      UserWarning, stacklevel=4)
+        # the sums, so the frames stay where they are (iter_register says so, for the
+        # smoothing it keeps only: a discarded trial is not the result).
         translations = np.zeros_like(measured)
     else:
         translations = _interpolate_flagged(measured, flagged)

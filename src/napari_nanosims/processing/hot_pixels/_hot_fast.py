@@ -35,7 +35,8 @@ def replace_at(image, hot_mask, flat, values) -> None:
 
 def kernel_applies(dtype: np.dtype, outlier_factor, min_count) -> bool:
     """The fused kernel's float64 test is the seed's exactly: integer counts, a float factor."""
-    return (dtype.kind in "ui" and kernel() is not None
+    # numba compiles native byte order only: a big-endian stack takes the numpy path.
+    return (dtype.kind in "ui" and dtype.isnative and kernel() is not None
             and isinstance(outlier_factor, (float, np.float64))
             and isinstance(min_count, (numbers.Real,)) and not isinstance(min_count, bool)
             and type(min_count) in (int, float, np.float64))

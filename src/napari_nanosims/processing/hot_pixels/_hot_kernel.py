@@ -14,8 +14,14 @@ Import fails without numba; :mod:`.hot_pixels` then uses the numpy path.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
+
+from ..._cache import use_user_numba_cache
+
+# cache=True below: the compiled kernels go to the user cache, not into this package.
+use_user_numba_cache()
+
+import numba  # noqa: E402 - after the cache folder is chosen
 
 
 @numba.njit(nogil=True, cache=True, inline="always")

@@ -376,7 +376,8 @@ def replace_hot_pixels(target: np.ndarray, mask: np.ndarray, at_candidates: dict
         index, (flat, values) = item
         image = target[index].reshape(target.shape[1], -1)
         if every_detector and kernel() is not None and image.flags.c_contiguous \
-                and image.dtype.kind in "ui" and values.dtype.kind in "ui":
+                and image.dtype.kind in "ui" and values.dtype.kind in "ui" \
+                and image.dtype.isnative and values.dtype.isnative:  # numba: native only
             replace_at(image, mask[index].ravel(), flat, values)
             return
         hot = mask[index].ravel()[flat]
