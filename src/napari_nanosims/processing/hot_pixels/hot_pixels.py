@@ -120,12 +120,10 @@ def short_stack_repeat_fraction(n_frames: int, max_repeat_fraction: float) -> fl
     give for short stacks ("raise it above 1/frames"), applied.
 
     A pixel hot in one frame has a repeat fraction of 1/frames; the persistence veto keeps
-    it only when that is strictly below ``max_repeat_fraction``. When the given value is
-    in the blind spot (``0 < max_repeat_fraction <= 1/frames``: nothing could ever be
-    flagged), this returns 1.5/frames, half-way between one frame and two: pixels hot in a
-    single frame are cleaned, and those hot in two frames or more are kept as features (a
-    1-frame file gets 1.5, which turns the veto off). Any other value is returned as it is
-    (0 stays 0: clean nothing).
+    it only when that is strictly below ``max_repeat_fraction``. In the blind spot
+    (``0 < max_repeat_fraction <= 1/frames``: nothing could be flagged) this returns
+    1.5/frames: pixels hot in one frame are cleaned, those hot in two or more are kept as
+    features (1 frame: 1.5, the veto off). Other values are returned as they are.
 
     Parameters
     ----------
