@@ -2,7 +2,9 @@
 
     xvfb-run -a -s "-screen 0 1280x1024x24" python scripts/screenshots.py [OUT_DIR] [WxH]
 
-WxH is the window size (default 1280x1024; napari's first start is 1089x661).
+WxH is the window size (default 1280x1024; napari's first start is 1089x661). The tabs
+are saved as the panel at that size; docs/images holds the 1280x1024 set and
+docs/images/small the 1089x661 one.
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ def main() -> None:
     panel.clean.run()
     wait_for(panel.clean._runner)
     wait_for_layers()
-    panel.tabs.setCurrentIndex(1)
+    panel.tabs.setCurrentIndex(2)
     panel.align.method.value = "sub-pixel"
     panel.align.run()
     wait_for(panel.align._runner)
@@ -95,7 +97,7 @@ def main() -> None:
     settle(1.0)
     save_window(viewer, out / "viewer.png")
     for index, name in ((0, "hot_pixels"), (1, "corrections"), (2, "align_frames"),
-                        (3, "ratio"), (5, "header")):  # 4 is the ROIs tab, taken below
+                        (3, "ratio"), (5, "file")):  # 4 is the ROIs tab, taken below
         panel.tabs.setCurrentIndex(index)
         settle(0.3)
         panel.grab().save(str(out / f"widget_{name}.png"))

@@ -32,11 +32,12 @@ def _fully_visible(widget) -> bool:
 
 
 def _cut_labels(root) -> list[str]:
-    """Texts of the labels under ``root`` that the user cannot read in full.
+    """Texts of the labels and buttons under ``root`` that the user cannot read in full.
 
     A single-line label is cut when its text is wider than the part of it that is
     visible; a word-wrapped one when it is shorter than the height its text needs at its
-    width, or when it is clipped."""
+    width, or when it is clipped. A check box or push button is cut when its text (and
+    box) is wider than the part of it that is visible across."""
     from qtpy.QtWidgets import QLabel
 
     cut = []
@@ -56,6 +57,18 @@ def _cut_labels(root) -> list[str]:
             room = min(label.contentsRect().width(), visible.width())
             if widest > room + 1:
                 cut.append(text)
+    from qtpy.QtWidgets import QAbstractButton
+
+    for button in root.findChildren(QAbstractButton):
+        text = button.text()
+        visible = button.visibleRegion().boundingRect()
+        if not button.isVisible() or not text.strip() or visible.isEmpty():
+            continue  # hidden, no text, or scrolled out of sight
+        # the whole button must fit across (its text, its box or its margins)
+        needed = button.sizeHint().width() if button.__class__.__name__ == "QCheckBox" \
+            else button.fontMetrics().horizontalAdvance(text) + 8
+        if needed > min(button.width(), visible.width()) + 1:
+            cut.append(text)
     return cut
 
 

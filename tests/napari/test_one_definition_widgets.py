@@ -115,8 +115,9 @@ def control_problems(parameter, control, shown=None, dynamic=False) -> list[str]
         if control.value != (parameter.default or ""):
             problems.append(f"shows {control.value!r}, default {parameter.default!r}")
     else:
-        # 0 stands for None: "all" for optional whole numbers, "not set" for required ones
-        zero = parameter.required or (parameter.optional and parameter.kind is int)
+        # 0 stands for None: "all" for optional whole numbers, "none" for other optional
+        # numbers, "not set" for required ones
+        zero = parameter.required or parameter.optional
         low = (0 if zero else parameter.minimum if parameter.minimum is not None
                else parameter.above + parameter.increment)
         default = 0 if parameter.default is None else parameter.default

@@ -261,7 +261,7 @@ EXCLUDE_PARAMETERS = (
               text_format=lambda text: _frame_list(text)),
     Parameter("flagged", True, bool, "also leave out the frames a sub-pixel alignment "
               "flagged as not registering (empty frames, beam interruptions, pure noise)",
-              title="leave flagged frames out of the sums"),
+              title="leave out flagged frames"),
 )
 
 

@@ -98,6 +98,7 @@ class FileWidget(Container):
             self.splitter.setStretchFactor(0, 0)
             self.splitter.setStretchFactor(1, 1)
             layout.addWidget(self.splitter)
+            self._split_once = _SplitOnFirstShow(self.splitter, self.controls_box.native)
         else:
             # Notes only: they get the height their wrapped text needs (a box layout
             # asks them, a splitter would not), and the controls scroll in the rest.
@@ -215,3 +216,31 @@ class _Controls(Container):
     def _unify_label_widths(self) -> None:
         if getattr(self, "_initialized", False) and self.labels:
             align_labels(list(self))
+
+
+class _SplitOnFirstShow:
+    """Give the controls their full height (up to 60 % of the tab) the first time the
+    splitter is shown with a size; the results get the rest. Qt's own first split
+    follows size hints, which squeezed the ROIs tab's controls to three rows."""
+
+    SHARE = 0.6
+
+    def __init__(self, splitter, controls):
+        from qtpy.QtCore import QEvent, QObject
+
+        self._done = False
+        helper = self
+
+        class _Filter(QObject):
+            def eventFilter(self, _watched, event):  # noqa: N802 - Qt's name
+                if (not helper._done and event.type() == QEvent.Type.Resize
+                        and splitter.height() > 0 and splitter.isVisible()):
+                    helper._done = True
+                    total = sum(splitter.sizes())
+                    wanted = controls.sizeHint().height() + 4
+                    first = int(min(wanted, _SplitOnFirstShow.SHARE * total))
+                    splitter.setSizes([first, max(total - first, 0)])
+                return False
+
+        self._filter = _Filter(splitter)
+        splitter.installEventFilter(self._filter)

@@ -9,11 +9,15 @@ from pathlib import Path
 from ...steps.parameters import Parameter
 
 # -- controls from parameter definitions ---------------------------------------------------
-#: Appended to the label of a spin box whose 0 stands for "None" (optional whole numbers)
-#: or for "not given yet" (required numbers: the user must enter a measured value).
-OPTIONAL_ZERO, REQUIRED_ZERO = " (0 = all)", " (0: not set)"
-#: What such a spin box shows instead of 0.
-ZERO_TEXT = {OPTIONAL_ZERO: "all", REQUIRED_ZERO: "not set"}
+#: Appended to the label of a spin box whose 0 stands for "None" (optional whole numbers:
+#: all; optional other numbers: none) or for "not given yet" (required numbers: the user
+#: must enter a measured value).
+OPTIONAL_ZERO, OPTIONAL_NONE, REQUIRED_ZERO = " (0 = all)", " (0 = none)", " (0: not set)"
+#: What such a spin box shows instead of 0 (floating-point boxes), and the short label
+#: suffix of whole-number boxes, which cannot show a text for 0 (superqt's spin box).
+ZERO_TEXT = {OPTIONAL_ZERO: "all", OPTIONAL_NONE: "none", REQUIRED_ZERO: "not set"}
+SHORT_ZERO = {OPTIONAL_ZERO: " (0=all)", OPTIONAL_NONE: " (0=none)",
+              REQUIRED_ZERO: " (0=not set)"}
 
 
 _DEFAULT = object()  # "show the parameter's default" (None is a value of optional ones)
@@ -41,8 +45,9 @@ def control_for(parameter: Parameter, value=_DEFAULT, *, choices=None,
     note : str
         What the control means in this tab, added to the tooltip.
 
-    Optional whole numbers show None as 0 ("all"); required numbers (no default) start
-    at 0, meaning "not set", so that no value nobody measured is ever pre-filled.
+    Optional whole numbers show None as 0 ("all"), other optional numbers as 0
+    ("none"); required numbers (no default) start at 0, meaning "not set", so that no
+    value nobody measured is ever pre-filled.
     Optional per-label numbers are text, ``label=number`` pairs (empty: None).
     """
     from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, LineEdit, SpinBox
@@ -65,7 +70,8 @@ def control_for(parameter: Parameter, value=_DEFAULT, *, choices=None,
             tooltip += "; label=number pairs separated by commas (empty: None)"
         return LineEdit(label=label, value=text, tooltip=tooltip)
     zero_means = REQUIRED_ZERO if parameter.required else (
-        OPTIONAL_ZERO if parameter.optional and parameter.kind is int else "")
+        (OPTIONAL_ZERO if parameter.kind is int else OPTIONAL_NONE)
+        if parameter.optional else "")
     step = parameter.increment
     if zero_means:
         low = 0
@@ -76,15 +82,15 @@ def control_for(parameter: Parameter, value=_DEFAULT, *, choices=None,
     shown_value = 0 if value is None else value
     note = zero_means if zero_means == REQUIRED_ZERO else ""
     if parameter.kind is int:
-        control = SpinBox(label=label, min=int(low), max=int(parameter.maximum),
-                          step=int(step), value=int(shown_value), tooltip=tooltip + note)
+        # superqt's large-int spin box has no special-value text: the label says it
+        control = SpinBox(label=label + (SHORT_ZERO[zero_means] if zero_means else ""),
+                          min=int(low), max=int(parameter.maximum), step=int(step),
+                          value=int(shown_value), tooltip=tooltip + note)
     else:
         control = FloatSpinBox(label=label, min=float(low), max=float(parameter.maximum),
                                step=step, value=float(shown_value), tooltip=tooltip + note)
-    if zero_means:
-        # The box itself says what 0 means, which keeps the label short enough for
-        # the panel's width: "all" for optional whole numbers, "not set" otherwise.
-        control.native.setSpecialValueText(ZERO_TEXT[zero_means])
+        if zero_means:  # the box itself says what 0 means: "not set"
+            control.native.setSpecialValueText(ZERO_TEXT[zero_means])
     return control
 
 
@@ -181,7 +187,7 @@ def fit_to_width(container) -> None:
 def control_value(parameter: Parameter, control):
     """The parameter value a control of :func:`control_for` holds (not checked).
 
-    0 means None for optional whole numbers and for required numbers (not set yet);
+    0 means None for optional and required numbers (not set yet);
     per-label text becomes a dict (empty: None); empty optional text is None.
     """
     value = control.value
@@ -191,8 +197,7 @@ def control_value(parameter: Parameter, control):
         return parse_per_label(value)
     if parameter.kind is str:
         return None if parameter.optional and not value else value
-    if (parameter.required or (parameter.optional and parameter.kind is int)) \
-            and value == 0:
+    if (parameter.required or parameter.optional) and value == 0:
         return None
     return parameter.kind(value)
 

@@ -1,6 +1,7 @@
 """The ROIs tab's table: compact enough for a ~300 px panel, the full numbers behind it.
 
-One row per ROI: ``ROI | px | <expression>`` with ``0.00517 ± 0.00012 (p 0.56)`` per
+One row per ROI: ``ROI | px | <expression>`` (``ROI | class | px | ...`` once ROIs have
+classes) with ``0.00517 ± 0.00012 (p 0.56)`` per
 expression; the full-precision value, sigma, p-value, area and channel totals are in the
 row's tooltip and in the exported CSV. Items sort by their number, not their text.
 """
@@ -85,24 +86,29 @@ def _item(text: str, number: float, tooltip: str) -> _Item:
 
 
 def fill_table(table: QTableWidget, statistics, quantities: list[str],
-               channels: list[str]) -> None:
+               channels: list[str], classes: dict | None = None) -> None:
     """Fill ``table`` from the tidy ROI table ``statistics`` (``roi_table``'s result):
-    one column per quantity after ROI and px; channel totals in the tooltips."""
-    columns = ["ROI", "px"] + list(quantities)
+    one column per quantity after ROI, class (when ``classes``, ``{roi: class}``, names
+    any) and px; channel totals in the tooltips."""
+    shown = bool(classes)
+    first = 3 if shown else 2  # the first quantity's column
+    columns = ["ROI"] + (["class"] if shown else []) + ["px"] + list(quantities)
     rois = sorted(statistics.roi.unique()) if len(statistics) else []
     table.setSortingEnabled(False)
     table.clear()
     table.setColumnCount(len(columns))
     table.setHorizontalHeaderLabels(columns)
-    for column, quantity in enumerate(quantities, start=2):
+    for column, quantity in enumerate(quantities, start=first):
         table.horizontalHeaderItem(column).setToolTip(
             f"{quantity}: ratio of the ROI's sums ± 1 sigma (Poisson), p: dispersion test "
             "across frames (small p: the ROI varies more than counting explains)")
     table.setRowCount(len(rois))
     for row, roi in enumerate(rois):
         part = statistics[statistics.roi == roi]
-        first = part.iloc[0]
-        lines = [f"ROI {roi}: {int(first.n_pixels)} px, {first.area_um2:.4g} µm²"]
+        first_row = part.iloc[0]
+        lines = [f"ROI {roi}: {int(first_row.n_pixels)} px, {first_row.area_um2:.4g} µm²"]
+        if shown:
+            lines[0] += f", class {classes.get(int(roi), 'none')}"
         for channel in channels:
             entry = part[part.quantity == channel]
             if len(entry):
@@ -115,8 +121,14 @@ def fill_table(table: QTableWidget, statistics, quantities: list[str],
             cells.append(entry)
         tooltip = "\n".join(lines)
         table.setItem(row, 0, _item(str(int(roi)), roi, tooltip))
-        table.setItem(row, 1, _item(str(int(first.n_pixels)), first.n_pixels, tooltip))
-        for column, entry in enumerate(cells, start=2):
+        if shown:  # sorted by its text: a plain item
+            name = classes.get(int(roi))
+            item = QTableWidgetItem("" if name is None else str(name))
+            item.setToolTip(tooltip)
+            table.setItem(row, 1, item)
+        table.setItem(row, first - 1, _item(str(int(first_row.n_pixels)),
+                                            first_row.n_pixels, tooltip))
+        for column, entry in enumerate(cells, start=first):
             item = _item(format_result(entry.value, entry.sigma, entry.p_value),
                          entry.value, tooltip)
             item.setData(SIGMA_ROLE, float(entry.sigma))
@@ -143,3 +155,23 @@ def _fit_columns(table: QTableWidget, n_columns: int) -> None:
 def table_rois(table: QTableWidget, rows) -> list[int]:
     """The ROI numbers of table rows."""
     return [int(table.item(row, 0).data(VALUE_ROLE)) for row in rows]
+
+
+def select_rows(table: QTableWidget, rois, quiet: bool = False) -> None:
+    """Select the rows of ``rois`` (whole rows), the others not; ``quiet``: without
+    telling the table's listeners (a selection restored after the table was refilled)."""
+    from qtpy.QtCore import QItemSelectionModel
+
+    wanted = {int(roi) for roi in rois}
+    previous = table.blockSignals(quiet) if quiet else None
+    try:
+        table.clearSelection()
+        model = table.selectionModel()
+        flags = (QItemSelectionModel.SelectionFlag.Select
+                 | QItemSelectionModel.SelectionFlag.Rows)
+        for row, roi in enumerate(table_rois(table, range(table.rowCount()))):
+            if roi in wanted:
+                model.select(table.model().index(row, 0), flags)
+    finally:
+        if quiet:
+            table.blockSignals(previous)

@@ -167,9 +167,8 @@ class AlignFramesWidget(FileWidget):
                                             "one, else the cleaned one, else the raw one")
         self.first_frame = SpinBox(label="sum from frame", min=0, max=100_000, value=0,
                                    tooltip="first frame of the sums (0 = the first)")
-        self.last_frame = SpinBox(label="to frame", min=0, max=100_000, value=0,
+        self.last_frame = SpinBox(label="to frame (0=last)", min=0, max=100_000, value=0,
                                   tooltip="last frame of the sums, included; 0 = the last")
-        self.last_frame.native.setSpecialValueText("last")
         self.reset_button = PushButton(text="Reset to defaults")
         self.summary = Label(label="drift", value="-")
         self.summary.native.setWordWrap(True)

@@ -104,6 +104,7 @@ class SessionWidget(FileWidget):
         self.folder = FileEdit(label="into folder", mode="d",
                                tooltip="the folder the export is written into (empty: "
                                        "the folder of the .im file)")
+        self.folder.choose_btn.text = "Choose..."  # "Choose directory" leaves no room
         self.overwrite = CheckBox(label="overwrite existing files", value=False)
         self.note = Label(label="", value="")
         self._lay_out(controls=[self.file, self.edit_row, self.recipe_button,
