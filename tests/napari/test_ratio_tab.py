@@ -191,3 +191,17 @@ def test_save_figure_from_the_tab(tab, qtbot, tmp_path):
     assert picture.shape[0] > 256 and picture.shape[1] > 256 + 60  # image and colour bar
     assert widget.save_figure(tmp_path / "figure.png") is None  # never replaced silently
     assert "saved figure.png" in widget.result.value
+
+
+def test_the_preset_shows_what_the_expression_is(tab, qtbot):
+    """A preset left showing after the user typed another expression would mislabel the
+    tab: it follows the text (spaces ignored), blank when the text is no preset."""
+    viewer, widget = tab
+    presets = [value for value in widget.preset.choices if value is not None]
+    assert len(presets) >= 2
+    widget.preset.value = presets[0]
+    assert widget.expression.value == presets[0]
+    _type(qtbot, widget, "13C/12C+1")
+    assert widget.preset.value is None
+    _type(qtbot, widget, " ".join(presets[1]))  # the same text with spaces in it
+    assert widget.preset.value == presets[1]

@@ -175,12 +175,23 @@ class RatioWidget(FileWidget):
         if self._closed or self._filling:
             return
         try:
+            self._preset_follows_expression()
             if self.check_expression() is not None:
                 self._debounce.stop()
                 return
             self._debounce.start()
         except RuntimeError:  # the timer went with the widget
             self._closed = True
+
+    def _preset_follows_expression(self) -> None:
+        """The preset shows the typed expression's preset, or nothing when it has none,
+        never a preset the expression no longer is."""
+        typed = "".join(self.expression.value.split())
+        match = next((value for value in self.preset.choices
+                      if value is not None and "".join(value.split()) == typed), None)
+        if self.preset.value != match:
+            with self.preset.changed.blocked():
+                self.preset.value = match
 
     def _source_kinds(self):
         return (KIND_ALIGNED, KIND_CORRECTED, KIND_CLEANED)
