@@ -11,6 +11,8 @@ from ..io.acquisition import open_acquisition
 from ..io.reader import sniff_im
 from .layers import file_layer_data, result_layer_data
 
+IM_SUFFIXES = (".im", ".im.gz", ".im.bz2", ".im.xz", ".im.zip")  # compressed: io/compressed.py
+
 
 def get_reader(path: str | list[str]) -> Callable | None:
     """Return a reader when every path looks like a NanoSIMS image file, else None.
@@ -19,7 +21,7 @@ def get_reader(path: str | list[str]) -> Callable | None:
     never raises.
     """
     paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
-    if not paths or not all(str(p).lower().endswith(".im") and sniff_im(p) for p in paths):
+    if not paths or not all(str(p).lower().endswith(IM_SUFFIXES) and sniff_im(p) for p in paths):
         return None
     return read_im_layers
 

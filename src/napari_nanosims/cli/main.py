@@ -6,10 +6,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from .cache import add_cache_command
 from .info import add_info_command
 from .process import add_process_command
 from .ratio import add_ratio_command
 from .recipe import add_recipe_command
+from .spots import add_spots_command
 from .view import add_view_command
 
 __all__ = ["build_parser", "main"]
@@ -23,6 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_process_command(sub)
     add_ratio_command(sub)
     add_recipe_command(sub)
+    add_spots_command(sub)
+    add_cache_command(sub)
     add_view_command(sub)
     return parser
 
