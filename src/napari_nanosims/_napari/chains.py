@@ -4,11 +4,19 @@ napari reads each dropped file on its own, so the offer to join files comes afte
 are open: :func:`same_field_groups` looks at the headers of the files whose layers are in
 the viewer and returns the groups that :func:`napari_nanosims.io.chains.same_field` calls
 one field; :func:`chain_layer_data` makes the layers of the joined acquisition.
+
+The ``.im`` reader calls :func:`offer_same_field_soon` after each file: once napari has
+added the layers of every file being opened (the next turn of the event loop), one
+notification names the groups not offered before in that viewer and points to the
+"Chains and mosaics" widget, which joins them. The widget and the reader share what was
+offered (:func:`new_offers`), so no group is offered twice.
 """
 
 from __future__ import annotations
 
 import os
+import weakref
+from functools import partial
 
 from ..io.chains import concatenate, same_field
 from ..model import ImHeader
@@ -16,10 +24,17 @@ from .layers import KIND_RAW, file_layer_data
 from .lookups import nanosims_info
 
 __all__ = ["opened_files", "same_field_groups", "chain_layer_data", "offer_text",
-           "OFFER_TITLE"]
+           "OFFER_TITLE", "new_offers", "offer_message", "offer_same_field_soon"]
 
 #: The words the widget offers a group under.
 OFFER_TITLE = "one acquisition (same field)"
+#: Where the offer is taken up (napari.yaml's widget, under the plugin's display name).
+WIDGET_MENU = "Plugins > NanoSIMS > Chains and mosaics"
+
+# Per viewer (by id, dropped when the viewer is collected): the groups offered so far,
+# and whether an offer is already waiting for the event loop.
+_OFFERED: dict[int, set[tuple[str, ...]]] = {}
+_PENDING: set[int] = set()
 
 
 def opened_files(viewer) -> dict[str, tuple[str, ImHeader]]:
@@ -79,3 +94,75 @@ def chain_layer_data(paths: list[str], order: str = "time") -> list[tuple]:
     Raises ValueError naming what differs when the files cannot be joined.
     """
     return file_layer_data(concatenate(list(paths), order=order))
+
+
+def new_offers(viewer) -> list[list[str]]:
+    """The same-field groups of ``viewer`` not offered before in it; marks them offered."""
+    key = id(viewer)
+    if key not in _OFFERED:
+        _OFFERED[key] = set()
+        weakref.finalize(viewer, _OFFERED.pop, key, None)
+    offered = _OFFERED[key]
+    fresh = [group for group in same_field_groups(viewer) if tuple(group) not in offered]
+    offered.update(tuple(group) for group in fresh)
+    return fresh
+
+
+def offer_message(groups: list[list[str]]) -> str:
+    """One notification's text for these groups."""
+    lines = [f"{offer_text(group)}?" for group in groups]
+    lines.append(f"The headers say {'these files are' if len(groups) == 1 else 'each line is'}"
+                 f" one field: {WIDGET_MENU}, 'One acquisition (same field)', joins them.")
+    return "\n".join(lines)
+
+
+def offer_same_field_soon() -> None:
+    """Offer, once, to join opened files of one field, after napari has added the layers
+    of the files being opened (so dropping three files gives one offer of three).
+
+    Does nothing without a napari window (scripts, tests on a bare ViewerModel). The
+    viewer is napari's active one: napari does not hand readers their viewer.
+    """
+    try:
+        from napari import current_viewer
+        from qtpy.QtCore import QTimer
+    except ImportError:  # pragma: no cover - the reader also works without napari's Qt
+        return
+    viewer = current_viewer()
+    if viewer is None or id(viewer) in _PENDING:
+        return
+    _PENDING.add(id(viewer))
+    # A weak reference: a viewer closed before the timer fires is not kept alive.
+    QTimer.singleShot(0, partial(_offer_now, weakref.ref(viewer), id(viewer)))
+
+
+def _still_opening() -> bool:
+    """True while napari's "Opening Files" progress runs: ``viewer.open`` processes
+    events between files, so a timer can fire before the last file's layers are in."""
+    from napari.utils import progress
+
+    # progress._all_instances is how napari's activity dock finds running progress bars;
+    # without it (another napari) offers come as files are added, a group at a time.
+    running = getattr(progress, "_all_instances", ())
+    return any(getattr(bar, "desc", "") == "Opening Files" for bar in list(running))
+
+
+def _offer_now(reference, key: int) -> None:
+    viewer = reference()
+    if viewer is None:
+        _PENDING.discard(key)
+        return
+    if _still_opening():
+        from qtpy.QtCore import QTimer
+
+        QTimer.singleShot(50, partial(_offer_now, reference, key))
+        return
+    _PENDING.discard(key)
+    try:
+        groups = new_offers(viewer)
+    except RuntimeError:  # the viewer is closing
+        return
+    if groups:
+        from napari.utils.notifications import show_info
+
+        show_info(offer_message(groups))

@@ -96,6 +96,8 @@ def read_im_layers(path: str | list[str]) -> list[tuple]:
     Truncation warnings and header-only files become notifications. After the first
     successful read, napari is told to open ``*.im`` files with this plugin from now
     on (only when no preference is set), so the reader-choice dialog appears at most once.
+    Once napari has added the layers, opened files of one field are offered as one
+    acquisition (``chains.offer_same_field_soon``: one notification).
     """
     paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
     layers = []
@@ -110,6 +112,10 @@ def read_im_layers(path: str | list[str]) -> list[tuple]:
             continue
         layers.extend(file_layer_data(acquisition))
     remember_reader_choice()
+    if layers:
+        from .chains import offer_same_field_soon
+
+        offer_same_field_soon()
     return layers or [(None,)]
 
 

@@ -15,7 +15,7 @@ from magicgui.widgets import (
     SpinBox,
 )
 
-from ..chains import chain_layer_data, offer_text, same_field_groups
+from ..chains import chain_layer_data, new_offers, offer_text, same_field_groups
 from ..mosaic_layers import mosaic_from_layers, mosaic_ids, mosaic_tiles, nudge_tile, place_layers
 from ._common import acquisition_choices
 
@@ -34,7 +34,6 @@ class ChainsMosaicWidget(Container):
     def __init__(self, viewer):
         super().__init__(labels=True)
         self._viewer = viewer
-        self._offered: set[tuple[str, ...]] = set()
         self.groups = ComboBox(label="same field", choices=self._group_choices, nullable=True)
         self.join_button = PushButton(text="One acquisition (same field)")
         self.files = Select(label="tiles", choices=self._file_choices)
@@ -70,7 +69,8 @@ class ChainsMosaicWidget(Container):
                 for k, m in enumerate(mosaic_ids(self._viewer))]
 
     def refresh(self, _event=None) -> None:
-        """Update the lists; say so once when newly opened files are one field."""
+        """Update the lists; say so once when newly opened files are one field (not again
+        when the .im reader has offered them already)."""
         try:
             for widget in (self.groups, self.files, self.mosaic):
                 widget.reset_choices()
@@ -78,11 +78,11 @@ class ChainsMosaicWidget(Container):
                 self.groups.value = self.groups.choices[-1]
         except RuntimeError:  # the Qt side is gone (the viewer is closing)
             return
-        for _, group in self._group_choices():
-            if group not in self._offered:
-                self._offered.add(group)
-                self._say("info", f"{offer_text(list(group))}? The headers say these files "
-                                  f"are one field: 'One acquisition (same field)' joins them.")
+        for group in new_offers(self._viewer):
+            self._say("info", f"{offer_text(group)}? The headers say these files "
+                              f"are one field: 'One acquisition (same field)' joins them.")
+        if self.groups.value and not self.status.value:
+            self.status.value = f"{offer_text(list(self.groups.value))}?"
 
     def _say(self, kind: str, message: str) -> None:
         self.status.value = message if len(message) < 200 else message[:197] + "..."
