@@ -90,6 +90,18 @@ _PUBLIC = {
     "depth_trend": ".analysis.group_stats",
     "LABEL_PRESETS": ".analysis.presets",
     "LabelPreset": ".analysis.presets",
+    "open_isotope": ".io.isotope",
+    "read_is_txt": ".io._companion",
+    "IsotopeMeasurement": ".model.isotope",
+    "SpotRatio": ".analysis.spots",
+    "correct_isotope": ".analysis.spots",
+    "spot_ratio": ".analysis.spots",
+    "spot_table": ".analysis.spots",
+    "delta_permil": ".analysis.spots",
+    "concatenate": ".io.chains",
+    "Mosaic": ".io.mosaic",
+    "mosaic": ".io.mosaic",
+    "write_mosaic_tiffs": ".export.mosaic",
 }
 
 __all__ = [
@@ -166,6 +178,18 @@ __all__ = [
     "depth_trend",
     "LABEL_PRESETS",
     "LabelPreset",
+    "open_isotope",
+    "read_is_txt",
+    "IsotopeMeasurement",
+    "SpotRatio",
+    "correct_isotope",
+    "spot_ratio",
+    "spot_table",
+    "delta_permil",
+    "concatenate",
+    "Mosaic",
+    "mosaic",
+    "write_mosaic_tiffs",
 ]
 
 

@@ -11,6 +11,8 @@ from ..io.acquisition import open_acquisition
 from ..io.reader import sniff_im
 from .layers import file_layer_data, result_layer_data
 
+IM_SUFFIXES = (".im", ".im.gz", ".im.bz2", ".im.xz", ".im.zip")  # compressed: io/compressed.py
+
 
 def get_reader(path: str | list[str]) -> Callable | None:
     """Return a reader when every path looks like a NanoSIMS image file, else None.
@@ -19,7 +21,7 @@ def get_reader(path: str | list[str]) -> Callable | None:
     never raises.
     """
     paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
-    if not paths or not all(str(p).lower().endswith(".im") and sniff_im(p) for p in paths):
+    if not paths or not all(str(p).lower().endswith(IM_SUFFIXES) and sniff_im(p) for p in paths):
         return None
     return read_im_layers
 
@@ -94,6 +96,8 @@ def read_im_layers(path: str | list[str]) -> list[tuple]:
     Truncation warnings and header-only files become notifications. After the first
     successful read, napari is told to open ``*.im`` files with this plugin from now
     on (only when no preference is set), so the reader-choice dialog appears at most once.
+    Once napari has added the layers, opened files of one field are offered as one
+    acquisition (``chains.offer_same_field_soon``: one notification).
     """
     paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
     layers = []
@@ -112,6 +116,10 @@ def read_im_layers(path: str | list[str]) -> list[tuple]:
                           "clean, correct, align or take a ratio of.")
         layers.extend(file_layer_data(acquisition))
     remember_reader_choice()
+    if layers:
+        from .chains import offer_same_field_soon
+
+        offer_same_field_soon()
     return layers or [(None,)]
 
 

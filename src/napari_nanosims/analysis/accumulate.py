@@ -252,9 +252,16 @@ class Accumulation:
             return np.where(self.coverage > 0, self.counts / self.coverage, np.nan)
 
     def rate_cps(self) -> np.ndarray:
-        """(masses, height, width) count rate, counts per second of dwell; NaN where uncovered."""
+        """(masses, height, width) count rate, counts per second of dwell; NaN where uncovered.
+
+        A channel counted in only some frames (peak switching) is divided by its own
+        counting time: the share of the summed frames it was counted in."""
         dwell_s = np.array([channel.dwell_time_us * 1e-6 for channel in self.channels])
-        return self.mean_per_frame() / dwell_s[:, None, None]
+        share = np.array([1.0 if c.frames is None else
+                          len(set(c.frames) & set(self.frames)) / max(len(self.frames), 1)
+                          for c in self.channels])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self.mean_per_frame() / (dwell_s * share)[:, None, None]
 
     def kernel_variance(self, kernel: int, masses: Sequence[int] | None = None
                         ) -> np.ndarray:

@@ -29,10 +29,12 @@ def _on_sigterm(signum, _frame):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .cache import add_cache_command
     from .info import add_info_command
     from .process import add_process_command
     from .ratio import add_ratio_command
     from .recipe import add_recipe_command
+    from .spots import add_spots_command
     from .view import add_view_command
 
     parser = argparse.ArgumentParser(
@@ -42,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_process_command(sub)
     add_ratio_command(sub)
     add_recipe_command(sub)
+    add_spots_command(sub)
+    add_cache_command(sub)
     add_view_command(sub)
     return parser
 

@@ -18,6 +18,8 @@ kind                          name
 ``ome-tiff``                  ``<stem>.ome.tif`` (step ``write_ome_tiff``)
 ``lans``                      the folder ``<stem>/`` (step ``write_lans``), holding
                               :func:`lans_file` names
+``mosaic``                    ``<stem>_mosaic_<label>.ome.tif`` (one per mass,
+                              :func:`mosaic_outputs`; ``<stem>``: the first tile's)
 ============================  ====================================================
 
 and, across the files of one ``nanosims process``, ``roi_table.csv``
@@ -34,7 +36,7 @@ from pathlib import Path
 
 __all__ = ["output_name", "output_folder", "export_folder", "run_outputs",
            "roi_outputs", "ratio_outputs", "export_outputs", "combined_roi_table",
-           "class_outputs", "combined_class_table",
+           "class_outputs", "combined_class_table", "mosaic_outputs",
            "safe_expression", "lans_name", "lans_file", "EXPORT_KINDS"]
 
 _NAMES = {
@@ -51,6 +53,7 @@ _NAMES = {
     "nrrd": "{stem}.nrrd",
     "ome-tiff": "{stem}.ome.tif",
     "lans": "{stem}",
+    "mosaic": "{stem}_mosaic_{expression}.ome.tif",
 }
 
 #: The kind of output each export step writes.
@@ -87,8 +90,8 @@ def output_name(stem: str, kind: str, expression: str | None = None) -> str:
     """
     if kind not in _NAMES:
         raise ValueError(f"unknown output kind {kind!r}; one of {', '.join(_NAMES)}")
-    if kind.startswith("ratio") and expression is None:
-        raise ValueError(f"a {kind!r} output needs its expression")
+    if (kind.startswith("ratio") or kind == "mosaic") and expression is None:
+        raise ValueError(f"a {kind!r} output needs its expression (or mass label)")
     return _NAMES[kind].format(stem=stem, expression=safe_expression(expression or ""))
 
 
@@ -144,6 +147,12 @@ def ratio_outputs(input_path: str | os.PathLike, out_dir: str | os.PathLike | No
     stem, folder = Path(input_path).stem, output_folder(input_path, out_dir)
     return {"image": folder / output_name(stem, "ratio image", expression),
             "display": folder / output_name(stem, "ratio display", expression)}
+
+
+def mosaic_outputs(stem: str, folder: str | os.PathLike, labels) -> dict[str, Path]:
+    """The stitched OME-TIFF of each mass of a mosaic: label -> ``folder /
+    <stem>_mosaic_<label>.ome.tif`` (the label made file-name safe, ``12C 14N`` -> ``12C14N``)."""
+    return {label: Path(folder) / output_name(stem, "mosaic", label) for label in labels}
 
 
 def export_outputs(step: str, stem: str, folder: str | os.PathLike) -> list[Path]:

@@ -123,15 +123,19 @@ def parse_header_blocks(path, head: bytes, byte_order: str) -> dict[str, Any]:
     version = mask_nano.m_nVersion
     bfield_start = mask_nano_start + L.MASK_NANO_SIZE
     nb_bfield = mask_nano.m_nNbBField if 0 < mask_nano.m_nNbBField <= 72 else 1
-    bfield = buf.block(bfield_start, L.TAB_BFIELD_NANO, L.BFIELD_HEAD_SIZE,
-                       "Tab_BField_nano")
     n_trolleys = L.TROLLEY_COUNT.get(version, 12)
     trolley_bytes = L.trolley_size(version)
-    bfield["m_TrolleyTab"] = [
-        buf.block(bfield_start + L.BFIELD_HEAD_SIZE + trolley_bytes * t, L.TROLLEY,
-                  trolley_bytes, f"trolley record {t}")
-        for t in range(n_trolleys)]
-    blocks["tab_Bfield_nano"] = [bfield]
+
+    def b_field(start: int, number: int) -> L.Block:
+        record = buf.block(start, L.TAB_BFIELD_NANO, L.BFIELD_HEAD_SIZE,
+                           f"Tab_BField_nano[{number}]")
+        record["m_TrolleyTab"] = [
+            buf.block(start + L.BFIELD_HEAD_SIZE + trolley_bytes * t, L.TROLLEY,
+                      trolley_bytes, f"trolley record {t} of B field {number}")
+            for t in range(n_trolleys)]
+        return record
+
+    blocks["tab_Bfield_nano"] = [b_field(bfield_start, 0)]
 
     # Anal_param_nano: computed from the B-field record size of this Mask_nano
     # version; when the version is unknown or the tag is not there, the first
@@ -145,6 +149,13 @@ def parse_header_blocks(path, head: bytes, byte_order: str) -> dict[str, Any]:
         if apn < 0:
             raise _fail(path, f"no Anal_param_nano block after Mask_nano (offset "
                         f"{mask_nano_start}, version {version})")
+    # Peak switching: one record per B field, each with its own trolley table. Only the
+    # records that lie before Anal_param_nano are read (nb_bfield may be junk).
+    record_size = L.BFIELD_RECORD_SIZE.get(version)
+    if record_size and nb_bfield > 1:
+        fitting = min(nb_bfield, (apn - bfield_start) // record_size)
+        blocks["tab_Bfield_nano"] += [b_field(bfield_start + record_size * b, b)
+                                      for b in range(1, fitting)]
     blocks["anal_param_nano"] = ap = buf.block(apn, L.ANAL_PARAM_NANO, L.ANAL_PARAM_NANO_SIZE,
                                                "Anal_param_nano")
     ap["prim"] = buf.block(apn + L.AP_PRIMARY_OFFSET, L.AP_PRIMARY, 552, "primary beam")

@@ -209,3 +209,97 @@ class LazyCounts:
         mean = total / count if count else total * np.nan
         return self._finish(mean if dtype is None else np.asarray(mean, dtype),
                             axis, out, keepdims)
+
+
+class PeakSwitchedCounts(LazyCounts):
+    """(frames, channels, height, width) counts of a peak-switched file, read on access.
+
+    Parameters
+    ----------
+    stored : LazyCounts
+        The stored (planes, table masses, height, width) counts (rolled as they should be).
+    source : numpy.ndarray
+        (fields, channels) table position of each channel in each B field, -1 where the
+        channel was not counted. Frame ``f`` is field ``f % fields`` of plane
+        ``f // fields``; a channel's counts are 0 in the frames it was not counted in.
+    channel : int, optional
+        Give the lazy (frames, height, width) view of this one channel instead.
+    """
+
+    def __init__(self, stored: LazyCounts, source: np.ndarray, channel: int | None = None):
+        self._inner = stored
+        self._source = np.asarray(source, dtype=np.int64)
+        self._channel = channel
+        fields, channels = self._source.shape
+        planes, _, height, width = stored.shape
+        full = (planes * fields, channels, height, width)
+        self.shape = full if channel is None else (full[0], height, width)
+        self.roll = (0, 0)  # the stored view rolls; blocks below are already rolled
+        self.dtype = stored.dtype
+        self.ndim = len(self.shape)
+        self.size = int(np.prod(self.shape))
+        self.nbytes = self.size * self.dtype.itemsize
+
+    def __repr__(self) -> str:
+        return f"PeakSwitchedCounts(shape={self.shape}, dtype={self.dtype})"
+
+    @property
+    def memory_mapped(self) -> bool:
+        return self._inner.memory_mapped
+
+    def _expand(self, frames: np.ndarray, channels: np.ndarray) -> np.ndarray:
+        """(len(frames), len(channels), H, W) counts, one stored plane read per plane."""
+        fields = self._source.shape[0]
+        out = np.zeros((len(frames), len(channels)) + self._inner.shape[2:], self.dtype)
+        planes = frames // fields
+        for plane in np.unique(planes):
+            rows = np.flatnonzero(planes == plane)
+            wanted = np.unique(self._source[:, channels][frames[rows] % fields])
+            wanted = wanted[wanted >= 0]
+            if not len(wanted):
+                continue
+            images = self._inner[int(plane), wanted]
+            for row in rows:
+                table = self._source[frames[row] % fields, channels]
+                for j in np.flatnonzero(table >= 0):
+                    out[row, j] = images[np.searchsorted(wanted, table[j])]
+        return out
+
+    def __getitem__(self, key) -> np.ndarray:
+        if not isinstance(key, tuple):
+            key = (key,)
+        ellipses = [at for at, k in enumerate(key) if k is Ellipsis]
+        if len(ellipses) > 1 or any(k is None for k in key):
+            raise IndexError("PeakSwitchedCounts takes one ellipsis and no np.newaxis")
+        if ellipses:
+            at = ellipses[0]
+            key = key[:at] + (slice(None),) * (self.ndim - len(key) + 1) + key[at + 1:]
+        if len(key) > self.ndim:
+            raise IndexError(f"too many indices for an array of {self.ndim} dimensions")
+        key = key + (slice(None),) * (self.ndim - len(key))
+        if self._channel is not None:
+            key = (key[0], self._channel) + key[1:]
+        n_frames, n_channels = self._source.shape[0] * self._inner.shape[0], \
+            self._source.shape[1]
+        frames = np.arange(n_frames)[key[0]]
+        channels = np.arange(n_channels)[key[1]]
+        out = self._expand(np.atleast_1d(frames), np.atleast_1d(channels))
+        picked = (0 if np.ndim(frames) == 0 else slice(None),
+                  0 if np.ndim(channels) == 0 else slice(None))
+        return out[picked][(Ellipsis,) + tuple(key[2:])] if key[2:] else out[picked]
+
+    def mass(self, index: int) -> PeakSwitchedCounts:
+        if self._channel is not None:
+            raise ValueError(f"mass() needs (frames, masses, height, width) counts, "
+                             f"not shape {self.shape}")
+        return PeakSwitchedCounts(self._inner, self._source, int(index))
+
+    def _stored_blocks(self):
+        per_frame = max(1, self.nbytes // max(self.shape[0], 1))
+        step = max(1, BLOCK_BYTES // per_frame)
+        for start in range(0, self.shape[0], step):
+            yield self[start:start + step]
+
+    def __array__(self, dtype=None, copy=None):
+        out = self[:]
+        return out if dtype is None else out.astype(dtype, copy=False)

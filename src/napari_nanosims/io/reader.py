@@ -18,8 +18,10 @@ import numpy as np
 
 from .._errors import ImFormatWarning
 from . import _layout as L
+from ._switching import switched_layout
+from .compressed import decompressed_path, is_compressed, open_stream
 from .header import ImHeader, _fail, _parse_date, mass_slots, parse_header_blocks
-from .lazy import LazyCounts
+from .lazy import LazyCounts, PeakSwitchedCounts
 
 __all__ = ["ImHeader", "read_header", "load_mims", "sniff_im", "MimsFile"]
 
@@ -49,8 +51,19 @@ def sniff_im(path: str | os.PathLike) -> bool:
     """Return True when ``path`` starts like a Cameca NanoSIMS image file.
 
     Looks only at the first 12 bytes (release, file type, header size) and the
-    file size; never raises for unreadable or foreign files.
+    file size; never raises for unreadable or foreign files. For a compressed file
+    (``.im.gz``, ``.bz2``, ``.xz``, ``.zip``) the first bytes of its content.
     """
+    if is_compressed(path):
+        try:
+            if not stat.S_ISREG(os.stat(path).st_mode):
+                return False
+            with open_stream(path) as stream:
+                head = stream.read(12)
+        except (ValueError, OSError):
+            return False
+        return len(head) == 12 and any(
+            struct.unpack(order + "3i", head)[1] in L.IMAGE_FILE_TYPES for order in "<>")
     try:
         info = os.stat(path)
         if not stat.S_ISREG(info.st_mode):  # a FIFO or device would block or never end
@@ -76,13 +89,15 @@ class MimsFile:
     def __init__(self, path, byte_order=None, roll_data="auto"):
         self.path = os.path.abspath(os.fspath(path))
         path = self.path
+        # A compressed file is read from its decompressed copy in the cache (once).
+        self.data_path = os.fspath(decompressed_path(path)) if is_compressed(path) else path
         try:
-            info = os.stat(path)
+            info = os.stat(self.data_path)
             if not stat.S_ISREG(info.st_mode):
                 raise _fail(path, "not a regular file (a folder, FIFO or device); "
                             "NanoSIMS images are ordinary files")
             file_size = info.st_size
-            with open(path, "rb") as handle:
+            with open(self.data_path, "rb") as handle:
                 head = handle.read(12)
                 if len(head) < 12 or file_size < L.DEF_ANALYSIS_SIZE:
                     raise _fail(path, f"file of {file_size} bytes is too short for a "
@@ -180,6 +195,22 @@ class MimsFile:
         labels = [" ".join(record.mass.string.split()) for record in tab_mass]
         if se_index is not None:
             labels[se_index] = "SE"
+        masses_amu = tuple(float(record.mass_amu) for record in tab_mass)
+        bfields = blocks["tab_Bfield_nano"]
+        self.switched = None
+        switching = {}
+        if len(bfields) > 1 and n_masses % len(bfields) == 0:
+            # Peak switching: one channel per species, one frame per B-field scan.
+            self.switched = layout = switched_layout(tab_mass, bfields,
+                                                     da.release < L.NEW_RELEASE, n_frames)
+            labels, masses_amu = list(layout["labels"]), layout["masses_amu"]
+            se_index, slots, detectors = (layout["se_index"], layout["slots"],
+                                          layout["detectors"])
+            switching = dict(n_b_fields=len(bfields),
+                             channel_frames=layout["channel_frames"],
+                             dwell_times_us=layout["dwell_times_us"])
+            n_frames, n_frames_header = (n_frames * len(bfields),
+                                         n_frames_header * len(bfields))
         raster_um = ap.prim.dRaster
         if not (np.isfinite(raster_um) and 0 < raster_um < 10000):
             raster_um = hi.raster / 1000.0 if hi.raster > 0 else float("nan")
@@ -199,12 +230,12 @@ class MimsFile:
             has_data=data_included and n_frames > 0,
             n_frames=n_frames,
             n_frames_header=n_frames_header,
-            n_masses=n_masses,
+            n_masses=len(labels),
             width=width,
             height=height,
             bytes_per_pixel=bpp,
             labels=tuple(labels),
-            masses_amu=tuple(float(record.mass_amu) for record in tab_mass),
+            masses_amu=masses_amu,
             se_index=se_index,
             trolley_slots=slots,
             raster_um=float(raster_um),
@@ -231,6 +262,7 @@ class MimsFile:
             anal_param_nano_release=ap.nRelease,
             roll_applied=(1, 1) if self.roll else (0, 0),
             written_by_napari_nanosims=bool(dab.written_by_napari_nanosims),
+            **switching,
         )
 
     def pixels(self) -> LazyCounts:
@@ -239,11 +271,19 @@ class MimsFile:
         Backed by a read-only ``numpy.memmap`` of the stored values; the roll, when
         applied, happens on access, so opening costs no pixel reads whatever the file.
         """
+        stored = self.stored_pixels()
+        if self.switched is not None:
+            return PeakSwitchedCounts(stored, self.switched["source"])
+        return stored
+
+    def stored_pixels(self) -> LazyCounts:
+        """The counts as stored: (planes, table masses, height, width); for files without
+        peak switching the same as :meth:`pixels`."""
         if self.n_frames == 0:
             return LazyCounts(np.zeros(self.shape, dtype=self.dtype.newbyteorder("=")))
         try:
-            stored = np.memmap(self.path, dtype=self.dtype, mode="r", offset=self.header_size,
-                               shape=self.shape)
+            stored = np.memmap(self.data_path, dtype=self.dtype, mode="r",
+                               offset=self.header_size, shape=self.shape)
         except (OSError, ValueError) as exc:
             raise _fail(self.path, f"cannot map the pixel data: {exc}") from exc
         return LazyCounts(stored, (1, 1) if self.roll else (0, 0))

@@ -24,23 +24,21 @@ from typing import Any
 import numpy as np
 
 from . import _layout as L
+from ._write_slots import SE_SLOT, _field_slots
 
 __all__ = ["write_im"]
 
-SE_SLOT = 8
-ION_SLOTS = (1, 2, 3, 4, 5, 10, 11)  # EM1-EM5, EM6, EM7: trolley index = slot
-LEGACY_ION_SLOTS = (1, 2, 3, 4, 5)  # files before release 4108 have EM1-EM5 only
 CHUNK_FRAMES_BYTES = 64 * 1024 * 1024
 
 
-def _layout_offsets(n_masses: int, legacy: bool) -> dict[str, int]:
+def _layout_offsets(n_masses: int, legacy: bool, n_fields: int = 1) -> dict[str, int]:
     """Offsets of every block of the file we write."""
     tab_mass = L.DEF_ANALYSIS_SIZE + (L.MASK_IM_SIZE_OLD if legacy else L.MASK_IM_SIZE_NEW)
     poly_list = tab_mass + (L.TAB_MASS_SIZE + L.CAL_COND_SIZE) * n_masses
     mask_nano = poly_list + L.POLY_LIST_SIZE
     bfield = mask_nano + L.MASK_NANO_SIZE
     version = 8 if legacy else 10
-    anal_param_nano = bfield + L.BFIELD_RECORD_SIZE[version]
+    anal_param_nano = bfield + L.BFIELD_RECORD_SIZE[version] * n_fields
     def_analysis_bis = anal_param_nano + L.ANAL_PARAM_NANO_SIZE
     anal_param = def_analysis_bis + L.DEF_ANALYSIS_BIS_SIZE
     setup_soft = anal_param + L.ANAL_PARAM_SIZE
@@ -51,55 +49,6 @@ def _layout_offsets(n_masses: int, legacy: bool) -> dict[str, int]:
                 def_analysis_bis=def_analysis_bis, anal_param=anal_param,
                 setup_soft=setup_soft, anal_param_nano_bis=anal_param_nano_bis,
                 header_image=header_image, header_size=header_image + L.HEADER_IMAGE_SIZE)
-
-
-def _is_se(label: str, amu: float) -> bool:
-    return label.strip().upper() in ("SE", "ESI") or amu == 0
-
-
-def _detector_slot(name: Any, legacy: bool) -> int:
-    """The trolley slot of a detector named ``'EM1'``..``'EM7'`` or ``'SE'``."""
-    key = str(name).strip().upper()
-    slots = {f"EM{k}": k for k in range(1, 6)}
-    if not legacy:
-        slots.update(EM6=10, EM7=11)
-    slots.update(SE=SE_SLOT, ESI=SE_SLOT)
-    if key not in slots:
-        raise ValueError(f"detectors: {name!r} is not a detector of this layout; use one of "
-                         f"{', '.join(sorted(k for k in slots if k != 'ESI'))}")
-    return slots[key]
-
-
-def _trolley_slots(labels: Sequence[str], masses_amu: Sequence[float],
-                   legacy: bool = False,
-                   detectors: Sequence[str | None] | None = None) -> list[int]:
-    """The trolley slot of each mass (1-5 EM1-EM5, 8 SE, 10 and 11 EM6 and EM7).
-
-    ``detectors`` names the detector of each mass; masses without one (None, or no
-    ``detectors`` at all) take the free electron multipliers in order, as the Cameca
-    software assigns them, and SE its slot 8.
-    """
-    if detectors is None:
-        detectors = [None] * len(labels)
-    if len(detectors) != len(labels):
-        raise ValueError(f"detectors: need one per mass ({len(labels)}), got {len(detectors)}")
-    chosen = [None if name is None else _detector_slot(name, legacy) for name in detectors]
-    for k, (label, amu, slot) in enumerate(zip(labels, masses_amu, chosen, strict=True)):
-        if slot is not None and (slot == SE_SLOT) != _is_se(label, amu):
-            raise ValueError(f"detectors: mass {k} ({label!r}, {amu} amu) cannot be on "
-                             f"{detectors[k]!r}: SE (and only SE, 0 amu) is on the SE "
-                             f"detector")
-    taken = [slot for slot in chosen if slot is not None]
-    if len(set(taken)) != len(taken):
-        raise ValueError(f"detectors: each detector holds one mass; got {list(detectors)}")
-    free = iter(slot for slot in (LEGACY_ION_SLOTS if legacy else ION_SLOTS)
-                if slot not in taken)
-    slots = []
-    for label, amu, slot in zip(labels, masses_amu, chosen, strict=True):
-        if slot is None:
-            slot = SE_SLOT if _is_se(label, amu) else next(free, 0)
-        slots.append(slot)
-    return slots
 
 
 def _check_text(name: str, value: Any, size: int) -> str:
@@ -114,10 +63,12 @@ def _check_text(name: str, value: Any, size: int) -> str:
 
 
 def _build_header(shape, labels, masses_amu, raster_um, dwell_time_us, legacy,
-                  metadata, detectors=None, duration_s=None) -> bytes:
+                  metadata, detectors=None, duration_s=None, fields=None) -> bytes:
     n_frames, n_masses, height, width = shape
+    fields = [0] * n_masses if fields is None else list(fields)
+    n_fields = max(fields) + 1
     order = ">" if legacy else "<"
-    off = _layout_offsets(n_masses, legacy)
+    off = _layout_offsets(n_masses, legacy, n_fields)
     header = bytearray(off["header_size"])
     release = 11 if legacy else L.NEW_RELEASE
     bpp = 2 if legacy else 4
@@ -126,7 +77,7 @@ def _build_header(shape, labels, masses_amu, raster_um, dwell_time_us, legacy,
         raise ValueError(f"analysis_date must be a datetime.datetime, not {date!r}")
     stage = metadata.get("stage_position_um", (0, 0, 0))
     frame_time_s = dwell_time_us * 1e-6 * width * height
-    slots = _trolley_slots(labels, masses_amu, legacy, detectors)
+    slots = _field_slots(labels, masses_amu, legacy, detectors, fields)
     has_se = SE_SLOT in slots
     if duration_s is None:
         duration_s = frame_time_s * n_frames
@@ -166,21 +117,24 @@ def _build_header(shape, labels, masses_amu, raster_um, dwell_time_us, legacy,
         m_nVersion=off["mask_nano_version"], m_nNX_max=width, m_nNY_max=height,
         m_nNX_low=1, m_nNX_high=width, m_nNY_low=1, m_nNY_high=height,
         m_nNX_lowB=1, m_nNX_highB=width, m_nNY_lowB=1, m_nNY_highB=height,
-        m_nElectron_scan=int(has_se), m_nNbBField=1))
+        m_nElectron_scan=int(has_se), m_nNbBField=n_fields))
 
-    bfield = off["bfield"]
-    L.encode_block(header, bfield, L.TAB_BFIELD_NANO, order, dict(
-        m_nFlagBFieldSelected=1, m_nCTperPixel=int(round(dwell_time_us)),
-        m_dCTperPoint=0.0, m_nNbFrame=1))
     trolley_bytes = L.trolley_size(off["mask_nano_version"])
-    for t in range(12):
-        start = bfield + L.BFIELD_HEAD_SIZE + trolley_bytes * t
-        values = dict(m_nFlagTrolleyValided=0, m_nNum=-1)
-        if t in slots:  # the trolley record at index t describes slot t
-            k = slots.index(t)
-            values = dict(m_pszSymbol="Esi" if t == SE_SLOT else labels[k],
-                          m_dAMU=float(masses_amu[k]), m_nFlagTrolleyValided=1, m_nNum=k)
-        L.encode_block(header, start, L.TROLLEY, order, values)
+    for field in range(n_fields):  # one record per B field, each with its trolley table
+        bfield = off["bfield"] + L.BFIELD_RECORD_SIZE[off["mask_nano_version"]] * field
+        L.encode_block(header, bfield, L.TAB_BFIELD_NANO, order, dict(
+            m_nFlagBFieldSelected=1, m_nBField=1000 + field,
+            m_nCTperPixel=int(round(dwell_time_us)), m_dCTperPoint=0.0, m_nNbFrame=1))
+        members = [k for k, f in enumerate(fields) if f == field]
+        for t in range(12):
+            start = bfield + L.BFIELD_HEAD_SIZE + trolley_bytes * t
+            values = dict(m_nFlagTrolleyValided=0, m_nNum=-1)
+            owner = [k for k in members if slots[k] == t]
+            if owner:  # the trolley record at index t describes slot t
+                k = owner[0]
+                values = dict(m_pszSymbol="Esi" if t == SE_SLOT else labels[k],
+                              m_dAMU=float(masses_amu[k]), m_nFlagTrolleyValided=1, m_nNum=k)
+            L.encode_block(header, start, L.TROLLEY, order, values)
 
     apn = off["anal_param_nano"]
     L.encode_block(header, apn, L.ANAL_PARAM_NANO, order, dict(
@@ -235,7 +189,7 @@ def write_im(filename: str | os.PathLike, data, labels: Sequence[str],
              masses_amu: Sequence[float], raster_um: float, dwell_time_us: float,
              *, legacy: bool = False, overwrite: bool = False,
              detectors: Sequence[str | None] | None = None, duration_s: float | None = None,
-             **metadata: Any) -> str:
+             b_fields: Sequence[int] | None = None, **metadata: Any) -> str:
     """Write counts as a Cameca NanoSIMS ``.im`` image file.
 
     Parameters
@@ -264,6 +218,12 @@ def write_im(filename: str | os.PathLike, data, labels: Sequence[str],
         ``legacy``) or ``'SE'`` (the SE mass, and only it); each detector once. None (for
         all or for one mass) takes the free electron multipliers in order, EM1 first.
         Stored as the trolley slot of the mass, which is what readers map to detectors.
+    b_fields : sequence of int, optional
+        Peak switching: the B field (0, 1, ...) of each mass of the table, the masses of
+        each field together and as many per field (``[0]*8 + [1]*8`` for 16 masses).
+        ``data`` is then as stored: (cycles, table masses, height, width), each plane one
+        scan per B field; a detector that does not switch gets the same label in every
+        field (merged into one channel on reading). Detectors are assigned per field.
     duration_s : float, optional
         Analysis duration, seconds (stored as whole seconds; it sets the time between
         frames, duration / frames). Default: dwell × pixels × frames, the counting time
@@ -336,10 +296,20 @@ def write_im(filename: str | os.PathLike, data, labels: Sequence[str],
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
 
+    if b_fields is not None:
+        fields = [int(f) for f in b_fields]
+        n_fields = max(fields, default=-1) + 1
+        if (len(fields) != n_masses or n_fields < 1 or min(fields) < 0 or
+                fields != sorted(fields) or n_masses % n_fields
+                or any(fields.count(f) != n_masses // n_fields for f in range(n_fields))):
+            raise ValueError(f"b_fields must give each of the {n_masses} masses its B field "
+                             f"(0, 1, ...), field by field with as many masses per field; "
+                             f"got {list(b_fields)}")
     metadata.setdefault("file_name", os.path.basename(path)[:63])
     header = _build_header(shape, list(labels), list(masses_amu), float(raster_um),
                            float(dwell_time_us), legacy, metadata,
-                           None if detectors is None else list(detectors), duration_s)
+                           None if detectors is None else list(detectors), duration_s,
+                           None if b_fields is None else list(b_fields))
     dtype = np.dtype(">u2" if legacy else "<u4")
     limit = np.iinfo(dtype).max
     frame_bytes = n_masses * height * width * dtype.itemsize

@@ -199,8 +199,11 @@ class Acquisition:
 
     @property
     def stem(self) -> str:
-        """The file name without its extension."""
-        return os.path.splitext(self.name)[0]
+        """The file name without its extension (``a.im.gz`` -> ``a``)."""
+        stem, extension = os.path.splitext(self.name)
+        if extension.lower() in (".gz", ".bz2", ".xz", ".zip"):
+            stem = os.path.splitext(stem)[0]
+        return stem
 
     @property
     def shape(self) -> tuple[int, int, int, int]:

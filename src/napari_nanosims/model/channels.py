@@ -64,6 +64,9 @@ class Channel:
         Dark-count background of the electron multiplier, counts per second.
     dwell_time_us : float
         Counting time per pixel, microseconds.
+    frames : tuple of int or None
+        The frames the mass was counted in (its counts are 0 in the others); None for
+        every frame. Only masses of peak-switched files miss frames.
     """
 
     index: int
@@ -76,6 +79,16 @@ class Channel:
     em_yield_percent: float | None
     em_background_cps: float | None
     dwell_time_us: float
+    frames: tuple[int, ...] | None = None
+
+    def n_frames_counted(self, n_frames: int) -> int:
+        """Frames (of ``n_frames``) this mass was counted in."""
+        return n_frames if self.frames is None else sum(1 for f in self.frames if f < n_frames)
+
+    def counting_time_s(self, n_frames: int, n_pixels: int = 1) -> float:
+        """Time one pixel (or ``n_pixels``) was counted over ``n_frames`` frames, seconds:
+        its own frames only."""
+        return self.dwell_time_us * 1e-6 * n_pixels * self.n_frames_counted(n_frames)
 
 
 def channels_from_header(header: ImHeader) -> tuple[Channel, ...]:
@@ -103,5 +116,7 @@ def channels_from_header(header: ImHeader) -> tuple[Channel, ...]:
             detector=detector, kind=kind, dead_time_ns=constant(header.dead_times_ns),
             em_yield_percent=constant(header.em_yields_percent),
             em_background_cps=constant(header.em_backgrounds_cps),
-            dwell_time_us=float(header.dwell_time_us)))
+            dwell_time_us=float(header.dwell_times_us[index] if header.dwell_times_us
+                                else header.dwell_time_us),
+            frames=header.channel_frames[index] if header.channel_frames else None))
     return tuple(channels)

@@ -85,6 +85,15 @@ class ImHeader:
         Cyclic shift (rows, columns) applied to the pixels by the reader; (0, 0) for none.
     written_by_napari_nanosims : bool
         True when the file was made by :func:`napari_nanosims.write_im`.
+    n_b_fields : int
+        B fields (magnet settings) scanned per cycle: 1, or 2 and more in peak-switching
+        mode, where every stored plane holds one scan per B field and ``n_frames`` counts
+        the scans (stored planes x B fields, in time order).
+    channel_frames : tuple of (tuple of int or None)
+        Per mass, the frames it was counted in; None (or an empty tuple overall) for every
+        frame. Only peak-switched files count some masses in some frames.
+    dwell_times_us : tuple of float
+        Per mass, the dwell time of its B field, microseconds (empty: ``dwell_time_us``).
     """
 
     path: str
@@ -127,6 +136,9 @@ class ImHeader:
     written_by_napari_nanosims: bool = False
     detectors: tuple[str | None, ...] = ()
     em_backgrounds_cps: tuple[int, ...] = ()
+    n_b_fields: int = 1
+    channel_frames: tuple[tuple[int, ...] | None, ...] = ()
+    dwell_times_us: tuple[float, ...] = ()
 
     @property
     def file_name(self) -> str:

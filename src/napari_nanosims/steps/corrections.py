@@ -144,7 +144,10 @@ def _run_background(acquisition: Acquisition, *, background_cps):
     corrected, used = [], {}
     for channel, rate in targets:
         # A known constant: it moves the counts, not their variance.
-        counts[:, channel.index] -= background_counts(rate, _dwell_s(acquisition, channel))
+        # Only the frames the channel was counted in (peak switching leaves zeros between).
+        frames = slice(None) if channel.frames is None else list(channel.frames)
+        counts[frames, channel.index] -= background_counts(rate, _dwell_s(acquisition,
+                                                                          channel))
         corrected.append(channel.label)
         used[channel.label] = float(rate)
     yield Progress("subtract_em_background", 1, 1)

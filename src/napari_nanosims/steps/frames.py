@@ -86,11 +86,15 @@ REMOVE_HOT_PIXELS = Step(
 
 # -- alignment -------------------------------------------------------------------------
 def default_alignment_channel(acquisition: Acquisition) -> str:
-    """12C 14N when present, else the ion channel with the most counts in frame 0."""
+    """12C 14N when present, else the ion channel with the most counts in frame 0; only
+    channels counted in every frame (peak switching counts some in some frames)."""
     for channel in acquisition.channels:
-        if normalise_label(channel.label) == "12c14n":
+        if normalise_label(channel.label) == "12c14n" and channel.frames is None:
             return channel.label
     candidates = acquisition.ion_channels or acquisition.channels
+    # Peak switching: only a channel counted in every frame can be aligned on.
+    candidates = [c for c in candidates if c.frames is None] or [
+        c for c in acquisition.channels if c.frames is None] or list(candidates)
     if acquisition.n_frames == 0:
         return candidates[0].label
     first = acquisition.counts[0]
@@ -138,9 +142,16 @@ def _alignment_channel(acquisition: Acquisition, name: str):
     if name == "auto":
         name = default_alignment_channel(acquisition)
     try:
-        return acquisition.channel(name)
+        channel = acquisition.channel(name)
     except KeyError as exc:
         raise ValueError(exc.args[0]) from None
+    if channel.frames is not None:
+        every = ", ".join(c.label for c in acquisition.channels if c.frames is None)
+        raise ValueError(f"{acquisition.name}: {channel.label} was counted in "
+                         f"{len(channel.frames)} of {acquisition.n_frames} frames (peak "
+                         f"switching), so it cannot align the others; align on a channel "
+                         f"counted in every frame: {every or 'none'}")
+    return channel
 
 
 def _run_align_frames(acquisition: Acquisition, *, channel, method, upsample_factor, padding,
