@@ -10,10 +10,10 @@ step parameter. A control that re-defines a bound (the Ratio tab's kernel once s
 from __future__ import annotations
 
 import dataclasses
+import operator
 
 import pytest
 
-from napari_nanosims.steps.classes import CLASS_STEPS
 from napari_nanosims.steps.registry import STEPS
 
 pytestmark = pytest.mark.gui
@@ -45,6 +45,15 @@ CONTROLS = {
     ("segment", "min_area_px"): ("rois", "RoiWidget", "min_area"),
     ("segment", "split_touching"): ("rois", "RoiWidget", "split"),
     ("roi_table", "expressions"): ("rois", "RoiWidget", "expressions"),
+    # the ROIs tab's "classes" page (roi_classes.ClassPanel, the tab's ``classes``)
+    **{("classify", name): ("rois", "RoiWidget", f"classes.{name}")
+       for name in ("rule", "rule_class", "otherwise", "min_overlap")},
+    ("normalise", "quantity"): ("rois", "RoiWidget", "classes.quantity"),
+    ("normalise", "control"): ("rois", "RoiWidget", "classes.control"),
+    ("calibrate", "standard"): ("rois", "RoiWidget", "classes.standard"),
+    ("calibrate", "true_value"): ("rois", "RoiWidget", "classes.true_value"),
+    **{("assimilation", name): ("rois", "RoiWidget", f"classes.{name}")
+       for name in ("natural", "substrate", "hours", "dilution")},
 }
 
 #: (step, parameter) without a control on purpose, with the reason.
@@ -58,16 +67,25 @@ NOT_IN_WIDGETS = {
     **{(step, name): "napari's own writers (File > Save) export layers; these are recipe "
        "steps" for step in ("write_nrrd", "write_ome_tiff", "write_lans")
        for name in ("folder", "overwrite")},
-    # TODO(issue 21, napari part): the ROIs tab's class controls replace these entries
-    **{(step.name, parameter.name): "steps on the ROI table: recipe only until the ROIs "
-       "tab has its class controls (issue 21)" for step in CLASS_STEPS
-       for parameter in step.parameters},
+    ("classify", "rois"): "the ROIs tab gives the selected rows a class (Set class); "
+    "the export's sidecar records them in this form",
+    ("classify", "class_image"): "the ROIs tab takes a Labels layer of the viewer (class "
+    "layer) instead of a TIFF file",
+    **{(step, name): "the ROIs tab's one quantity drop-down (normalise's) sets it" for
+       step, name in (("calibrate", "quantity"), ("assimilation", "fraction"),
+                      ("compare_classes", "quantity"))},
+    ("calibrate", "reference"): "delta against a reference ratio: a library and recipe "
+    "option",
+    ("assimilation", "content"): "mol of the element per ROI (a number, a mapping or a "
+    "column): a library and recipe option",
 }
 
 #: Controls whose choices are the open file's channels or the viewer's layers (read when
 #: they change), so the parameter's choices or default cannot be shown as such.
 DYNAMIC_CHOICES = {("align_frames", "channel"), ("align_frames", "region"),
-                   ("segment", "channel"), ("ratio", "min_counts_of")}
+                   ("segment", "channel"), ("ratio", "min_counts_of"),
+                   ("normalise", "quantity"), ("normalise", "control"),
+                   ("calibrate", "standard")}
 #: Controls that start from another value than the parameter's default, with the reason.
 OTHER_START = {("ratio", "expression"): "empty until a file is chosen, then the first "
                "preset of that file's masses"}
@@ -153,7 +171,7 @@ def test_every_control_matches_its_parameter(make_napari_viewer):
                                         cls)(viewer)
         tab = tabs[module, cls]
         parameter = STEPS[step_name].parameter(name)
-        control = getattr(tab, attribute)
+        control = operator.attrgetter(attribute)(tab)
         shown = None
         if (step_name, name) == ("align_frames", "method"):
             from napari_nanosims._napari.widgets.alignment import METHODS as shown

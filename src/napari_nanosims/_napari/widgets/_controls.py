@@ -89,9 +89,22 @@ def control_for(parameter: Parameter, value=_DEFAULT, *, choices=None,
     else:
         control = FloatSpinBox(label=label, min=float(low), max=float(parameter.maximum),
                                step=step, value=float(shown_value), tooltip=tooltip + note)
+        _show_bounds(control, float(low), float(parameter.maximum))
         if zero_means:  # the box itself says what 0 means: "not set"
             control.native.setSpecialValueText(ZERO_TEXT[zero_means])
     return control
+
+
+def _show_bounds(control, low: float, high: float) -> None:
+    """Give a float spin box the decimals its bounds need: the box rounds its minimum
+    and maximum to its decimals (from the step), so a maximum of 0.999 with a step of
+    0.01 would let 1.0 through."""
+    needed = [len(f"{bound:.10f}".rstrip("0").split(".")[1]) for bound in (low, high)]
+    if max(needed) > control.native.decimals():
+        value = control.value
+        control.native.setDecimals(min(max(needed), 10))
+        control.native.setRange(low, high)
+        control.value = value
 
 
 def format_per_label(value) -> str:

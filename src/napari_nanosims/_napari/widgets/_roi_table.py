@@ -103,22 +103,26 @@ def fill_table(table: QTableWidget, statistics, quantities: list[str],
             f"{quantity}: ratio of the ROI's sums ± 1 sigma (Poisson), p: dispersion test "
             "across frames (small p: the ROI varies more than counting explains)")
     table.setRowCount(len(rois))
+    # one pass over the tidy table (a boolean filter per ROI would be quadratic: seconds
+    # for a thousand ROIs, at every class change)
+    entries = {(roi, quantity): (value, sigma, p) for roi, quantity, value, sigma, p in
+               zip(statistics.roi.tolist(), statistics.quantity.astype(str).tolist(),
+                   statistics.value.tolist(), statistics.sigma.tolist(),
+                   statistics.p_value.tolist(), strict=True)}
+    geometry = statistics.drop_duplicates("roi").set_index("roi")
     for row, roi in enumerate(rois):
-        part = statistics[statistics.roi == roi]
-        first_row = part.iloc[0]
+        first_row = geometry.loc[roi]
         lines = [f"ROI {roi}: {int(first_row.n_pixels)} px, {first_row.area_um2:.4g} µm²"]
         if shown:
             lines[0] += f", class {classes.get(int(roi), 'none')}"
         for channel in channels:
-            entry = part[part.quantity == channel]
-            if len(entry):
-                lines.append(f"{channel}: {entry.iloc[0].value:.6g} counts")
+            if (roi, channel) in entries:
+                lines.append(f"{channel}: {entries[roi, channel][0]:.6g} counts")
         cells = []
         for quantity in quantities:
-            entry = part[part.quantity == quantity].iloc[0]
-            lines.append(f"{quantity} = {entry.value:.6g} ± {entry.sigma:.3g}, "
-                         f"p = {entry.p_value:.3g}")
-            cells.append(entry)
+            value, sigma, p = entries[roi, quantity]
+            lines.append(f"{quantity} = {value:.6g} ± {sigma:.3g}, p = {p:.3g}")
+            cells.append((value, sigma, p))
         tooltip = "\n".join(lines)
         table.setItem(row, 0, _item(str(int(roi)), roi, tooltip))
         if shown:  # sorted by its text: a plain item
@@ -128,11 +132,10 @@ def fill_table(table: QTableWidget, statistics, quantities: list[str],
             table.setItem(row, 1, item)
         table.setItem(row, first - 1, _item(str(int(first_row.n_pixels)),
                                             first_row.n_pixels, tooltip))
-        for column, entry in enumerate(cells, start=first):
-            item = _item(format_result(entry.value, entry.sigma, entry.p_value),
-                         entry.value, tooltip)
-            item.setData(SIGMA_ROLE, float(entry.sigma))
-            item.setData(P_ROLE, float(entry.p_value))
+        for column, (value, sigma, p) in enumerate(cells, start=first):
+            item = _item(format_result(value, sigma, p), value, tooltip)
+            item.setData(SIGMA_ROLE, float(sigma))
+            item.setData(P_ROLE, float(p))
             table.setItem(row, column, item)
     _fit_columns(table, len(columns))
     table.setSortingEnabled(True)

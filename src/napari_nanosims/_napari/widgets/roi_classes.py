@@ -67,6 +67,7 @@ class ClassPanel:
         self.table = None  # per ROI: classes and the rows normalise, ... added
         self.class_table = None  # compare_classes of the quantity and its added rows
         self.steps, self.notes = [], []
+        self._measured_key = None  # (file, ROI layer) the classes belong to
         self.class_name = QComboBox()
         self.class_name.setEditable(True)
         self.class_name.lineEdit().setPlaceholderText("class")
@@ -162,7 +163,7 @@ class ClassPanel:
         return scroll
 
     def _quantities(self, _widget=None):
-        stats = self.tab.statistics
+        stats = getattr(self.tab, "statistics", None)  # None while the tab is built
         if stats is None or not len(stats):
             return []
         channels = set(self.tab._channel_labels())
@@ -332,7 +333,11 @@ class ClassPanel:
 
     # -- the tables -----------------------------------------------------------------------
     def measured(self) -> None:
-        """The tab measured a table: keep the classes of the ROIs that are still there."""
+        """The tab measured a table: keep the classes of the ROIs that are still there
+        (none when the file or the ROI layer is another one)."""
+        key = (self.tab._measured["file"], id(self.tab.roi_layer.value))
+        if key != self._measured_key:  # another file or ROI layer: its own classes
+            self.assigned, self._from_layer, self._measured_key = {}, set(), key
         rois = {int(roi) for roi in self.tab.statistics["roi"].unique()}
         self.assigned = {roi: name for roi, name in self.assigned.items() if roi in rois}
         self._from_layer &= rois

@@ -10,7 +10,7 @@ class means); per-pixel values come from :func:`~napari_nanosims.analysis.ratios
 from __future__ import annotations
 
 import numpy as np
-from qtpy.QtWidgets import QComboBox, QFormLayout, QLabel, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from ._roi_table import select_rows
 
@@ -47,12 +47,13 @@ class RoiPlots(QWidget):
         self.canvas.setMinimumHeight(160)
         self.note = QLabel("")
         self.note.setWordWrap(True)
-        form = QFormLayout()
+        row = QHBoxLayout()  # one row: the plot keeps the dock's height
         for label, combo in (("plot", self.kind), ("x", self.x), ("y", self.y)):
-            form.addRow(label, combo)
+            row.addWidget(QLabel(label))
+            row.addWidget(combo, 1)
             combo.currentIndexChanged.connect(lambda _i=None: self.redraw())
         layout = QVBoxLayout(self)
-        layout.addLayout(form)
+        layout.addLayout(row)
         layout.addWidget(self.canvas, 1)
         layout.addWidget(self.note)
         self.highlighted: list[int] = []
@@ -138,7 +139,7 @@ class RoiPlots(QWidget):
                                   color="black", ms=12, capsize=3, zorder=4)
         axes.set_xticks(range(len(order)), order)
         axes.set_xlim(-0.5, len(order) - 0.5 + 0.2)
-        axes.set_ylabel(quantity)
+        axes.set_ylabel(quantity, fontsize=8)
         self._points = (rows["roi"].to_numpy(int), x, y)
         self.note_text = "ROIs ± 1 sigma; black: class mean ± SE (compare_classes)"
 
@@ -152,8 +153,8 @@ class RoiPlots(QWidget):
                       yerr=ry.loc[rois, "sigma"].to_numpy(float), fmt="none", ecolor="0.6",
                       elinewidth=0.8)
         axes.scatter(x, y, s=14, color="tab:blue", picker=True, pickradius=5, zorder=3)
-        axes.set_xlabel(qx)
-        axes.set_ylabel(qy)
+        axes.set_xlabel(qx, fontsize=8)
+        axes.set_ylabel(qy, fontsize=8)
         self._points = (np.asarray(rois, int), x, y)
         self.note_text = "one point per ROI ± 1 sigma; click a point to select its row"
 
@@ -183,8 +184,8 @@ class RoiPlots(QWidget):
             shown = axes.hexbin(x[finite], y[finite], gridsize=40, mincnt=1, bins="log",
                                 cmap="viridis")
             self.canvas.figure.colorbar(shown, ax=axes, label="pixels")
-        axes.set_xlabel(self.x.currentText())
-        axes.set_ylabel(self.y.currentText())
+        axes.set_xlabel(self.x.currentText(), fontsize=8)
+        axes.set_ylabel(self.y.currentText(), fontsize=8)
         self.note_text = (f"{int(finite.sum())} ROI pixels (pixels with < 10 counts "
                           "left out, as in the Ratio tab)")
 
@@ -223,7 +224,7 @@ def show_plots(tab) -> RoiPlots:
     if plots is not None:
         try:
             plots.redraw()
-            plots.parent().show() if plots.parent() is not None else plots.show()
+            (plots.parent() or plots).show()
             return plots
         except RuntimeError:  # its dock was closed and deleted
             tab.plots = None

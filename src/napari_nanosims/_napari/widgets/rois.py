@@ -1,14 +1,11 @@
-"""The "ROIs" tab: find or draw cells, measure ratios of sums per ROI, profiles, export."""
+"""The "ROIs" tab: find or draw cells, measure ratios of sums per ROI, profiles, classes
+(roi_classes.py), plots (roi_plots.py), export."""
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
-
 import napari.viewer
 import numpy as np
-from magicgui.widgets import ComboBox, Label, PushButton
+from magicgui.widgets import ComboBox, Container, Label, PushButton
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QTabWidget
 
@@ -31,6 +28,8 @@ from ._common import (
 from ._controls import control_for, control_value
 from ._regions import roi_labels
 from ._roi_table import fill_table, make_table, table_rois
+from .roi_classes import ClassPanel
+from .roi_plots import show_plots
 
 SOURCE_KINDS = (KIND_ALIGNED, KIND_CORRECTED, KIND_CLEANED)
 
@@ -39,7 +38,8 @@ ROI_KEY = "nanosims_rois"
 
 class RoiWidget(FileWidget):
     """ROIs of one file: Find cells, a sortable table of ratios of sums with errors and
-    dispersion p-values, a depth profile of the selected ROIs, and Export table."""
+    dispersion p-values, classes and their summary, a depth profile of the selected ROIs,
+    the plots dock, and Export tables."""
 
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__(viewer, "Measure ROIs")
@@ -60,18 +60,30 @@ class RoiWidget(FileWidget):
         self.expressions = control_for(ROI_TABLE.parameter("expressions"))
         self.summary = Label(label="", value="")
         self.summary.native.setWordWrap(True)
-        self.export_button = PushButton(text="Export table")
+        self.export_button = PushButton(text="Export tables")
+        self.export_button.tooltip = ("the per-ROI table and, with classes, the per-class "
+                                      "table (CSV, Parquet with pyarrow) and a JSON of what "
+                                      "produced them")
+        self.plots_button = PushButton(text="Plots")
+        self.plots_button.tooltip = ("a dock of plots linked to the table: per class, and "
+                                     "one quantity against another (ROIs or pixels)")
+        self.plots = None
         self.table = make_table()
         self.table.setMinimumHeight(100)
         self.table.itemSelectionChanged.connect(self._row_selected)
         # The table and the selected ROIs' depth profile share the space under Run: at
         # napari's first-start height both at once would squeeze the controls away.
         self.result_tabs = QTabWidget()
-        self.result_tabs.addTab(self.table, "table")
+        self.classes = ClassPanel(self)
+        self.result_tabs.addTab(self.classes.table_page(self.table), "table")
+        self.result_tabs.addTab(self.classes.page, "classes")
+        buttons = Container(layout="horizontal", labels=False,
+                            widgets=[self.export_button, self.plots_button])
+        buttons.margins = (0, 0, 0, 0)
         self._lay_out(controls=[self.file, self.new_button, self.roi_layer, self.channel,
                                 self.method, self.smoothing, self.min_area, self.split,
                                 self.find_button, self.expressions],
-                      results=[self.summary, self.result_tabs, self.export_button])
+                      results=[self.summary, self.result_tabs, buttons])
         self._figure_canvas = None
         self.statistics = None
         self.profile = None
@@ -85,6 +97,7 @@ class RoiWidget(FileWidget):
         self.find_button.changed.connect(self.find_cells)
         self.new_button.changed.connect(lambda _v=None: self.new_roi_layer())
         self.export_button.changed.connect(lambda _v=None: self.export_table())
+        self.plots_button.changed.connect(lambda _v=None: show_plots(self))
         self.roi_layer.changed.connect(self._watch_roi_layer)
         self._connect()
 
@@ -101,6 +114,7 @@ class RoiWidget(FileWidget):
 
     def _files_refreshed(self, previous) -> None:
         self.roi_layer.reset_choices()
+        self.classes.layers_changed()
         current = self.channel.value
         self.channel.reset_choices()
         if current is None and self.file.value is not None:
@@ -271,12 +285,12 @@ class RoiWidget(FileWidget):
                                   on_returned=self._show)
 
     def _show(self, returned) -> None:
-        if self._closed:
+        if self._closed or self._image_layer() is None:  # closed, or the file's gone
             return
         table, profile, labels, measured = returned
         self.statistics, self.profile, self._labels_image = table, profile, labels
         self._measured = measured
-        self._fill_table(table)
+        self.classes.measured()  # classes kept by ROI number; fills the table
         self._draw_numbers(table)
         self._plot_profile()
         n = int(table.roi.nunique()) if len(table) else 0
@@ -290,7 +304,7 @@ class RoiWidget(FileWidget):
     def _fill_table(self, table) -> None:
         channels = self._channel_labels()
         quantities = [q for q in dict.fromkeys(table.quantity) if q not in set(channels)]
-        fill_table(self.table, table, quantities, channels)
+        fill_table(self.table, table, quantities, channels, self.classes.assigned)
 
     def _channel_labels(self):
         return [layer.metadata["nanosims"]["label"] for layer in
@@ -350,6 +364,11 @@ class RoiWidget(FileWidget):
 
     def _row_selected(self) -> None:
         rows = sorted({index.row() for index in self.table.selectedIndexes()})
+        if self.plots is not None:
+            try:
+                self.plots.highlight(table_rois(self.table, rows))
+            except RuntimeError:  # its dock was closed
+                self.plots = None
         if not rows or self.statistics is None:
             return
         rois = table_rois(self.table, rows)
@@ -366,44 +385,9 @@ class RoiWidget(FileWidget):
 
     # -- export ---------------------------------------------------------------------------
     def export_table(self, path=None, overwrite: bool = False):
-        """Write the tidy table as CSV (and Parquet when pyarrow is there) with a JSON
-        sidecar (file, history). Asks where when ``path`` is None (the dialog confirms
-        replacing a file); a given ``path`` that exists is kept unless ``overwrite``.
-        Returns the paths written."""
-        from napari.utils.notifications import show_warning
-
-        from ...export._files import atomic_output
-
-        if self.statistics is None:
-            show_warning("Measure the ROIs first.")
-            return None
-        if path is None:
-            from qtpy.QtWidgets import QFileDialog
-
-            path, _ = QFileDialog.getSaveFileName(self.native, "Export ROI table",
-                                                  "roi_table.csv", "CSV (*.csv)")
-            if not path:
-                return None
-        else:
-            path = Path(path)
-            if os.path.lexists(path) and not overwrite:
-                show_warning(f"{path} exists; not replaced.")
-                return None
-        path = Path(path)
-        measured = self._measured  # what the table was measured on, not today's layers
-        table = self.statistics.assign(file=measured["file"])
-        table = table[["file"] + [c for c in table.columns if c != "file"]]
-        written = [path, path.with_suffix(".json")]
-        with atomic_output(path, overwrite=True) as temporary:  # the user chose to replace
-            table.to_csv(temporary, index=False)
-        sidecar = {"file": measured["file"], "expressions": measured["expressions"],
-                   "roi_layer": self.roi_layer.value.name if self.roi_layer.value else None,
-                   "measured": measured["note"], "history": measured["history"]}
-        written[1].write_text(json.dumps(sidecar, indent=2, ensure_ascii=False))
-        from importlib.util import find_spec
-
-        if find_spec("pyarrow") is not None:  # optional: Parquet only when it is installed
-            table.to_parquet(path.with_suffix(".parquet"), index=False)
-            written.append(path.with_suffix(".parquet"))
-        self.summary.value = f"exported {path.name}"
-        return written
+        """Write the per-ROI table as CSV (and Parquet when pyarrow is there), with
+        classes the per-class table too, and a JSON sidecar (file, history, classes,
+        control, standard, rate inputs). Asks where when ``path`` is None (the dialog
+        confirms replacing a file); a given ``path`` whose files exist is kept unless
+        ``overwrite``. Returns the paths written (the CSV and the JSON first)."""
+        return self.classes.export(path, overwrite)
