@@ -89,6 +89,14 @@ _PUBLIC = {
     "depth_trend": ".analysis.group_stats",
     "LABEL_PRESETS": ".analysis.presets",
     "LabelPreset": ".analysis.presets",
+    "ImageRegistration": ".correlate.registration",
+    "RegistrationWarning": "._errors",
+    "register_images": ".correlate.registration",
+    "resample": ".correlate.resample",
+    "read_rois": ".correlate.rois",
+    "write_rois": ".export.roi_files",
+    "RoiFileWarning": "._errors",
+    "import_rois": ".steps.registry",
 }
 
 __all__ = [
@@ -164,6 +172,14 @@ __all__ = [
     "depth_trend",
     "LABEL_PRESETS",
     "LabelPreset",
+    "ImageRegistration",
+    "RegistrationWarning",
+    "register_images",
+    "resample",
+    "read_rois",
+    "write_rois",
+    "RoiFileWarning",
+    "import_rois",
 ]
 
 

@@ -34,3 +34,13 @@ class CorrectionWarning(UserWarning):
 
 class KernelVarianceWarning(UserWarning):
     """Kernel errors that cannot be made exact: neighbouring pixels share counts."""
+
+
+class RegistrationWarning(UserWarning):
+    """An image registration that is not what was asked: a refinement that did not
+    improve it and was dropped."""
+
+
+class RoiFileWarning(UserWarning):
+    """Parts of an ROI file that were skipped (lines, points, unknown entries) or ROIs
+    that overlap."""
