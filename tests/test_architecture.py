@@ -24,7 +24,7 @@ import napari_nanosims
 PACKAGE = "napari_nanosims"
 SOURCE = Path(napari_nanosims.__file__).parent
 
-LOWER = {"model", "io", "processing", "analysis", "export"}
+LOWER = {"model", "io", "processing", "analysis", "export", "correlate"}
 UPPER = {"steps", "batch", "cli", "_napari"}
 GUI = {"napari", "qtpy", "PyQt5", "PyQt6", "PySide2", "PySide6", "magicgui", "superqt",
        "vispy"}

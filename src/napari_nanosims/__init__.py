@@ -102,6 +102,14 @@ _PUBLIC = {
     "Mosaic": ".io.mosaic",
     "mosaic": ".io.mosaic",
     "write_mosaic_tiffs": ".export.mosaic",
+    "ImageRegistration": ".correlate.registration",
+    "RegistrationWarning": "._errors",
+    "register_images": ".correlate.registration",
+    "resample": ".correlate.resample",
+    "read_rois": ".correlate.rois",
+    "write_rois": ".export.roi_files",
+    "RoiFileWarning": "._errors",
+    "import_rois": ".steps.registry",
 }
 
 __all__ = [
@@ -190,6 +198,14 @@ __all__ = [
     "Mosaic",
     "mosaic",
     "write_mosaic_tiffs",
+    "ImageRegistration",
+    "RegistrationWarning",
+    "register_images",
+    "resample",
+    "read_rois",
+    "write_rois",
+    "RoiFileWarning",
+    "import_rois",
 ]
 
 

@@ -38,3 +38,13 @@ class KernelVarianceWarning(UserWarning):
 
 class FigureWarning(UserWarning):
     """A figure was written without what was asked (matplotlib missing: no colour bar)."""
+
+
+class RegistrationWarning(UserWarning):
+    """An image registration that is not what was asked: a refinement that did not
+    improve it and was dropped."""
+
+
+class RoiFileWarning(UserWarning):
+    """Parts of an ROI file that were skipped (lines, points, unknown entries) or ROIs
+    that overlap."""

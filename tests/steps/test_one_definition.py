@@ -45,6 +45,8 @@ NOT_IN_CLI = {
     ("roi_table", "expressions"): "ROI tables run from a recipe only",
     **{(step.name, parameter.name): "steps on the ROI table run from a recipe only"
        for step in CLASS_STEPS for parameter in step.parameters},
+    **{("import_rois", name): "ROI files (and registrations) differ per file: a recipe "
+       "names them with {stem}" for name in ("path", "registration", "min_area_px")},
     **{(step, name): "exports run from a recipe only; nanosims process writes its own "
        "outputs (--out, --overwrite)"
        for step in ("write_nrrd", "write_ome_tiff", "write_lans")

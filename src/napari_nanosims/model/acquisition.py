@@ -56,6 +56,9 @@ class Acquisition:
         Images computed by ``ratio`` steps (expressions of the summed frames).
     roi_labels, roi_statistics : numpy.ndarray, pandas.DataFrame or None
         The ROI label image of a ``segment`` step and the table of a ``roi_table`` step.
+    roi_classes : dict or None
+        ``{roi: class}`` that came with ``roi_labels`` (an ROI file read by
+        ``import_rois``); ``roi_table`` puts them in its ``class`` column.
     class_statistics : pandas.DataFrame or None
         The per-class tables of ``compare_classes`` steps (one after the other).
     registration : FrameRegistration or None
@@ -76,7 +79,7 @@ class Acquisition:
                  hot_pixels=None, sums=None, acquisition_id: str | None = None,
                  raw_counts=None, coverage=None, derived=(), roi_labels=None,
                  roi_statistics=None, registration=None, unaligned=None,
-                 class_statistics=None):
+                 class_statistics=None, roi_classes=None):
         shape = tuple(getattr(counts, "shape", ()))
         if len(shape) != 4:
             raise ValueError(f"counts must have shape (frames, masses, height, width); "
@@ -103,6 +106,7 @@ class Acquisition:
         self.coverage = coverage
         self.derived = tuple(derived)
         self.roi_labels = roi_labels
+        self.roi_classes = roi_classes
         self.roi_statistics = roi_statistics
         self.class_statistics = class_statistics
         self.registration = registration
@@ -172,7 +176,8 @@ class Acquisition:
                       raw_counts=self.raw_counts, coverage=self.coverage,
                       derived=self.derived, roi_labels=self.roi_labels,
                       roi_statistics=self.roi_statistics, registration=self.registration,
-                      unaligned=self.unaligned, class_statistics=self.class_statistics)
+                      unaligned=self.unaligned, class_statistics=self.class_statistics,
+                      roi_classes=self.roi_classes)
         unknown = set(changes) - set(values)
         if unknown:
             raise TypeError(f"unknown acquisition fields {sorted(unknown)}")

@@ -57,7 +57,7 @@ def _run_segment(acquisition: Acquisition, *, channel, method, smoothing_px, min
         "segment", dict(channel=channel, method=method, smoothing_px=smoothing_px,
                         min_area_px=min_area_px, split_touching=split_touching,
                         segmented_on=chosen.label, rois_found=int(labels.max())),
-        roi_labels=labels)
+        roi_labels=labels, roi_classes=None)
 
 
 def _run_roi_table(acquisition: Acquisition, *, expressions):
@@ -69,6 +69,12 @@ def _run_roi_table(acquisition: Acquisition, *, expressions):
     listed = [text.strip() for text in expressions.split(";") if text.strip()]
     yield Progress("roi_table", 0, 1)
     table = roi_table(acquisition, acquisition.roi_labels, listed)
+    if acquisition.roi_classes:  # the classes of an imported ROI file
+        from ..analysis.classes import with_classes
+
+        table = with_classes(table, {roi: name for roi, name in
+                                     acquisition.roi_classes.items()
+                                     if roi in set(table["roi"].unique())})
     yield Progress("roi_table", 1, 1)
     return acquisition.with_step("roi_table", {"expressions": expressions,
                                                "rows": int(len(table))},

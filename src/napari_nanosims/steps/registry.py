@@ -6,6 +6,7 @@ from ..model import Acquisition
 from .analysis import RATIO, ROI_TABLE, SEGMENT
 from .classes import CLASS_STEPS
 from .corrections import CORRECTION_STEPS
+from .correlate import CORRELATE_STEPS, IMPORT_ROIS
 from .exports import EXPORT_STEPS
 from .frames import (
     ALIGN_FRAMES,
@@ -16,10 +17,11 @@ from .frames import (
 )
 
 __all__ = ["STEPS", "clean_hot_pixels", "align_frames", "sum_frames",
-           "default_alignment_channel"]
+           "default_alignment_channel", "import_rois"]
 
 STEPS = {step.name: step for step in (REMOVE_HOT_PIXELS, *CORRECTION_STEPS, ALIGN_FRAMES,
-                                      EXCLUDE_FRAMES, SUM_FRAMES, RATIO, SEGMENT, ROI_TABLE,
+                                      EXCLUDE_FRAMES, SUM_FRAMES, RATIO, SEGMENT,
+                                      *CORRELATE_STEPS, ROI_TABLE,
                                       *CLASS_STEPS, *EXPORT_STEPS)}
 
 
@@ -44,3 +46,10 @@ def align_frames(acquisition: Acquisition, **parameters) -> Acquisition:
 def sum_frames(acquisition: Acquisition) -> Acquisition:
     """Sum the frames of every channel into ``sums`` (masses, height, width)."""
     return SUM_FRAMES(acquisition)
+
+
+def import_rois(acquisition: Acquisition, path, **parameters) -> Acquisition:
+    """Take the ROIs of an ROI file as the acquisition's ROIs (see :data:`IMPORT_ROIS`):
+    ``roi_labels`` and ``roi_classes`` set, the step in the history; a ``roi_table`` step
+    then measures them with their classes. The input is not changed."""
+    return IMPORT_ROIS(acquisition, path=path, **parameters)
