@@ -46,6 +46,8 @@ def _cut_labels(root) -> list[str]:
         if not label.isVisible() or not text.strip() or label.textFormat() == 1:
             continue  # hidden, empty, or rich text (no such labels in our tabs)
         visible = label.visibleRegion().boundingRect()
+        if visible.isEmpty():
+            continue  # scrolled out of sight: the controls scroll vertically
         metrics = label.fontMetrics()
         if label.wordWrap():
             needed = label.heightForWidth(label.width())

@@ -78,9 +78,11 @@ NOT_IN_WIDGETS = {
     "option",
     ("assimilation", "content"): "mol of the element per ROI (a number, a mapping or a "
     "column): a library and recipe option",
-    # TODO(issue 22, napari part): the ROIs tab's import replaces these entries
-    **{("import_rois", name): "ROI import: recipe only until the ROIs tab imports ROI "
-       "files (issue 22)" for name in ("path", "registration", "min_area_px")},
+    ("import_rois", "path"): "the ROIs tab's Import ROIs... asks for the file",
+    ("import_rois", "registration"): "in the window the Correlate tab registers the "
+    "other image, and its ROIs from this layer carry labels across",
+    ("import_rois", "min_area_px"): "masks in the window keep the library's default; a "
+    "recipe option",
 }
 
 #: Controls whose choices are the open file's channels or the viewer's layers (read when

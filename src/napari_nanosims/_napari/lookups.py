@@ -62,7 +62,9 @@ def top_visible_layer(viewer, acquisition_id: str):
 
 
 #: The metadata keys that tie a marker, ROI or overlay layer to a file's acquisition id.
-FILE_KEYS = ("nanosims_file", "nanosims_overlay", "nanosims_rois")
+#: Metadata key of the ROI Labels layers the ROIs tab makes (value: the acquisition id).
+ROI_KEY = "nanosims_rois"
+FILE_KEYS = ("nanosims_file", "nanosims_overlay", ROI_KEY)
 
 
 def folder_tags(paths: dict[str, str]) -> dict[str, str]:

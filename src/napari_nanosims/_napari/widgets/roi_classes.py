@@ -338,6 +338,10 @@ class ClassPanel:
         key = (self.tab._measured["file"], id(self.tab.roi_layer.value))
         if key != self._measured_key:  # another file or ROI layer: its own classes
             self.assigned, self._from_layer, self._measured_key = {}, set(), key
+            # an imported ROI file brings its classes (OpenMIMS groups, mask colours)
+            layer = self.tab.roi_layer.value
+            imported = getattr(layer, "metadata", {}).get("nanosims_roi_classes") or {}
+            self.assigned.update({int(roi): str(name) for roi, name in imported.items()})
         rois = {int(roi) for roi in self.tab.statistics["roi"].unique()}
         self.assigned = {roi: name for roi, name in self.assigned.items() if roi in rois}
         self._from_layer &= rois

@@ -14,6 +14,7 @@ from ...analysis.rois import depth_profile, roi_table, segment_rois
 from ...steps.analysis import ROI_TABLE, SEGMENT
 from ...steps.frames import default_alignment_channel
 from ...steps.progress import Progress
+from ..lookups import ROI_KEY
 from ._base import FileWidget
 from ._common import (
     KIND_ALIGNED,
@@ -27,13 +28,13 @@ from ._common import (
 )
 from ._controls import control_for, control_value
 from ._regions import roi_labels
+from ._roi_files import export_roi_file, import_roi_file
 from ._roi_table import fill_table, make_table, table_rois
 from .roi_classes import ClassPanel
 from .roi_plots import show_plots
 
 SOURCE_KINDS = (KIND_ALIGNED, KIND_CORRECTED, KIND_CLEANED)
 
-ROI_KEY = "nanosims_rois"
 
 
 class RoiWidget(FileWidget):
@@ -77,13 +78,22 @@ class RoiWidget(FileWidget):
         self.classes = ClassPanel(self)
         self.result_tabs.addTab(self.classes.table_page(self.table), "table")
         self.result_tabs.addTab(self.classes.page, "classes")
+        self.import_rois_button = PushButton(text="Import ROIs...")
+        self.import_rois_button.tooltip = ("an ImageJ/Fiji/OpenMIMS ROI set (.zip, .roi), "
+                                           "a LANS cells.mat or a painted mask, as an ROI "
+                                           "layer with its classes")
+        self.export_rois_button = PushButton(text="Export ROIs...")
+        self.export_rois_button.tooltip = "the measured ROIs as an ImageJ .zip or LANS .mat"
         buttons = Container(layout="horizontal", labels=False,
                             widgets=[self.export_button, self.plots_button])
         buttons.margins = (0, 0, 0, 0)
+        files = Container(layout="horizontal", labels=False,
+                          widgets=[self.import_rois_button, self.export_rois_button])
+        files.margins = (0, 0, 0, 0)
         self._lay_out(controls=[self.file, self.new_button, self.roi_layer, self.channel,
                                 self.method, self.smoothing, self.min_area, self.split,
                                 self.find_button, self.expressions],
-                      results=[self.summary, self.result_tabs, buttons])
+                      results=[self.summary, self.result_tabs, buttons, files])
         self._figure_canvas = None
         self.statistics = None
         self.profile = None
@@ -98,6 +108,8 @@ class RoiWidget(FileWidget):
         self.new_button.changed.connect(lambda _v=None: self.new_roi_layer())
         self.export_button.changed.connect(lambda _v=None: self.export_table())
         self.plots_button.changed.connect(lambda _v=None: show_plots(self))
+        self.import_rois_button.changed.connect(lambda _v=None: import_roi_file(self))
+        self.export_rois_button.changed.connect(lambda _v=None: export_roi_file(self))
         self.roi_layer.changed.connect(self._watch_roi_layer)
         self._connect()
 
