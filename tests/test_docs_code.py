@@ -120,8 +120,29 @@ def page_runs(demo_file, tmp_path_factory):
         (folder / "cells_01.im").symlink_to(demo)
         (folder / "data").mkdir()
         (folder / "data" / "cells_01.im").symlink_to(demo)
+        _chain_and_mosaic_files(folder)
         runs[page] = PageRun(page, folder, BLOCKS)
     return runs
+
+
+def _chain_and_mosaic_files(folder: Path) -> None:
+    """The files usage.md's chains and mosaics examples name: ``a_1.im``..``a_3.im``, one
+    field acquired in three parts (10 minutes apart, ``a_2`` first on disk order
+    aside), and ``field_1.im``..``field_3.im``, three tiles 20 µm apart on the stage."""
+    import datetime as dt
+
+    from napari_nanosims.testing.factory import make_im, poisson_counts
+
+    start = dt.datetime(2024, 3, 1, 9, 0)
+    labels = ["12C", "13C", "12C 14N", "12C 15N"]
+    for k in range(3):
+        make_im(folder / f"a_{k + 1}.im", poisson_counts(3, 4, (32, 32), mean=4.0,
+                                                         seed=20 + k),
+                labels=labels, analysis_date=start + dt.timedelta(minutes=10 * k),
+                stage_position_um=(1200, -3400, 50), duration_s=300)
+        make_im(folder / f"field_{k + 1}.im", poisson_counts(2, 4, (32, 32), mean=4.0,
+                                                             seed=30 + k),
+                labels=labels, raster_um=32.0, stage_position_um=(1000, -2000 + 20 * k, 50))
 
 
 def test_markers_are_well_formed():

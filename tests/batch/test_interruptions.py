@@ -221,7 +221,12 @@ def test_ctrl_c_while_starting_is_one_line(batch, monkeypatch, delay):
     finally:
         _finish(process)
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
-    assert process.returncode in (0, 130)  # 0: it finished first
+    # 0: it finished first; -SIGINT: the signal came while the interpreter itself was
+    # starting (on a loaded machine, within the first 0.3 s), before Python handles
+    # SIGINT: the process ends silently, having read and written nothing.
+    assert process.returncode in (0, 130, -signal.SIGINT), (process.returncode, err)
+    if process.returncode == -signal.SIGINT:
+        assert err == "" and not batch.outputs(), (err, batch.outputs())
     if process.returncode == 130:
         assert err.splitlines()[-1] == ("interrupted: stopped before finishing; no partial "
                                         "outputs were left")

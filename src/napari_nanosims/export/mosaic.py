@@ -83,8 +83,9 @@ def write_mosaic_tiffs(mosaic: Mosaic, folder: str | os.PathLike | None = None, 
         raise ValueError(f"write_mosaic_tiffs: {exc.args[0]}") from None
     source = first.path or first.header.path
     folder = Path(folder) if folder is not None else Path(source).resolve().parent
-    if not folder.is_dir():
+    if folder.exists() and not folder.is_dir():
         raise ValueError(f"write_mosaic_tiffs: {folder} is not a folder")
+    folder.mkdir(parents=True, exist_ok=True)  # like --out: a new output folder is made
     stem = stem or os.path.splitext(os.path.basename(source))[0]
     paths = mosaic_outputs(stem, folder, canonical)
     with atomic_outputs(paths, overwrite) as temporary:
