@@ -6,6 +6,8 @@ Runs under Xvfb (pytest --xvfb-backend=xvfb)."""
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -100,11 +102,19 @@ def test_every_tab_readable_after_run(make_napari_viewer, qtbot, small_file, siz
         qtbot.waitUntil(lambda: canvas.width() >= 0.5 * window.width(), timeout=10_000)
     assert window.width() == size[0] and window.height() == size[1]
 
+    # every tab's title in sight: no scroll arrows on the tab bar
+    bar = panel.tabs.tabBar()
+    print(f"tab bar {bar.sizeHint().width()} px, tabs {panel.tabs.width()} px at {size}")
+    assert bar.sizeHint().width() <= panel.tabs.width()
+
     tabs = {"Clean": panel.clean, "Correct": panel.correct, "Align": panel.align,
-            "Ratio": panel.ratio, "ROIs": panel.rois}
+            "Ratio": panel.ratio, "ROIs": panel.rois, "Correlate": panel.correlate}
     main_results = {"Clean": panel.clean.count_label, "Correct": panel.correct.summary,
                     "Align": panel.align.summary, "Ratio": panel.ratio.result,
-                    "ROIs": panel.rois.summary}
+                    "ROIs": panel.rois.summary, "Correlate": panel.correlate.summary}
+    # an external image (any reader's layer, in µm) for the Correlate tab
+    external = viewer.add_image(np.random.default_rng(1).random((60, 70)), name="EM",
+                                scale=(0.05, 0.05), units=("µm", "µm"))
     panel.ratio.expression.value = "13C/12C"
     for title, widget in tabs.items():
         panel.tabs.setCurrentIndex([panel.tabs.tabText(i) for i in
@@ -113,6 +123,18 @@ def test_every_tab_readable_after_run(make_napari_viewer, qtbot, small_file, siz
             widget.find_cells()
             _wait_idle(qtbot, widget)
             qtbot.waitUntil(lambda: panel.rois.statistics is not None, timeout=60_000)
+        elif title == "Correlate":  # three pairs, applied: the registration's summary
+            widget.image.reset_choices()
+            widget.image.value = external
+            assert widget.pick_landmarks()
+            for fixed, moving in (((0.5, 0.5), (0.4, 0.6)), ((3.0, 0.7), (2.9, 0.8)),
+                                  ((1.0, 3.1), (0.9, 3.2))):
+                widget.add_pair(fixed, moving)
+            assert widget.apply() is not None
+            # Apply is synchronous: Qt gives the new word-wrapped notes their height in
+            # the next event-loop turns (a worker's result arrives after them)
+            with contextlib.suppress(TimeoutError):
+                qtbot.waitUntil(lambda w=widget: not _cut_labels(w.native), timeout=3_000)
         else:
             if title == "Ratio":
                 widget._debounce.stop()

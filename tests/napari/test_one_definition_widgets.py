@@ -3,7 +3,8 @@ built from its ``Parameter``, with the same default, minimum, maximum and choice
 
 Every parameter of every step in ``STEPS`` is walked: it has a control in a tab
 (``CONTROLS``) or is listed in ``NOT_IN_WIDGETS`` with the reason. The Header tab sets no
-step parameter. A control that re-defines a bound (the Ratio tab's kernel once stopped at
+step parameter; nor does the Correlate tab, whose own settings are ``Parameter``s checked
+the same way. A control that re-defines a bound (the Ratio tab's kernel once stopped at
 15 while the step allows 101) fails here; a self-check feeds the checker such controls.
 """
 
@@ -187,6 +188,18 @@ def test_every_control_matches_its_parameter(make_napari_viewer):
         if found:
             problems[step_name, name] = found
     assert not problems, problems
+
+
+def test_correlate_settings_are_controls_of_their_parameters(make_napari_viewer):
+    """Registration is interactive (no step): the Correlate tab's pixel size ("not set"
+    until given) and model are still built from one Parameter each."""
+    from napari_nanosims._napari.correlate_layers import MODEL, PIXEL_SIZE
+    from napari_nanosims._napari.widgets.correlate import CorrelateWidget
+
+    tab = CorrelateWidget(make_napari_viewer())
+    assert control_problems(PIXEL_SIZE, tab.pixel_size) == []
+    assert control_problems(MODEL, tab.model) == []
+    assert tab.pixel_size.native.text() == "not set"
 
 
 def test_dynamic_drop_downs_start_at_the_default(make_napari_viewer):

@@ -2,11 +2,12 @@
 
 from .alignment import AlignFramesWidget
 from .corrections import CorrectionsWidget
+from .correlate import CorrelateWidget
 from .header_panel import HeaderPanel
 from .hot_pixels import HotPixelWidget
 from .panel import NanoSIMSPanel
 from .ratio import RatioWidget
 from .rois import RoiWidget
 
-__all__ = ["AlignFramesWidget", "CorrectionsWidget", "HeaderPanel", "HotPixelWidget",
-           "NanoSIMSPanel", "RatioWidget", "RoiWidget"]
+__all__ = ["AlignFramesWidget", "CorrectionsWidget", "CorrelateWidget", "HeaderPanel",
+           "HotPixelWidget", "NanoSIMSPanel", "RatioWidget", "RoiWidget"]
