@@ -19,6 +19,8 @@ import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from .workers import default_workers, workers_for
+
 #: How long to try reaching a dask scheduler before giving up.
 CONNECT_TIMEOUT = "10s"
 
@@ -95,14 +97,6 @@ def _memory_mib() -> tuple[float, float]:
         pass
     peak = values.get("VmHWM", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return values.get("VmRSS", 0.0), peak
-
-
-def default_workers() -> int:
-    """The cores this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def _summary_lines(path, acquisition, written) -> list[str]:
@@ -195,10 +189,12 @@ def run_batch(paths: Iterable, recipe, out_dir=None, *, overwrite: bool = False,
     overwrite : bool
         Replace existing outputs.
     workers : int, optional
-        Local worker processes (default: the number of cores; 1: in this process);
-        ignored with ``scheduler``. Each takes one file at a time; one that dies costs
-        only its file. SIGINT or SIGTERM (in the main thread) stops them all within
-        about 1.5 s, leaving no temporary file, and then goes to the handler there was.
+        Local worker processes (default: :func:`~.workers.workers_for` the files, from their sizes
+        and the free cores: 1 for a few small files; 1: in this process, one file after the
+        other, each using the cores for its frames); ignored with ``scheduler``. Each
+        takes one file at a time; one that dies costs only its file. SIGINT or SIGTERM
+        (in the main thread) stops them all within about 1.5 s, leaving no temporary
+        file, and then goes to the handler there was.
     scheduler : str or distributed.Client, optional
         Address of a running dask.distributed scheduler (``tcp://host:8786``) or a client;
         needs the ``distributed`` extra. When the run ends early (an error, a signal), the
@@ -223,7 +219,7 @@ def run_batch(paths: Iterable, recipe, out_dir=None, *, overwrite: bool = False,
     if scheduler is not None:
         _on_cluster(paths, recipe_dict, out_dir, overwrite, scheduler, finished)
     else:
-        _on_local_pool(paths, recipe_dict, out_dir, overwrite, workers or default_workers(),
+        _on_local_pool(paths, recipe_dict, out_dir, overwrite, workers or workers_for(paths),
                        finished)
     return [results[path] for path in paths]
 
@@ -310,8 +306,8 @@ def _on_cluster(paths, recipe_dict, out_dir, overwrite, scheduler, finished):
 
 
 def _in_this_process(paths, recipe_dict, out_dir, overwrite, finished):
-    for path in paths:
-        finished(process_one(path, recipe_dict, out_dir, overwrite))
+    for path in paths:  # the frame loops may use every core: no other file runs
+        finished(process_one(path, recipe_dict, out_dir, overwrite, single_threaded=False))
 
 
 def _on_local_pool(paths, recipe_dict, out_dir, overwrite, workers, finished):

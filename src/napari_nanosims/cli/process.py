@@ -34,6 +34,13 @@ def _cmd_process(args) -> int:
     if args.workers is not None and args.workers < 1:
         report.error(f"--workers must be 1 or more, not {args.workers}")
         return 2
+    if args.scheduler is None and args.workers is None and len(args.files) > 1:
+        from ..batch.workers import workers_for
+
+        args.workers = workers_for(args.files)  # 1: processes would not pay for their start
+        if args.workers == 1:
+            print(f"processing {len(args.files)} files one after the other (too little work "
+                  "for worker processes to pay off; --workers N to choose)", file=sys.stderr)
     parallel = args.scheduler is not None or (
         len(args.files) > 1 and (args.workers is None or args.workers > 1))
     started = time.perf_counter()
@@ -85,10 +92,10 @@ def _process_in_parallel(args, recipe):
     """Every file a dask task; a progress bar across the files on standard error."""
     from tqdm import tqdm
 
-    from ..batch.pool import default_workers, run_batch
+    from ..batch.pool import run_batch
 
     where = (f"dask scheduler {args.scheduler}" if args.scheduler
-             else f"{args.workers or default_workers()} local worker processes")
+             else f"{args.workers} local worker processes")
     print(f"processing {len(args.files)} files on {where}", file=sys.stderr)
     with tqdm(total=len(args.files), unit="file", file=sys.stderr, disable=None,
               dynamic_ncols=True) as bar:
@@ -184,7 +191,9 @@ def add_process_command(sub) -> None:
     process.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     process.add_argument("--workers", type=int, metavar="N", default=None,
                          help="files processed at once, each in its own process on one "
-                              "core (default: the number of cores; 1: one after the other)")
+                              "core (default: chosen from the files' sizes and the cores: "
+                              "one after the other unless processes pay for their start; "
+                              "1: one after the other)")
     process.add_argument("--scheduler", metavar="ADDRESS", default=None,
                          help="run the files on a dask.distributed cluster instead "
                               "(tcp://host:8786; needs the 'distributed' extra)")

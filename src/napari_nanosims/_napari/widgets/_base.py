@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from magicgui.widgets import ComboBox, Container, ProgressBar, PushButton, Widget
 
-from ._common import acquisition_choices, refresh_choices, reset_in_order
+from ._common import acquisition_choices, freeze_startup_heap, refresh_choices, reset_in_order
 from ._controls import align_labels, compact_choices, fit_to_width
 from ._runner import WorkerRunner
 
@@ -21,6 +21,7 @@ class FileWidget(Container):
     """
 
     def __init__(self, viewer, run_text: str):
+        freeze_startup_heap(viewer)  # no full garbage collection of napari's objects after Run
         super().__init__(labels=False)
         self._viewer = viewer
         self._closed = False

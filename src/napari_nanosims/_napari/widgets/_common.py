@@ -4,6 +4,7 @@ here for the tabs); the worker runner is in :mod:`._runner`."""
 
 from __future__ import annotations
 
+import gc
 import weakref
 from collections.abc import Callable
 
@@ -37,8 +38,58 @@ __all__ = [
     "KIND_RATIO", "KIND_SIGMA", "KIND_DISPLAY", "NOT_A_CHANNEL", "nanosims_info",
     "acquisition_choices", "channel_layers", "source_layers", "acquisition_from_layers",
     "ResultRegistry", "RESULTS", "layer_state", "results_for_layers", "coverage_layer_data",
-    "LayerAdder", "reset_in_order", "refresh_choices",
+    "LayerAdder", "reset_in_order", "refresh_choices", "freeze_startup_heap",
 ]
+
+_heap_frozen = False  # freeze_startup_heap() ran in this process
+_refreeze = None  # the pending QTimer of _freeze_again()
+
+#: Seconds after the last layer removal before the heap is collected and frozen again:
+#: the removed layers' Qt controls are deleted on a later event-loop turn, only then can
+#: the layers be collected.
+REFREEZE_DELAY_S = 1.0
+
+
+def freeze_startup_heap(viewer=None) -> None:
+    """Move the objects napari made so far (its window, viewer, plugins) out of Python's
+    garbage collection, once per process, at the plugin's first widget.
+
+    They live as long as the window; left in the collector, each full collection walks
+    them all, 300-500 ms in a plain napari session, and one falls due while results are
+    added (the layers' objects are many), blocking the window. ``nanosims view`` freezes
+    after opening its files as well. What is garbage already is collected first, so that
+    nothing dead is kept: that one collection happens here, while the widget is built,
+    not after a Run. Frozen objects are never collected, so when ``viewer`` removes a
+    layer the heap is thawed, and collected and frozen again
+    :data:`REFREEZE_DELAY_S` later (napari collects on removal too).
+    """
+    global _heap_frozen
+    if viewer is not None:
+        layers = _unproxied(viewer).layers
+        layers.events.removing.connect(_thaw)  # connecting twice is ignored
+    if _heap_frozen:
+        return
+    _heap_frozen = True
+    gc.collect()
+    gc.freeze()
+
+
+def _thaw(_event=None) -> None:
+    """A layer is being removed: frozen, it could never be freed."""
+    global _refreeze
+    gc.unfreeze()
+    if _refreeze is None:
+        from qtpy.QtCore import QTimer
+
+        _refreeze = QTimer()
+        _refreeze.setSingleShot(True)
+        _refreeze.timeout.connect(_freeze_again)
+    _refreeze.start(int(REFREEZE_DELAY_S * 1000))  # again from the last removal
+
+
+def _freeze_again() -> None:
+    gc.collect()
+    gc.freeze()
 
 
 class LayerAdder:
@@ -69,14 +120,23 @@ class LayerAdder:
         self._dropped: list[str] = []
         self._file = None
         self._undo = None
+        self._paused = None  # the widgets whose drawing waits until the adder ends
 
     def start(self) -> None:
         from qtpy.QtCore import QTimer
 
         LayerAdder._active.add(self)
+        self._paused = _pause_drawing(self._viewer(), None)
         QTimer.singleShot(0, self._next)
 
     def _next(self) -> None:
+        try:
+            self._add_next()
+        except BaseException:
+            self._finish(None)  # whatever went wrong, the window draws again
+            raise
+
+    def _add_next(self) -> None:
         viewer = self._viewer()
         if viewer is None or not self._pending or not self._alive():
             self._finish(None)
@@ -97,7 +157,7 @@ class LayerAdder:
         try:
             layer = _update_matching(viewer, data, kwargs, before=undo.remember)
             if layer is None:
-                layer = viewer.add_image(data, **kwargs)
+                layer = _add_unselected(viewer, data, kwargs)
                 undo.added(layer)
         except Exception as exc:  # noqa: BLE001 - a Qt timer slot must not raise (PyQt6
             # aborts the process on an exception that leaves a slot): say what failed
@@ -136,6 +196,7 @@ class LayerAdder:
 
     def _finish(self, viewer) -> None:
         LayerAdder._active.discard(self)
+        self._paused = _pause_drawing(None, self._paused)
         callback, self._on_done = self._on_done, None
         self._pending = []
         if viewer is None or not self._alive():
@@ -151,6 +212,65 @@ class LayerAdder:
             FileView.of(viewer).select_shown(self._file)
         if callback is not None:
             callback()
+
+
+def _unproxied(viewer):
+    """The viewer itself: napari hands plugin widgets a proxy that warns on every private
+    attribute. The two private attributes the adder uses only spare work, and each is
+    looked up with a fallback: where napari drops them, layers are added as before."""
+    return getattr(viewer, "__wrapped__", viewer)
+
+
+_PAUSES = "napari_nanosims_pauses"  # a Qt property: adders that paused the widget
+
+
+def _pause_drawing(viewer, widgets):
+    """Pause the drawing of ``viewer``'s canvas and layer list (returns those widgets),
+    or resume ``widgets`` (returns None); paused while any adder runs.
+
+    Without it the canvas draws every visible layer and the list repaints every row
+    (icons drawn from SVG) after each layer added: without a GPU (software OpenGL) that
+    costs as much as adding the layer, and it grows with the layers shown. Paused, they
+    draw once at the end, when every result is in and the results' sources are hidden.
+    The widgets are napari's private attributes: without them, nothing is paused.
+    """
+    if widgets is None:
+        try:
+            qt_viewer = _unproxied(viewer).window._qt_viewer
+            widgets = [qt_viewer.canvas.native, qt_viewer.layers]
+        except (AttributeError, RuntimeError):  # no window (headless), or renamed
+            return None
+        step = 1
+    else:
+        step = -1
+    for widget in widgets:
+        try:
+            pauses = max(0, int(widget.property(_PAUSES) or 0) + step)
+            widget.setProperty(_PAUSES, pauses)
+            widget.setUpdatesEnabled(pauses == 0)  # enabling again draws
+        except RuntimeError:  # the window was closed meanwhile
+            pass
+    return widgets if step == 1 else None
+
+
+def _add_unselected(viewer, data, kwargs: dict):
+    """``viewer.add_image`` without making the new layer the selected one.
+
+    napari selects every layer it adds: the layer controls switch to it, the layer
+    buttons restyle, and when it is hidden (sums, coverage) the File view selects a
+    visible one again; two selection changes per layer, a quarter of the time adding it
+    takes. The adder selects once, at the end (:meth:`LayerAdder._finish`). The switch is
+    a private attribute of napari's layer list: without it, napari selects as usual.
+    """
+    layers = _unproxied(viewer).layers
+    activate = getattr(layers, "_activate_on_insert", None)
+    if isinstance(activate, bool):
+        layers._activate_on_insert = False
+    try:
+        return viewer.add_image(data, **kwargs)
+    finally:
+        if isinstance(activate, bool):
+            layers._activate_on_insert = activate
 
 
 def _sources_present(viewer, info: dict) -> bool:
