@@ -182,7 +182,7 @@ def _run_align_frames(acquisition: Acquisition, *, channel, method, upsample_fac
         total = translation_steps(n_frames, method, reference) + n_frames
         translations = yield from counted(iter_infer_translations(
             stack, padding=padding, method=method), "align_frames", total)
-    field = None if registration is None else registration.displacement_px
+    field = getattr(registration, "displacement_px", None)  # None: rigid methods
     if field is not None and not np.any(field):
         field = None  # rigid everywhere: the translations alone, as 'subpixel'
     move = (_shift_quietly if field is None else

@@ -35,6 +35,9 @@ MAX_PASSES = 10
 FLAG_UNCERTAINTY_PX = 0.5
 #: ... or when its correlation peak is below this many times its noise level.
 FLAG_SIGNIFICANCE = 6.0
+#: A frame whose uncertainty is above both of these (px; times the stack's median) is
+#: flagged as an outlier of its stack.
+OUTLIER_UNCERTAINTY_PX, OUTLIER_FACTOR = 0.25, 5.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -353,7 +356,12 @@ def _register(data, upsample_factor, reference, region, max_passes, initial, wei
     typical = np.median(uncertainty[np.all(np.isfinite(uncertainty), axis=1)], axis=0) \
         if np.isfinite(uncertainty).all(axis=1).any() else np.zeros(2)
     limit = np.maximum(FLAG_UNCERTAINTY_PX, 3.0 * typical)
-    flagged |= (significance < FLAG_SIGNIFICANCE) | ~np.all(uncertainty <= limit, axis=1)
+    # ... and a frame far less certain than the others is flagged even under 0.5 px: a
+    # beam interruption (a frame of almost no counts) can still lock onto the reference
+    # with a smooth weighting, at 0.46 px where its neighbours are at 0.02 px.
+    outlier = np.maximum(OUTLIER_UNCERTAINTY_PX, OUTLIER_FACTOR * typical)
+    flagged |= ((significance < FLAG_SIGNIFICANCE) | ~np.all(uncertainty <= limit, axis=1)
+                | np.any(uncertainty > outlier, axis=1))
     if reference is not None:
         flagged[reference] = False
     measured = np.round(shifts * upsample_factor) / upsample_factor
