@@ -96,8 +96,11 @@ def main() -> None:
     viewer.reset_view()
     settle(1.0)
     save_window(viewer, out / "viewer.png")
-    for index, name in ((0, "hot_pixels"), (1, "corrections"), (2, "align_frames"),
-                        (3, "ratio"), (5, "file")):  # 4 is the ROIs tab, taken below
+    titles = [panel.tabs.tabText(i) for i in range(panel.tabs.count())]
+    for title, name in (("Clean", "hot_pixels"), ("Correct", "corrections"),
+                        ("Align", "align_frames"), ("Ratio", "ratio"),
+                        ("Correlate", "correlate"), ("File", "file")):  # ROIs: below
+        index = titles.index(title)
         panel.tabs.setCurrentIndex(index)
         settle(0.3)
         panel.grab().save(str(out / f"widget_{name}.png"))

@@ -24,6 +24,11 @@ class ShiftBeyondPaddingWarning(UserWarning):
     """A translation is larger than the padding: content leaves the padded frame."""
 
 
+class AlignmentWarning(UserWarning):
+    """Part of an alignment could not be done as asked (a piecewise alignment whose
+    patches have too few counts falls back to the rigid one)."""
+
+
 class HotPixelBlindSpotWarning(UserWarning):
     """With so few frames no pixel can pass the persistence test."""
 

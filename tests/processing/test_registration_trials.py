@@ -1,64 +1,57 @@
-"""Smoothing trials of the sub-pixel registration: only the kept trial speaks (issue 20,
-item 11: a discarded trial warned "none of the frames registered" while the result was
-fine)."""
+"""The frequency weighting of the sub-pixel registration, chosen from the data per stack
+(weighting.py): the band-pass with the smallest predicted error, without trial
+registrations (issue 24; an earlier version tried three smoothings on short stacks and
+let a discarded trial warn, issue 20)."""
 
 from __future__ import annotations
 
 import warnings
 
 import numpy as np
-import pytest
 
 from napari_nanosims import register_frames
+from napari_nanosims.processing._frames import run_to_completion
 from napari_nanosims.processing.alignment import registration
-from napari_nanosims.testing.simulate import simulate_scene
+from napari_nanosims.processing.alignment.subpixel import HIGH_PASS_PX, subpixel_smoothing_px
+from napari_nanosims.testing.simulate import alignment_error_px, simulate_scene
 
 
-def _scene():
-    return simulate_scene("cells", 5, 15.0, window=48, max_drift_px=3.0, seed=2)["frames"]
+def _with(frames, weighting):
+    generator = registration._register(frames, 100, None, None, registration.MAX_PASSES,
+                                       None, weighting, iter(range(1, 10 ** 9)))
+    return run_to_completion(generator)
 
 
-def _with_failed_trial(monkeypatch, failing_scales):
-    """Make the trials at ``failing_scales`` register nothing (no frame significant, so
-    every frame flagged), as a too-weak or too-strong smoothing does on some scenes; the
-    registration itself runs unchanged. Returns the scales tried, in order."""
-    real_spectra, real_diagnostics = registration._Spectra, registration._diagnostics
-    seen = []
-
-    def spectra(data, region, smoothing_scale=1.0):
-        made = real_spectra(data, region, smoothing_scale=smoothing_scale)
-        made.trial_scale = smoothing_scale
-        seen.append(smoothing_scale)
-        return made
-
-    def diagnostics(spectra, shifts, sums, reference):
-        correlation, significance, uncertainty = real_diagnostics(spectra, shifts, sums,
-                                                                  reference)
-        if spectra.trial_scale in failing_scales:
-            significance = np.zeros_like(significance)
-        return correlation, significance, uncertainty
-
-    monkeypatch.setattr(registration, "_Spectra", spectra)
-    monkeypatch.setattr(registration, "_diagnostics", diagnostics)
-    return seen
+def test_a_smooth_grain_gets_a_wide_band_and_small_cells_a_narrow_one():
+    grain = simulate_scene("grain", 20, 2.0, window=160, seed=41)
+    cells = simulate_scene("cells", 20, 2.0, window=160, seed=41)
+    on_grain, on_cells = register_frames(grain["frames"]), register_frames(cells["frames"])
+    # The grain's edges are soft: its information is at low frequencies, which the
+    # fixed 8 px background removal of earlier versions took away.
+    assert on_grain.high_pass_px > HIGH_PASS_PX
+    assert on_cells.high_pass_px < on_grain.high_pass_px
+    assert on_cells.smoothing_px < 1.2 * subpixel_smoothing_px(float(cells["frames"].mean()))
+    # The choice is right: the fixed band of earlier versions does far worse on the grain.
+    fixed = _with(grain["frames"], (subpixel_smoothing_px(2.0), HIGH_PASS_PX))
+    chosen = alignment_error_px(on_grain.translations, grain["drift_px"])
+    assert chosen < 0.5 * alignment_error_px(fixed.translations, grain["drift_px"])
 
 
-def test_a_discarded_trial_that_registered_nothing_does_not_warn(monkeypatch):
-    frames = _scene()
-    scales = registration.smoothing_scales(len(frames))
-    assert len(scales) > 1  # several trials for a short stack
-    seen = _with_failed_trial(monkeypatch, {scales[0]})
+def test_the_chosen_band_beats_the_fixed_one_on_an_se_grain():
+    """On an SE-like grain (bright substrate, soft edges) the band chosen by the
+    prediction locates the frames better than the fixed band of earlier versions."""
+    sim = simulate_scene("grain_se", 24, 4.0, window=160, seed=42)
+    chosen = register_frames(sim["frames"])
+    fixed = _with(sim["frames"], (subpixel_smoothing_px(4.0), HIGH_PASS_PX))
+    assert (chosen.high_pass_px, chosen.smoothing_px) != (HIGH_PASS_PX,
+                                                         subpixel_smoothing_px(4.0))
+    assert alignment_error_px(chosen.translations, sim["drift_px"]) < alignment_error_px(
+        fixed.translations, sim["drift_px"])
+
+
+def test_a_short_stack_registers_once_and_does_not_warn():
+    frames = simulate_scene("cells", 5, 15.0, window=48, max_drift_px=3.0, seed=2)["frames"]
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # any warning fails the test
         result = register_frames(frames)
-    assert seen == list(scales)  # the failed trial did run, and was discarded
-    assert not result.flagged.all() and np.abs(result.translations).max() > 0
-
-
-def test_the_warning_stays_when_the_kept_result_registered_nothing(monkeypatch):
-    frames = _scene()
-    _with_failed_trial(monkeypatch, set(registration.smoothing_scales(len(frames))))
-    with pytest.warns(UserWarning, match="none of the 5 frames registered") as caught:
-        result = register_frames(frames)
-    assert len([w for w in caught if "none of the" in str(w.message)]) == 1  # said once
-    assert np.all(result.translations == 0)
+    assert not result.flagged.any() and np.abs(result.translations).max() > 0

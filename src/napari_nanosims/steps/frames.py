@@ -23,6 +23,7 @@ from ..processing.alignment.alignment import (
     iter_register_frames,
     translation_steps,
 )
+from ..processing.alignment.warp import iter_apply_displacements
 from ..processing.hot_pixels.hot_pixels import iter_infer_hot_pixels, replace_hot_pixels
 from .parameters import (
     ALIGN_PARAMETERS,
@@ -164,12 +165,14 @@ def _run_align_frames(acquisition: Acquisition, *, channel, method, upsample_fac
                          f"for {acquisition.name}; got {padding}")
     if reference is not None and reference >= n_frames:
         raise ValueError(f"reference must be a frame index below {n_frames}; got {reference}")
-    if region is not None and method != "subpixel":
+    if region is not None and method == "sequential":
         raise ValueError("region applies to method='subpixel' only")
+    if reference is not None and method != "subpixel":
+        raise ValueError("reference applies to method='subpixel' only")
     stack, aligned_on = _alignment_stack(acquisition, channel)
     counts = acquisition.counts
     registration = None
-    if method == "subpixel":
+    if method in ("subpixel", "piecewise"):
         total = translation_steps(n_frames, method, reference) + n_frames
         registration = yield from counted(iter_register_frames(
             stack, padding=padding, method=method, upsample_factor=upsample_factor,
@@ -179,8 +182,16 @@ def _run_align_frames(acquisition: Acquisition, *, channel, method, upsample_fac
         total = translation_steps(n_frames, method, reference) + n_frames
         translations = yield from counted(iter_infer_translations(
             stack, padding=padding, method=method), "align_frames", total)
+    field = getattr(registration, "displacement_px", None)  # None: rigid methods
+    if field is not None and not np.any(field):
+        field = None  # rigid everywhere: the translations alone, as 'subpixel'
+    move = (_shift_quietly if field is None else
+            lambda values, translations, padding, variance=False: _warp(
+                values, translations, registration, variance))
     shifted = yield from counted(
-        iter_apply_translations(counts, translations, padding=padding, crop=True),
+        iter_apply_translations(counts, translations, padding=padding, crop=True)
+        if field is None else iter_apply_displacements(
+            counts, translations, field, registration.displacement_grid_px, crop=True),
         "align_frames", total, offset=total - n_frames)
     extra = {}
     # What travels with the counts moves with them; nothing moved out of the frame wraps.
@@ -188,16 +199,17 @@ def _run_align_frames(acquisition: Acquisition, *, channel, method, upsample_fac
     # pixels, with the variance sum_i w_i**2 Var(c_i): the variance moves with the
     # squared weights. Raw counts (variance None: Poisson, Var(c) = c) get theirs from
     # the counts, as the interpolated counts are no longer Poisson.
-    fractional = not np.all(np.asarray(translations) == np.round(translations))
+    fractional = field is not None or not np.all(np.asarray(translations)
+                                                  == np.round(translations))
     variance = acquisition.variance
     if variance is None and fractional:
         variance = counts
     if variance is not None:
-        extra["variance"] = _shift_quietly(variance, translations, padding, variance=True)
+        extra["variance"] = move(variance, translations, padding, variance=True)
     if acquisition.raw_counts is not None:
-        extra["raw_counts"] = _shift_quietly(acquisition.raw_counts, translations, padding)
+        extra["raw_counts"] = move(acquisition.raw_counts, translations, padding)
     ones = np.ones((n_frames, 1, height, width), np.float32 if fractional else np.uint8)
-    extra["coverage"] = _shift_quietly(ones, translations, padding)[:, 0].astype(np.float32)
+    extra["coverage"] = move(ones, translations, padding)[:, 0].astype(np.float32)
     if region is not None and not isinstance(region, str):
         region = f"mask of {int(np.count_nonzero(region))} px"  # the history holds text
     recorded = dict(channel=channel, method=method, upsample_factor=upsample_factor,
@@ -207,6 +219,13 @@ def _run_align_frames(acquisition: Acquisition, *, channel, method, upsample_fac
     return acquisition.with_step("align_frames", recorded, counts=shifted,
                                  translations=translations, registration=registration,
                                  unaligned=acquisition, **extra)
+
+
+def _warp(values, translations, registration, variance=False):
+    """Move an array that goes with the counts along the piecewise field (frame size)."""
+    return run_to_completion(iter_apply_displacements(
+        values, translations, registration.displacement_px,
+        registration.displacement_grid_px, crop=True, variance=variance))
 
 
 def _shift_quietly(values, translations, padding, variance=False):

@@ -239,8 +239,9 @@ ALIGN_PARAMETERS = (
               "when present, else the ion channel with the most counts in frame 0)",
               cli_name="align", title="align on"),
     Parameter("method", "sequential", str, "'sequential': openformat's whole-pixel "
-              "method; 'subpixel': sub-pixel registration", choices=("sequential",
-                                                                     "subpixel")),
+              "method; 'subpixel': sub-pixel registration; 'piecewise': sub-pixel, then a "
+              "smooth non-rigid displacement field from overlapping patches (counts "
+              "conserved)", choices=("sequential", "subpixel", "piecewise")),
     Parameter("upsample_factor", 100, help="sub-pixel translations are rounded to 1/N "
               "pixel ('subpixel' only)", **UPSAMPLE_BOUNDS),
     Parameter("padding", 8, int, "zeros around each frame while shifting (at most the "

@@ -3,7 +3,7 @@
 Frames are windows cut from a larger noise-free field at drifting positions (so new
 content enters at the edges, as when a raster drifts; nothing wraps or repeats),
 scaled to a chosen mean count per pixel and drawn with Poisson noise. The fields are
-synthetic scenes of five kinds (:data:`SCENES`) or any image the caller supplies.
+synthetic scenes of eight kinds (:data:`SCENES`) or any image the caller supplies.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ __all__ = ["SCENES", "make_scene", "simulate_drift", "simulate_scene", "alignmen
            "registration_noise_limit_px"]
 
 #: The kinds of synthetic scene :func:`make_scene` draws.
-SCENES = ("cells", "particle", "mineral", "spots", "gradient")
+SCENES = ("cells", "particle", "mineral", "spots", "gradient", "grain", "grain_se", "mixture")
 
 # Every scene is blurred by a beam of this width (Gaussian sigma, px) at the end.
 _BEAM_SIGMA_PX = 0.8
@@ -38,6 +38,53 @@ def _disc_field(shape, centres, radii, values, rng, roughness=0.0):
     return field
 
 
+def _soft_grain(shape, rng, size: float = 1 / 3, blur_px: float = 8.0):
+    """A smooth grain covering ``size`` of the field with edges blurred over ``blur_px``
+    (0 outside, about 1 inside), and the grain's sharp mask."""
+    from scipy import ndimage
+
+    height, width = shape
+    radius = np.sqrt(size * height * width / np.pi)
+    centre = [(height / 2 + rng.normal(0, 0.05 * height), width / 2 + rng.normal(0, 0.05 * width))]
+    mask = _disc_field(shape, centre, [radius], [1.0], rng, roughness=0.08)
+    return ndimage.gaussian_filter(mask, blur_px), mask
+
+
+def _soft_grain_scene(kind: str, shape, rng) -> np.ndarray:
+    """The 'grain', 'grain_se' and 'mixture' scenes (see :func:`make_scene`)."""
+    from scipy import ndimage
+
+    height, width = shape
+    yy, xx = np.indices(shape) / max(height, width)
+    # A smooth interior: brighter toward one side, with a faint, broad mottling.
+    mottling = ndimage.gaussian_filter(rng.normal(size=shape), 12.0)
+    mottling /= max(float(mottling.std()), 1e-12)
+    shading = (0.85 + 0.25 * yy - 0.15 * xx) * (1.0 + 0.05 * mottling)
+    if kind == "grain":
+        grain, _ = _soft_grain(shape, rng)
+        return 0.02 + grain * shading
+    if kind == "grain_se":
+        grain, mask = _soft_grain(shape, rng, blur_px=6.0)
+        # Secondary electrons: the substrate emits too, the grain more, and the slope of
+        # its surface most (a broad rim, as the edge effect of a rounded grain).
+        rim = ndimage.gaussian_filter(mask, 10.0)
+        rim = np.clip(rim * (1 - rim), 0, None) * 4
+        return 0.45 + 0.4 * grain * shading + 0.35 * rim
+    # mixture: a large soft grain beside small sharp cells and a few spots
+    grain, _ = _soft_grain(shape, rng, size=0.2)
+    count = max(3, int(height * width / 2500))
+    centres = rng.uniform(0, 1, (count, 2)) * (height, width)
+    cells = _disc_field(shape, centres, rng.uniform(3, 6, count), rng.uniform(0.6, 1.2, count),
+                        rng, roughness=0.15)
+    spots = np.zeros(shape)
+    rows, cols = np.indices(shape, dtype=np.float64)
+    for _ in range(int(rng.integers(3, 6))):
+        cy, cx = rng.uniform(0.1, 0.9, 2) * (height, width)
+        spots += rng.uniform(3, 6) * np.exp(-((rows - cy) ** 2 + (cols - cx) ** 2)
+                                            / (2 * 1.5 ** 2))
+    return 0.02 + 0.8 * grain * shading + cells * (grain < 0.5) + spots
+
+
 def make_scene(kind: str, shape: tuple[int, int], seed: int = 0) -> np.ndarray:
     """A noise-free synthetic NanoSIMS scene, in relative intensity (mean of order 1).
 
@@ -49,7 +96,13 @@ def make_scene(kind: str, shape: tuple[int, int], seed: int = 0) -> np.ndarray:
         about a third of the field with a dark surround), ``'mineral'`` (dense grains of
         different brightness with fine texture, filling the field), ``'spots'`` (a few
         sparse bright spots on a dark background) or ``'gradient'`` (a low-contrast field:
-        a smooth intensity gradient with faint texture, 25 % contrast).
+        a smooth intensity gradient with faint texture, 25 % contrast), ``'grain'`` (one
+        smooth grain filling about a third of the field, its edges blurred over about 8
+        px, on a dark background: an ion image whose registration information lies at
+        low spatial frequencies), ``'grain_se'`` (the same kind of grain as a secondary
+        electron image: a bright substrate, a brighter grain with soft edges and a broad
+        bright rim where the surface slopes) or ``'mixture'`` (a large soft grain beside
+        small sharp cells and spots).
     shape : (int, int)
         Field height and width, pixels.
     seed : int
@@ -98,6 +151,8 @@ def make_scene(kind: str, shape: tuple[int, int], seed: int = 0) -> np.ndarray:
             sigma = rng.uniform(1.5, 3.0)
             field += rng.uniform(20, 40) * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2)
                                                   / (2 * sigma ** 2))
+    elif kind in ("grain", "grain_se", "mixture"):
+        field = _soft_grain_scene(kind, (height, width), rng)
     else:  # gradient
         yy, xx = np.indices((height, width)) / max(height, width)
         texture = ndimage.gaussian_filter(rng.normal(size=(height, width)), 3.0)
@@ -222,13 +277,15 @@ def alignment_error_px(estimated, true) -> float:
 def registration_noise_limit_px(simulation: dict, upsample_factor: int = 100) -> float:
     """The error of locating each noisy frame in the noise-free field, pixels.
 
-    The floor for any method that must build its reference from the noisy frames: each
-    frame, filtered as the 'subpixel' method filters it (local background removed,
-    Gaussian smoothing) and mean-subtracted, is placed in
-    a canvas the size of the noise-free field (smoothed the same way) and registered
-    against it with scikit-image's ``phase_cross_correlation`` (plain cross-correlation,
-    ``upsample_factor`` 100). The field extends beyond every frame, so no edge effect
-    enters: what is left is the noise of the frame alone.
+    The floor for any method that must build its reference from the noisy frames, with
+    the reference made perfect: each frame, mean-subtracted, is placed in a canvas the
+    size of the noise-free field and registered against it with scikit-image's
+    ``phase_cross_correlation`` (plain cross-correlation, ``upsample_factor`` 100), in
+    two ways: as it is (the matched filter: the noise-free field is the template) and
+    filtered as the 'subpixel' method filters by default (an 8 px local background
+    removed, the count-based Gaussian smoothing, on frame and field alike). The smaller
+    RMS error of the two is returned. The field extends beyond every frame, so no edge
+    effect enters: what is left is the noise of the frame alone.
     """
     from scipy import ndimage
     from skimage.registration import phase_cross_correlation
@@ -243,16 +300,21 @@ def registration_noise_limit_px(simulation: dict, upsample_factor: int = 100) ->
         image = image - local_background(image)
         return ndimage.gaussian_filter(image, sigma)
 
-    target = filtered(simulation["field"])
-    target -= target.mean()
     top, left = (int(round(v)) for v in simulation["origin"])
     height, width = frames.shape[1:]
-    estimates = []
-    for counts in frames:
-        smoothed = filtered(counts)
-        canvas = np.zeros_like(target)
-        canvas[top:top + height, left:left + width] = smoothed - smoothed.mean()
-        shift, _, _ = phase_cross_correlation(target, canvas, upsample_factor=upsample_factor,
-                                              normalization=None)
-        estimates.append(np.asarray(shift))  # the frame's offset in the field
-    return alignment_error_px(estimates, simulation["drift_px"])
+    errors = []
+    for prepare in (lambda image: np.asarray(image, dtype=np.float64), filtered):
+        target = prepare(simulation["field"])
+        target -= target.mean()
+        estimates = []
+        for counts in frames:
+            smoothed = prepare(counts)
+            canvas = np.zeros_like(target)
+            canvas[top:top + height, left:left + width] = smoothed - smoothed.mean()
+            shift, _, _ = phase_cross_correlation(target, canvas,
+                                                  upsample_factor=upsample_factor,
+                                                  normalization=None)
+            estimates.append(np.asarray(shift))  # the frame's offset in the field
+        errors.append(alignment_error_px(estimates, simulation["drift_px"]))
+    return min(errors)
+

@@ -172,7 +172,7 @@ class LayerAdder:
                         and other_info["detector_index"] == info["detector_index"]
                         and other_info.get("kind") != info["kind"]
                         and other.ndim == layer.ndim):
-                    undo.remember(other)
+                    undo.remember_visibility(other)
                     other.visible = False
         self._next_later(viewer)
 

@@ -14,8 +14,8 @@ class UndoHistory:
 
     :class:`~._common.LayerAdder` opens one :class:`UndoStep` per step result and tells
     it which layers it added and which it changed (their previous data, metadata and
-    visibility). Only the last ``MAX_STEPS`` steps of a file are kept: each holds the
-    arrays it replaced.
+    visibility). Only the last ``MAX_STEPS`` steps of a file are kept, and only the most
+    recent step that replaced data keeps the arrays it replaced (see ``_replacing``).
     """
 
     MAX_STEPS = 5
@@ -33,11 +33,25 @@ class UndoHistory:
 
     def begin(self, acquisition_id: str, what: str) -> UndoStep:
         """A new step of the file ``acquisition_id`` (``what``: its kind of result)."""
-        step = UndoStep(what)
+        step = UndoStep(what, history=self)
         steps = self._steps.setdefault(acquisition_id, [])
         steps.append(step)
         del steps[:-self.MAX_STEPS]
         return step
+
+    def _replacing(self, newest: UndoStep) -> None:
+        """``newest`` keeps replaced arrays: it becomes the only step that does.
+
+        Replaced arrays are what Undo costs in memory (a 100-frame, 7-mass 512² stack is
+        0.7 GB a step); steps that only added layers cost nothing. So Undo goes back
+        through the last step that replaced data and no further: older steps of every
+        file that replaced data, and the steps before them, are forgotten.
+        """
+        for steps in self._steps.values():
+            heavy = [k for k, step in enumerate(steps)
+                     if step is not newest and step.replaced]
+            if heavy:
+                del steps[:heavy[-1] + 1]
 
     def can_undo(self, acquisition_id: str) -> str | None:
         """What the last step of the file made ("aligned", ...), or None."""
@@ -60,8 +74,12 @@ class UndoHistory:
 class UndoStep:
     """The layers one step's results added, and what they replaced in the others."""
 
-    def __init__(self, what: str):
+    def __init__(self, what: str, history: UndoHistory | None = None):
         self.what = what
+        self.replaced = False  # holds arrays that no layer holds any more
+        # a weak reference: a cycle step -> history -> step would keep replaced arrays
+        # alive until Python's cycle collector ran (measured: +420 MiB over 20 runs)
+        self._history = None if history is None else weakref.ref(history)
         self._added: list = []
         # Layers themselves, not weak references: napari's layer list does not keep the
         # objects a weak reference would find (measured: every one was dead at undo).
@@ -72,13 +90,25 @@ class UndoStep:
         self._added.append(layer)
 
     def remember(self, layer) -> None:
-        """Keep ``layer``'s data, metadata and visibility before the step changes them."""
+        """Keep ``layer``'s data, metadata and visibility before the step replaces them."""
         if id(layer) in self._seen:
             return
         self._seen.add(id(layer))
         limits = getattr(layer, "contrast_limits", None)
         self._changed.append((layer, layer.data, dict(layer.metadata),
                               layer.visible, None if limits is None else list(limits)))
+        if not self.replaced:
+            self.replaced = True
+            history = None if self._history is None else self._history()
+            if history is not None:
+                history._replacing(self)
+
+    def remember_visibility(self, layer) -> None:
+        """Keep only whether ``layer`` was shown (the step hides it, keeps its data)."""
+        if id(layer) in self._seen:
+            return
+        self._seen.add(id(layer))
+        self._changed.append((layer, None, None, layer.visible, None))
 
     def revert(self, viewer) -> None:
         for layer in self._added:
@@ -87,9 +117,10 @@ class UndoStep:
         for layer, data, metadata, visible, limits in reversed(self._changed):
             if layer not in viewer.layers:
                 continue
-            if layer.data is not data:
+            if data is not None and layer.data is not data:
                 layer.data = data
-            layer.metadata = metadata
+            if metadata is not None:
+                layer.metadata = metadata
             if limits is not None:
                 layer.contrast_limits = limits
             layer.visible = visible

@@ -34,7 +34,8 @@ from ._regions import region_layers, region_mask
 from .hot_pixels import move_overlays
 
 SECTION = "align_frames"
-METHODS = {"whole pixel (openformat)": "sequential", "sub-pixel": "subpixel"}
+METHODS = {"whole pixel (openformat)": "sequential", "sub-pixel": "subpixel",
+           "piecewise (non-rigid)": "piecewise"}
 SHOWN = ("method", "upsample_factor", "padding")  # reference stays a library/CLI option
 SUM_CHOICE = "sum"  # the 'align on' value for the sum of all ion channels
 WHOLE_FRAME = "whole frame"
@@ -241,7 +242,7 @@ class AlignFramesWidget(FileWidget):
         return acquisition.channel(default_alignment_channel(acquisition)).index
 
     def _method_changed(self, _value=None) -> None:
-        subpixel = METHODS[self.method.value] == "subpixel"
+        subpixel = METHODS[self.method.value] in ("subpixel", "piecewise")
         self.upsample_factor.enabled = subpixel
         self.region.enabled = subpixel
         self.leave_out_flagged.enabled = subpixel
@@ -308,7 +309,8 @@ class AlignFramesWidget(FileWidget):
         sum_sources = {index: (info, dict(state, visible=False))
                        for index, (info, state) in sources.items()}
         params = self.parameters()
-        if params["method"] == "subpixel" and self.region.value not in (None, WHOLE_FRAME):
+        if params["method"] in ("subpixel", "piecewise") \
+                and self.region.value not in (None, WHOLE_FRAME):
             try:
                 layer = self._viewer.layers[self.region.value]
                 params["region"] = region_mask(layer, layers[min(layers)],
@@ -316,7 +318,8 @@ class AlignFramesWidget(FileWidget):
             except (KeyError, ValueError) as exc:
                 show_warning(f"Region: {exc}")
                 return None
-        leave_out = self.leave_out_flagged.value and params["method"] == "subpixel"
+        leave_out = (self.leave_out_flagged.value
+                     and params["method"] in ("subpixel", "piecewise"))
         frames = self.frame_selection(acquisition.n_frames)
         if frames is None:
             show_warning(f"The frames to sum must lie within 0..{acquisition.n_frames - 1} "

@@ -16,7 +16,7 @@ import numpy as np
 from ..._checks import check_number
 from ..._errors import ShiftBeyondPaddingWarning
 from .._frames import check_stack, frame, map_frames, run_to_completion
-from .registration import MAX_PASSES, FrameRegistration, iter_register, smoothing_scales
+from .registration import MAX_PASSES, FrameRegistration, iter_register
 from .registration import check_region as _check_region
 from .shifts import _check_padding, apply_translations, iter_apply_translations, translation_matrix
 
@@ -33,7 +33,7 @@ __all__ = [
     "ShiftBeyondPaddingWarning",
 ]
 
-METHODS = ("sequential", "subpixel")
+METHODS = ("sequential", "subpixel", "piecewise")
 MAX_UPSAMPLE_FACTOR = 1000  # 1/1000 px is far below any NanoSIMS registration error
 #: Bounds of upsample_factor, checked here; the align step's parameter declares these.
 UPSAMPLE_BOUNDS = dict(kind=int, minimum=1, maximum=MAX_UPSAMPLE_FACTOR)
@@ -196,7 +196,7 @@ def _check_common(data, padding, method, upsample_factor, reference):
         raise ValueError("data holds no frames")
     reference = _check_reference(reference, n_frames)
     check_number(upsample_factor, "upsample_factor", **UPSAMPLE_BOUNDS)
-    if method == "sequential" and reference is not None:
+    if method != "subpixel" and reference is not None:
         raise ValueError("reference applies to method='subpixel' only")
     return data, padding, reference
 
@@ -220,6 +220,10 @@ def iter_register_frames(data, padding=8, method="subpixel", upsample_factor=100
         result = yield from iter_register(data, 1, None, mask, max_passes=0, initial=initial)
         return dataclasses.replace(result, translations=initial.copy(),
                                    measured=initial.astype(np.float64), passes=0)
+    if method == "piecewise":
+        from .piecewise import iter_register_piecewise
+
+        return (yield from iter_register_piecewise(data, int(upsample_factor), mask))
     return (yield from iter_register(data, int(upsample_factor), reference, mask,
                                      max_passes=int(max_passes)))
 
@@ -235,9 +239,12 @@ def register_frames(data, padding=8, method="subpixel", upsample_factor=100, ref
         frame).
     padding : int
         Zero padding of the 'sequential' method, pixels.
-    method : {'subpixel', 'sequential'}
+    method : {'subpixel', 'sequential', 'piecewise'}
         'subpixel' (default here): see :func:`infer_translations`. 'sequential': the
         seed's whole-pixel translations, unchanged, with the diagnostics added.
+        'piecewise': 'subpixel', then a smooth displacement field from overlapping
+        patches (``displacement_px``; apply it with
+        :func:`~napari_nanosims.processing.alignment.warp.apply_displacements`).
     upsample_factor : int
         Translations are rounded to 1 / upsample_factor pixels ('subpixel').
     reference : int or None
@@ -274,6 +281,9 @@ def iter_infer_translations(data, padding=8, method="sequential", upsample_facto
         if region is not None:
             raise ValueError("region applies to method='subpixel' only")
         return (yield from _sequential(data, padding))
+    if method == "piecewise":
+        raise ValueError("method='piecewise' gives a displacement field, not translations: "
+                         "use register_frames (or the align_frames step)")
     result = yield from iter_register(data, int(upsample_factor), reference,
                                       _check_region(region, data.shape[1:]))
     return result.translations
@@ -283,9 +293,10 @@ def translation_steps(n_frames: int, method: str = "sequential", reference=None,
                       diagnostics: bool = False) -> int:
     """Most progress steps :func:`iter_infer_translations` (or, with ``diagnostics``,
     :func:`iter_register_frames`) yields; 'subpixel' may stop early when it converges."""
-    if method == "subpixel":
+    if method in ("subpixel", "piecewise"):
         passes = 0 if reference is not None else MAX_PASSES
-        return (2 + n_frames * (1 + passes)) * len(smoothing_scales(n_frames, reference))
+        # 'piecewise': the rigid registration, then as many steps over the patches.
+        return (2 + n_frames * (1 + passes)) * (2 if method == "piecewise" else 1)
     return n_frames + (2 if diagnostics else 0)
 
 

@@ -22,7 +22,7 @@ import numpy as np
 from .._frames import frame, map_frames
 from .subpixel import _Spectra, _Sums
 
-__all__ = ["FrameRegistration", "iter_register", "smoothing_scales", "check_region",
+__all__ = ["FrameRegistration", "iter_register", "check_region",
            "parse_rectangle", "CONVERGENCE_PX",
            "MAX_PASSES",
            "FLAG_UNCERTAINTY_PX", "FLAG_SIGNIFICANCE"]
@@ -35,10 +35,9 @@ MAX_PASSES = 10
 FLAG_UNCERTAINTY_PX = 0.5
 #: ... or when its correlation peak is below this many times its noise level.
 FLAG_SIGNIFICANCE = 6.0
-#: Stacks of up to this many frames try several smoothings (see smoothing_scales).
-ADAPTIVE_MAX_FRAMES = 20
-#: The smoothings tried, as multiples of the count-based smoothing.
-ADAPTIVE_SCALES = (1.0, 1.5, 2.0)
+#: A frame whose uncertainty is above both of these (px; times the stack's median) is
+#: flagged as an outlier of its stack.
+OUTLIER_UNCERTAINTY_PX, OUTLIER_FACTOR = 0.25, 5.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,14 +62,27 @@ class FrameRegistration:
     flagged : numpy.ndarray, bool, shape (frames,)
         Frames that did not register: no signal (an empty frame, a beam interruption,
         pure noise: significance below :data:`FLAG_SIGNIFICANCE`) or an uncertainty
-        above :data:`FLAG_UNCERTAINTY_PX`.
+        above :data:`FLAG_UNCERTAINTY_PX` (and above three times the stack's median
+        uncertainty, so that a smooth scene at low counts keeps its frames).
     passes : int
         Refinement passes run after the first.
     converged : bool
         The last pass moved no frame by more than :data:`CONVERGENCE_PX`.
     smoothing_px : float
-        Gaussian smoothing used (sigma), pixels: the count-based one, or for stacks of
-        up to 20 frames the one of 1, 1.5 and 2 times it with the smallest predicted error.
+        Gaussian smoothing used (sigma), pixels: 1, 1.5 or 2 times the count-based one,
+        whichever predicts the smallest error (see ``high_pass_px``).
+    high_pass_px : float
+        Scale of the local background removed from every frame (Gaussian sigma), pixels:
+        of 8, 16 and 32 px, with the smoothing, the band-pass whose predicted error
+        (from the scene's power spectrum) is smallest (:mod:`.weighting`).
+    displacement_px : numpy.ndarray or None
+        ``method='piecewise'`` only: the smooth displacement field beyond each frame's
+        translation, (frames, 2, rows, cols), (rows, columns) in pixels, at the patch
+        centres; 0 where the frame moved rigidly (:mod:`.piecewise`). A pixel's move is
+        its frame's translation plus this field interpolated bilinearly
+        (:func:`~napari_nanosims.processing.alignment.warp.displacement_at_pixels`).
+    displacement_grid_px : tuple of two numpy.ndarray or None
+        The pixel coordinates (row centres, column centres) of the field's grid.
     objective : tuple of float
         Gain of the registration objective (the sum over pairs of frames of their
         smoothed cross-correlation, counts squared) in each refinement pass; never
@@ -87,6 +99,9 @@ class FrameRegistration:
     converged: bool
     objective: tuple
     smoothing_px: float = float("nan")
+    high_pass_px: float = float("nan")
+    displacement_px: np.ndarray | None = None
+    displacement_grid_px: tuple | None = None
 
 
 def _register_against(spectra: _Spectra, index: int, reference: np.ndarray):
@@ -289,14 +304,9 @@ def iter_register(data, upsample_factor: int, reference: int | None, region=None
     # The matrix products are small: BLAS threads would only compete with the frame
     # threads (and with other processes) for the cores.
     counter = iter(range(1, 10 ** 9))
-    scales = smoothing_scales(data.shape[0], reference, initial)
-    best = None
     with threadpool_limits(limits=1, user_api="blas"):
-        for scale in scales:
-            result = yield from _register(data, upsample_factor, reference, region,
-                                          max_passes, initial, scale, counter)
-            if best is None or _predicted_error(result) < _predicted_error(best):
-                best = result
+        best = yield from _register(data, upsample_factor, reference, region,
+                                    max_passes, initial, None, counter)
     if best.flagged.all() and data.shape[0] > 1:
         warnings.warn(f"none of the {data.shape[0]} frames registered (no structure that "
                       "moves with the sample, or too few counts): translations set to 0",
@@ -304,30 +314,9 @@ def iter_register(data, upsample_factor: int, reference: int | None, region=None
     return best
 
 
-def smoothing_scales(n_frames: int, reference=None, initial=None) -> tuple[float, ...]:
-    """The smoothings tried, as multiples of the count-based one.
-
-    With few frames the reference (the mean of the others) is itself noisy, and how much
-    smoothing is best depends on the scene: more for smooth ones (a large particle), less
-    for fine textures. Up to :data:`ADAPTIVE_MAX_FRAMES` frames, three are tried and the
-    one with the smallest predicted error kept; with more frames the reference's noise
-    matters little and one is enough.
-    """
-    if reference is None and initial is None and 2 < n_frames <= ADAPTIVE_MAX_FRAMES:
-        return ADAPTIVE_SCALES
-    return (1.0,)
-
-
-def _predicted_error(result: FrameRegistration) -> float:
-    """RMS predicted uncertainty of the registered frames (inf when none registered)."""
-    good = ~result.flagged
-    if not good.any():
-        return float("inf")
-    return float(np.sqrt(np.mean(np.square(result.uncertainty_px[good]))))
-
-
-def _register(data, upsample_factor, reference, region, max_passes, initial, scale, counter):
-    spectra = _Spectra(data, region, smoothing_scale=scale)
+def _register(data, upsample_factor, reference, region, max_passes, initial, weighting,
+              counter):
+    spectra = _Spectra(data, region, weighting)
     n_frames = data.shape[0]
     shifts = np.zeros((n_frames, 2))
 
@@ -361,8 +350,18 @@ def _register(data, upsample_factor, reference, region, max_passes, initial, sca
     correlation, significance, uncertainty = _diagnostics(spectra, shifts, sums, reference)
     yield progress()
     flagged = ~np.isfinite(significance) & (significance != np.inf)
-    flagged |= (significance < FLAG_SIGNIFICANCE) | ~np.all(uncertainty <= FLAG_UNCERTAINTY_PX,
-                                                           axis=1)
+    # An uncertainty counts against a frame only beyond the stack's own: on a smooth
+    # scene at low counts every frame may be uncertain to more than FLAG_UNCERTAINTY_PX,
+    # and then each is still the best estimate there is.
+    typical = np.median(uncertainty[np.all(np.isfinite(uncertainty), axis=1)], axis=0) \
+        if np.isfinite(uncertainty).all(axis=1).any() else np.zeros(2)
+    limit = np.maximum(FLAG_UNCERTAINTY_PX, 3.0 * typical)
+    # ... and a frame far less certain than the others is flagged even under 0.5 px: a
+    # beam interruption (a frame of almost no counts) can still lock onto the reference
+    # with a smooth weighting, at 0.46 px where its neighbours are at 0.02 px.
+    outlier = np.maximum(OUTLIER_UNCERTAINTY_PX, OUTLIER_FACTOR * typical)
+    flagged |= ((significance < FLAG_SIGNIFICANCE) | ~np.all(uncertainty <= limit, axis=1)
+                | np.any(uncertainty > outlier, axis=1))
     if reference is not None:
         flagged[reference] = False
     measured = np.round(shifts * upsample_factor) / upsample_factor
@@ -378,4 +377,5 @@ def _register(data, upsample_factor, reference, region, max_passes, initial, sca
                              correlation=correlation, significance=significance,
                              uncertainty_px=uncertainty, flagged=flagged, passes=passes,
                              converged=bool(converged), objective=gains,
-                             smoothing_px=spectra.sigma)
+                             smoothing_px=spectra.sigma,
+                             high_pass_px=spectra.high_pass_px)

@@ -21,7 +21,8 @@ from .._frames import frame, map_frames
 
 #: Reference pixels covered by less than this (in frames' window weight) are left out.
 COVERAGE_MIN = 0.5
-#: Scale of the local background removed from each frame (Gaussian sigma), pixels.
+#: Default scale of the local background removed from each frame (Gaussian sigma), px;
+#: each stack's is chosen from its scene (weighting.HIGH_PASS_CANDIDATES_PX).
 HIGH_PASS_PX = 8.0
 #: Width of the window's taper at the frame's edges, in smoothing widths.
 TAPER_SMOOTHING_WIDTHS = 3.0
@@ -58,10 +59,13 @@ def local_background(image: np.ndarray, sigma_px: float = None) -> np.ndarray:
     the cost of the full-size filter; the background is smooth at that scale)."""
     from scipy import ndimage
 
-    sigma_px = HIGH_PASS_PX if sigma_px is None else sigma_px
+    sigma_px = HIGH_PASS_PX if sigma_px is None else float(sigma_px)
     image = np.asarray(image, dtype=np.float32)
-    factor = max(1, int(sigma_px // 2))
+    if not np.isfinite(sigma_px):  # no background: the registration removes the mean only
+        return np.zeros_like(image)
     height, width = image.shape
+    # Blocks of up to sigma / 2, and at least 8 of them per side.
+    factor = max(1, min(int(sigma_px // 2), min(height, width) // 8))
     rows, cols = -(-height // factor), -(-width // factor)
     padded = np.pad(image, ((0, rows * factor - height), (0, cols * factor - width)),
                     mode="reflect" if min(height, width) > factor else "edge")
@@ -88,8 +92,10 @@ def edge_taper(shape: tuple[int, int], width_px: float) -> np.ndarray:
 class _Spectra:
     """Windowed, zero-padded frame spectra and what is needed to correlate them."""
 
-    def __init__(self, data, region: np.ndarray | None, smoothing_scale: float = 1.0):
+    def __init__(self, data, region: np.ndarray | None, weighting=None):
         import scipy.fft
+
+        from .weighting import choose_weighting
 
         self.data = data
         n_frames, height, width = data.shape
@@ -97,16 +103,20 @@ class _Spectra:
         sample = np.unique(np.linspace(0, n_frames - 1, min(n_frames, 8)).round().astype(int))
         totals = [float(frame(data, int(k)).sum(dtype=np.float64)) for k in sample]
         self.mean_counts = sum(totals) / (len(sample) * height * width)
-        self.sigma = subpixel_smoothing_px(self.mean_counts) * float(smoothing_scale)
+        base_sigma = subpixel_smoothing_px(self.mean_counts)
         # Relative shifts searched: up to a quarter of the frame (at least 4 px).
         self.max_lag = (max(4, height // 4), max(4, width // 4))
         self.shape = (scipy.fft.next_fast_len(height + self.max_lag[0], real=True),
                       scipy.fft.next_fast_len(width + self.max_lag[1], real=True))
-        self.taper_px = TAPER_SMOOTHING_WIDTHS * self.sigma
         self.region = region
-        window = edge_taper((height, width), self.taper_px)
-        if region is not None:
-            window = window * region.astype(np.float32)
+        window = self._window(base_sigma)
+        # The band-pass is chosen from the scene (weighting.py), by the error it predicts.
+        self.weighting = choose_weighting(data, window, self.shape, base_sigma,
+                                          local_background, fixed=weighting)
+        self.sigma = self.weighting.sigma_px
+        self.high_pass_px = self.weighting.high_pass_px
+        if self.sigma != base_sigma:
+            window = self._window(self.sigma)
         self.window = window
         self.window_sum = float(window.sum(dtype=np.float64))
         self.window_spectrum = scipy.fft.rfft2(window, s=self.shape).astype(np.complex64)
@@ -127,6 +137,14 @@ class _Spectra:
         for _ in map_frames(self._prepare, n_frames):
             pass
 
+    def _window(self, sigma: float) -> np.ndarray:
+        """The frames' window: an edge taper of three smoothing widths, times the region."""
+        self.taper_px = TAPER_SMOOTHING_WIDTHS * sigma
+        window = edge_taper(self.data.shape[1:], self.taper_px)
+        if self.region is not None:
+            window = window * self.region.astype(np.float32)
+        return window
+
     def _prepare(self, index: int) -> None:
         import scipy.fft
 
@@ -134,7 +152,7 @@ class _Spectra:
         # Local background removed before the window: a flat area at the frame's edge
         # (a dark surround) would otherwise leave the window's own shape in the frame,
         # which correlates best at zero shift and pulls every translation toward it.
-        counts = counts - local_background(counts)
+        counts = counts - local_background(counts, self.high_pass_px)
         level = float((counts * self.window).sum(dtype=np.float64)) / max(self.window_sum,
                                                                           1e-30)
         weighted = self.window * (counts - np.float32(level))

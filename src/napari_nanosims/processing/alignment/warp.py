@@ -1,0 +1,144 @@
+"""A count-conserving warp: every pixel's counts moved along a smooth displacement field.
+
+Each input pixel ``p`` of frame ``k`` sends its counts to ``p + t_k + D_k(p)`` (the
+frame's translation plus the field there), split bilinearly between the four pixels
+around that point with weights that add up to one. Nothing is resampled, so the total of
+every frame and every mass is unchanged (to floating-point rounding) as long as nothing
+is pushed past the edge of the output; what is pushed past it is dropped, never wrapped,
+as in :func:`~napari_nanosims.processing.alignment.shifts.apply_translations`. A pixel's
+variance moves with the squared weights; the coverage (the warped frame of ones) says
+how much of a measured pixel each output pixel holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+
+import numpy as np
+
+from .._frames import check_stack, frame, map_frames, run_to_completion
+from .shifts import _check_padding, _check_translations
+
+__all__ = ["apply_displacements", "iter_apply_displacements", "displacement_at_pixels"]
+
+
+def displacement_at_pixels(field: np.ndarray, grid, shape) -> np.ndarray:
+    """A field given at grid points, interpolated (bilinearly) to every pixel.
+
+    Parameters
+    ----------
+    field : numpy.ndarray, shape (2, rows, cols)
+        (rows, columns) displacement at the grid points, pixels.
+    grid : (array, array)
+        Pixel coordinates of the grid's rows and columns (increasing, evenly spaced).
+    shape : (int, int)
+        Frame height and width.
+
+    Returns
+    -------
+    numpy.ndarray, float64, shape (2, height, width)
+        The field at every pixel; beyond the outer grid points it is held constant.
+    """
+    from scipy import ndimage
+
+    rows, cols = (np.asarray(g, dtype=np.float64) for g in grid)
+    field = np.asarray(field, dtype=np.float64)
+
+    def index(centres, length):
+        if centres.size == 1:
+            return np.zeros(length)
+        return (np.arange(length) - centres[0]) / (centres[1] - centres[0])
+
+    yy = index(rows, shape[0])[:, None] * np.ones((1, shape[1]))
+    xx = np.ones((shape[0], 1)) * index(cols, shape[1])[None, :]
+    return np.stack([ndimage.map_coordinates(component, [yy, xx], order=1, mode="nearest")
+                     for component in field])
+
+
+def _splat(images: np.ndarray, destination_y: np.ndarray, destination_x: np.ndarray,
+           out_shape, power: int) -> np.ndarray:
+    """Add every pixel of ``images`` (detectors, H, W) at its fractional destination."""
+    height, width = out_shape
+    top = np.floor(destination_y)
+    left = np.floor(destination_x)
+    fy, fx = destination_y - top, destination_x - left
+    top, left = top.astype(np.int64), left.astype(np.int64)
+    out = np.zeros((images.shape[0], height * width), np.float64)
+    flat = images.reshape(images.shape[0], -1).astype(np.float64)
+    for dy, wy in ((0, 1.0 - fy), (1, fy)):
+        for dx, wx in ((0, 1.0 - fx), (1, fx)):
+            y, x = top + dy, left + dx
+            weight = (wy * wx).ravel()
+            inside = ((y >= 0) & (y < height) & (x >= 0) & (x < width)).ravel() & (weight > 0)
+            target = (y * width + x).ravel()[inside]
+            weight = weight[inside] ** power
+            for detector in range(images.shape[0]):
+                out[detector] += np.bincount(target, flat[detector][inside] * weight,
+                                             minlength=height * width)
+    return out.reshape(images.shape[0], height, width)
+
+
+def iter_apply_displacements(data, translations, displacement_px, grid, padding=8, *,
+                             crop: bool = False, variance: bool = False
+                             ) -> Generator[int, None, np.ndarray]:
+    """Generator form of :func:`apply_displacements`: yields frames done, returns the result."""
+    data = check_stack(data)
+    padding = _check_padding(padding, data.shape)
+    translations = _check_translations(data, translations)
+    n_frames, n_detectors, height, width = data.shape
+    displacement_px = np.asarray(displacement_px, dtype=np.float64)
+    if displacement_px.ndim != 4 or displacement_px.shape[:2] != (n_frames, 2):
+        raise ValueError(f"displacement_px must have shape ({n_frames}, 2, rows, cols); got "
+                         f"{displacement_px.shape}")
+    if not np.all(np.isfinite(displacement_px)):
+        raise ValueError("displacement_px must be finite numbers of pixels")
+    out_shape = (height, width) if crop else (height + 2 * padding, width + 2 * padding)
+    origin = 0 if crop else padding
+    out = np.zeros((n_frames, n_detectors) + out_shape, np.float64)
+    yy, xx = np.indices((height, width), dtype=np.float64)
+    power = 2 if variance else 1
+
+    def work(index):
+        field = displacement_at_pixels(displacement_px[index], grid, (height, width))
+        out[index] = _splat(np.asarray(frame(data, index)),
+                            yy + origin + translations[index][0] + field[0],
+                            xx + origin + translations[index][1] + field[1], out_shape, power)
+        return index
+
+    for index in map_frames(work, n_frames):
+        yield index + 1
+    return out
+
+
+def apply_displacements(data, translations, displacement_px, grid, padding=8, *,
+                        crop: bool = False, variance: bool = False) -> np.ndarray:
+    """Move every pixel of every frame by its translation plus a smooth displacement field.
+
+    Parameters
+    ----------
+    data : array_like, shape (frames, detectors, height, width)
+        Counts (or, with ``variance``, their variances); never modified.
+    translations : array_like, shape (frames, 2)
+        (rows, columns) per frame, pixels.
+    displacement_px : array_like, shape (frames, 2, rows, cols)
+        The displacement beyond the translation at the grid points, pixels
+        (``FrameRegistration.displacement_px`` of ``method='piecewise'``).
+    grid : (array, array)
+        Pixel coordinates of the grid's rows and columns
+        (``FrameRegistration.displacement_grid_px``).
+    padding : int
+        Zeros added around every frame, pixels (ignored with ``crop``).
+    crop : bool
+        Keep the frames' own size.
+    variance : bool
+        ``data`` holds variances: moved with the squared weights.
+
+    Returns
+    -------
+    numpy.ndarray, float64, shape (frames, detectors, H', W')
+        Each pixel's counts split bilinearly between the four pixels around its
+        destination (weights adding up to one): every frame's and every mass's total is
+        unchanged to rounding unless content is pushed past the output's edge (dropped).
+    """
+    return run_to_completion(iter_apply_displacements(
+        data, translations, displacement_px, grid, padding, crop=crop, variance=variance))

@@ -1,0 +1,140 @@
+"""method='piecewise': patches registered rigidly, a smooth displacement field, and a
+count-conserving warp (issue 24, part 3)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from napari_nanosims import Acquisition, register_frames, run_recipe
+from napari_nanosims._errors import AlignmentWarning
+from napari_nanosims.processing.alignment.piecewise import patch_size_px
+from napari_nanosims.processing.alignment.warp import apply_displacements
+from napari_nanosims.testing.deform import (
+    deformation_field,
+    patch_errors_px,
+    simulate_deformation,
+)
+from napari_nanosims.testing.simulate import simulate_scene
+
+
+@pytest.mark.parametrize("deformation", ["shear", "scale", "bulge"])
+def test_known_smooth_deformations_are_found_to_the_patch_noise_limit(deformation):
+    """Shear, scaling and a local bulge of up to 3 px on a drifting mineral: the field at
+    each patch is as good as locating that patch in the noise-free field (per patch at
+    most 1.5x its noise limit pooled over the patches, no patch beyond 2.7x), and much
+    better than the rigid alignment where the deformation is."""
+    sim = simulate_deformation("mineral", deformation, 20, 4.0, window=128, amplitude_px=3.0,
+                               seed=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AlignmentWarning)
+        result = register_frames(sim["frames"], method="piecewise")
+    side = patch_size_px(float(sim["frames"].mean()), (128, 128))
+    errors, limits = patch_errors_px(sim, result, side)
+    usable = limits < 1.0  # a patch the perfect reference itself cannot place is left out
+    assert usable.mean() > 0.9
+    ratio = errors[usable] / limits[usable]
+    assert np.sqrt(np.mean(errors[usable] ** 2)) <= 1.5 * np.sqrt(np.mean(limits[usable] ** 2))
+    assert np.median(ratio) <= 1.5 and ratio.max() <= 2.7, np.round(ratio, 2)
+    rigid = result.displacement_px * 0
+    rigid_errors, _ = patch_errors_px(sim, type(result)(**{**result.__dict__,
+                                                           "displacement_px": rigid}), side)
+    worst = np.unravel_index(np.argmax(rigid_errors), rigid_errors.shape)
+    assert errors[worst] < 0.6 * rigid_errors[worst]
+
+
+def test_the_warp_conserves_every_frame_and_every_mass():
+    rng = np.random.default_rng(0)
+    counts = rng.poisson(3.0, size=(4, 3, 40, 48)).astype(np.uint16)
+    grid = (np.array([10.0, 20.0, 30.0]), np.array([8.0, 24.0, 40.0]))
+    field = rng.uniform(-2.5, 2.5, size=(4, 2, 3, 3))
+    translations = rng.uniform(-3, 3, size=(4, 2))
+    warped = apply_displacements(counts, translations, field, grid, padding=8)
+    assert warped.shape == (4, 3, 56, 64)
+    np.testing.assert_allclose(warped.sum(axis=(2, 3)), counts.sum(axis=(2, 3), dtype=float),
+                               rtol=1e-12)
+    assert warped.min() >= 0
+    # Variances move with the squared weights: a pixel split in two keeps less variance.
+    variance = apply_displacements(counts, translations, field, grid, padding=8,
+                                   variance=True)
+    assert np.all(variance.sum(axis=(2, 3)) <= warped.sum(axis=(2, 3)) + 1e-9)
+    # A zero field is the bilinear shift of apply_translations.
+    from napari_nanosims import apply_translations
+
+    np.testing.assert_allclose(apply_displacements(counts, translations, field * 0, grid),
+                               apply_translations(counts, translations), atol=1e-9)
+    with pytest.raises(ValueError, match="displacement_px must have shape"):
+        apply_displacements(counts, translations, field[:2], grid)
+
+
+def _acquisition(frames):
+    rng = np.random.default_rng(2)
+    counts = np.stack([rng.poisson(frames * share) for share in (1.0, 0.3, 0.6)], axis=1)
+    return Acquisition.from_arrays(counts.astype(np.uint32), ("12C", "13C", "12C 14N"),
+                                   pixel_size_um=0.1)
+
+
+def test_the_step_conserves_totals_and_carries_coverage_and_variance():
+    sim = simulate_deformation("mineral", "bulge", 12, 6.0, window=96, amplitude_px=2.0,
+                               max_drift_px=0.0, seed=4)
+    # Nothing within 8 px of the edges, so that no count can be pushed out of the frame.
+    inner = np.zeros(sim["truth"].shape[1:])
+    inner[8:-8, 8:-8] = 1
+    acquisition = _acquisition(sim["truth"] * inner)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AlignmentWarning)
+        aligned = run_recipe(acquisition, [("align_frames", {"method": "piecewise",
+                                                             "channel": "12C"})])
+    registration = aligned.registration
+    assert registration.displacement_px is not None and np.any(registration.displacement_px)
+    assert aligned.history[-1].parameters["method"] == "piecewise"
+    before = np.asarray(acquisition.counts, dtype=float)
+    after = np.asarray(aligned.counts)
+    # Content moved past the frame's edge is dropped (never wrapped); none is near it, so
+    # every frame and mass keeps its total.
+    np.testing.assert_allclose(after.sum(axis=(2, 3)), before.sum(axis=(2, 3)), rtol=1e-9)
+    assert aligned.coverage.shape == (12, 96, 96)
+    # The coverage is the warped frame of ones: a whole frame where nothing left it.
+    assert aligned.coverage.max() > 0.9 and np.all(aligned.coverage.sum(axis=(1, 2))
+                                                   <= 96 * 96 + 1e-3)
+    assert aligned.variance is not None and np.all(aligned.variance <= after + 1e-9)
+
+
+def test_rigid_drift_keeps_the_rigid_result():
+    sim = simulate_scene("mineral", 16, 4.0, window=128, max_drift_px=6, seed=8)
+    rigid = register_frames(sim["frames"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AlignmentWarning)
+        piecewise = register_frames(sim["frames"], method="piecewise")
+    np.testing.assert_array_equal(piecewise.translations, rigid.translations)
+    assert not np.any(piecewise.displacement_px)  # no frame's field is significant
+    acquisition = _acquisition(sim["truth"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = [run_recipe(acquisition, [("align_frames", {"method": method,
+                                                              "channel": "12C"})])
+                   for method in ("subpixel", "piecewise")]
+    if not np.any(results[1].registration.displacement_px):
+        np.testing.assert_array_equal(np.asarray(results[0].counts),
+                                      np.asarray(results[1].counts))
+
+
+def test_patches_with_too_few_counts_fall_back_to_rigid_with_a_message():
+    sim = simulate_scene("cells", 10, 0.05, window=96, max_drift_px=3, seed=9)
+    with pytest.warns(AlignmentWarning, match="patches"), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "none of the", UserWarning)
+        result = register_frames(sim["frames"], method="piecewise")
+    assert not np.any(result.displacement_px)
+
+
+def test_deformation_patterns_are_what_they_say():
+    for kind in ("shear", "scale", "bulge"):
+        field = deformation_field(kind, (64, 80), 3.0)
+        assert field.shape == (2, 64, 80)
+        assert np.isclose(np.hypot(field[0], field[1]).max(), 3.0)
+    shear = deformation_field("shear", (64, 64), 2.0)
+    assert np.all(shear[0] == 0) and np.allclose(np.diff(shear[1], axis=1), 0)
+    with pytest.raises(ValueError, match="deformation"):
+        deformation_field("twist", (8, 8), 1.0)
