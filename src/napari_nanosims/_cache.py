@@ -6,6 +6,7 @@ import contextlib
 import os
 import sys
 from pathlib import Path
+from typing import Any, cast
 
 DEMO_FILE_NAME = "nanosims_demo_seed0.im"
 
@@ -56,10 +57,10 @@ def use_user_numba_cache() -> str:
         The folder numba uses.
     """
     chosen = os.environ.get("NUMBA_CACHE_DIR")
-    config = sys.modules.get("numba.core.config")
+    config: Any = sys.modules.get("numba.core.config")  # numba's settings, if loaded
     if chosen:
         return chosen
-    if config is not None and getattr(config, "CACHE_DIR", ""):
+    if config is not None and cast(str, getattr(config, "CACHE_DIR", "")):
         return config.CACHE_DIR
     folder = str(cache_dir() / "numba")
     os.environ["NUMBA_CACHE_DIR"] = folder

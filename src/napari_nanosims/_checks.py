@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import numbers
 import reprlib
-from typing import Any
+from typing import Any, cast
 
 __all__ = ["check_number", "short_repr"]
 
@@ -54,7 +54,7 @@ def check_number(value: Any, name: str, kind: type, *, unit: str = "",
     if kind is int:
         if not isinstance(value, numbers.Integral):
             if float(value).is_integer():
-                value = int(value)
+                value = int(cast(float, value))  # numbers.Real is untyped for int()
             else:
                 raise ValueError(f"{where}{name} must be a whole number, not {value!r}")
         value = int(value)

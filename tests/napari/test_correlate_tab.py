@@ -273,8 +273,8 @@ def test_rois_from_a_labels_layer_are_measured_with_their_classes(opened, qtbot,
     segmented = viewer.add_labels(em_labels.astype(np.int32), name="FISH cells",
                                   features={"index": cells,
                                             "class": [names[int(c)] for c in cells]})
-    tab.labels.reset_choices()
-    tab.labels.value = segmented
+    tab.labels_layer.reset_choices()
+    tab.labels_layer.value = segmented
     layer = tab.rois_from_layer()
     assert layer is not None and layer.metadata["nanosims_rois"] == tab.file.value
     assert tuple(layer.scale) == pytest.approx((FIXED_UM, FIXED_UM))
@@ -302,8 +302,8 @@ def test_rois_from_a_labels_layer_are_measured_with_their_classes(opened, qtbot,
     # a class image instead: each region one ROI, its value the class
     class_image = np.where(em_labels > 0, 1 + (em_labels % 2 == 0), 0).astype(np.uint8)
     painted = viewer.add_labels(class_image, name="probes")
-    tab.labels.reset_choices()
-    tab.labels.value = painted
+    tab.labels_layer.reset_choices()
+    tab.labels_layer.value = painted
     tab.values_are_classes.value = True
     by_class = tab.rois_from_layer()
     got = {int(k): v for k, v in by_class.metadata["nanosims_roi_classes"].items()}

@@ -12,6 +12,7 @@ viewer shows translated (files side by side) adds its translation on top.
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import numpy as np
 
@@ -63,14 +64,16 @@ def reference_choices(viewer, acquisition_id) -> list[tuple[str, int]]:
     if acquisition_id is None:
         return []
     layers = source_layers(viewer, acquisition_id, SOURCE_KINDS)
-    choices = [(nanosims_info(layer)["label"], index) for index, layer in layers.items()]
+    # source_layers returns only layers with nanosims metadata
+    choices = [(cast(dict, nanosims_info(layer))["label"], index)
+               for index, layer in layers.items()]
     if sum(1 for layer in layers.values() if not _is_se(layer)) > 1:
         choices.append(("sum of ion masses", SUM_OF_IONS))
     return choices
 
 
 def _is_se(layer) -> bool:
-    info = nanosims_info(layer)
+    info = cast(dict, nanosims_info(layer))  # a file's layer (of source_layers)
     return info.get("detector") == "SE" or info.get("label") == "SE"
 
 
@@ -103,12 +106,12 @@ def sum_frames(stacks) -> np.ndarray:
         for plane in planes:
             values = np.nan_to_num(np.asarray(plane, dtype=np.float64))
             total = values if total is None else total + values
-    return total
+    return cast(np.ndarray, total)  # the callers pass one stack or more: never None
 
 
 def grid_of_layer(layer) -> tuple[tuple[int, int], float, np.ndarray]:
     """(height, width), pixel size (µm) and (y, x) translation (µm) of a file's layer."""
-    shape = tuple(int(v) for v in layer.data.shape[-2:])
+    shape = cast(tuple[int, int], tuple(int(v) for v in layer.data.shape[-2:]))
     return shape, float(layer.scale[-1]), np.asarray(layer.translate[-2:], dtype=float)
 
 
@@ -142,7 +145,7 @@ def image_shape(layer) -> tuple[int, int] | None:
     rgb = getattr(layer, "rgb", False)
     if np.ndim(data) != (3 if rgb else 2):
         return None
-    return tuple(int(v) for v in data.shape[:2])
+    return cast(tuple[int, int], tuple(int(v) for v in data.shape[:2]))  # ndim >= 2
 
 
 def as_plane(data, rgb: bool) -> np.ndarray:
@@ -244,7 +247,7 @@ def pairs_text(pairs: dict, model: str, registration, why: str = "") -> str:
     text += (f", leave-one-out {format_um(loo)} µm" if math.isfinite(loo) else
              f"; exact with {MIN_PAIRS[model]}: add pairs for a check")
     if len(residuals) > MIN_PAIRS[model] + 1:
-        worst = max(residuals, key=residuals.get)
+        worst = max(residuals, key=residuals.__getitem__)
         if residuals[worst] > 3 * np.median(list(residuals.values())):
             text += f". Pair {worst} lies far off: a wrong click?"
     return text + "."

@@ -218,7 +218,7 @@ def header_rows(header: dict[str, Any]) -> list[tuple[str, list[tuple[str, str, 
     The masses group also gets one row per detector (label, mass, slot).
     """
     groups = []
-    seen = set()
+    seen: set[str] = set()
     for title, names in HEADER_GROUPS:
         rows = [(name, _format_value(header[name]), field_unit(name))
                 for name in names if name in header]
@@ -239,7 +239,7 @@ def header_rows(header: dict[str, Any]) -> list[tuple[str, list[tuple[str, str, 
     return groups
 
 
-_RESULT_KINDS = {"sums": "sum", "variance": "variance", "stack": "stack"}
+_RESULT_KINDS: dict[str | None, str] = {"sums": "sum", "variance": "variance", "stack": "stack"}
 
 
 def result_layer_data(content: dict, path: str) -> list[tuple]:

@@ -8,7 +8,7 @@ import threading
 import weakref
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -153,6 +153,7 @@ def acquisition_from_layers(viewer, acquisition_id: str, prefer=()) -> Acquisiti
         return None
     layers = source_layers(viewer, acquisition_id, prefer)
     first = nanosims_info(next(iter(layers.values())))
+    assert first is not None  # channel layers carry nanosims metadata
     header = ImHeader.from_dict(first["header"])
     if sorted(layers) != list(range(header.n_masses)):
         return None  # some channel layers were deleted: nothing consistent to process
@@ -160,7 +161,8 @@ def acquisition_from_layers(viewer, acquisition_id: str, prefer=()) -> Acquisiti
     acquisition = RESULTS.lookup(layers, acquisition_id)
     if acquisition is None:
         counts = FrameStack([layer.data for layer in layers.values()])
-        history = max((nanosims_info(layer)["history"] for layer in layers.values()), key=len)
+        history = max((cast(dict, nanosims_info(layer))["history"]
+                       for layer in layers.values()), key=len)
         from ..model import HistoryRecord
 
         records = tuple(HistoryRecord(h["step"], h.get("parameters", {}), h.get("version", ""))
@@ -239,7 +241,9 @@ class ResultRegistry:
             for index, array in produced.items():
                 key = id(array)
                 try:
-                    reference = weakref.ref(array, lambda _ref, key=key: self._dead.append(key))
+                    # mypy cannot type a lambda with a default argument as a callback
+                    reference = weakref.ref(
+                        array, lambda _ref, key=key: self._dead.append(key))  # type: ignore[misc]
                 except TypeError:
                     continue
                 self._by_data[key] = (reference, entry, int(index))

@@ -133,6 +133,7 @@ def mosaic_from_layers(viewer, mosaic_id: str) -> Mosaic:
     acquisitions, nudges, matrix = [], [], None
     for layers in tiles.values():
         info = nanosims_info(layers[0])
+        assert info is not None  # mosaic_tiles keeps layers with nanosims metadata only
         acquisition = acquisition_from_layers(viewer, info["acquisition_id"])
         if acquisition is None:
             raise ValueError(f"mosaic {mosaic_id}: the layers of {info['source_path']} are "

@@ -51,7 +51,9 @@ def read_result_layers(path: str | list[str]) -> list[tuple]:
     paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
     layers = []
     for one_path in paths:
-        layers.extend(result_layer_data(read_ome_tiff(one_path), os.fspath(one_path)))
+        content = read_ome_tiff(one_path)
+        assert content is not None  # None only with ours_only
+        layers.extend(result_layer_data(content, os.fspath(one_path)))
     return layers
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 from scipy import sparse
@@ -71,7 +72,7 @@ class _AlignmentTrace:
     source: Acquisition
     frames: np.ndarray
     stages: tuple[_Stage, ...]
-    variance: np.ndarray
+    variance: np.ndarray | None
     _squared_weights: dict = dataclasses.field(default_factory=dict, init=False,
                                                repr=False, compare=False)
 
@@ -174,7 +175,8 @@ def _trace_alignment(acquisition: Acquisition, selected: Sequence[int]):
         if traced is None:
             break
         before, kept, record = traced
-        size, target = tuple(before.shape[2:]), tuple(current.shape[2:])
+        size = cast("tuple[int, int]", tuple(before.shape[2:]))
+        target = cast("tuple[int, int]", tuple(current.shape[2:]))
         padding = record.parameters.get("padding", 0)
         if size == target:  # align_frames keeps the frames' own size
             origin = (0, 0)

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -41,7 +43,7 @@ class Node:
     """A parsed expression: ``kind`` is 'number', 'label', 'unary', 'binary' or 'call'."""
 
     kind: str
-    value: object = None
+    value: Any = None
     children: tuple = ()
 
     def text(self) -> str:
@@ -138,7 +140,8 @@ def _tokens(expression: str, labels: dict[str, str]):
     # next_kept[p]: index in ``squeezed`` of the first kept character at or after p
     next_kept = np.searchsorted(np.asarray(where, dtype=np.int64),
                                 np.arange(len(expression) + 1))
-    position, tokens = 0, []
+    position = 0
+    tokens: list[tuple[str, Any, int]] = []
     while position < len(expression):
         char = expression[position]
         if char.isspace():
@@ -372,7 +375,7 @@ class Dual:
         return self.scaled(-self.value, -1.0)
 
 
-def evaluate_node(node: Node, images: dict[str, np.ndarray]) -> Dual:
+def evaluate_node(node: Node, images: Mapping[str, np.ndarray | float]) -> Dual:
     """Evaluate on mass images (label -> array); derivatives with respect to each label."""
     if node.kind == "number":
         return Dual(node.value)

@@ -96,6 +96,7 @@ def correct_isotope(measurement: IsotopeMeasurement, *, dead_time: bool = True,
         if background and em < len(header.em_backgrounds_cps):
             c = c - background_counts(float(header.em_backgrounds_cps[em]), t)
         if qsa_beta is not None:
+            assert primary_current_pA is not None  # checked with qsa_beta above
             c, _ = qsa_corrected(c, float(qsa_beta), float(primary_current_pA), t)
         counts[:, k] = c
     return dataclasses.replace(measurement, counts=counts)
@@ -283,7 +284,7 @@ def spot_table(measurements: Iterable, expressions: Sequence[str] | str, *,
         header = measurement.header
         for expression in expressions:
             reference = _standard_value(standard, expression, options)
-            groups = [("all", None)]
+            groups: list[tuple[str, np.ndarray | None]] = [("all", None)]
             if blocks and measurement.n_blocks > 1:
                 block_of = measurement.block_of_cycle()
                 groups += [(str(b), np.flatnonzero(block_of == b))

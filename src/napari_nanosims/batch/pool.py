@@ -233,7 +233,7 @@ def _client_gone(stop_name: str) -> Callable[[], bool]:
     worker = get_worker()
     key = worker.get_current_task()
     event = Event(stop_name)
-    last = {"time": 0.0, "stop": False}
+    last: dict[str, Any] = {"time": 0.0, "stop": False}
 
     def stop() -> bool:
         now = time.monotonic()

@@ -122,7 +122,7 @@ def confine_exports(recipe: Recipe, folder, overwrite: bool = False) -> Recipe:
 def _step_outputs(path, out_dir, recipe: Recipe) -> list[Path]:
     """The files the recipe's ratio, ROI and export steps will write, as far as they are
     known before it runs (the export steps' folders set by :func:`confine_exports`)."""
-    planned = []
+    planned: list[Path] = []
     for name, parameters in recipe.steps:
         if name == "ratio":
             expression = parameters.get("expression", STEPS["ratio"].defaults()["expression"])

@@ -63,7 +63,8 @@ class Payload:
 
     def __init__(self, handle, path: str, offset: int, encoding: str, needed: int):
         self.handle, self.path, self.offset, self.needed = handle, path, offset, needed
-        self._pieces = self._piece = None
+        self._pieces: Iterator[bytes | memoryview] | None = None
+        self._piece: memoryview | None = None
         if encoding not in ENCODINGS:
             raise ImFormatError(f"{path}: encoding {encoding!r} is not supported "
                                 f"({', '.join(sorted(ENCODINGS))})")
@@ -132,6 +133,7 @@ class Payload:
         """Fill the writable byte buffer ``buffer`` with the next bytes of the data."""
         if self._pieces is None:
             self._pieces, self._piece = self.chunks(), memoryview(b"")
+        assert self._piece is not None  # set together with self._pieces
         target = memoryview(buffer).cast("B")
         at = 0
         while at < len(target):

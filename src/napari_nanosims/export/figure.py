@@ -114,7 +114,7 @@ def write_ratio_figure(derived: DerivedImage, path, *, value_range, display: str
     bar_axes = figure.add_axes(((margin + image_w + 0.2) / fig_w, margin / fig_h,
                                 bar_w / fig_w, image_h / fig_h))
     colorbar = figure.colorbar(ScalarMappable(norm=norm, cmap=cmap), cax=bar_axes)
-    colorbar.set_ticks(np.linspace(low, high, 5))
+    colorbar.set_ticks(np.linspace(low, high, 5))  # type: ignore[arg-type]  # an array works
     colorbar.ax.tick_params(labelsize=9)
     label = quantity_label(derived)
     colorbar.set_label(label, fontsize=10)

@@ -143,7 +143,7 @@ def _expression_nodes(result, expressions) -> list:
             nodes.append(node)
         if result.roi_statistics is not None:
             wanted = [q for q in result.roi_statistics["quantity"].unique() if q not in known]
-            given = {}
+            given: dict[str, Node] = {}
             for record in result.history:
                 if record.name == "roi_table":
                     for text in str(record.parameters.get("expressions", "")).split(";"):
@@ -235,7 +235,8 @@ def write_lans(result, folder: str | os.PathLike, *, expressions=None,
         name = lans_name(label)
         texts[lans_file(name, "dac")] = _dac_text(
             folder.name, name, table[table["quantity"] == label], pixel, lw, True)
-        profile = depth_profile(result, labels, Node("label", label))
+        # depth_profile parses its expression, which may be a Node already.
+        profile = depth_profile(result, labels, Node("label", label))  # type: ignore[arg-type]
         texts[lans_file(name, "depth")] = _depth_text(folder.name, name, profile, n, True)
     for node in nodes:
         name = lans_name(node.text())

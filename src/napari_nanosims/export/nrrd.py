@@ -389,6 +389,7 @@ def read_nrrd(path: str | os.PathLike):
     warn_dropped(path, dropped)
     if history or translations is not None or CHECKSUM_KEY in pairs:
         recorded = pairs.get(CHECKSUM_KEY, "").strip()
+        assert hasher is not None  # one of these keys is present, so it was hashed
         found = hasher.digest.hexdigest()
         if recorded != found:
             # The header describes data that are no longer these (another tool wrote new

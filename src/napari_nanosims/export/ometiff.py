@@ -131,7 +131,7 @@ def content_uuid(array: np.ndarray, metadata: dict[str, Any]) -> str:
     data = np.ascontiguousarray(array)
     data = data.astype(data.dtype.newbyteorder("<"), copy=False)
     digest.update(f"{data.dtype.str} {data.shape}".encode())
-    digest.update(data.reshape(-1).view(np.uint8))  # the buffer itself: no copy
+    digest.update(data.reshape(-1).view(np.uint8))  # type: ignore[arg-type]  # buffer, no copy
     digest.update(json.dumps(metadata, sort_keys=True, ensure_ascii=True,
                              default=str).encode())
     return str(uuid.uuid5(_UUID_NAMESPACE, digest.hexdigest()))

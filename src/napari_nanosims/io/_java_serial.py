@@ -11,6 +11,7 @@ the walk with :class:`JavaStreamError`; the caller then does without the groups.
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 __all__ = ["JavaStreamError", "read_stream", "group_map"]
 
@@ -31,7 +32,8 @@ class _Desc:
 
 class _Reader:
     def __init__(self, data: bytes):
-        self.data, self.at, self.handles, self.items = data, 0, [], 0
+        self.data, self.at, self.items = data, 0, 0
+        self.handles: list[Any] = []
 
     def take(self, n: int) -> bytes:
         if n < 0 or self.at + n > len(self.data):

@@ -72,7 +72,7 @@ def switched_layout(tab_mass, bfields, old_layout: bool, n_planes: int) -> dict:
     for field, row in enumerate(source_rows):
         for channel, k in row.items():
             source[field, channel] = k
-    frames = []
+    frames: list[tuple[int, ...] | None] = []
     for item in info:
         if len(item["fields"]) == n_fields:
             frames.append(None)

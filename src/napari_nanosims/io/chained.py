@@ -97,6 +97,7 @@ class ChainedCounts:
         key = self._normalise(key)
         first, rest = key[0], key[1:]
         n = self.shape[0]
+        local: int | slice | np.ndarray  # one frame, or frames within one part
         if isinstance(first, (int, np.integer)) and not isinstance(first, bool):
             if not -n <= int(first) < n:
                 raise IndexError(f"index {int(first)} is out of bounds for axis 0 with size {n}")

@@ -15,6 +15,7 @@ import dataclasses
 import datetime as _dt
 import os
 from collections.abc import Sequence
+from typing import Any, cast
 
 import numpy as np
 
@@ -143,6 +144,7 @@ def as_acquisitions(items, what: str) -> list[Acquisition]:
 
 
 def _when(header: ImHeader) -> str:
+    assert header.analysis_date is not None  # only called for dated headers
     return header.analysis_date.strftime("%Y-%m-%d %H:%M")
 
 
@@ -153,9 +155,11 @@ def _time_order(acquisitions: list[Acquisition]) -> list[int]:
         raise ValueError(f"concatenate: cannot order by acquisition time: no date in the "
                          f"header of {', '.join(undated)}; pass order='given' to keep the "
                          f"order given")
-    order = sorted(range(len(acquisitions)), key=lambda k: acquisitions[k].header.analysis_date)
+    order = sorted(range(len(acquisitions)),
+                   key=lambda k: cast(_dt.datetime, acquisitions[k].header.analysis_date))
     for before, after in zip(order, order[1:], strict=False):
         a, b = acquisitions[before].header, acquisitions[after].header
+        assert a.analysis_date is not None and b.analysis_date is not None  # checked above
         # Dates have minute resolution: allow one minute before calling it an overlap.
         end = a.analysis_date + _dt.timedelta(seconds=float(a.analysis_duration_s or 0))
         if b.analysis_date + _dt.timedelta(minutes=1) < end:
@@ -264,14 +268,14 @@ def concatenate(items, *, order: str = "time") -> Acquisition:
     stem = os.path.splitext(first.name)[0]
     folder = os.path.dirname(first.path or first.header.path)
     frames = [a.n_frames for a in acquisitions]
-    changes = {}
+    changes: dict[str, Any] = {}
     if getattr(first.header, "channel_frames", ()):
         # Peak-switched files: each mass's frames, numbered along the chain.
         changes["channel_frames"] = tuple(
             None if first.header.channel_frames[index] is None else tuple(
                 int(start) + int(frame) for a, start in zip(acquisitions, counts.starts,
                                                            strict=False)
-                for frame in a.header.channel_frames[index])
+                for frame in cast("tuple[int, ...]", a.header.channel_frames[index]))
             for index in range(first.header.n_masses))
     header = dataclasses.replace(
         first.header, **changes,

@@ -24,7 +24,9 @@ import os
 import struct
 import zipfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
 
 from .._errors import ImFormatError
 from . import _layout as L
@@ -86,8 +88,8 @@ def open_stream(path: str | os.PathLike):
                 with archive.open(members[0]) as stream:
                     yield stream
             return
-        opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}[
-            os.path.splitext(lower)[1]]
+        opener = cast(Callable[..., Any], {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}[
+            os.path.splitext(lower)[1]])
         with opener(path, "rb") as stream:
             yield stream
     except ImFormatError:

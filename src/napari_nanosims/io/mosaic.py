@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 
@@ -145,7 +146,8 @@ class Mosaic:
     def shape(self) -> tuple[int, int]:
         """(height, width) of the stitched image, pixels."""
         sizes = np.array([tile.shape[2:] for tile in self.tiles], dtype=np.int64)
-        return tuple(int(v) for v in (self.placement_px + sizes).max(axis=0))
+        return cast("tuple[int, int]",
+                    tuple(int(v) for v in (self.placement_px + sizes).max(axis=0)))
 
     def __len__(self) -> int:
         return len(self.tiles)

@@ -23,6 +23,7 @@ import os
 import warnings
 import zipfile
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
@@ -42,7 +43,7 @@ MAX_CROSSINGS = 4_000_000  # outline crossings of pixel rows, per ROI
 _AREA_TYPES = {0: "polygon", 1: "rectangle", 2: "oval", 7: "freehand", 8: "traced"}
 
 
-def _fail(path, what: str):
+def _fail(path, what: str) -> NoReturn:
     raise ImFormatError(f"{os.fspath(path)}: {what}")
 
 

@@ -128,7 +128,8 @@ def _build_header(shape, labels, masses_amu, raster_um, dwell_time_us, legacy,
         members = [k for k, f in enumerate(fields) if f == field]
         for t in range(12):
             start = bfield + L.BFIELD_HEAD_SIZE + trolley_bytes * t
-            values = dict(m_nFlagTrolleyValided=0, m_nNum=-1)
+            # The same name later holds lists (the EM values checked below).
+            values: Any = dict(m_nFlagTrolleyValided=0, m_nNum=-1)
             owner = [k for k in members if slots[k] == t]
             if owner:  # the trolley record at index t describes slot t
                 k = owner[0]

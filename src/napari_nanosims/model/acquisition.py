@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -247,7 +247,7 @@ class Acquisition:
             if 0 <= name < len(self.channels):
                 return self.channels[int(name)]
         else:
-            wanted = normalise_label(name)
+            wanted = normalise_label(cast(str, name))
             for channel in self.channels:
                 if normalise_label(channel.label) == wanted:
                     return channel

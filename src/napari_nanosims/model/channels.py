@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from .._version import __version__
 from .header import ImHeader
@@ -105,7 +105,7 @@ def channels_from_header(header: ImHeader) -> tuple[Channel, ...]:
             kind = "ion"
         else:
             kind = "unknown"
-        em = int(detector[2:]) - 1 if kind == "ion" else None
+        em = int(cast(str, detector)[2:]) - 1 if kind == "ion" else None
 
         def constant(values, em=em):
             return float(values[em]) if em is not None and em < len(values) else None

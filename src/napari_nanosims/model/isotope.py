@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -103,7 +103,7 @@ class IsotopeMeasurement:
             if 0 <= label < self.n_masses:
                 return int(label)
         else:
-            wanted = normalise_label(label)
+            wanted = normalise_label(cast(str, label))
             for k, own in enumerate(self.labels):
                 if normalise_label(own) == wanted and wanted not in SE_ALIASES:
                     return k

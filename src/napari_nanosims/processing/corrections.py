@@ -31,7 +31,7 @@ ELEMENTARY_CHARGE_C = 1.602176634e-19  # exact (SI 2019)
 UNRELIABLE_DEAD_FRACTION = 0.1
 
 
-def dead_time_corrected(n: np.ndarray, dead_time_ns: float, dwell_s: float):
+def dead_time_corrected(n: np.ndarray, dead_time_ns: float, dwell_s: float | np.ndarray):
     """``n / (1 - n tau / t)`` per pixel, NaN where ``n tau / t >= 1``.
 
     Parameters
@@ -40,8 +40,8 @@ def dead_time_corrected(n: np.ndarray, dead_time_ns: float, dwell_s: float):
         Counts as recorded.
     dead_time_ns : float
         Dead time ``tau`` of the electron multiplier, nanoseconds.
-    dwell_s : float
-        Dwell time ``t`` per pixel, seconds.
+    dwell_s : float or numpy.ndarray
+        Dwell time ``t`` per pixel, seconds (one number, or one per value of ``n``).
 
     Returns
     -------
@@ -54,12 +54,14 @@ def dead_time_corrected(n: np.ndarray, dead_time_ns: float, dwell_s: float):
     return corrected, dead_fraction
 
 
-def background_counts(rate_cps: float, dwell_s: float) -> float:
-    """Dark counts ``B t`` in one pixel: rate (counts/s) times dwell time (s)."""
+def background_counts(rate_cps: float, dwell_s: float | np.ndarray) -> float | np.ndarray:
+    """Dark counts ``B t`` in one pixel: rate (counts/s) times dwell time (s), one
+    number or an array like ``dwell_s``."""
     return rate_cps * dwell_s
 
 
-def qsa_corrected(c: np.ndarray, beta: float, primary_current_pA: float, dwell_s: float):
+def qsa_corrected(c: np.ndarray, beta: float, primary_current_pA: float,
+                  dwell_s: float | np.ndarray):
     """``c (1 + beta K)`` with ``K = K_exp / (1 - K_exp / 2)``, NaN where ``K_exp >= 2``.
 
     ``K_exp = c / N_p`` is the measured secondaries per primary ion, ``N_p = I_p 1e-12 t /

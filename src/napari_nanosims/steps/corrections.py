@@ -7,6 +7,7 @@ chooses the channels, keeps the order, carries the variance and records the hist
 from __future__ import annotations
 
 import warnings
+from typing import cast
 
 import numpy as np
 
@@ -181,7 +182,8 @@ def _run_qsa(acquisition: Acquisition, *, beta, primary_current_pA):
 
 def _run_yield(acquisition: Acquisition):
     _check_order(acquisition, "correct_em_yield")
-    yields = {c.em_yield_percent for c in acquisition.channels if _on_em(c)}
+    # Channels on an electron multiplier have a yield.
+    yields = cast("set[float]", {c.em_yield_percent for c in acquisition.channels if _on_em(c)})
     if len(yields) > 1:
         warnings.warn(f"{acquisition.name}: the electron multipliers have different yields "
                       f"({', '.join(f'{y:g} %' for y in sorted(yields))}); ratios of their "

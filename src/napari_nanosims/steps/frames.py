@@ -11,10 +11,12 @@ warning; a file with one ion channel is then cleaned on that channel alone.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from ..model import Acquisition, normalise_label
+from ..model import Acquisition, Channel, normalise_label
 from ..model.acquisition import mass_stack
 from ..processing._frames import FrameStack
 from ..processing.alignment.alignment import (
@@ -92,7 +94,7 @@ def default_alignment_channel(acquisition: Acquisition) -> str:
     for channel in acquisition.channels:
         if normalise_label(channel.label) == "12c14n" and channel.frames is None:
             return channel.label
-    candidates = acquisition.ion_channels or acquisition.channels
+    candidates: Sequence[Channel] = acquisition.ion_channels or acquisition.channels
     # Peak switching: only a channel counted in every frame can be aligned on.
     candidates = [c for c in candidates if c.frames is None] or [
         c for c in acquisition.channels if c.frames is None] or list(candidates)
@@ -171,7 +173,7 @@ def _run_align_frames(acquisition: Acquisition, *, channel, method, upsample_fac
         raise ValueError("reference applies to method='subpixel' only")
     stack, aligned_on = _alignment_stack(acquisition, channel)
     counts = acquisition.counts
-    registration = None
+    registration: Any = None  # a registration result when the method makes one
     if method in ("subpixel", "piecewise"):
         total = translation_steps(n_frames, method, reference) + n_frames
         registration = yield from counted(iter_register_frames(

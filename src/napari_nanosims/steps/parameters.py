@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Generator, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from .._checks import check_number, short_repr
 from ..processing.alignment.alignment import MAX_UPSAMPLE_FACTOR, UPSAMPLE_BOUNDS
-from ..processing.hot_pixels.hot_pixels import BOUNDS as HOT_PIXEL_BOUNDS
+from ..processing.hot_pixels.hot_pixels import BOUNDS as _HOT_PIXEL_BOUNDS
 from .progress import run_to_completion
+
+# The bounds mix value types (kinds, numbers, flags): typed loosely for ``**`` expansion.
+HOT_PIXEL_BOUNDS = cast("dict[str, dict[str, Any]]", _HOT_PIXEL_BOUNDS)
 
 __all__ = ["Parameter", "Step", "HOT_PIXEL_PARAMETERS", "ALIGN_PARAMETERS", "EXCLUDE_PARAMETERS",
            "MAX_UPSAMPLE_FACTOR",

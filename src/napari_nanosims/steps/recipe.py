@@ -23,7 +23,7 @@ import os
 import stat
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from .._checks import short_repr
 from ..io.acquisition import Acquisition, open_acquisition
@@ -280,7 +280,7 @@ def iter_run_recipe(source, recipe: Recipe | Iterable | str | os.PathLike, cance
     if isinstance(recipe, (str, os.PathLike)):
         recipe = Recipe.load(recipe)
     elif not isinstance(recipe, Recipe):
-        recipe = Recipe(tuple(recipe))
+        recipe = Recipe(tuple(cast(Iterable, recipe)))
     acquisition = (source if isinstance(source, Acquisition)
                    else open_acquisition(source, roll_data=recipe.roll_data))
     if acquisition.n_frames == 0:

@@ -21,6 +21,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 from xml.sax.saxutils import escape
 
 import numpy as np
@@ -234,7 +235,7 @@ def _set_attribute(xml: str, name: str, value: str) -> str:
 
 def _ifd_entries(raw: bytes) -> list[int]:
     """Byte offsets of the 12-byte entries of the first few IFDs of a classic TIFF."""
-    order = "little" if raw[:2] == b"II" else "big"
+    order: Literal["little", "big"] = "little" if raw[:2] == b"II" else "big"
     entries, offset = [], int.from_bytes(raw[4:8], order)
     for _ in range(4):
         if not 8 <= offset < len(raw) - 2:
@@ -250,6 +251,7 @@ def _ifd_entries(raw: bytes) -> list[int]:
 def mutate_ome(raw: bytes, rng: np.random.Generator, scratch) -> bytes:
     """One hostile variant of one of our OME-TIFFs (XML-, JSON- and IFD-aware)."""
     scratch = Path(scratch)
+    value: Any  # an XML attribute's text, or a TIFF entry's number
     kind = int(rng.integers(0, 8))
     if kind == 0:  # a size the pixels do not have
         name = str(rng.choice(["SizeT", "SizeC", "SizeZ", "SizeX", "SizeY"]))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from magicgui.widgets import ComboBox, Container, ProgressBar, PushButton, Widget
 
 from ._common import acquisition_choices, freeze_startup_heap, refresh_choices, reset_in_order
@@ -32,11 +34,11 @@ class FileWidget(Container):
         self.controls_box = _Controls(labels=True)
         self.run_row = Container(layout="horizontal", labels=False,
                                  widgets=[self.run_button, self.cancel_button])
-        self.results_box = Container(labels=False)
+        self.results_box: Container[Widget] = Container(labels=False)
         for box in (self.controls_box, self.run_row, self.results_box):
             box.margins = (0, 0, 0, 0)
 
-    def _lay_out(self, controls: list, results: list = ()) -> None:
+    def _lay_out(self, controls: list, results: Sequence = ()) -> None:
         """Place ``controls`` (magicgui widgets, labelled) and ``results``.
 
         ``results`` are magicgui widgets or Qt widgets (tables, plots). The controls scroll

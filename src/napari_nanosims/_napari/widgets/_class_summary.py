@@ -7,6 +7,9 @@ inputs the tab holds; :func:`summary_text` shows their results in a few lines.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from ...analysis.classes import with_classes
 from ...analysis.controls import calibrate, normalise
 from ...analysis.group_stats import compare_classes
@@ -23,7 +26,7 @@ def class_list_text(classes: dict) -> str:
         groups.setdefault(classes[roi], []).append(roi)
     parts = []
     for name, rois in groups.items():
-        runs = []
+        runs: list[list[Any]] = []  # [first, last] ROI numbers
         for roi in rois:  # consecutive ROIs as 'first-last'
             if runs and roi == runs[-1][1] + 1:
                 runs[-1][1] = roi
@@ -54,10 +57,12 @@ def derive(statistics, classes: dict, quantity, *, control=None, standard=None,
     if not classes:
         return statistics, None, [], []
     table = with_classes(statistics, classes)
-    steps, notes = [("classify", {"rois": class_list_text(classes)})], []
+    steps: list[tuple[str, dict[str, Any]]] = [
+        ("classify", {"rois": class_list_text(classes)})]
+    notes: list[str] = []
     if not quantity:
         return table, None, steps, notes
-    calls = []
+    calls: list[tuple[str, dict[str, Any], Callable[..., Any]]] = []
     if control is not None:
         calls.append(("normalise", dict(quantity=quantity, control=control), normalise))
     if standard is not None and true_value is not None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 import weakref
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -32,6 +33,9 @@ from ..lookups import (  # re-exported: the tabs import the lookups from here
     source_layers,
 )
 from ._runner import _notify_error
+
+if TYPE_CHECKING:  # for annotations; the code imports it where it is used
+    from ._undo import UndoStep
 
 __all__ = [
     "KIND_CLEANED", "KIND_CORRECTED", "KIND_ALIGNED", "KIND_SUM", "KIND_COVERAGE",
@@ -119,7 +123,7 @@ class LayerAdder:
         self._sources = {index: weakref.ref(layer) for index, layer in (sources or {}).items()}
         self._dropped: list[str] = []
         self._file = None
-        self._undo = None
+        self._undo: UndoStep | None = None
         self._paused = None  # the widgets whose drawing waits until the adder ends
 
     def start(self) -> None:

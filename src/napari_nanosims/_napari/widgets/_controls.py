@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import cast
 
 from ...steps.parameters import Parameter
 
@@ -60,7 +61,8 @@ def control_for(parameter: Parameter, value=_DEFAULT, *, choices=None,
     if parameter.kind is bool:
         return CheckBox(label=label, value=bool(value), tooltip=tooltip)
     if choices is not None or parameter.choices:
-        shown = choices if choices is not None else list(parameter.choices)
+        # without ``choices``, the parameter's are not empty (tested above)
+        shown = choices if choices is not None else list(cast(tuple, parameter.choices))
         options = dict(value=value) if value is not None and choices is None else {}
         return ComboBox(label=label, choices=shown, nullable=nullable, tooltip=tooltip,
                         **options)
@@ -73,6 +75,7 @@ def control_for(parameter: Parameter, value=_DEFAULT, *, choices=None,
         (OPTIONAL_ZERO if parameter.kind is int else OPTIONAL_NONE)
         if parameter.optional else "")
     step = parameter.increment
+    low: float
     if zero_means:
         low = 0
     elif parameter.minimum is not None:
@@ -81,6 +84,8 @@ def control_for(parameter: Parameter, value=_DEFAULT, *, choices=None,
         low = (parameter.above or 0) + step
     shown_value = 0 if value is None else value
     note = zero_means if zero_means == REQUIRED_ZERO else ""
+    assert parameter.maximum is not None  # every number parameter has one (the box's)
+    control: SpinBox | FloatSpinBox
     if parameter.kind is int:
         # superqt's large-int spin box has no special-value text: the label says it
         control = SpinBox(label=label + (SHORT_ZERO[zero_means] if zero_means else ""),

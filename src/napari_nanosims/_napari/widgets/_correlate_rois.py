@@ -19,7 +19,7 @@ from .rois import ROI_KEY
 def rois_from_layer(tab):
     """The chosen Labels layer (on the image) as ROIs on the NanoSIMS grid, with
     their classes; the ROIs tab is set to them and measures. Returns the layer."""
-    registration, source = tab._current_registration(), tab.labels.value
+    registration, source = tab._current_registration(), tab.labels_layer.value
     if registration is None or source is None:
         tab.summary.value = ("Apply (or load) a registration of the image first."
                              if registration is None else

@@ -9,6 +9,7 @@ row's tooltip and in the exported CSV. Items sort by their number, not their tex
 from __future__ import annotations
 
 import math
+from typing import cast
 
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
@@ -72,7 +73,9 @@ def make_table() -> QTableWidget:
     table.setSortingEnabled(True)
     table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
     table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    table.verticalHeader().setVisible(False)
+    rows = table.verticalHeader()
+    assert rows is not None  # every QTableWidget has one
+    rows.setVisible(False)
     table.setMinimumHeight(160)
     return table
 
@@ -99,7 +102,9 @@ def fill_table(table: QTableWidget, statistics, quantities: list[str],
     table.setColumnCount(len(columns))
     table.setHorizontalHeaderLabels(columns)
     for column, quantity in enumerate(quantities, start=first):
-        table.horizontalHeaderItem(column).setToolTip(
+        header_item = table.horizontalHeaderItem(column)
+        assert header_item is not None  # set by setHorizontalHeaderLabels
+        header_item.setToolTip(
             f"{quantity}: ratio of the ROI's sums ± 1 sigma (Poisson), p: dispersion test "
             "across frames (small p: the ROI varies more than counting explains)")
     table.setRowCount(len(rois))
@@ -114,6 +119,7 @@ def fill_table(table: QTableWidget, statistics, quantities: list[str],
         first_row = geometry.loc[roi]
         lines = [f"ROI {roi}: {int(first_row.n_pixels)} px, {first_row.area_um2:.4g} µm²"]
         if shown:
+            assert classes is not None  # shown: classes is a non-empty dict
             lines[0] += f", class {classes.get(int(roi), 'none')}"
         for channel in channels:
             if (roi, channel) in entries:
@@ -126,6 +132,7 @@ def fill_table(table: QTableWidget, statistics, quantities: list[str],
         tooltip = "\n".join(lines)
         table.setItem(row, 0, _item(str(int(roi)), roi, tooltip))
         if shown:  # sorted by its text: a plain item
+            assert classes is not None
             name = classes.get(int(roi))
             item = QTableWidgetItem("" if name is None else str(name))
             item.setToolTip(tooltip)
@@ -145,10 +152,14 @@ def _fit_columns(table: QTableWidget, n_columns: int) -> None:
     """Every column but the last as wide as its widest text (without room for the sort
     arrow, which napari's 300 px dock cannot spare); the last one takes the rest."""
     header = table.horizontalHeader()
+    assert header is not None  # every QTableWidget has one
     cells, titles = table.fontMetrics(), header.fontMetrics()
     for column in range(n_columns - 1):
-        texts = [table.item(row, column).text() for row in range(table.rowCount())]
-        width = max([titles.horizontalAdvance(table.horizontalHeaderItem(column).text())]
+        # fill_table set every cell and header item
+        texts = [cast(QTableWidgetItem, table.item(row, column)).text()
+                 for row in range(table.rowCount())]
+        title = cast(QTableWidgetItem, table.horizontalHeaderItem(column)).text()
+        width = max([titles.horizontalAdvance(title)]
                     + [cells.horizontalAdvance(text) for text in texts]) + 8
         header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
         table.setColumnWidth(column, width)
@@ -157,7 +168,7 @@ def _fit_columns(table: QTableWidget, n_columns: int) -> None:
 
 def table_rois(table: QTableWidget, rows) -> list[int]:
     """The ROI numbers of table rows."""
-    return [int(table.item(row, 0).data(VALUE_ROLE)) for row in rows]
+    return [int(cast(QTableWidgetItem, table.item(row, 0)).data(VALUE_ROLE)) for row in rows]
 
 
 def select_rows(table: QTableWidget, rois, quiet: bool = False) -> None:
@@ -169,12 +180,13 @@ def select_rows(table: QTableWidget, rois, quiet: bool = False) -> None:
     previous = table.blockSignals(quiet) if quiet else None
     try:
         table.clearSelection()
-        model = table.selectionModel()
+        model, items = table.selectionModel(), table.model()
+        assert model is not None and items is not None  # a QTableWidget has both
         flags = (QItemSelectionModel.SelectionFlag.Select
                  | QItemSelectionModel.SelectionFlag.Rows)
         for row, roi in enumerate(table_rois(table, range(table.rowCount()))):
             if roi in wanted:
-                model.select(table.model().index(row, 0), flags)
+                model.select(items.index(row, 0), flags)
     finally:
-        if quiet:
+        if previous is not None:  # quiet
             table.blockSignals(previous)

@@ -85,9 +85,9 @@ class CorrelateWidget(FileWidget):
         self.save_button.tooltip = "the applied registration as JSON"
         self.load_button = PushButton(text="Load registration...")
         self.load_button.tooltip = "a saved registration (JSON) of the chosen image"
-        self.labels = ComboBox(label="labels", choices=self._labels_choices, nullable=True,
-                               tooltip="a Labels layer on the image's pixels (cells "
-                                       "segmented on FISH...)")
+        self.labels_layer = ComboBox(
+            label="labels", choices=self._labels_choices, nullable=True,
+            tooltip="a Labels layer on the image's pixels (cells segmented on FISH...)")
         self.values_are_classes = CheckBox(text="values are classes", value=False,
                                            tooltip="each region of one value is an ROI, "
                                                    "the value its class (else each value "
@@ -98,7 +98,7 @@ class CorrelateWidget(FileWidget):
         self._lay_out(controls=[self.file, self.reference, self.image, self.pixel_size,
                                 self.model, _row(self.pick_button, self.delete_button),
                                 self.apply_button, _row(self.save_button, self.load_button),
-                                self.labels, self.values_are_classes, self.rois_button],
+                                self.labels_layer, self.values_are_classes, self.rois_button],
                       results=[self.pairs_note, self.summary])
         self.registration: ImageRegistration | None = None
         self._reference_auto = False  # the reference was chosen by the tab, not the user
@@ -138,7 +138,7 @@ class CorrelateWidget(FileWidget):
         if keys and (self.reference.value is None or self._reference_auto):
             # SE shows the shapes an EM image shows; without it, the ion masses' sum.
             # Chosen again as a file's layers arrive, until the user chooses.
-            se = [key for key in keys if key >= 0 and nanosims_info(reference_layer(
+            se = [key for key in keys if key >= 0 and nanosims_info(reference_layer(  # type: ignore[union-attr]
                 self._viewer, self.file.value, key)).get("detector") == "SE"]
             with self.reference.changed.blocked():
                 self.reference.value = se[0] if se else (
@@ -253,7 +253,7 @@ class CorrelateWidget(FileWidget):
         """Beside the reference (picking) or on it (the registration's affine)."""
         image, moving = self.image.value, self.landmarks.layer(MOVING)
         shape, pixel, translate = self._grid()
-        layers = [image] + [self.labels.value] * (self.labels.value is not None)
+        layers = [image] + [self.labels_layer.value] * (self.labels_layer.value is not None)
         note = ""
         if beside:
             edges = [layer.extent.world[1][-1] for layer in self._viewer.layers
@@ -261,7 +261,7 @@ class CorrelateWidget(FileWidget):
             offset = (translate[0], max(edges, default=0.0) + 0.05 * shape[1] * pixel)
             affine, shift = np.eye(3), offset
         else:
-            matrix, note = displayed_matrix(self.registration)
+            matrix, note = displayed_matrix(self.registration)  # type: ignore[arg-type]  # not None
             affine, shift = layer_affine(matrix, translate), (0.0, 0.0)
         for layer in layers:
             layer.scale = (self._pixel, self._pixel)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import weakref
 from collections.abc import Callable
+from typing import Any
 
 from ..layers import NAME_SEPARATOR
 from ..lookups import file_paths, folder_tags, layer_file, nanosims_info, top_visible_layer
@@ -50,7 +51,9 @@ class FileView:
         self._viewer = weakref.ref(viewer)
         self.mode = SHOW_ONE
         self.shown: str | None = None
-        self._hidden: dict[int, tuple[weakref.ref, bool]] = {}
+        # (weak reference to the layer, its visibility); typed as a callable returning Any
+        # so that ``reference() is layer`` does not make mypy think ``layer`` may be None
+        self._hidden: dict[int, tuple[Callable[[], Any], bool]] = {}
         self._listeners: list[weakref.WeakMethod] = []
         self._select_scheduled = False
         layers = viewer.layers
@@ -238,6 +241,8 @@ class FileView:
                 old_tags.setdefault(info["acquisition_id"], info.get("file_tag", ""))
         for layer in list(viewer.layers):
             owner = layer_file(layer)
+            if owner is None:  # a foreign layer has no tag
+                continue
             info = nanosims_info(layer)
             tag = tags.get(owner)
             old = (info or {}).get("file_tag") or old_tags.get(owner)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import cast
 
 import napari.viewer
 from qtpy.QtWidgets import (
@@ -54,6 +55,7 @@ class HeaderPanel(QWidget):
         # stretches, the unit fits its text and the field column is capped in
         # show_header (long names are elided; the full name is in the tooltip).
         columns = self.tree.header()
+        assert columns is not None  # every QTreeWidget has one
         columns.setStretchLastSection(False)
         columns.setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
         columns.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
@@ -115,10 +117,12 @@ class HeaderPanel(QWidget):
         wanted = text.strip().lower()
         for g in range(self.tree.topLevelItemCount()):
             group = self.tree.topLevelItem(g)
+            assert group is not None  # g < topLevelItemCount()
             group_match = wanted in group.text(0).lower()
             visible_children = 0
             for c in range(group.childCount()):
                 child = group.child(c)
+                assert child is not None  # c < childCount()
                 match = (not wanted or group_match
                          or any(wanted in child.text(k).lower() for k in range(3)))
                 child.setHidden(not match)
@@ -130,13 +134,18 @@ class HeaderPanel(QWidget):
         names = []
         for g in range(self.tree.topLevelItemCount()):
             group = self.tree.topLevelItem(g)
+            assert group is not None  # g < topLevelItemCount()
             if not group.isHidden():
-                names += [group.child(c).text(0) for c in range(group.childCount())
-                          if not group.child(c).isHidden()]
+                # c < childCount(): never None
+                children = [cast(QTreeWidgetItem, group.child(c))
+                            for c in range(group.childCount())]
+                names += [child.text(0) for child in children if not child.isHidden()]
         return names
 
     def copy_json(self) -> str:
         """Copy the header as JSON to the clipboard and return the text."""
         text = json.dumps(self.header or {}, indent=2, ensure_ascii=False)
-        QApplication.clipboard().setText(text)
+        clipboard = QApplication.clipboard()
+        assert clipboard is not None  # there is a QApplication: this widget exists
+        clipboard.setText(text)
         return text

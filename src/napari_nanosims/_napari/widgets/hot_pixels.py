@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import warnings
 import weakref
+from collections.abc import Callable
+from typing import Any
 
 import napari.viewer
 import numpy as np
@@ -41,8 +43,10 @@ from ._controls import (
 SECTION = "remove_hot_pixels"
 OVERLAY_KIND = "hot pixels"
 NO_IONS = "no ion masses in this file (SE only): nothing to clean"
-# id(overlay layer) -> (weak reference to it, the flagged pixels at the raw positions)
-_RAW_MASKS: dict[int, tuple[weakref.ref, np.ndarray]] = {}
+# id(overlay layer) -> (weak reference to it, the flagged pixels at the raw positions);
+# the reference typed as a callable returning Any, so that ``reference() is layer`` does
+# not make mypy think ``layer`` may be None
+_RAW_MASKS: dict[int, tuple[Callable[[], Any], np.ndarray]] = {}
 
 
 def acquisition_kind(acquisition) -> str:
@@ -107,7 +111,7 @@ class HotPixelWidget(FileWidget):
         self._preview = None
         self._preview_again = False
         self._previewed_id = None
-        self._kind = None  # the kind of acquisition whose parameters the controls hold
+        self._kind: str | None = None  # the kind of acquisition whose parameters the controls hold
         self._remembered = False
         self._loading = False
         self.reset_button.changed.connect(self.reset_defaults)

@@ -155,6 +155,7 @@ class RatioWidget(FileWidget):
         computed and never raises a notification.
         """
         text = self.expression.value.strip()
+        message: str | None
         if not text:
             message = "type an expression of the masses, e.g. 13C/12C"
         else:

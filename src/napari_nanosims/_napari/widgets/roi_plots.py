@@ -30,6 +30,10 @@ class RoiPlots(QWidget):
     """The plots of the ROIs tab ``tab``; :meth:`redraw` after the tables change,
     :meth:`highlight` after the selection changes."""
 
+    # the quantity drop-downs shadow QWidget.x() and .y(), which this widget never calls
+    x: QComboBox  # type: ignore[assignment]
+    y: QComboBox  # type: ignore[assignment]
+
     def __init__(self, tab):
         from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
         from matplotlib.figure import Figure

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 import napari.viewer
 import numpy as np
 from magicgui.widgets import ComboBox, Container, Label, PushButton
@@ -32,6 +34,9 @@ from ._roi_files import export_roi_file, import_roi_file
 from ._roi_table import fill_table, make_table, table_rois
 from .roi_classes import ClassPanel
 from .roi_plots import show_plots
+
+if TYPE_CHECKING:  # for annotations; matplotlib is imported when the plot is first drawn
+    from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 
 SOURCE_KINDS = (KIND_ALIGNED, KIND_CORRECTED, KIND_CLEANED)
 
@@ -94,7 +99,7 @@ class RoiWidget(FileWidget):
                                 self.method, self.smoothing, self.min_area, self.split,
                                 self.find_button, self.expressions],
                       results=[self.summary, self.result_tabs, buttons, files])
-        self._figure_canvas = None
+        self._figure_canvas: FigureCanvasQTAgg | None = None
         self.statistics = None
         self.profile = None
         self._measured = None  # file, history and layers of the last measurement
@@ -168,7 +173,7 @@ class RoiWidget(FileWidget):
         """Which layers an acquisition stands for, and whether they are a tab's result."""
         layers = source_layers(self._viewer, self.file.value, SOURCE_KINDS)
         ions = [layer for index, layer in layers.items() if index != acquisition.se_index]
-        kinds = " and ".join(dict.fromkeys(nanosims_info(layer)["kind"]
+        kinds = " and ".join(dict.fromkeys(cast(dict, nanosims_info(layer))["kind"]
                                            for layer in ions or layers.values()))
         if RESULTS.holds(acquisition) or not acquisition.history:
             return f"on the {kinds} layers"

@@ -4,6 +4,7 @@ export the current results (OME-TIFF, OpenMIMS .nrrd, LANS); the file's header b
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import napari.viewer
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, PushButton
@@ -69,7 +70,8 @@ def raw_layers_only(viewer, acquisition_id: str) -> int:
            if (nanosims_info(layer) or {}).get("acquisition_id") == acquisition_id]
     if shown and raw:  # the channels that were on screen, now as they were read
         for layer in raw:
-            layer.visible = nanosims_info(layer).get("detector_index") in shown
+            # raw: layers with nanosims metadata only
+            layer.visible = cast(dict, nanosims_info(layer)).get("detector_index") in shown
         visible = [layer for layer in raw if layer.visible]
         if visible:
             viewer.layers.selection.active = visible[0]
@@ -101,7 +103,8 @@ class SessionWidget(FileWidget):
         self.export_format = ComboBox(label="export as", choices=list(EXPORTS),
                                       tooltip="OME-TIFF: napari and Fiji; .nrrd: OpenMIMS "
                                               "and the NanoSIMS Stabilizer; LANS: lans2r")
-        self.folder = FileEdit(label="into folder", mode="d",
+        # magicgui turns the string into its FileDialogMode (a directory)
+        self.folder = FileEdit(label="into folder", mode="d",  # type: ignore[arg-type]
                                tooltip="the folder the export is written into (empty: "
                                        "the folder of the .im file)")
         self.folder.choose_btn.text = "Choose..."  # "Choose directory" leaves no room

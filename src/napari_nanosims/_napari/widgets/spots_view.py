@@ -26,7 +26,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ...analysis.spots import ions
+from ...analysis.spots import SpotRatio, ions
 from ..spots import cycle_table, default_ratio, open_spot_files, spot_summary, summary_text
 
 #: The dock stays usable at this width (px): controls stack, the plots shrink.
@@ -80,7 +80,7 @@ class SpotsView(QWidget):
         super().__init__()
         self._viewer = viewer
         self.measurements: dict[str, object] = {}
-        self.result = None
+        self.result: SpotRatio | None = None
         self.open_button = QPushButton("Open .is files…")
         self.files = QComboBox()
         self.numerator = QComboBox()
@@ -99,7 +99,9 @@ class SpotsView(QWidget):
         self.model = _FrameModel()
         self.table = QTableView()
         self.table.setModel(self.model)
-        self.table.verticalHeader().setVisible(False)
+        rows = self.table.verticalHeader()
+        assert rows is not None  # every QTableView has one
+        rows.setVisible(False)
         self.table.setMinimumHeight(140)
         self.table.setToolTip("Counts per cycle as Cameca's text export lists them; a "
                               "Faraday cup's column (FC) is the cup's reading, not ions")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import numbers
 from collections.abc import Generator
+from typing import Any, cast
 
 import numpy as np
 
@@ -36,7 +37,7 @@ __all__ = [
 METHODS = ("sequential", "subpixel", "piecewise")
 MAX_UPSAMPLE_FACTOR = 1000  # 1/1000 px is far below any NanoSIMS registration error
 #: Bounds of upsample_factor, checked here; the align step's parameter declares these.
-UPSAMPLE_BOUNDS = dict(kind=int, minimum=1, maximum=MAX_UPSAMPLE_FACTOR)
+UPSAMPLE_BOUNDS: dict[str, Any] = dict(kind=int, minimum=1, maximum=MAX_UPSAMPLE_FACTOR)
 
 
 def _seed_correlation_peak(aggregate: np.ndarray, padded: np.ndarray) -> tuple[int, int]:
@@ -68,8 +69,8 @@ def _fast_correlation_peak(aggregate_spectrum: np.ndarray, frame_spectrum: np.nd
         return None
     # Lag r (mod n) as the seed reports it: in the range 1 - n//2 .. n - n//2.
     lags = np.unravel_index(flat, shape)
-    return tuple(int((lag + n // 2 - 1) % n - (n // 2 - 1))
-                 for lag, n in zip(lags, shape, strict=True))
+    return cast("tuple[int, int]", tuple(int((lag + n // 2 - 1) % n - (n // 2 - 1))
+                                         for lag, n in zip(lags, shape, strict=True)))
 
 
 def _shift_phase(shape: tuple[int, int], shift: tuple[int, int]) -> np.ndarray:
@@ -121,9 +122,11 @@ def _sequential(data, padding: int) -> Generator[int, None, np.ndarray]:
         else:
             found = None
             if integer_counts:
+                assert aggregate_spectrum is not None  # set with frame 0's spectrum
                 found = _fast_correlation_peak(aggregate_spectrum, spectrum, padded.shape,
                                                _FFT_RELATIVE_ERROR * aggregate_total * total)
             if found is None:
+                assert aggregate is not None  # set from frame 0
                 # The exact running sum is brought up to date only when it is needed.
                 for earlier in pending:
                     aggregate += np.roll(np.pad(frame(data, earlier), pad), translations[earlier],
@@ -138,14 +141,15 @@ def _sequential(data, padding: int) -> Generator[int, None, np.ndarray]:
         aggregate_total += total
         translations.append(peak)
         yield index + 1
-    translations = np.asarray(translations, dtype=np.int64)
-    translations -= np.median(translations, axis=0).astype(int)
-    return translations
+    result = np.asarray(translations, dtype=np.int64)
+    result -= np.median(result, axis=0).astype(int)
+    return result
 
 
 def _check_reference(reference, n_frames: int):
     if isinstance(reference, bool) or reference is not None and not (
-            isinstance(reference, numbers.Integral) and -n_frames <= reference < n_frames):
+            isinstance(reference, numbers.Integral)
+            and -n_frames <= reference < n_frames):  # type: ignore[operator]
         raise ValueError(f"reference must be None or a frame index below {n_frames}, "
                          f"not {reference!r}")
     return None if reference is None else int(reference) % n_frames

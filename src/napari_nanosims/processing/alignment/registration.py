@@ -157,9 +157,9 @@ def _coordinate_ascent(spectra: _Spectra, max_passes: int, shifts: np.ndarray, s
         # it back, so that the frames stay where they were and only relative moves count.
         moves = moved - shifts
         common = moves.mean(axis=0)
-        for index in np.flatnonzero(np.any(moves != 0, axis=1)):
-            sums.add(index, shifts[index], -1.0)
-            sums.add(index, moved[index])
+        for changed in np.flatnonzero(np.any(moves != 0, axis=1)):
+            sums.add(changed, shifts[changed], -1.0)
+            sums.add(changed, moved[changed])
         shifts = moved - common
         sums.move_all(-common)
         passes += 1

@@ -53,7 +53,7 @@ def _upsample_linear(small: np.ndarray, factor: int, length: int, axis: int) -> 
             + np.take(small, above, axis=axis) * fraction)
 
 
-def local_background(image: np.ndarray, sigma_px: float = None) -> np.ndarray:
+def local_background(image: np.ndarray, sigma_px: float | None = None) -> np.ndarray:
     """Smooth local background of an image: a Gaussian of ``sigma_px`` (default
     :data:`HIGH_PASS_PX`), computed on block means and interpolated back (a tenth of
     the cost of the full-size filter; the background is smooth at that scale)."""
@@ -188,8 +188,8 @@ class _Spectra:
         row_index = np.r_[0:lag_y + 1, rows - lag_y:rows]
         col_index = np.r_[0:lag_x + 1, cols - lag_x:cols]
         window = values[np.ix_(row_index, col_index)]
-        row, col = np.unravel_index(int(np.argmax(window)), window.shape)
-        row, col = int(row_index[row]), int(col_index[col])
+        peak_row, peak_col = np.unravel_index(int(np.argmax(window)), window.shape)
+        row, col = int(row_index[peak_row]), int(col_index[peak_col])
         return (row - rows if row > rows // 2 else row, col - cols if col > cols // 2 else col)
 
     def evaluate(self, spectrum: np.ndarray, shift) -> tuple[float, np.ndarray, np.ndarray]:
@@ -240,7 +240,7 @@ class _Sums:
         self.total = np.zeros_like(spectra.spectra[0])
         self.phases = np.zeros_like(spectra.spectra[0])
 
-    def add(self, index: int, shift, sign: float = 1.0):
+    def add(self, index: int | np.integer, shift, sign: float = 1.0):
         phase = self.spectra.phase(shift)
         self.total += np.complex64(sign) * self.spectra.spectra[index] * phase
         self.phases += np.complex64(sign) * phase
@@ -309,8 +309,9 @@ class _Sums:
             reference -= (float(np.vdot(reference, weight)) / total_weight) * placed * weight
         frame_spectrum = scipy.fft.rfft2(frame_part, workers=1)
         reference_spectrum = scipy.fft.rfft2(reference, workers=1)
-        result = (np.conj(frame_spectrum) * reference_spectrum * spectra.filter,
-                  frame_spectrum, reference_spectrum)
+        result: tuple[np.ndarray, ...] = (
+            np.conj(frame_spectrum) * reference_spectrum * spectra.filter,
+            frame_spectrum, reference_spectrum)
         if noise:
             scale = placed / np.maximum(coverage, 1.0)
             result += (scale * scale * np.maximum(coverage, 0.0),)

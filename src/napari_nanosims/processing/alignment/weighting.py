@@ -148,7 +148,7 @@ def choose_weighting(data, window: np.ndarray, shape: tuple[int, int], base_sigm
     w4 = float(np.sum(window.astype(np.float64) ** 4))
     frames = [frame(data, int(k)).astype(np.float32) for k in sample]
     predicted = {}
-    best = None
+    best: tuple[float, float] | None = None
     for high_pass in HIGH_PASS_CANDIDATES_PX:
         power = np.zeros((rows, omega_x.size))
         for counts in frames:
@@ -186,4 +186,5 @@ def choose_weighting(data, window: np.ndarray, shape: tuple[int, int], base_sigm
             predicted[(high_pass, sigma)] = float(np.sqrt(variance))
             if best is None or predicted[(high_pass, sigma)] < predicted[best]:
                 best = (high_pass, sigma)
+    assert best is not None  # SMOOTHING_SCALES and the high-passes are not empty
     return Weighting(sigma_px=best[1], high_pass_px=best[0], predicted_px=predicted)

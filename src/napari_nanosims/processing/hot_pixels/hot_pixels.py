@@ -71,7 +71,7 @@ def median_filter_frames(data, kernel_size: int = 3) -> np.ndarray:
 
 
 #: Bounds of the tuning numbers, checked here; the clean step's parameters declare these.
-BOUNDS = {
+BOUNDS: dict[str, dict[str, Any]] = {
     "kernel_size": dict(kind=int, unit="px", minimum=1, maximum=15, odd=True),
     "outlier_factor": dict(kind=float, above=0.0, maximum=1e6),
     "min_count": dict(kind=float, unit="counts", minimum=0.0, maximum=1e9),
@@ -241,6 +241,7 @@ def iter_infer_hot_pixels(data, num_outliers, kernel_size=3, outlier_factor=3, m
     for index, (candidates, flat, values, filtered) in enumerate(map_frames(work, n_frames)):
         mask[index] = candidates
         if need_filtered:
+            assert filtered_all is not None  # allocated above when need_filtered
             filtered_all[index] = filtered
         elif flat.size:
             at_candidates[index] = (flat, values)
