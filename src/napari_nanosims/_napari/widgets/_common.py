@@ -342,3 +342,21 @@ def refresh_choices(widget, skip=()) -> None:
     for combo in [value for value in vars(widget).values() if isinstance(value, ComboBox)]:
         if combo not in skip and callable(getattr(combo, "_default_choices", None)):
             reset_in_order(combo)
+
+
+#: The events of a Labels layer that say its pixels changed (painting, filling, new data).
+EDIT_EVENTS = ("data", "paint", "set_data")
+
+
+def watch_edits(old, new, slot: Callable):
+    """Call ``slot`` whenever ``new``'s pixels are edited, and no longer for ``old``'s.
+
+    Returns ``new`` (the layer now watched; either may be None)."""
+    for layer, connect in ((old, False), (new, True)):
+        if layer is None:
+            continue
+        for emitter in EDIT_EVENTS:
+            event = getattr(layer.events, emitter, None)
+            if event is not None:
+                (event.connect if connect else event.disconnect)(slot)
+    return new

@@ -29,6 +29,7 @@ from qtpy.QtWidgets import (
 from ...analysis.classes import classes_from_labels, classes_from_rule, parse_class_list
 from ...steps.classes import ASSIMILATION, CALIBRATE, CLASSIFY, NORMALISE
 from ._class_summary import check_name, derive, natural_of, summary_text
+from ._common import watch_edits
 from ._controls import CONTROL_MIN_WIDTH_PX, control_for, control_value
 from ._regions import roi_labels
 from ._roi_export import export_tables, sidecar
@@ -284,17 +285,7 @@ class ClassPanel:
 
     def _watch_layer(self, layer=None) -> None:
         """Re-classify (debounced) when the class layer is painted or changed."""
-        if self._watched is not None:
-            for emitter in ("data", "paint", "set_data"):
-                event = getattr(self._watched.events, emitter, None)
-                if event is not None:
-                    event.disconnect(self._schedule)
-        self._watched = layer
-        if layer is not None:
-            for emitter in ("data", "paint", "set_data"):
-                event = getattr(layer.events, emitter, None)
-                if event is not None:
-                    event.connect(self._schedule)
+        self._watched = watch_edits(self._watched, layer, self._schedule)
 
     def _schedule(self, _event=None) -> None:
         with contextlib.suppress(RuntimeError):  # the widget is gone

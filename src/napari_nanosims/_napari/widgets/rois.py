@@ -27,6 +27,7 @@ from ._common import (
     channel_layers,
     nanosims_info,
     source_layers,
+    watch_edits,
 )
 from ._controls import control_for, control_value
 from ._regions import roi_labels
@@ -142,17 +143,8 @@ class RoiWidget(FileWidget):
 
     def _watch_roi_layer(self, layer=None) -> None:
         """Re-measure (debounced) when the ROIs are painted or changed."""
-        if self._watched is not None:
-            for emitter in ("data", "paint", "set_data"):
-                event = getattr(self._watched.events, emitter, None)
-                if event is not None:
-                    event.disconnect(self._schedule)
-        self._watched = layer
+        self._watched = watch_edits(self._watched, layer, self._schedule)
         if layer is not None:
-            for emitter in ("data", "paint", "set_data"):
-                event = getattr(layer.events, emitter, None)
-                if event is not None:
-                    event.connect(self._schedule)
             self._schedule()  # a layer chosen: measure it
 
     def _schedule(self, _event=None) -> None:
