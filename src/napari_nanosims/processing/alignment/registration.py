@@ -19,7 +19,8 @@ from collections.abc import Generator
 
 import numpy as np
 
-from .._frames import frame, map_frames
+from .._frames import map_frames
+from .diagnostics import FrameDiagnostics, collect, measure_all
 from .subpixel import _Spectra, _Sums
 
 __all__ = ["FrameRegistration", "iter_register", "check_region",
@@ -38,6 +39,12 @@ FLAG_SIGNIFICANCE = 6.0
 #: A frame whose uncertainty is above both of these (px; times the stack's median) is
 #: flagged as an outlier of its stack.
 OUTLIER_UNCERTAINTY_PX, OUTLIER_FACTOR = 0.25, 5.0
+#: A pass measures the diagnostics too when the pass before moved no frame further, px.
+MEASURE_WITHIN_PX = 0.05
+#: Passes are extrapolated when their moves shrink by a ratio in this range ...
+EXTRAPOLATE_RATIOS = (0.3, 0.95)
+#: ... and point the same way (cosine of the angle between two passes' moves).
+EXTRAPOLATE_AGREEMENT = 0.9
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,22 +132,37 @@ def _against_fixed(spectra: _Spectra, sums: _Sums, index: int) -> np.ndarray:
 
 def _coordinate_ascent(spectra: _Spectra, max_passes: int, shifts: np.ndarray, sums: _Sums,
                        progress) -> Generator[int, None, tuple]:
-    """Leave-one-out passes until no frame moves; returns (shifts, passes, converged, gains)."""
+    """Leave-one-out passes until no frame moves.
+
+    Returns (shifts, passes, converged, gains, diagnostics): the diagnostics (see
+    :func:`.diagnostics.collect`) when the pass that found the fixed point measured
+    them, else None.
+    """
     n_frames = shifts.shape[0]
     gains: list[float] = []
     converged = n_frames <= 2  # with two frames the first pass is the answer
     passes = 0
+    previous: np.ndarray | None = None  # the relative moves of the pass before
+    diagnostics = FrameDiagnostics(spectra)
+    measuring = False  # this pass measures the diagnostics too
+
     def improve(index):
-        """Frame ``index``'s best shift against the others as they stand, and the gain."""
-        spectrum = sums.correlate(index, shifts[index])[0]
-        old_value = spectra.evaluate(spectrum, (0.0, 0.0))[0]
+        """Frame ``index``'s best shift against the others as they stand, the gain, and
+        the frame's diagnostics when the pass measures them."""
+        correlated = sums.correlate(index, shifts[index], noise=measuring)
+        spectrum = correlated[0]
+        at_zero = spectra.evaluate(spectrum, (0.0, 0.0))
+        old_value = at_zero[0]
         # The first pass searches every whole-pixel shift; later ones move locally.
-        start = spectra.whole_pixel_peak(spectrum) if passes == 0 else (0, 0)
-        move, new_value, _ = spectra.peak(spectrum, start)
-        new_shift = shifts[index] + move
+        if passes == 0:
+            move, new_value, _ = spectra.peak(spectrum, spectra.whole_pixel_peak(spectrum))
+        else:
+            move, new_value, _ = spectra.peak(spectrum, (0, 0), at_zero)
+        measured = (diagnostics.measure(index, shifts[index], correlated, at_zero)
+                    if measuring else None)
         if new_value > old_value:
-            return new_shift, new_value - old_value
-        return shifts[index].copy(), 0.0
+            return shifts[index] + move, new_value - old_value, measured
+        return shifts[index].copy(), 0.0, measured
 
     while not converged and passes < max_passes:
         # Every frame is moved against the others as they stood at the start of the pass
@@ -149,9 +171,12 @@ def _coordinate_ascent(spectra: _Spectra, max_passes: int, shifts: np.ndarray, s
         moved = np.empty_like(shifts)
         gain = 0.0
         sums.freeze(shifts)
-        for index, (new_shift, frame_gain) in enumerate(map_frames(improve, n_frames)):
+        measurements = []
+        for index, (new_shift, frame_gain, measured) in enumerate(map_frames(improve,
+                                                                               n_frames)):
             moved[index] = new_shift
             gain += frame_gain
+            measurements.append(measured)
             yield progress()
         # A move shared by every frame changes nothing (translations are relative): take
         # it back, so that the frames stay where they were and only relative moves count.
@@ -164,84 +189,49 @@ def _coordinate_ascent(spectra: _Spectra, max_passes: int, shifts: np.ndarray, s
         sums.move_all(-common)
         passes += 1
         gains.append(gain)
-        converged = float(np.max(np.abs(moves - common))) <= CONVERGENCE_PX
-    return shifts, passes, converged, tuple(gains)
+        relative = moves - common
+        largest = float(np.max(np.abs(relative)))
+        converged = largest <= CONVERGENCE_PX
+        if converged and measuring:
+            # Measured where the frames stood, within CONVERGENCE_PX of where they stay:
+            # the pass that confirms the fixed point saves a pass of its own.
+            return shifts, passes, converged, tuple(gains), collect(measurements)
+        if not converged and previous is not None:
+            shifts = _extrapolate(shifts, relative, previous, sums)
+        previous = relative
+        # The next pass is likely the last when this one moved little (or it must be).
+        measuring = largest <= MEASURE_WITHIN_PX or passes == max_passes - 1
+    return shifts, passes, converged, tuple(gains), None
 
 
-def _diagnostics(spectra: _Spectra, shifts: np.ndarray, sums: _Sums, fixed_reference):
-    """Correlation, significance and uncertainty of every frame (see FrameRegistration)."""
-    import scipy.fft
+def _extrapolate(shifts: np.ndarray, moves: np.ndarray, previous: np.ndarray,
+                 sums: _Sums) -> np.ndarray:
+    """Jump ahead along a slowly converging sequence of passes (Aitken's extrapolation).
 
-    n_frames = shifts.shape[0]
-    height, width = spectra.window.shape
-    crop = (slice(0, height), slice(0, width))
-    if fixed_reference is None:
-        sums.freeze(shifts)
-    window = spectra.window.ravel()
-    window_squared = window * window
-    # A pure-noise frame's correlation has a spread of one over the square root of the
-    # number of independent (smoothing-sized) areas under the window.
-    effective = (float(window.sum(dtype=np.float64)) ** 2
-                 / max(float(np.dot(window, window)), 1e-30) / (4 * np.pi * spectra.sigma ** 2))
-    noise_spread = 1.0 / np.sqrt(max(effective, 1.0))
-    derivatives = np.stack([np.broadcast_to(1j * spectra.omega_y[:, None], spectra.filter.shape),
-                            np.broadcast_to(1j * spectra.omega_x[None, :], spectra.filter.shape)]
-                           ) * spectra.filter
-    derivatives = derivatives.astype(np.complex64)  # single precision, as every spectrum here
-
-    def inverse(spectrum):
-        return scipy.fft.irfft2(spectrum, s=spectra.shape, workers=1)[crop].ravel()
-
-    def measure(index):
-        if fixed_reference is not None:
-            if index == fixed_reference:
-                return 1.0, np.inf, np.zeros(2)
-            spectrum, mine, reference, noise = sums.correlate(index, shifts[index],
-                                                              exclude=False, noise=True)
-        else:
-            spectrum, mine, reference, noise = sums.correlate(index, shifts[index],
-                                                              noise=True)
-        # The reference is weighted by the frame's window at its place: the normalised
-        # correlation of the two smoothed images follows from their spectra (Parseval).
-        peak_value, _, hessian = spectra.evaluate(spectrum, (0.0, 0.0))
-        weights = spectra.column_weights[None, :] * spectra.filter
-        norm = np.sqrt(float(np.sum(weights * np.abs(mine) ** 2))
-                       * float(np.sum(weights * np.abs(reference) ** 2)))
-        correlation = peak_value / norm if norm > 0 else 0.0
-        back = reference * spectra.phase(-shifts[index])  # into the frame's own pixels
-        # Poisson propagation: at the peak, the correlation's gradient has the variance
-        # sum(window^2 counts (gradient of the smoothed reference)^2) from the frame's
-        # noise, plus sum(reference variance (gradient of the smoothed frame)^2) from the
-        # reference's (a mean of a few frames is noisy too; the frame's gradient holds
-        # its own noise, so the noise-times-noise term is in); the uncertainty of the
-        # shift is that through the inverse Hessian.
-        variance = window_squared * np.maximum(frame(spectra.data, index).astype(np.float32),
-                                               0).ravel()
-        gradient_y, gradient_x = inverse(back * derivatives[0]), inverse(back * derivatives[1])
-        weighted_y, weighted_x = variance * gradient_y, variance * gradient_x
-        cross = float(np.dot(weighted_y, gradient_x))
-        covariance = np.array([[float(np.dot(weighted_y, gradient_y)), cross],
-                               [cross, float(np.dot(weighted_x, gradient_x))]])
-        own_y = scipy.fft.irfft2(mine * derivatives[0], s=spectra.shape, workers=1).ravel()
-        own_x = scipy.fft.irfft2(mine * derivatives[1], s=spectra.shape, workers=1).ravel()
-        noise = noise.ravel() * np.float32(spectra.mean_counts)
-        noise_y, noise_x = noise * own_y, noise * own_x
-        cross = float(np.dot(noise_y, own_x))
-        covariance += np.array([[float(np.dot(noise_y, own_y)), cross],
-                                [cross, float(np.dot(noise_x, own_x))]])
-        if np.all(np.linalg.eigvalsh(hessian) < 0):
-            inverse_hessian = np.linalg.inv(hessian)
-            uncertainty = np.sqrt(np.clip(np.diag(inverse_hessian @ covariance @ inverse_hessian),
-                                          0, None))
-        else:  # no maximum: the translation is not determined
-            uncertainty = np.full(2, np.inf)
-        return correlation, correlation / noise_spread, uncertainty
-
-    results = list(map_frames(measure, n_frames))
-    correlation = np.array([r[0] for r in results])
-    significance = np.array([r[1] for r in results])
-    uncertainty = np.array([r[2] for r in results])
-    return correlation, significance, uncertainty
+    On a smooth scene (a large grain with soft edges) each pass moves every frame only
+    part of the way to the fixed point: the weights that keep the objective unbiased
+    stay where the frame is while its lag is searched, which pulls the peak toward the
+    frame's current place. The passes then shrink the distance left by a near-constant
+    ratio ``r`` (0.7-0.8 on such a scene), and the moves still to come add up to
+    ``moves * r / (1 - r)``. That sum is taken at once when two passes agree (their
+    moves point the same way and shrink by one ratio); the next pass then starts next to
+    the fixed point, and its own check keeps it there. The fixed point is not changed.
+    """
+    last, before = moves.ravel(), previous.ravel()
+    norm_last, norm_before = float(np.dot(last, last)), float(np.dot(before, before))
+    if norm_before <= 0 or norm_last <= 0:
+        return shifts
+    ratio = float(np.dot(last, before)) / norm_before
+    agreement = float(np.dot(last, before)) / np.sqrt(norm_last * norm_before)
+    if not (EXTRAPOLATE_RATIOS[0] <= ratio <= EXTRAPOLATE_RATIOS[1]
+            and agreement >= EXTRAPOLATE_AGREEMENT):
+        return shifts
+    jump = moves * (ratio / (1.0 - ratio))
+    jump -= jump.mean(axis=0)  # a shared move changes nothing
+    for index in np.flatnonzero(np.any(jump != 0, axis=1)):
+        sums.add(index, shifts[index], -1.0)
+        sums.add(index, shifts[index] + jump[index])
+    return shifts + jump
 
 
 def check_region(region, shape) -> np.ndarray | None:
@@ -325,10 +315,10 @@ def _register(data, upsample_factor, reference, region, max_passes, initial, wei
 
     yield progress()  # spectra ready
     sums = _Sums(spectra)
-    passes, converged, gains = 0, True, ()
+    passes, converged, gains, diagnosed = 0, True, (), None
     if reference is not None:
         sums.add(reference, (0.0, 0.0))
-        sums.freeze(shifts[reference:reference + 1])
+        sums.freeze(shifts[reference:reference + 1], frames=[reference])
         for index in range(n_frames):
             if index != reference:
                 shifts[index] = _against_fixed(spectra, sums, index)
@@ -345,9 +335,11 @@ def _register(data, upsample_factor, reference, region, max_passes, initial, wei
                 shifts[index] = _register_against(spectra, index, sums.total)[0]
                 sums.add(index, shifts[index])
                 yield progress()
-        shifts, passes, converged, gains = yield from _coordinate_ascent(
+        shifts, passes, converged, gains, diagnosed = yield from _coordinate_ascent(
             spectra, max_passes, shifts, sums, progress)
-    correlation, significance, uncertainty = _diagnostics(spectra, shifts, sums, reference)
+    if diagnosed is None:
+        diagnosed = measure_all(spectra, shifts, sums, reference)
+    correlation, significance, uncertainty = diagnosed
     yield progress()
     flagged = ~np.isfinite(significance) & (significance != np.inf)
     # An uncertainty counts against a frame only beyond the stack's own: on a smooth

@@ -15,6 +15,8 @@ the spectrum. :mod:`.registration` runs the passes.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .._frames import frame, map_frames
@@ -24,6 +26,11 @@ COVERAGE_MIN = 0.5
 #: Default scale of the local background removed from each frame (Gaussian sigma), px;
 #: each stack's is chosen from its scene (weighting.HIGH_PASS_CANDIDATES_PX).
 HIGH_PASS_PX = 8.0
+#: Newton's method stops at a step this short, px (quadratic convergence: the step after
+#: it would be about a millionth of a pixel; translations are kept to 0.01 px).
+PEAK_TOLERANCE_PX = 1e-3
+#: The running sums are rebuilt from the frames after this many updates per frame.
+REBUILD_AFTER_UPDATES = 4
 #: Width of the window's taper at the frame's edges, in smoothing widths.
 TAPER_SMOOTHING_WIDTHS = 3.0
 
@@ -112,7 +119,7 @@ class _Spectra:
         window = self._window(base_sigma)
         # The band-pass is chosen from the scene (weighting.py), by the error it predicts.
         self.weighting = choose_weighting(data, window, self.shape, base_sigma,
-                                          local_background, fixed=weighting)
+                                          fixed=weighting)
         self.sigma = self.weighting.sigma_px
         self.high_pass_px = self.weighting.high_pass_px
         if self.sigma != base_sigma:
@@ -160,8 +167,9 @@ class _Spectra:
 
     def phase(self, shift) -> np.ndarray:
         """Spectrum factor that moves an image by ``shift`` (rows, columns) pixels."""
-        return (np.exp(-1j * self.omega_y * shift[0])[:, None]
-                * np.exp(-1j * self.omega_x * shift[1])[None, :]).astype(np.complex64)
+        rows = np.exp(-1j * self.omega_y * shift[0]).astype(np.complex64)
+        cols = np.exp(-1j * self.omega_x * shift[1]).astype(np.complex64)
+        return np.multiply.outer(rows, cols)  # one pass over the spectrum, in single
 
     def _ramp(self, axis: int, offset: float) -> np.ndarray:
         """The taper along one axis for a frame placed ``offset`` px into the canvas."""
@@ -206,11 +214,16 @@ class _Spectra:
                             [np.real(dy @ s1), np.real(py @ s2)]])
         return value, gradient, hessian
 
-    def peak(self, spectrum: np.ndarray, start) -> tuple[np.ndarray, float, np.ndarray]:
-        """Sub-pixel maximum near a whole-pixel ``start``: (shift, value, Hessian)."""
+    def peak(self, spectrum: np.ndarray, start, at_start=None
+             ) -> tuple[np.ndarray, float, np.ndarray]:
+        """Sub-pixel maximum near a whole-pixel ``start``: (shift, value, Hessian).
+
+        ``at_start``: :meth:`evaluate`'s result at ``start`` when already known.
+        """
         start = np.asarray(start, dtype=np.float64)
         shift = start.copy()
-        value, gradient, hessian = self.evaluate(spectrum, shift)
+        value, gradient, hessian = (self.evaluate(spectrum, shift) if at_start is None
+                                    else at_start)
         for _ in range(10):
             if np.all(np.linalg.eigvalsh(hessian) < 0):
                 step = -np.linalg.solve(hessian, gradient)
@@ -227,7 +240,7 @@ class _Spectra:
                 if new_value < value:
                     break
             shift, value, gradient, hessian = candidate, new_value, new_gradient, new_hessian
-            if length < 1e-4:
+            if length < PEAK_TOLERANCE_PX:
                 break
         return shift, value, hessian
 
@@ -239,33 +252,46 @@ class _Sums:
         self.spectra = spectra
         self.total = np.zeros_like(spectra.spectra[0])
         self.phases = np.zeros_like(spectra.spectra[0])
+        self.updates = 0  # single-precision updates since the sums were last rebuilt
 
     def add(self, index: int | np.integer, shift, sign: float = 1.0):
         phase = self.spectra.phase(shift)
-        self.total += np.complex64(sign) * self.spectra.spectra[index] * phase
-        self.phases += np.complex64(sign) * phase
+        if sign > 0:
+            self.phases += phase
+            self.total += np.multiply(self.spectra.spectra[index], phase, out=phase)
+        else:
+            self.phases -= phase
+            self.total -= np.multiply(self.spectra.spectra[index], phase, out=phase)
+        self.updates += 1
 
     def move_all(self, shift):
         """Move every placed frame by the same ``shift``."""
         phase = self.spectra.phase(shift)
         self.total *= phase
         self.phases *= phase
+        self.updates += 1
 
-    def freeze(self, shifts: np.ndarray):
-        """Keep the sum and the coverage in real space for the frames at ``shifts``."""
+    def freeze(self, shifts: np.ndarray, frames=None):
+        """Keep the sum and the coverage in real space for ``frames`` (default: all) at
+        ``shifts``, which must be where :meth:`add` and :meth:`move_all` put them."""
         import scipy.fft
 
         spectra = self.spectra
-        # Rebuilt from the frames: running single-precision updates would drift.
-        self.total = np.zeros_like(self.total)
-        self.phases = np.zeros_like(self.phases)
-        for index, shift in enumerate(shifts):
-            self.add(index, shift)
+        frames = np.arange(len(shifts)) if frames is None else np.asarray(frames)
+        if self.updates > REBUILD_AFTER_UPDATES * max(len(frames), 1):
+            # Rebuilt from the frames now and then: running single-precision updates
+            # drift (by about 1e-7 of the sum each).
+            self.total = np.zeros_like(self.total)
+            self.phases = np.zeros_like(self.phases)
+            for index, shift in zip(frames, shifts, strict=True):
+                self.add(index, shift)
+            self.updates = 0
         self.summed = scipy.fft.irfft2(self.total, s=spectra.shape, workers=1)
         if spectra.region is None:
-            self.coverage = np.zeros_like(self.summed)
-            for shift in shifts:
-                self.coverage += spectra.placed_window(shift)
+            # The windows are separable: their sum is one matrix product of the ramps.
+            rows = np.stack([spectra._ramp(0, shift[0]) for shift in shifts])
+            cols = np.stack([spectra._ramp(1, shift[1]) for shift in shifts])
+            self.coverage = rows.T @ cols
         else:
             self.coverage = scipy.fft.irfft2(spectra.window_spectrum * self.phases,
                                              s=spectra.shape, workers=1)
@@ -295,24 +321,54 @@ class _Sums:
         placed = spectra.placed_window(shift)
         mine = scipy.fft.irfft2(spectra.spectra[index] * spectra.phase(shift),
                                 s=spectra.shape, workers=1)
-        summed, coverage = self.summed, self.coverage
-        if exclude:
-            summed, coverage = summed - mine, coverage - placed
-        # summed / max(coverage, 1) is the mean times min(coverage, 1): continuous where
-        # the coverage runs out, as the same factor on the frame below.
-        weight = np.clip(coverage, 0.0, 1.0)
-        reference = summed * (placed / np.maximum(coverage, 1.0))
-        frame_part = mine * weight
-        # Levels matched under the common weight (the frame's is zero under its window).
-        total_weight = float(np.vdot(placed, weight))
-        if total_weight > 0:
-            reference -= (float(np.vdot(reference, weight)) / total_weight) * placed * weight
+        kernels = _kernels()
+        if kernels is not None:
+            frame_part = np.empty_like(mine)
+            reference = np.empty_like(mine)
+            noise_values = np.empty_like(mine) if noise else np.empty((0, 0), mine.dtype)
+            kernels.weigh(self.summed, self.coverage, mine, placed, bool(exclude),
+                          frame_part, reference, noise_values)
+        else:
+            frame_part, reference, noise_values = _weigh(self.summed, self.coverage, mine,
+                                                         placed, exclude, noise)
         frame_spectrum = scipy.fft.rfft2(frame_part, workers=1)
         reference_spectrum = scipy.fft.rfft2(reference, workers=1)
-        result: tuple[np.ndarray, ...] = (
-            np.conj(frame_spectrum) * reference_spectrum * spectra.filter,
-            frame_spectrum, reference_spectrum)
+        if kernels is not None:
+            spectrum = np.empty_like(frame_spectrum)
+            kernels.cross_spectrum(frame_spectrum, reference_spectrum, spectra.filter,
+                                   spectrum)
+        else:
+            spectrum = np.conj(frame_spectrum) * reference_spectrum * spectra.filter
+        result: tuple[np.ndarray, ...] = (spectrum, frame_spectrum, reference_spectrum)
         if noise:
-            scale = placed / np.maximum(coverage, 1.0)
-            result += (scale * scale * np.maximum(coverage, 0.0),)
+            result += (noise_values,)
         return result
+
+
+def _weigh(summed, coverage, mine, placed, exclude, noise):
+    """The numpy path of :func:`._kernel.weigh`: (frame part, reference, noise or None)."""
+    if exclude:
+        summed, coverage = summed - mine, coverage - placed
+    # summed / max(coverage, 1) is the mean times min(coverage, 1): continuous where
+    # the coverage runs out, as the same factor on the frame below.
+    weight = np.clip(coverage, 0.0, 1.0)
+    scale = placed / np.maximum(coverage, 1.0)
+    reference = summed * scale
+    frame_part = mine * weight
+    # Levels matched under the common weight (the frame's is zero under its window).
+    total_weight = float(np.vdot(placed, weight))
+    if total_weight > 0:
+        reference -= (float(np.vdot(reference, weight)) / total_weight) * placed * weight
+    return frame_part, reference, (scale * scale * np.maximum(coverage, 0.0) if noise
+                                   else None)
+
+
+@functools.lru_cache(maxsize=1)
+def _kernels():
+    """The compiled kernels' module, imported on first use (numba takes a tenth of a
+    second to import); None without numba (the numpy path gives the same numbers)."""
+    try:
+        from . import _kernel
+    except ImportError:  # pragma: no cover - numba is a dependency
+        return None
+    return _kernel

@@ -10,7 +10,9 @@ band-pass locates the frames best depends on the scene, the counts and the numbe
 frames, so a few are compared by the uncertainty each predicts, before any
 registration: a frame's power spectrum does not depend on where the frame sits, so the
 mean power spectrum of a few frames, less the Poisson noise's, estimates the scene's
-whatever the drift.
+whatever the drift. It is measured once, under a smooth window, with only the frames'
+means removed: removing a local background then multiplies it by what the removal
+leaves of each frequency, so every band is compared on the same spectrum.
 
 For a correlation filter ``F`` (the smoothing's square), a background removal ``H`` and
 the scene's power ``S`` on the padded grid of ``P`` points, the variance of a frame's
@@ -66,26 +68,32 @@ class Weighting:
     predicted_px: dict = dataclasses.field(default_factory=dict)
 
 
-def _predicted_variance(power, noise_per_pixel, n_frames, w4, omega2, correlation_filter,
-                        background, points) -> float:
-    """Predicted variance of a translation (px^2, both axes) for one band-pass."""
+def _predicted_variance(power, noise_per_pixel, n_frames, w4, omega2, filters, background,
+                        points) -> list[float]:
+    """Predicted variance of a translation (px^2, both axes) for one background removal
+    and each correlation filter of ``filters`` (flattened arrays, as ``power``)."""
     reference_share = 1.0 / max(n_frames - 1, 1)
-    total = 0.0
-    for weights in omega2:  # each axis: angular frequency squared, broadcast
-        curvature = float(np.sum(weights * correlation_filter * power))
-        if not curvature > 1e-100:  # no structure in this band (or none at all)
-            return float("inf")
-        signal_term = float(np.sum(weights * correlation_filter ** 2 * background ** 2 * power))
-        noise_term = float(np.sum(weights * correlation_filter ** 2 * background ** 4))
-        variance = points * (noise_per_pixel * (1 + reference_share) * signal_term
-                             + noise_per_pixel ** 2 * reference_share * w4 * noise_term
-                             ) / curvature ** 2
-        total += variance
-    return total
+    totals = [0.0] * len(filters)
+    background2 = background * background
+    for weights in omega2:  # each axis: angular frequency squared
+        weighted_power = weights * power
+        signal_weights = weighted_power * background2
+        noise_weights = weights * background2 * background2
+        for k, (correlation_filter, filter_squared) in enumerate(filters):
+            curvature = float(np.dot(weighted_power, correlation_filter))
+            if not curvature > 1e-100:  # no structure in this band (or none at all)
+                totals[k] = float("inf")
+                continue
+            signal_term = float(np.dot(signal_weights, filter_squared))
+            noise_term = float(np.dot(noise_weights, filter_squared))
+            totals[k] += points * (noise_per_pixel * (1 + reference_share) * signal_term
+                                   + noise_per_pixel ** 2 * reference_share * w4 * noise_term
+                                   ) / curvature ** 2
+    return totals
 
 
 def choose_weighting(data, window: np.ndarray, shape: tuple[int, int], base_sigma_px: float,
-                     background_fn, *, fixed=None) -> Weighting:
+                     *, fixed=None) -> Weighting:
     """Compare the band-passes by the error they predict; return the best.
 
     Parameters
@@ -98,8 +106,6 @@ def choose_weighting(data, window: np.ndarray, shape: tuple[int, int], base_sigm
         The padded Fourier grid.
     base_sigma_px : float
         The count-based smoothing, pixels.
-    background_fn : callable(image, sigma_px) -> image
-        The local background of an image (as the registration removes it).
     fixed : (sigma_px, high_pass_px) or None
         Skip the comparison and use these.
 
@@ -146,20 +152,31 @@ def choose_weighting(data, window: np.ndarray, shape: tuple[int, int], base_sigm
     window_sum = float(window.sum(dtype=np.float64))
     window_squared = float(np.sum(window.astype(np.float64) ** 2))
     w4 = float(np.sum(window.astype(np.float64) ** 4))
-    frames = [frame(data, int(k)).astype(np.float32) for k in sample]
+    # The mean power spectrum of the sample frames, their mean only removed: under the
+    # smooth window, removing a local background multiplies the spectrum by what the
+    # removal leaves of each frequency, so one spectrum per frame serves every band.
+    measured = np.zeros((rows, omega_x.size))
+    for k in sample:
+        counts = frame(data, int(k)).astype(np.float32)
+        level = float((counts * window).sum(dtype=np.float64)) / max(window_sum, 1e-30)
+        spectrum = scipy.fft.rfft2(window * (counts - np.float32(level)), s=shape, workers=1)
+        measured += spectrum.real ** 2 + spectrum.imag ** 2
+    measured /= len(sample)
     predicted = {}
     best: tuple[float, float] | None = None
+    # The smoothings' correlation filters (the same for every background removal).
+    sigmas = [base_sigma_px * scale for scale in SMOOTHING_SCALES]
+    filters = []
+    for sigma in sigmas:
+        correlation_filter = np.exp(-(sigma ** 2) * radius2).ravel()
+        filters.append((correlation_filter, correlation_filter * correlation_filter))
+    flat_omega2 = tuple(np.ascontiguousarray(np.broadcast_to(o, radius2.shape)).ravel()
+                        for o in omega2)
     for high_pass in HIGH_PASS_CANDIDATES_PX:
-        power = np.zeros((rows, omega_x.size))
-        for counts in frames:
-            flat = counts - background_fn(counts, high_pass)
-            level = float((flat * window).sum(dtype=np.float64)) / max(window_sum, 1e-30)
-            spectrum = scipy.fft.rfft2(window * (flat - np.float32(level)), s=shape, workers=1)
-            power += np.abs(spectrum) ** 2
-        power /= len(frames)
         # What the background removal leaves of each frequency (all but the mean: none).
         background = (-np.expm1(-0.5 * high_pass ** 2 * radius2) if np.isfinite(high_pass)
                       else (radius2 > 0).astype(np.float64))
+        power = measured * background ** 2
         # The noise is white (independent pixels) and the beam leaves no signal near the
         # Nyquist frequency: the power there is the noise's, sum(window^2 counts), at
         # every frequency (measured rather than computed: it calibrates itself).
@@ -175,14 +192,13 @@ def choose_weighting(data, window: np.ndarray, shape: tuple[int, int], base_sigm
         excess = ring_mean - leaves ** 2 * noise_power
         # Neighbouring frequencies of a padded, windowed frame are correlated (about 4).
         threshold = 2.0 * noise_power * leaves ** 2 / np.sqrt(
-            np.maximum(ring_count, 1) * len(frames) / 4)
+            np.maximum(ring_count, 1) * len(sample) / 4)
         power = np.where(excess > threshold, excess, 0.0)[ring].reshape(radius2.shape)
         noise_per_pixel = noise_power / max(window_squared, 1e-30)
-        for scale in SMOOTHING_SCALES:
-            sigma = base_sigma_px * scale
-            correlation_filter = np.exp(-(sigma ** 2) * radius2)
-            variance = _predicted_variance(power, noise_per_pixel, n_frames, w4, omega2,
-                                           correlation_filter, background, rows * cols)
+        variances = _predicted_variance(power.ravel(), noise_per_pixel, n_frames, w4,
+                                        flat_omega2, filters, background.ravel(),
+                                        rows * cols)
+        for sigma, variance in zip(sigmas, variances, strict=True):
             predicted[(high_pass, sigma)] = float(np.sqrt(variance))
             if best is None or predicted[(high_pass, sigma)] < predicted[best]:
                 best = (high_pass, sigma)

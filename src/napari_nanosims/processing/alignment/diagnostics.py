@@ -1,0 +1,117 @@
+"""How well each frame registered: its normalised correlation with the reference, the
+significance of that correlation and the uncertainty of its translation.
+
+All three follow from what a refinement pass computes anyway for a frame (its weighted
+image and reference, their correlation spectrum, the reference's noise), so the pass
+that confirms the fixed point measures them too (:mod:`.registration`); a stack
+registered against a fixed frame measures them in a pass of their own.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._frames import frame, map_frames
+from .subpixel import _Spectra, _Sums
+
+__all__ = ["FrameDiagnostics", "measure_all"]
+
+
+class FrameDiagnostics:
+    """Correlation, significance and uncertainty of a frame (see FrameRegistration)."""
+
+    def __init__(self, spectra: _Spectra):
+        self.spectra = spectra
+        window = spectra.window.ravel()
+        self.window_squared = window * window
+        # A pure-noise frame's correlation has a spread of one over the square root of
+        # the number of independent (smoothing-sized) areas under the window.
+        effective = (float(window.sum(dtype=np.float64)) ** 2
+                     / max(float(np.dot(window, window)), 1e-30)
+                     / (4 * np.pi * spectra.sigma ** 2))
+        self.noise_spread = 1.0 / np.sqrt(max(effective, 1.0))
+        derivatives = np.stack([
+            np.broadcast_to(1j * spectra.omega_y[:, None], spectra.filter.shape),
+            np.broadcast_to(1j * spectra.omega_x[None, :], spectra.filter.shape)
+        ]) * spectra.filter
+        self.derivatives = derivatives.astype(np.complex64)  # single, as every spectrum
+        self.weights = spectra.column_weights[None, :] * spectra.filter  # float64 sums
+
+    def _inverse(self, spectrum, crop: bool):
+        import scipy.fft
+
+        spectra = self.spectra
+        values = scipy.fft.irfft2(spectrum, s=spectra.shape, workers=1)
+        if crop:
+            height, width = spectra.window.shape
+            values = values[:height, :width]
+        return values.ravel()
+
+    def measure(self, index: int, shift, correlated, at_zero=None
+                ) -> tuple[float, float, np.ndarray]:
+        """(correlation, significance, uncertainty (2,)) of frame ``index`` at ``shift``
+        from ``_Sums.correlate(index, shift, noise=True)``'s result (``at_zero``: the
+        correlation's ``evaluate`` at lag 0, when known)."""
+        spectra = self.spectra
+        spectrum, mine, reference, noise = correlated
+        # The reference is weighted by the frame's window at its place: the normalised
+        # correlation of the two smoothed images follows from their spectra (Parseval).
+        peak_value, _, hessian = (spectra.evaluate(spectrum, (0.0, 0.0)) if at_zero is None
+                                  else at_zero)
+        norm = np.sqrt(float(np.sum(self.weights * (mine.real ** 2 + mine.imag ** 2)))
+                       * float(np.sum(self.weights * (reference.real ** 2
+                                                      + reference.imag ** 2))))
+        correlation = peak_value / norm if norm > 0 else 0.0
+        back = reference * spectra.phase(-np.asarray(shift))  # into the frame's own pixels
+        # Poisson propagation: at the peak, the correlation's gradient has the variance
+        # sum(window^2 counts (gradient of the smoothed reference)^2) from the frame's
+        # noise, plus sum(reference variance (gradient of the smoothed frame)^2) from the
+        # reference's (a mean of a few frames is noisy too; the frame's gradient holds
+        # its own noise, so the noise-times-noise term is in); the uncertainty of the
+        # shift is that through the inverse Hessian.
+        variance = self.window_squared * np.maximum(
+            frame(spectra.data, index).astype(np.float32), 0).ravel()
+        gradient_y = self._inverse(back * self.derivatives[0], crop=True)
+        gradient_x = self._inverse(back * self.derivatives[1], crop=True)
+        weighted_y, weighted_x = variance * gradient_y, variance * gradient_x
+        cross = float(np.dot(weighted_y, gradient_x))
+        covariance = np.array([[float(np.dot(weighted_y, gradient_y)), cross],
+                               [cross, float(np.dot(weighted_x, gradient_x))]])
+        own_y = self._inverse(mine * self.derivatives[0], crop=False)
+        own_x = self._inverse(mine * self.derivatives[1], crop=False)
+        noise = noise.ravel() * np.float32(spectra.mean_counts)
+        noise_y, noise_x = noise * own_y, noise * own_x
+        cross = float(np.dot(noise_y, own_x))
+        covariance += np.array([[float(np.dot(noise_y, own_y)), cross],
+                                [cross, float(np.dot(noise_x, own_x))]])
+        if np.all(np.linalg.eigvalsh(hessian) < 0):
+            inverse_hessian = np.linalg.inv(hessian)
+            uncertainty = np.sqrt(np.clip(np.diag(inverse_hessian @ covariance
+                                                  @ inverse_hessian), 0, None))
+        else:  # no maximum: the translation is not determined
+            uncertainty = np.full(2, np.inf)
+        return correlation, correlation / self.noise_spread, uncertainty
+
+
+def collect(results) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(correlation, significance, uncertainty) arrays from per-frame measurements."""
+    correlation = np.array([r[0] for r in results], dtype=np.float64)
+    significance = np.array([r[1] for r in results], dtype=np.float64)
+    uncertainty = np.array([r[2] for r in results], dtype=np.float64).reshape(-1, 2)
+    return correlation, significance, uncertainty
+
+
+def measure_all(spectra: _Spectra, shifts: np.ndarray, sums: _Sums, fixed_reference):
+    """Diagnostics of every frame at ``shifts`` in a pass of their own."""
+    diagnostics = FrameDiagnostics(spectra)
+    if fixed_reference is None:
+        sums.freeze(shifts)
+
+    def measure(index):
+        if fixed_reference is not None and index == fixed_reference:
+            return 1.0, np.inf, np.zeros(2)
+        correlated = sums.correlate(index, shifts[index], exclude=fixed_reference is None,
+                                    noise=True)
+        return diagnostics.measure(index, shifts[index], correlated)
+
+    return collect(list(map_frames(measure, shifts.shape[0])))
