@@ -208,3 +208,16 @@ def test_alignment_parameters_are_bounded(bad, message):
     data = np.ones((3, 16, 16))
     with pytest.raises(ValueError, match=message):
         infer_translations(data, **bad)
+
+
+def test_a_chosen_reference_frame_is_the_one_registered_against():
+    """reference=k registers every frame against frame k, not frame 0: with frame 0 a frame
+    of pure noise (the beam not yet on) and k a good frame, the others are located."""
+    from napari_nanosims.testing.simulate import alignment_error_px, simulate_scene
+
+    sim = simulate_scene("cells", 8, 4.0, window=96, max_drift_px=4, seed=8)
+    frames = sim["frames"].copy()
+    frames[0] = np.random.default_rng(1).poisson(frames.mean(), size=frames[0].shape)
+    estimate = infer_translations(frames, method="subpixel", reference=3)
+    error = alignment_error_px(estimate[1:], sim["drift_px"][1:])
+    assert error < 0.1, error
