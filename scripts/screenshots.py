@@ -1,15 +1,18 @@
 """Take the screenshots in docs/images: the viewer with the demo and each dock widget.
 
     xvfb-run -a -s "-screen 0 1280x1024x24" python scripts/screenshots.py [OUT_DIR] [WxH]
+        [--scene demo|align_piecewise]
 
 WxH is the window size (default 1280x1024; napari's first start is 1089x661). The tabs
 are saved as the panel at that size; docs/images holds the 1280x1024 set and
-docs/images/small the 1089x661 one.
+docs/images/small the 1089x661 one. ``--scene`` takes one scene only (default: all):
+``demo`` (the viewer, every tab, the ratio and ROI views on the demo file) or
+``align_piecewise`` (a simulated deforming stack aligned with the piecewise method: the
+displacement field's arrows over the last frame, the Align tab beside them).
 """
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
@@ -66,18 +69,73 @@ def save_window(viewer, path: Path) -> None:
     imwrite(path, window)
 
 
-def main() -> None:
-    out = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/images")
-    out.mkdir(parents=True, exist_ok=True)
+def new_viewer(size: str, paths=()):
+    """A shown viewer of ``size`` ('WxH') with the panel docked and ``paths`` opened (the
+    demo when empty); returns it and the panel."""
     import napari
 
     viewer = napari.Viewer(title="napari-nanosims", show=True)
-    width, height = (int(v) for v in (sys.argv[2] if len(sys.argv) > 2 else
-                                      "1280x1024").split("x"))
+    width, height = (int(v) for v in size.split("x"))
     viewer.window._qt_window.resize(width, height)
-    open_viewer([], viewer=viewer)
+    open_viewer(list(paths), viewer=viewer)
     panel = viewer.window.dock_widgets["NanoSIMS (napari-nanosims)"]
     settle(1.0)
+    return viewer, panel
+
+
+def align_piecewise(out: Path, size: str) -> None:
+    """The Align tab after a piecewise run on a stack that deforms (a bulge growing to
+    3 px), the field's arrows over the last frame: ``align_piecewise.png``."""
+    import tempfile
+
+    import numpy as np
+
+    from napari_nanosims.testing.deform import simulate_deformation
+    from napari_nanosims.testing.factory import make_im
+
+    sim = simulate_deformation("cells", "bulge", 20, 6.0, window=160, amplitude_px=3.0,
+                               seed=5)
+    rng = np.random.default_rng(5)
+    counts = np.stack([sim["frames"], rng.poisson(0.02 * sim["truth"])],
+                      axis=1).astype(np.uint16)
+    with tempfile.TemporaryDirectory() as folder:
+        path = make_im(Path(folder) / "deforming_cells.im", counts,
+                       labels=["12C 14N", "12C 15N"], raster_um=16.0)
+        viewer, panel = new_viewer(size, [path])
+        titles = [panel.tabs.tabText(i) for i in range(panel.tabs.count())]
+        panel.tabs.setCurrentIndex(titles.index("Align"))
+        panel.align.method.value = "piecewise (non-rigid)"
+        panel.align.run()
+        wait_for(panel.align._runner)
+        wait_for_layers()
+        viewer.dims.set_current_step(0, counts.shape[0] - 1)
+        viewer.layers.selection.active = find_layer(viewer, "12C 14N", "aligned")
+        viewer.reset_view()
+        settle(1.0)
+        save_window(viewer, out / "align_piecewise.png")
+        viewer.close()
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", nargs="?", default="docs/images", type=Path)
+    parser.add_argument("size", nargs="?", default="1280x1024", help="window size, WxH")
+    parser.add_argument("--scene", choices=("demo", "align_piecewise"),
+                        help="take one scene only (default: all)")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.scene in (None, "demo"):
+        demo(args.out, args.size)
+    if args.scene in (None, "align_piecewise"):
+        align_piecewise(args.out, args.size)
+    print("screenshots written to", args.out)
+
+
+def demo(out: Path, size: str) -> None:
+    """The viewer with the demo, every tab, the Ratio and ROIs views."""
+    viewer, panel = new_viewer(size)
     panel.clean.show_points.value = True
     settle(1.5)
     panel.clean.run()
@@ -137,7 +195,6 @@ def main() -> None:
     settle(1.0)
     save_window(viewer, out / "rois.png")
     panel.grab().save(str(out / "widget_rois.png"))
-    print("screenshots written to", out)
     viewer.close()
 
 

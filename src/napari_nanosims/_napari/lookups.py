@@ -19,7 +19,7 @@ from .layers import KIND_RAW, derived_layer_data
 
 __all__ = [
     "KIND_CLEANED", "KIND_CORRECTED", "KIND_ALIGNED", "KIND_SUM", "KIND_COVERAGE",
-    "KIND_RATIO", "KIND_SIGMA", "KIND_DISPLAY", "NOT_A_CHANNEL", "nanosims_info",
+    "KIND_RATIO", "KIND_SIGMA", "KIND_DISPLAY", "KIND_FIELD", "NOT_A_CHANNEL", "nanosims_info",
     "layer_file", "top_visible_layer", "FILE_KEYS", "folder_tags", "file_paths",
     "acquisition_choices", "channel_layers", "source_layers", "acquisition_from_layers",
     "ResultRegistry", "RESULTS", "layer_state", "results_for_layers", "coverage_layer_data",
@@ -28,9 +28,11 @@ __all__ = [
 KIND_CLEANED, KIND_CORRECTED = "cleaned", "corrected"
 KIND_ALIGNED, KIND_SUM, KIND_COVERAGE = "aligned", "aligned sum", "coverage"
 KIND_RATIO, KIND_SIGMA, KIND_DISPLAY = "ratio", "ratio sigma", "ratio display"
+KIND_FIELD = "displacement field"  # a Vectors layer over the aligned stacks
 # The "detector_index" of layers that show no channel: negative (never a channel's), and
 # one per kind, so that a new result replaces the layer of its kind of the same file.
-NOT_A_CHANNEL = {KIND_COVERAGE: -1, KIND_RATIO: -10, KIND_SIGMA: -11, KIND_DISPLAY: -12}
+NOT_A_CHANNEL = {KIND_COVERAGE: -1, KIND_RATIO: -10, KIND_SIGMA: -11, KIND_DISPLAY: -12,
+                 KIND_FIELD: -20}
 def nanosims_info(layer) -> dict | None:
     """The ``metadata['nanosims']`` entry of a layer, or None for foreign layers."""
     info = getattr(layer, "metadata", {}).get("nanosims") if layer is not None else None
@@ -54,10 +56,11 @@ def layer_file(layer) -> str | None:
 
 def top_visible_layer(viewer, acquisition_id: str):
     """The top-most visible image of ``acquisition_id`` (our channel and result layers
-    first, then its markers and ROIs), or None."""
+    first, then its markers, ROIs and field arrows), or None."""
     visible = [layer for layer in reversed(list(viewer.layers))
                if layer.visible and layer_file(layer) == acquisition_id]
-    return next((layer for layer in visible if nanosims_info(layer) is not None),
+    return next((layer for layer in visible if (info := nanosims_info(layer)) is not None
+                 and info.get("kind") != KIND_FIELD),
                 visible[0] if visible else None)
 
 

@@ -107,14 +107,19 @@ class LayerAdder:
     layers are gone. A result whose source layer (``sources``: channel index -> the
     layer the step read) was deleted while the step ran is not added (one warning says
     so). At the end a visible layer of the file is selected: napari selects each layer
-    added, often a hidden one.
+    added, often a hidden one. Tuples of other layer types (``'vectors'``) are added as
+    new layers; the file's layers of the kinds in ``removes`` (a kind the result makes
+    anew, or no longer has) are removed first, with the first layer, so that Undo puts
+    them back.
     """
 
     _active: set = set()  # Qt timers keep no reference to the adder: we do, until it ends
 
     def __init__(self, viewer, tuples: list[tuple], on_done: Callable | None = None,
-                 alive: Callable[[], bool] = lambda: True, sources: dict | None = None):
+                 alive: Callable[[], bool] = lambda: True, sources: dict | None = None,
+                 removes: tuple[str, ...] = ()):
         self._viewer = weakref.ref(viewer)
+        self._removes = tuple(removes)
         self._pending = list(tuples)
         self._on_done = on_done
         self._alive = alive
@@ -145,7 +150,7 @@ class LayerAdder:
         if viewer is None or not self._pending or not self._alive():
             self._finish(None)
             return
-        data, kwargs, _ = self._pending.pop(0)
+        data, kwargs, layer_type = self._pending.pop(0)
         info = kwargs["metadata"]["nanosims"]
         self._file = info["acquisition_id"]
         if not _sources_present(viewer, info):  # the file's layers were deleted meanwhile
@@ -159,16 +164,17 @@ class LayerAdder:
             return
         undo = self._undo_step(viewer, info)
         try:
-            layer = _update_matching(viewer, data, kwargs, before=undo.remember)
+            layer = (_update_matching(viewer, data, kwargs, before=undo.remember)
+                     if layer_type == "image" else None)
             if layer is None:
-                layer = _add_unselected(viewer, data, kwargs)
+                layer = _add_unselected(viewer, data, kwargs, layer_type)
                 undo.added(layer)
         except Exception as exc:  # noqa: BLE001 - a Qt timer slot must not raise (PyQt6
             # aborts the process on an exception that leaves a slot): say what failed
             self._finish(None)
             _notify_error(f"Adding {kwargs.get('name', 'a layer')}", exc)
             return
-        if kwargs.get("visible", True):
+        if kwargs.get("visible", True) and layer_type == "image":
             for other in list(viewer.layers):
                 other_info = nanosims_info(other)
                 if (other is not layer and other_info
@@ -182,12 +188,18 @@ class LayerAdder:
 
     def _undo_step(self, viewer, info: dict):
         """The Session tab's record of what this result adds and replaces (one per
-        result, opened with its first layer)."""
+        result, opened with its first layer, when the kinds in ``removes`` go)."""
         if self._undo is None:
             from ._undo import UndoHistory
 
             self._undo = UndoHistory.of(viewer).begin(info["acquisition_id"],
                                                       info.get("kind", "result"))
+            for layer in list(viewer.layers):  # what this result makes anew or drops
+                other = nanosims_info(layer)
+                if (other and other["acquisition_id"] == info["acquisition_id"]
+                        and other.get("kind") in self._removes):
+                    self._undo.removed(layer, list(viewer.layers).index(layer))
+                    viewer.layers.remove(layer)
         return self._undo
 
     def _next_later(self, viewer) -> None:
@@ -257,8 +269,9 @@ def _pause_drawing(viewer, widgets):
     return widgets if step == 1 else None
 
 
-def _add_unselected(viewer, data, kwargs: dict):
-    """``viewer.add_image`` without making the new layer the selected one.
+def _add_unselected(viewer, data, kwargs: dict, layer_type: str = "image"):
+    """``viewer.add_image`` (``add_<layer_type>``) without making the new layer the
+    selected one.
 
     napari selects every layer it adds: the layer controls switch to it, the layer
     buttons restyle, and when it is hidden (sums, coverage) the File view selects a
@@ -271,7 +284,7 @@ def _add_unselected(viewer, data, kwargs: dict):
     if isinstance(activate, bool):
         layers._activate_on_insert = False
     try:
-        return viewer.add_image(data, **kwargs)
+        return getattr(viewer, f"add_{layer_type}")(data, **kwargs)
     finally:
         if isinstance(activate, bool):
             layers._activate_on_insert = activate

@@ -84,10 +84,16 @@ class UndoStep:
         # Layers themselves, not weak references: napari's layer list does not keep the
         # objects a weak reference would find (measured: every one was dead at undo).
         self._changed: list = []  # (layer, data, metadata, visible, contrast limits)
+        self._removed: list = []  # (layer, its place in the list) of layers it removed
         self._seen: set[int] = set()
 
     def added(self, layer) -> None:
         self._added.append(layer)
+
+    def removed(self, layer, index: int) -> None:
+        """``layer`` (at ``index`` in the layer list) is removed by the step: Undo puts
+        it back (small layers only: it is kept whole)."""
+        self._removed.append((layer, index))
 
     def remember(self, layer) -> None:
         """Keep ``layer``'s data, metadata and visibility before the step replaces them."""
@@ -114,6 +120,9 @@ class UndoStep:
         for layer in self._added:
             if layer in viewer.layers:
                 viewer.layers.remove(layer)
+        for layer, index in reversed(self._removed):
+            if layer not in viewer.layers:
+                viewer.layers.insert(min(index, len(viewer.layers)), layer)
         for layer, data, metadata, visible, limits in reversed(self._changed):
             if layer not in viewer.layers:
                 continue

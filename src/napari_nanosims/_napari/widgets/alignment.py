@@ -13,6 +13,8 @@ from ...analysis.accumulate import accumulate
 from ...steps.frames import default_alignment_channel
 from ...steps.parameters import ALIGN_PARAMETERS, EXCLUDE_PARAMETERS
 from ...steps.recipe import Recipe, iter_run_recipe
+from ..field_layers import field_layer_data, field_note
+from ..lookups import KIND_FIELD
 from ._base import FileWidget
 from ._common import (
     KIND_ALIGNED,
@@ -146,7 +148,9 @@ class AlignFramesWidget(FileWidget):
     12C 14N when present, else the strongest ion channel) and applied to every channel,
     from the cleaned layers when asked and present. Adds ``"<label> · aligned · <file>"``
     stacks (every frame; shown instead of their sources) and
-    ``"<label> · aligned sum · <file>"`` images (hidden at first).
+    ``"<label> · aligned sum · <file>"`` images (hidden at first); after a piecewise
+    alignment, the field as arrows over the stacks (``"displacement field · <file>"``,
+    :mod:`..field_layers`), unless it is 0 everywhere.
     """
 
     def __init__(self, viewer: napari.viewer.Viewer):
@@ -341,7 +345,8 @@ class AlignFramesWidget(FileWidget):
             tuples = (results_for_layers(sources, aligned, KIND_ALIGNED, source=acquisition)
                       + results_for_layers(sum_sources, summed, KIND_SUM, sums=True)
                       + [coverage_layer_data(first_source, accumulate(summed), summed)])
-            return aligned, tuples
+            field = field_layer_data(first_source, aligned)  # None: rigid or no field
+            return aligned, tuples + ([field] if field is not None else [])
 
         return self._runner.start(job(), description=f"Aligning frames: {acquisition.name}",
                                   on_returned=lambda returned: self._add_layers(returned,
@@ -372,6 +377,8 @@ class AlignFramesWidget(FileWidget):
                                      initial=0.0))
                 text += (f"; uncertainty up to {worst:.3g} px; flagged frames: "
                          + (", ".join(map(str, np.flatnonzero(flagged))) or "none"))
-            self.summary.value = text
+            note = field_note(registration)
+            self.summary.value = text + (f"; {note}" if note else "")
+        # a new alignment's field replaces the last one's, or removes it (rigid result)
         LayerAdder(self._viewer, tuples, on_done=done, alive=lambda: not self._closed,
-                   sources=read_from).start()
+                   sources=read_from, removes=(KIND_FIELD,)).start()

@@ -19,7 +19,8 @@ import numpy as np
 from .._frames import check_stack, frame, map_frames, run_to_completion
 from .shifts import _check_padding, _check_translations
 
-__all__ = ["apply_displacements", "iter_apply_displacements", "displacement_at_pixels"]
+__all__ = ["apply_displacements", "iter_apply_displacements", "displacement_at_pixels",
+           "displacement_vectors", "arrow_scale"]
 
 
 def displacement_at_pixels(field: np.ndarray, grid, shape) -> np.ndarray:
@@ -142,3 +143,72 @@ def apply_displacements(data, translations, displacement_px, grid, padding=8, *,
     """
     return run_to_completion(iter_apply_displacements(
         data, translations, displacement_px, grid, padding, crop=crop, variance=variance))
+
+
+def _field_of(registration) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """A registration's field (frames, 2, rows, cols) and grid, checked."""
+    field = getattr(registration, "displacement_px", None)
+    grid = getattr(registration, "displacement_grid_px", None)
+    if field is None or grid is None:
+        raise ValueError("registration has no displacement field (method='piecewise' only)")
+    field = np.asarray(field, dtype=np.float64)
+    rows, cols = (np.asarray(g, dtype=np.float64).reshape(-1) for g in grid)
+    if field.ndim != 4 or field.shape[1:] != (2, rows.size, cols.size):
+        raise ValueError(f"displacement_px must have shape (frames, 2, {rows.size}, "
+                         f"{cols.size}) to match its grid; got {field.shape}")
+    return field, (rows, cols)
+
+
+def displacement_vectors(registration, scale: float = 1.0) -> np.ndarray:
+    """A piecewise registration's displacement field as arrows: one per patch centre per
+    frame that kept a field.
+
+    Parameters
+    ----------
+    registration : FrameRegistration
+        With ``displacement_px`` and ``displacement_grid_px`` (``method='piecewise'``).
+    scale : float
+        Multiplier of the arrows' length (1: the displacement itself, pixels).
+
+    Returns
+    -------
+    numpy.ndarray, float64, shape (n, 2, 3)
+        ``[:, 0]`` the arrow's start, (frame, row, column): the patch centre in the
+        frame's pixels; ``[:, 1]`` its direction, (0, rows, columns): the displacement
+        beyond the frame's translation times ``scale``, pixels. Frames whose field is 0
+        everywhere (they moved rigidly) have no arrows; frame by frame, rows then columns.
+
+    Raises
+    ------
+    ValueError
+        When the registration has no field, or ``scale`` is not a positive number.
+    """
+    if not np.isfinite(scale) or scale <= 0:
+        raise ValueError(f"scale must be a positive number; got {scale}")
+    field, (rows, cols) = _field_of(registration)
+    frames = np.flatnonzero(np.any(field != 0, axis=(1, 2, 3)))
+    frame_of, row_of, col_of = np.meshgrid(frames, rows, cols, indexing="ij")
+    starts = np.stack([frame_of, row_of, col_of], axis=-1).reshape(-1, 3)
+    moves = np.moveaxis(field[frames], 1, -1).reshape(-1, 2) * float(scale)
+    directions = np.column_stack([np.zeros(len(moves)), moves])
+    return np.stack([starts.astype(np.float64), directions], axis=1)
+
+
+def arrow_scale(registration, cells: float = 1.0) -> float:
+    """How much to lengthen the field's arrows so that they can be seen: the largest of
+    1, 2, 5, 10, 20, 50, ... that keeps the longest arrow within ``cells`` grid steps
+    (the spacing of the patch centres); 1 when the field is already that long, or 0.
+
+    Displacements are often a fraction of a pixel while the patch centres lie tens of
+    pixels apart: drawn as they are, the arrows would be dots.
+    """
+    field, grid = _field_of(registration)
+    longest = float(np.max(np.hypot(field[:, 0], field[:, 1]), initial=0.0))
+    steps = [float(g[1] - g[0]) for g in grid if g.size > 1]
+    if longest == 0 or not steps:
+        return 1.0
+    room = cells * min(steps) / longest
+    if room <= 1:
+        return 1.0
+    decade = 10.0 ** np.floor(np.log10(room))
+    return float(max(m * decade for m in (1, 2, 5) if m * decade <= room))
