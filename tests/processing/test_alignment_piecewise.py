@@ -138,3 +138,20 @@ def test_deformation_patterns_are_what_they_say():
     assert np.all(shear[0] == 0) and np.allclose(np.diff(shear[1], axis=1), 0)
     with pytest.raises(ValueError, match="deformation"):
         deformation_field("twist", (8, 8), 1.0)
+
+
+def test_the_field_is_interpolated_between_unevenly_spaced_centres():
+    """The last patch sits flush with the frame's edge, so the centres are not evenly
+    spaced (128 px, 48 px patches: 23.5, 47.5, 71.5, 95.5, 103.5): a field measured at
+    a centre applies there, not where an even spacing would put that centre."""
+    from napari_nanosims.processing.alignment.warp import displacement_at_pixels
+
+    centres = np.array([23.5, 47.5, 71.5, 95.5, 103.5])
+    field = np.zeros((2, 5, 5))
+    field[0, 4, :] = 1.0  # 1 px along rows at the last row of centres only
+    at_pixels = displacement_at_pixels(field, (centres, centres), (128, 128))
+    # Written out: 0 up to row 95.5, rising linearly to 1 at row 103.5, then held.
+    rows = np.arange(128.0)
+    expected = np.clip((rows - 95.5) / (103.5 - 95.5), 0.0, 1.0)
+    np.testing.assert_allclose(at_pixels[0, :, 60], expected, atol=1e-12)
+    np.testing.assert_array_equal(at_pixels[1], 0.0)

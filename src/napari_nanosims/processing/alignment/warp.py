@@ -31,7 +31,7 @@ def displacement_at_pixels(field: np.ndarray, grid, shape) -> np.ndarray:
     field : numpy.ndarray, shape (2, rows, cols)
         (rows, columns) displacement at the grid points, pixels.
     grid : (array, array)
-        Pixel coordinates of the grid's rows and columns (increasing, evenly spaced).
+        Pixel coordinates of the grid's rows and columns (increasing).
     shape : (int, int)
         Frame height and width.
 
@@ -46,9 +46,12 @@ def displacement_at_pixels(field: np.ndarray, grid, shape) -> np.ndarray:
     field = np.asarray(field, dtype=np.float64)
 
     def index(centres, length):
+        # Fractional grid index of every pixel: the centres need not be evenly spaced
+        # (the last patch sits flush with the frame's edge); held constant beyond them.
         if centres.size == 1:
             return np.zeros(length)
-        return (np.arange(length) - centres[0]) / (centres[1] - centres[0])
+        return np.interp(np.arange(length, dtype=np.float64), centres,
+                         np.arange(centres.size, dtype=np.float64))
 
     yy = index(rows, shape[0])[:, None] * np.ones((1, shape[1]))
     xx = np.ones((shape[0], 1)) * index(cols, shape[1])[None, :]
