@@ -14,6 +14,7 @@ a fixed point: when no frame moves by more than :data:`CONVERGENCE_PX`.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import warnings
 from collections.abc import Generator
 
@@ -39,12 +40,14 @@ FLAG_SIGNIFICANCE = 6.0
 #: A frame whose uncertainty is above both of these (px; times the stack's median) is
 #: flagged as an outlier of its stack.
 OUTLIER_UNCERTAINTY_PX, OUTLIER_FACTOR = 0.25, 5.0
+#: ... or than this fraction of its uncertainty (1 sigma, each axis).
+SETTLED_FRACTION = 0.25
 #: A pass measures the diagnostics too when the pass before moved no frame further, px.
 MEASURE_WITHIN_PX = 0.05
-#: Passes are extrapolated when their moves shrink by a ratio in this range ...
-EXTRAPOLATE_RATIOS = (0.3, 0.95)
-#: ... and point the same way (cosine of the angle between two passes' moves).
-EXTRAPOLATE_AGREEMENT = 0.9
+#: Passes remembered by the acceleration of the passes (see _accelerate) ...
+ACCELERATION_DEPTH = 3
+#: ... and the largest jump it takes, in units of the last pass's largest move.
+ACCELERATION_LIMIT = 10.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,9 +145,12 @@ def _coordinate_ascent(spectra: _Spectra, max_passes: int, shifts: np.ndarray, s
     gains: list[float] = []
     converged = n_frames <= 2  # with two frames the first pass is the answer
     passes = 0
-    previous: np.ndarray | None = None  # the relative moves of the pass before
+    # Where each pass started and what it moved the frames by (relative moves).
+    starts: list[np.ndarray] = []
+    residuals: list[np.ndarray] = []
     diagnostics = FrameDiagnostics(spectra)
     measuring = False  # this pass measures the diagnostics too
+    known = None  # the diagnostics of the last pass that measured them
 
     def improve(index):
         """Frame ``index``'s best shift against the others as they stand, the gain, and
@@ -191,43 +197,57 @@ def _coordinate_ascent(spectra: _Spectra, max_passes: int, shifts: np.ndarray, s
         gains.append(gain)
         relative = moves - common
         largest = float(np.max(np.abs(relative)))
-        converged = largest <= CONVERGENCE_PX
+        if measuring:
+            known = collect(measurements)
+        # Settled: no frame moved by more than CONVERGENCE_PX, or than a small fraction
+        # of its own uncertainty (a move far inside the noise changes no result).
+        tolerance = (CONVERGENCE_PX if known is None else
+                     np.maximum(CONVERGENCE_PX, SETTLED_FRACTION * np.nan_to_num(
+                         known[2], nan=0.0, posinf=0.0)))
+        converged = bool(np.all(np.abs(relative) <= tolerance))
         if converged and measuring:
             # Measured where the frames stood, within CONVERGENCE_PX of where they stay:
             # the pass that confirms the fixed point saves a pass of its own.
-            return shifts, passes, converged, tuple(gains), collect(measurements)
-        if not converged and previous is not None:
-            shifts = _extrapolate(shifts, relative, previous, sums)
-        previous = relative
+            return shifts, passes, converged, tuple(gains), known
+        starts.append(shifts - relative)
+        residuals.append(relative)
+        if not converged:
+            shifts = _accelerate(starts[-ACCELERATION_DEPTH - 1:],
+                                 residuals[-ACCELERATION_DEPTH - 1:], shifts, sums)
         # The next pass is likely the last when this one moved little (or it must be).
         measuring = largest <= MEASURE_WITHIN_PX or passes == max_passes - 1
     return shifts, passes, converged, tuple(gains), None
 
 
-def _extrapolate(shifts: np.ndarray, moves: np.ndarray, previous: np.ndarray,
-                 sums: _Sums) -> np.ndarray:
-    """Jump ahead along a slowly converging sequence of passes (Aitken's extrapolation).
+def _accelerate(starts: list, residuals: list, shifts: np.ndarray, sums: _Sums) -> np.ndarray:
+    """Jump ahead along a slowly converging sequence of passes (Anderson acceleration).
 
     On a smooth scene (a large grain with soft edges) each pass moves every frame only
     part of the way to the fixed point: the weights that keep the objective unbiased
     stay where the frame is while its lag is searched, which pulls the peak toward the
-    frame's current place. The passes then shrink the distance left by a near-constant
-    ratio ``r`` (0.7-0.8 on such a scene), and the moves still to come add up to
-    ``moves * r / (1 - r)``. That sum is taken at once when two passes agree (their
-    moves point the same way and shrink by one ratio); the next pass then starts next to
-    the fixed point, and its own check keeps it there. The fixed point is not changed.
+    frame's current place. The passes then shrink the distance left by near-constant
+    ratios (0.2-0.8, one per mode of the stack's drift). From the last few passes'
+    starts ``x`` and moves ``f`` (the fixed point is where ``f`` is zero), the
+    combination of the passes whose moves cancel best by least squares predicts the
+    fixed point; the next pass starts there, and its own check keeps it there or moves
+    it back. The fixed point is not changed, only reached in fewer passes. A jump larger
+    than :data:`ACCELERATION_LIMIT` times the last pass's largest move is not taken.
     """
-    last, before = moves.ravel(), previous.ravel()
-    norm_last, norm_before = float(np.dot(last, last)), float(np.dot(before, before))
-    if norm_before <= 0 or norm_last <= 0:
+    if len(residuals) < 2:
         return shifts
-    ratio = float(np.dot(last, before)) / norm_before
-    agreement = float(np.dot(last, before)) / np.sqrt(norm_last * norm_before)
-    if not (EXTRAPOLATE_RATIOS[0] <= ratio <= EXTRAPOLATE_RATIOS[1]
-            and agreement >= EXTRAPOLATE_AGREEMENT):
-        return shifts
-    jump = moves * (ratio / (1.0 - ratio))
+    last = residuals[-1].ravel()
+    moves_change = np.column_stack([(b - a).ravel() for a, b in
+                                     itertools.pairwise(residuals)])
+    starts_change = np.column_stack([(b - a).ravel() for a, b in itertools.pairwise(starts)])
+    weights, *_ = np.linalg.lstsq(moves_change, last, rcond=1e-8)
+    target = (starts[-1].ravel() + last
+              - (starts_change + moves_change) @ weights).reshape(shifts.shape)
+    jump = target - shifts
     jump -= jump.mean(axis=0)  # a shared move changes nothing
+    largest = float(np.max(np.abs(residuals[-1])))
+    if not np.all(np.isfinite(jump)) or float(np.max(np.abs(jump))) > (
+            ACCELERATION_LIMIT * largest):
+        return shifts
     for index in np.flatnonzero(np.any(jump != 0, axis=1)):
         sums.add(index, shifts[index], -1.0)
         sums.add(index, shifts[index] + jump[index])
