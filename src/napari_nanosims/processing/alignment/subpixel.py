@@ -29,6 +29,9 @@ HIGH_PASS_PX = 8.0
 #: Newton's method stops at a step this short, px (quadratic convergence: the step after
 #: it would be about a millionth of a pixel; translations are kept to 0.01 px).
 PEAK_TOLERANCE_PX = 1e-3
+#: Frequencies where the correlation filter is below this are left out of the sums
+#: that locate a peak (its relative contribution is below this too).
+BAND_NEGLIGIBLE = 1e-6
 #: The running sums are rebuilt from the frames after this many updates per frame.
 REBUILD_AFTER_UPDATES = 4
 #: Width of the window's taper at the frame's edges, in smoothing widths.
@@ -140,6 +143,17 @@ class _Spectra:
         if cols % 2 == 0:
             weights[-1] = 1.0
         self.column_weights = weights / (rows * cols)
+        # Every correlation spectrum carries the filter: where it is below
+        # BAND_NEGLIGIBLE nothing counts, and evaluate() sums over the band inside only
+        # (a fifth of the spectrum for the smoothing of a smooth grain).
+        keep = self.filter > BAND_NEGLIGIBLE
+        band_rows = np.flatnonzero(keep.any(axis=1))
+        band_cols = int(np.flatnonzero(keep.any(axis=0)).max()) + 1
+        self.band_rows = (slice(None) if band_rows.size == rows else band_rows)
+        self.band_cols = band_cols
+        self.band_omega_y = self.omega_y[self.band_rows]
+        self.band_omega_x = self.omega_x[:band_cols]
+        self.band_weights = self.column_weights[:band_cols]
         self.spectra = np.empty((n_frames, rows, self.omega_x.size), np.complex64)
         for _ in map_frames(self._prepare, n_frames):
             pass
@@ -200,14 +214,23 @@ class _Spectra:
         row, col = int(row_index[peak_row]), int(col_index[peak_col])
         return (row - rows if row > rows // 2 else row, col - cols if col > cols // 2 else col)
 
+    def band(self, spectrum: np.ndarray) -> np.ndarray:
+        """The part of a correlation spectrum where its filter is not negligible."""
+        if spectrum.shape[1] == self.band_cols:
+            return spectrum  # already
+        return spectrum[self.band_rows, :self.band_cols]
+
     def evaluate(self, spectrum: np.ndarray, shift) -> tuple[float, np.ndarray, np.ndarray]:
-        """Correlation, its gradient and Hessian at a sub-pixel ``shift`` (exact interpolation)."""
-        py = np.exp(1j * self.omega_y * shift[0])
-        px = self.column_weights * np.exp(1j * self.omega_x * shift[1])
+        """Correlation, its gradient and Hessian at a sub-pixel ``shift`` (exact
+        interpolation); ``spectrum`` whole or its :meth:`band`."""
+        spectrum = self.band(spectrum)
+        omega_y, omega_x = self.band_omega_y, self.band_omega_x
+        py = np.exp(1j * omega_y * shift[0])
+        px = self.band_weights * np.exp(1j * omega_x * shift[1])
         # Sums over columns first: one small matrix product gives three (rows,) vectors.
-        columns = np.stack([px, 1j * self.omega_x * px, -(self.omega_x ** 2) * px], axis=1)
+        columns = np.stack([px, 1j * omega_x * px, -(omega_x ** 2) * px], axis=1)
         s0, s1, s2 = (spectrum @ columns.astype(np.complex64)).T
-        dy, dyy = 1j * self.omega_y * py, -(self.omega_y ** 2) * py
+        dy, dyy = 1j * omega_y * py, -(omega_y ** 2) * py
         value = float(np.real(py @ s0))
         gradient = np.array([np.real(dy @ s0), np.real(py @ s1)])
         hessian = np.array([[np.real(dyy @ s0), np.real(dy @ s1)],
@@ -220,6 +243,7 @@ class _Spectra:
 
         ``at_start``: :meth:`evaluate`'s result at ``start`` when already known.
         """
+        spectrum = self.band(spectrum)  # once for every step below
         start = np.asarray(start, dtype=np.float64)
         shift = start.copy()
         value, gradient, hessian = (self.evaluate(spectrum, shift) if at_start is None
