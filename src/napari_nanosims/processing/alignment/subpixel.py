@@ -15,8 +15,6 @@ the spectrum. :mod:`.registration` runs the passes.
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
 from .._frames import frame, map_frames
@@ -345,24 +343,13 @@ class _Sums:
         placed = spectra.placed_window(shift)
         mine = scipy.fft.irfft2(spectra.spectra[index] * spectra.phase(shift),
                                 s=spectra.shape, workers=1)
-        kernels = _kernels()
-        if kernels is not None:
-            frame_part = np.empty_like(mine)
-            reference = np.empty_like(mine)
-            noise_values = np.empty_like(mine) if noise else np.empty((0, 0), mine.dtype)
-            kernels.weigh(self.summed, self.coverage, mine, placed, bool(exclude),
-                          frame_part, reference, noise_values)
-        else:
-            frame_part, reference, noise_values = _weigh(self.summed, self.coverage, mine,
-                                                         placed, exclude, noise)
+        frame_part, reference, noise_values = _weigh(self.summed, self.coverage, mine, placed,
+                                                     exclude, noise)
         frame_spectrum = scipy.fft.rfft2(frame_part, workers=1)
         reference_spectrum = scipy.fft.rfft2(reference, workers=1)
-        if kernels is not None:
-            spectrum = np.empty_like(frame_spectrum)
-            kernels.cross_spectrum(frame_spectrum, reference_spectrum, spectra.filter,
-                                   spectrum)
-        else:
-            spectrum = np.conj(frame_spectrum) * reference_spectrum * spectra.filter
+        spectrum = np.conj(frame_spectrum)
+        spectrum *= reference_spectrum
+        spectrum *= spectra.filter
         result: tuple[np.ndarray, ...] = (spectrum, frame_spectrum, reference_spectrum)
         if noise:
             result += (noise_values,)
@@ -370,7 +357,8 @@ class _Sums:
 
 
 def _weigh(summed, coverage, mine, placed, exclude, noise):
-    """The numpy path of :func:`._kernel.weigh`: (frame part, reference, noise or None)."""
+    """Frame and reference under their common weight (see :meth:`_Sums.correlate`):
+    (frame part, reference, noise or None), each on the padded canvas."""
     if exclude:
         summed, coverage = summed - mine, coverage - placed
     # summed / max(coverage, 1) is the mean times min(coverage, 1): continuous where
@@ -385,14 +373,3 @@ def _weigh(summed, coverage, mine, placed, exclude, noise):
         reference -= (float(np.vdot(reference, weight)) / total_weight) * placed * weight
     return frame_part, reference, (scale * scale * np.maximum(coverage, 0.0) if noise
                                    else None)
-
-
-@functools.lru_cache(maxsize=1)
-def _kernels():
-    """The compiled kernels' module, imported on first use (numba takes a tenth of a
-    second to import); None without numba (the numpy path gives the same numbers)."""
-    try:
-        from . import _kernel
-    except ImportError:  # pragma: no cover - numba is a dependency
-        return None
-    return _kernel
