@@ -359,6 +359,16 @@ def _frame_indices(frames, n_frames: int, name: str) -> tuple[int, ...]:
     return tuple(indices)
 
 
+def _frame_sum(values, index, shape) -> np.ndarray:
+    """The float64 sum of frames ``index`` of a (possibly lazy) stack, read one frame at a
+    time (a moved variance is computed on access: never held whole); the additions in
+    numpy's order for axis 0, so the same values as ``numpy.sum(axis=0)``."""
+    total = np.zeros(shape, dtype=np.float64)
+    for frame in index:
+        total += np.asarray(values[frame], dtype=np.float64)
+    return total
+
+
 def accumulate(acquisition: Acquisition, frames: Sequence[int] | range | None = None
                ) -> Accumulation:
     """Sum the selected frames (all by default), in float64, with variance and coverage.
@@ -386,12 +396,11 @@ def accumulate(acquisition: Acquisition, frames: Sequence[int] | range | None = 
     for frame in index:  # one frame at a time: lazy counts are never read whole
         total += np.asarray(acquisition.counts[frame], dtype=np.float64)
     if acquisition.variance is not None:
-        variance = np.asarray(acquisition.variance)[index].sum(axis=0, dtype=np.float64)
+        variance = _frame_sum(acquisition.variance, index, total.shape)
     else:
         variance = total.copy()  # raw counts: Poisson
     raw = acquisition.raw_counts
-    raw_total = (np.asarray(raw)[index].sum(axis=0, dtype=np.float64) if raw is not None
-                 else total.copy())
+    raw_total = _frame_sum(raw, index, total.shape) if raw is not None else total.copy()
     if acquisition.coverage is not None:
         coverage = np.asarray(acquisition.coverage)[index].sum(axis=0, dtype=np.float64)
     else:

@@ -25,6 +25,7 @@ from ..processing.alignment.alignment import (
     iter_register_frames,
     translation_steps,
 )
+from ..processing.alignment.moved import MovedFrames, moved_coverage
 from ..processing.alignment.warp import iter_apply_displacements
 from ..processing.hot_pixels.hot_pixels import iter_infer_hot_pixels, replace_hot_pixels
 from .parameters import (
@@ -34,7 +35,7 @@ from .parameters import (
     MAX_UPSAMPLE_FACTOR,
     Step,
 )
-from .progress import Progress, counted, run_to_completion
+from .progress import Progress, counted
 
 __all__ = ["HOT_PIXEL_PARAMETERS", "ALIGN_PARAMETERS", "REMOVE_HOT_PIXELS",
            "EXCLUDE_FRAMES", "parse_frames", "ALIGN_FRAMES", "SUM_FRAMES",
@@ -187,31 +188,33 @@ def _run_align_frames(acquisition: Acquisition, *, channel, method, upsample_fac
     field = getattr(registration, "displacement_px", None)  # None: rigid methods
     if field is not None and not np.any(field):
         field = None  # rigid everywhere: the translations alone, as 'subpixel'
-    move = (_shift_quietly if field is None else
-            lambda values, translations, padding, variance=False: _warp(
-                values, translations, registration, variance))
+    grid = None if field is None else registration.displacement_grid_px
     shifted = yield from counted(
         iter_apply_translations(counts, translations, padding=padding, crop=True)
         if field is None else iter_apply_displacements(
-            counts, translations, field, registration.displacement_grid_px, crop=True),
+            counts, translations, field, grid, crop=True),
         "align_frames", total, offset=total - n_frames)
-    extra = {}
+    extra: dict[str, Any] = {}
     # What travels with the counts moves with them; nothing moved out of the frame wraps.
     # A sub-pixel shift makes each pixel a weighted sum sum_i w_i c_i of independent raw
     # pixels, with the variance sum_i w_i**2 Var(c_i): the variance moves with the
     # squared weights. Raw counts (variance None: Poisson, Var(c) = c) get theirs from
-    # the counts, as the interpolated counts are no longer Poisson.
+    # the counts, as the interpolated counts are no longer Poisson. Both are moved on
+    # access (MovedFrames), from the unaligned arrays this acquisition keeps anyway: the
+    # step adds one copy of the stack, the moved counts, not three.
     fractional = field is not None or not np.all(np.asarray(translations)
                                                   == np.round(translations))
     variance = acquisition.variance
     if variance is None and fractional:
         variance = counts
     if variance is not None:
-        extra["variance"] = move(variance, translations, padding, variance=True)
+        extra["variance"] = MovedFrames(variance, translations, variance=True,
+                                        displacement_px=field, grid=grid)
     if acquisition.raw_counts is not None:
-        extra["raw_counts"] = move(acquisition.raw_counts, translations, padding)
-    ones = np.ones((n_frames, 1, height, width), np.float32 if fractional else np.uint8)
-    extra["coverage"] = move(ones, translations, padding)[:, 0].astype(np.float32)
+        extra["raw_counts"] = MovedFrames(acquisition.raw_counts, translations,
+                                          displacement_px=field, grid=grid)
+    extra["coverage"] = moved_coverage(translations, (height, width), displacement_px=field,
+                                       grid=grid)
     if region is not None and not isinstance(region, str):
         region = f"mask of {int(np.count_nonzero(region))} px"  # the history holds text
     recorded = dict(channel=channel, method=method, upsample_factor=upsample_factor,
@@ -221,23 +224,6 @@ def _run_align_frames(acquisition: Acquisition, *, channel, method, upsample_fac
     return acquisition.with_step("align_frames", recorded, counts=shifted,
                                  translations=translations, registration=registration,
                                  unaligned=acquisition, **extra)
-
-
-def _warp(values, translations, registration, variance=False):
-    """Move an array that goes with the counts along the piecewise field (frame size)."""
-    return run_to_completion(iter_apply_displacements(
-        values, translations, registration.displacement_px,
-        registration.displacement_grid_px, crop=True, variance=variance))
-
-
-def _shift_quietly(values, translations, padding, variance=False):
-    """Apply translations to an array that goes with the counts (warned once already),
-    cropped back to the frame size; ``variance``: move it with the squared weights."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return run_to_completion(iter_apply_translations(values, translations,
-                                                         padding=padding, crop=True,
-                                                         variance=variance))
 
 
 ALIGN_FRAMES = Step(
@@ -281,13 +267,15 @@ def _run_exclude_frames(acquisition: Acquisition, *, frames, flagged):
         raise ValueError(f"{acquisition.name}: leaving out frames {sorted(dropped)} leaves "
                          "no frame")
     yield Progress("exclude_frames", 0, 1)
-    changes = {}
+    changes: dict[str, Any] = {}
     if dropped:
         index = np.asarray(keep)
         changes["counts"] = np.asarray(acquisition.counts[index])
         for name in ("variance", "raw_counts", "coverage", "translations", "hot_pixels"):
             values = getattr(acquisition, name)
-            if values is not None:
+            if isinstance(values, MovedFrames):  # stays lazy: no copy of the stack
+                changes[name] = values.select_frames(index)
+            elif values is not None:
                 changes[name] = np.asarray(values[index])
     yield Progress("exclude_frames", 1, 1)
     return acquisition.with_step("exclude_frames", dict(frames=frames, flagged=flagged,

@@ -16,7 +16,8 @@ import numpy as np
 from ..._errors import ShiftBeyondPaddingWarning
 from .._frames import check_stack, frame, map_frames, run_to_completion
 
-__all__ = ["apply_translations", "iter_apply_translations", "translation_matrix"]
+__all__ = ["apply_translations", "iter_apply_translations", "moved_dtype",
+           "translated_frame", "translation_matrix"]
 
 
 def _check_padding(padding, shape=None) -> int:
@@ -83,6 +84,27 @@ def _place(images: np.ndarray, translation, target: np.ndarray, origin: int,
                 target[inside] = images[source]
             else:  # a strong float64 scalar: float32 input still adds in float64
                 target[inside] += np.float64(weight) * images[source]
+
+
+def moved_dtype(data, translations) -> np.dtype:
+    """The dtype of ``data`` moved by ``translations``: its own for whole pixels (an
+    exact move), float64 when any translation is a fraction of a pixel."""
+    translations = np.asarray(translations)
+    integral = translations.dtype.kind in "iu" or np.all(translations == np.round(translations))
+    return np.asarray(data[:0]).dtype if integral else np.dtype(np.float64)
+
+
+def translated_frame(images: np.ndarray, translation, dtype, *, power: int = 1
+                     ) -> np.ndarray:
+    """One frame (detectors, H, W) moved by ``translation`` and kept at its own size.
+
+    The frame :func:`iter_apply_translations` with ``crop`` gives, value for value:
+    ``dtype`` is the stack's (the data's for whole-pixel translations, float64 when
+    any is fractional) and ``power`` 2 moves a variance with the squared weights.
+    """
+    out = np.zeros(images.shape, dtype)
+    _place(images, translation, out, 0, power)
+    return out
 
 
 def translation_matrix(translation, size: int, *, target_size: int | None = None,
@@ -163,7 +185,6 @@ def iter_apply_translations(data, translations, padding=8, *, crop: bool = False
     if not isinstance(variance, (bool, np.bool_)):
         raise ValueError(f"variance must be True or False, not {variance!r}")
     n_frames, n_detectors, height, width = data.shape
-    integral = translations.dtype.kind in "iu" or np.all(translations == np.round(translations))
     largest = float(np.max(np.abs(translations))) if translations.size else 0.0
     if largest > padding:
         warnings.warn(
@@ -171,7 +192,7 @@ def iter_apply_translations(data, translations, padding=8, *, crop: bool = False
             "content pushed out of the padded frame is dropped (the seed's roll would "
             f"wrap it around to the opposite side); use padding >= {int(np.ceil(largest))} "
             "to keep it", ShiftBeyondPaddingWarning, stacklevel=3)
-    dtype = np.asarray(data[:0]).dtype if integral else np.float64
+    dtype = moved_dtype(data, translations)
     # Zero-initialised (lazily, by the OS): each frame is then written straight into
     # place, and what no frame pixel reaches stays 0.
     out = np.zeros((n_frames, n_detectors) + ((height, width) if crop else

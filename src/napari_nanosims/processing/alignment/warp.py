@@ -20,7 +20,7 @@ from .._frames import check_stack, frame, map_frames, run_to_completion
 from .shifts import _check_padding, _check_translations
 
 __all__ = ["apply_displacements", "iter_apply_displacements", "displacement_at_pixels",
-           "displacement_vectors", "arrow_scale"]
+           "displacement_vectors", "arrow_scale", "warped_frame"]
 
 
 def displacement_at_pixels(field: np.ndarray, grid, shape) -> np.ndarray:
@@ -82,6 +82,28 @@ def _splat(images: np.ndarray, destination_y: np.ndarray, destination_x: np.ndar
     return out.reshape(images.shape[0], height, width)
 
 
+def _warped(images: np.ndarray, translation, displacement: np.ndarray, grid, origin: int,
+            out_shape, power: int) -> np.ndarray:
+    """One frame (detectors, H, W) moved by its translation plus its field (float64)."""
+    height, width = images.shape[-2:]
+    yy, xx = np.indices((height, width), dtype=np.float64)
+    field = displacement_at_pixels(displacement, grid, (height, width))
+    return _splat(images, yy + origin + translation[0] + field[0],
+                  xx + origin + translation[1] + field[1], out_shape, power)
+
+
+def warped_frame(images: np.ndarray, translation, displacement, grid, *, power: int = 1
+                 ) -> np.ndarray:
+    """One frame (detectors, H, W) warped and kept at its own size, float64.
+
+    The frame :func:`iter_apply_displacements` with ``crop`` gives, value for value:
+    ``translation`` (rows, columns) and ``displacement`` (2, rows, cols) are that
+    frame's, pixels; ``power`` 2 moves a variance with the squared weights.
+    """
+    return _warped(images, translation, np.asarray(displacement, dtype=np.float64), grid, 0,
+                   images.shape[-2:], power)
+
+
 def iter_apply_displacements(data, translations, displacement_px, grid, padding=8, *,
                              crop: bool = False, variance: bool = False
                              ) -> Generator[int, None, np.ndarray]:
@@ -99,14 +121,11 @@ def iter_apply_displacements(data, translations, displacement_px, grid, padding=
     out_shape = (height, width) if crop else (height + 2 * padding, width + 2 * padding)
     origin = 0 if crop else padding
     out = np.zeros((n_frames, n_detectors) + out_shape, np.float64)
-    yy, xx = np.indices((height, width), dtype=np.float64)
     power = 2 if variance else 1
 
     def work(index):
-        field = displacement_at_pixels(displacement_px[index], grid, (height, width))
-        out[index] = _splat(np.asarray(frame(data, index)),
-                            yy + origin + translations[index][0] + field[0],
-                            xx + origin + translations[index][1] + field[1], out_shape, power)
+        out[index] = _warped(np.asarray(frame(data, index)), translations[index],
+                             displacement_px[index], grid, origin, out_shape, power)
         return index
 
     for index in map_frames(work, n_frames):
