@@ -9,7 +9,7 @@ Speed: milliseconds per frame for 10, 40 and 200 frames of 256 x 256 and 512 x 5
 every scene class, beside one FFT correlation (two rfft2 and one irfft2) of the padded
 frame measured in the same run (the FFT floor), and their ratio; the first call in a
 fresh process against later ones; the peak memory of align_frames on a
-(100, 7, 512, 512) stack, sequential and subpixel.
+(100, 7, 512, 512) stack, sequential, subpixel and piecewise.
 
 Run: python benchmarks/bench_alignment.py [--quick]
 """
@@ -84,7 +84,7 @@ def speed(quick: bool) -> None:
           f"beside one FFT correlation (2 rfft2 + 1 irfft2) of the same padded size, measured "
           f"in turn; target <= 6x; load average before: {os.getloadavg()[0]:.1f}")
     print(f"  {'scene':9s} {'frames':>6s} {'size':>5s} {'ms/frame':>9s} {'FFT ms':>7s} "
-          f"{'ratio':>6s}")
+          f"{'ratio':>6s} {'passes':>6s}")
     worst = 0.0
     sizes = (256,) if quick else (256, 512)
     frame_counts = (10, 40) if quick else (10, 40, 200)
@@ -94,12 +94,12 @@ def speed(quick: bool) -> None:
                 sim = simulate_scene(kind, n_frames, 2.0, window=size, seed=3)
                 floor = _fft_floor_ms(size)
                 started = time.perf_counter()
-                register_frames(sim["frames"])
+                result = register_frames(sim["frames"])
                 ours = (time.perf_counter() - started) / n_frames * 1e3
                 floor = min(floor, _fft_floor_ms(size))
                 worst = max(worst, ours / floor)
                 print(f"  {kind:9s} {n_frames:6d} {size:5d} {ours:9.1f} {floor:7.2f} "
-                      f"{ours / floor:6.1f}", flush=True)
+                      f"{ours / floor:6.1f} {result.passes:6d}", flush=True)
     print(f"  worst ratio to the FFT floor: {worst:.1f} (load average after: "
           f"{os.getloadavg()[0]:.1f})\n")
 
