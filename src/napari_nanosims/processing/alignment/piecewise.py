@@ -4,13 +4,16 @@ The stack is first registered as a whole (the 'subpixel' method). Then overlappi
 square patches (a side chosen from the counts, half a side apart) are registered the
 same way, each frame's patch cut where the rigid translation put its content (whole
 pixels, so nothing is resampled) and refined from the rigid translation's fraction.
-What a patch moves beyond the rigid translation, with its uncertainty, becomes a
-displacement field at the patch centres: smoothed over neighbouring patches, each
-weighted by one over its variance, and kept only for frames where it is significant
-(chi-square of the patches' moves against their uncertainties), so that a stack that
-drifts rigidly keeps its rigid result exactly. Patches with too few counts to register
-(flagged frames, or a patch mostly flagged) carry no weight; where no patch registers
-the result falls back to the rigid one, with a warning.
+What a patch moves beyond the rigid translation, with its uncertainty, is a sample of
+the displacement field *where that frame's patch was cut* (the field is in the input
+frame's pixels, and the cut follows the drift). Per frame, a local plane through the
+samples near each grid point, weighted by one over their variances, gives the field
+there (:mod:`._field`). The field is kept only when the stack deforms beyond its noise
+(:func:`._field.deformation_test`: the patches' moves beyond a common translation,
+against uncertainties calibrated on the data), so a stack that drifts rigidly keeps
+its rigid result exactly. Patches with too few counts to register (flagged frames, or
+a patch mostly flagged) carry no weight; where no patch registers the result falls
+back to the rigid one, with a warning.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ import numpy as np
 
 from ..._errors import AlignmentWarning
 from ..._progress import run_to_completion
+from ._field import calibrated_sigma, deformation_test, smooth_field
 from .registration import MAX_PASSES, FrameRegistration, iter_register
+from .subpixel import TAPER_SMOOTHING_WIDTHS, edge_taper
 
 __all__ = ["iter_register_piecewise", "patch_size_px", "PATCH_COUNTS", "MIN_PATCH_PX"]
 
@@ -31,13 +36,12 @@ __all__ = ["iter_register_piecewise", "patch_size_px", "PATCH_COUNTS", "MIN_PATC
 PATCH_COUNTS = 4000.0
 #: Smallest patch side, pixels.
 MIN_PATCH_PX = 48
-#: A frame's field is kept when its chi-square exceeds the degrees of freedom by this
-#: many standard deviations (sqrt(2 dof)); overlapping patches are correlated.
-SIGNIFICANCE_SIGMAS = 5.0
-OVERLAP_FACTOR = 1.5
-#: Smoothing of the patch moves over their neighbours (Gaussian sigma, grid steps of half
-#: a patch): overlapping patches already share half their pixels.
-SMOOTHING_STEPS = 0.75
+#: A patch's move is used when its correlation is this many times its noise level
+#: (lower than a whole frame's FLAG_SIGNIFICANCE: a wrong move shows in the scatter
+#: of the patch's moves, which calibrates its uncertainty) ...
+PATCH_SIGNIFICANCE = 3.0
+#: ... and up to this uncertainty (1 sigma, either axis), pixels.
+PATCH_UNCERTAINTY_PX = 1.5
 
 
 def patch_size_px(mean_counts: float, shape) -> int:
@@ -59,50 +63,90 @@ def _starts(length: int, side: int) -> np.ndarray:
 
 
 def _cut(stack: np.ndarray, start, side: int, whole: np.ndarray):
-    """Each frame's patch, cut where the rigid move put its content, and the offsets."""
+    """Each frame's patch, cut where the rigid move put its content; the offsets (how
+    much lower and further right than its content's place the patch was cut) and each
+    frame's cut corner (frames, 2), pixels."""
     n_frames, height, width = stack.shape
     top = np.clip(start[0] - whole[:, 0], 0, height - side)
     left = np.clip(start[1] - whole[:, 1], 0, width - side)
     patch = np.stack([stack[k, top[k]:top[k] + side, left[k]:left[k] + side]
                       for k in range(n_frames)])
     # A patch cut ``start - top`` lower holds content that needs that much more move.
-    return patch, np.column_stack([start[0] - top, start[1] - left]).astype(np.float64)
+    offsets = np.column_stack([start[0] - top, start[1] - left]).astype(np.float64)
+    return patch, offsets, np.column_stack([top, left]).astype(np.float64)
 
 
-def _smooth(moves: np.ndarray, weights: np.ndarray, prior: float) -> np.ndarray:
-    """Moves (rows, cols, 2) as a smooth field: a weighted local plane through each patch
-    and its neighbours (weights: ``weights`` (rows, cols, 2) times a Gaussian of
-    :data:`SMOOTHING_STEPS` grid steps), which keeps a linear field (shear, scaling)
-    unbiased up to the frame's edges, shrunk toward 0 by ``prior``."""
-    rows, cols = moves.shape[:2]
-    yy, xx = np.indices((rows, cols), dtype=np.float64)
-    out = np.zeros_like(moves)
-    for i in range(rows):
-        for j in range(cols):
-            near = np.exp(-((yy - i) ** 2 + (xx - j) ** 2) / (2 * SMOOTHING_STEPS ** 2))
-            design = np.stack([np.ones(rows * cols), (yy - i).ravel(), (xx - j).ravel()], 1)
-            for axis in (0, 1):
-                weight = (near * weights[..., axis]).ravel()
-                normal = design.T @ (design * weight[:, None])
-                normal[0, 0] += prior
-                if np.linalg.matrix_rank(normal) < 3:  # too few neighbours: a weighted mean
-                    out[i, j, axis] = float(np.sum(weight * moves[..., axis].ravel())
-                                            / (weight.sum() + prior))
-                    continue
-                out[i, j, axis] = np.linalg.solve(
-                    normal, design.T @ (weight * moves[..., axis].ravel()))[0]
-    return out
+def _patch_moves(stack, rigid: FrameRegistration, side: int, starts, upsample_factor: int,
+                 progress) -> Generator[int, None, tuple]:
+    """Register every patch; returns (moves, sigma, centres, unusable).
+
+    ``moves`` (frames, rows, cols, 2): what each frame's patch moves beyond the rigid
+    translation (median over the frames removed), pixels; ``sigma`` the same shape, its
+    predicted uncertainty (inf where the patch did not register); ``centres`` (frames,
+    rows, cols, 2, 2): where in the frame (input pixels, row and column) each axis's
+    move applies (:func:`_effective_centre`, in the patch as cut for that frame);
+    ``unusable`` the number of patches mostly flagged.
+    """
+    n_frames = stack.shape[0]
+    row_starts, col_starts = starts
+    translations = rigid.translations
+    whole = np.round(translations).astype(np.int64)
+    shape = (n_frames, row_starts.size, col_starts.size, 2)
+    moves, sigma = np.zeros(shape), np.full(shape, np.inf)
+    centres = np.zeros(shape + (2,))
+    unusable = 0
+    for i, top in enumerate(row_starts):
+        for j, left in enumerate(col_starts):
+            patch, offsets, corners = _cut(stack, (top, left), side, whole)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # a patch that does not register is no error
+                result = run_to_completion(iter_register(patch, upsample_factor, None, None,
+                                                         initial=translations - offsets))
+            yield progress(i * col_starts.size + j + 1)
+            # A frame's patch counts when its correlation stands out of the noise; an
+            # uncertainty that would flag a whole frame (0.5 px) still carries weight
+            # here (one over its variance): edge patches are often that uncertain.
+            good = ((result.significance >= PATCH_SIGNIFICANCE)
+                    & np.all(result.uncertainty_px <= PATCH_UNCERTAINTY_PX, axis=1))
+            if good.mean() < 0.5:
+                unusable += 1
+                continue
+            measured = result.measured + offsets - translations
+            measured -= np.median(measured[good], axis=0)
+            moves[good, i, j] = measured[good]
+            sigma[good, i, j] = np.maximum(result.uncertainty_px[good], 1e-3)
+            centres[:, i, j] = corners[:, None, :] + _effective_centre(patch[good], result)
+    return moves, sigma, centres, unusable
 
 
-def _significant(moves: np.ndarray, weights: np.ndarray) -> bool:
-    """Whether a frame's patch moves (rows, cols, 2) differ from 0 beyond their noise:
-    chi-square above its degrees of freedom by :data:`SIGNIFICANCE_SIGMAS` sigmas."""
-    dof = 2 * np.count_nonzero(weights[..., 0])
-    chi2 = float(np.sum(moves ** 2 * weights))
-    # Overlapping patches share pixels, so their moves are not independent: the
-    # chi-square spreads wider than its degrees of freedom say (measured: up to 2.2 dof
-    # on rigid mineral stacks); OVERLAP_FACTOR allows for it.
-    return bool(dof) and chi2 > OVERLAP_FACTOR * (dof + SIGNIFICANCE_SIGMAS * np.sqrt(2 * dof))
+def _effective_centre(patch: np.ndarray, result: FrameRegistration) -> np.ndarray:
+    """Where in a patch (2 axes, 2 coordinates, px from its corner) its move applies.
+
+    A rigid registration of a patch that deforms measures the moves of its pixels
+    weighted by how much each tells about the shift: a correlation's row shift weighs
+    pixels by the squared row gradient of the (band-passed, smoothed) image, under the
+    registration's window. For a field that varies over the patch (scaling: up to
+    0.1 px per px) that place, not the patch's centre, is where the move was measured:
+    a patch whose cells sit 10 px off its centre would otherwise be 0.5 px off.
+    """
+    from scipy import ndimage
+
+    side = patch.shape[-1]
+    mean = patch.mean(axis=0, dtype=np.float64)
+    smoothing = result.smoothing_px if np.isfinite(result.smoothing_px) else 1.0
+    image = ndimage.gaussian_filter(mean, smoothing)
+    if np.isfinite(result.high_pass_px):
+        image = image - ndimage.gaussian_filter(mean, result.high_pass_px)
+    window = edge_taper((side, side), TAPER_SMOOTHING_WIDTHS * smoothing)
+    yy, xx = np.indices((side, side), dtype=np.float64)
+    centre = np.full((2, 2), (side - 1) / 2.0)
+    for axis in (0, 1):
+        weight = window * np.gradient(image, axis=axis) ** 2
+        total = float(weight.sum())
+        if total > 0:
+            centre[axis] = (float((weight * yy).sum()) / total,
+                            float((weight * xx).sum()) / total)
+    return centre
 
 
 def iter_register_piecewise(data, upsample_factor: int, region=None, rigid=None,
@@ -110,8 +154,9 @@ def iter_register_piecewise(data, upsample_factor: int, region=None, rigid=None,
     """Register a (frames, H, W) stack rigidly, then its patches; see the module.
 
     Returns the rigid :class:`FrameRegistration` with ``displacement_px`` (frames, 2,
-    rows, cols: the move beyond each frame's translation at the patch centres, pixels)
-    and ``displacement_grid_px`` (the centres' row and column coordinates).
+    rows, cols: the move beyond each frame's translation at the patch centres, pixels,
+    in the input frame's pixels) and ``displacement_grid_px`` (the centres' row and
+    column coordinates).
     """
     stack = np.asarray(data)
     n_frames, height, width = stack.shape
@@ -128,42 +173,23 @@ def iter_register_piecewise(data, upsample_factor: int, region=None, rigid=None,
                          f"px); got {side}")
     row_starts, col_starts = _starts(height, side), _starts(width, side)
     grid = (row_starts + (side - 1) / 2.0, col_starts + (side - 1) / 2.0)
-    translations = rigid.translations
-    whole = np.round(translations).astype(np.int64)
-    moves = np.zeros((n_frames, row_starts.size, col_starts.size, 2))
-    weights = np.zeros_like(moves)
-    unusable = 0
-    for i, top in enumerate(row_starts):
-        for j, left in enumerate(col_starts):
-            patch, offsets = _cut(stack, (top, left), side, whole)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # a patch that does not register is no error
-                result = run_to_completion(iter_register(patch, upsample_factor, None, None,
-                                                         initial=translations - offsets))
-            done = i * col_starts.size + j + 1
-            yield budget + (budget * done) // (row_starts.size * col_starts.size)
-            if result.flagged.mean() > 0.5:
-                unusable += 1
-                continue
-            measured = result.measured + offsets - translations
-            measured -= np.median(measured[~result.flagged], axis=0)
-            good = ~result.flagged & np.all(np.isfinite(result.uncertainty_px), axis=1)
-            moves[good, i, j] = measured[good]
-            weights[good, i, j] = 1.0 / np.maximum(result.uncertainty_px[good], 1e-3) ** 2
     n_patches = row_starts.size * col_starts.size
+    moves, sigma, centres, unusable = yield from _patch_moves(
+        stack, rigid, side, (row_starts, col_starts), upsample_factor,
+        lambda done: budget + (budget * done) // n_patches)
     field = np.zeros((n_frames, 2, row_starts.size, col_starts.size))
     if unusable == n_patches:
         warnings.warn(f"piecewise alignment: none of the {n_patches} patches of {side} x "
                       f"{side} px holds enough counts to register; the rigid (subpixel) "
                       "alignment is used", AlignmentWarning, stacklevel=3)
-    else:
-        if unusable:
-            warnings.warn(f"piecewise alignment: {unusable} of {n_patches} patches of {side} "
-                          f"x {side} px have too few counts to register; the field there "
-                          "comes from their neighbours (rigid where none registers)",
-                          AlignmentWarning, stacklevel=3)
-        for k in range(n_frames):
-            if _significant(moves[k], weights[k]):
-                # The prior: a move of 0.5 px beyond the rigid one is as likely as not.
-                field[k] = np.moveaxis(_smooth(moves[k], weights[k], 4.0), -1, 0)
+        return dataclasses.replace(rigid, displacement_px=field, displacement_grid_px=grid)
+    if unusable:
+        warnings.warn(f"piecewise alignment: {unusable} of {n_patches} patches of {side} "
+                      f"x {side} px have too few counts to register; the field there "
+                      "comes from their neighbours (rigid where none registers)",
+                      AlignmentWarning, stacklevel=3)
+    step = max(side / 2.0, 1.0)
+    sigma = calibrated_sigma(moves, sigma)
+    if deformation_test(moves, sigma):
+        field = smooth_field(moves, sigma, centres, grid, step)
     return dataclasses.replace(rigid, displacement_px=field, displacement_grid_px=grid)
