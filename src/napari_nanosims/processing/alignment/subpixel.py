@@ -120,7 +120,7 @@ class _Spectra:
         window = self._window(base_sigma)
         # The band-pass is chosen from the scene (weighting.py), by the error it predicts.
         self.weighting = choose_weighting(data, window, self.shape, base_sigma,
-                                          fixed=weighting)
+                                          local_background, fixed=weighting)
         self.sigma = self.weighting.sigma_px
         self.high_pass_px = self.weighting.high_pass_px
         if self.sigma != base_sigma:

@@ -10,9 +10,7 @@ band-pass locates the frames best depends on the scene, the counts and the numbe
 frames, so a few are compared by the uncertainty each predicts, before any
 registration: a frame's power spectrum does not depend on where the frame sits, so the
 mean power spectrum of a few frames, less the Poisson noise's, estimates the scene's
-whatever the drift. It is measured once, under a smooth window, with only the frames'
-means removed: removing a local background then multiplies it by what the removal
-leaves of each frequency, so every band is compared on the same spectrum.
+whatever the drift.
 
 For a correlation filter ``F`` (the smoothing's square), a background removal ``H`` and
 the scene's power ``S`` on the padded grid of ``P`` points, the variance of a frame's
@@ -93,7 +91,7 @@ def _predicted_variance(power, noise_per_pixel, n_frames, w4, omega2, filters, b
 
 
 def choose_weighting(data, window: np.ndarray, shape: tuple[int, int], base_sigma_px: float,
-                     *, fixed=None) -> Weighting:
+                     background_fn, *, fixed=None) -> Weighting:
     """Compare the band-passes by the error they predict; return the best.
 
     Parameters
@@ -106,6 +104,8 @@ def choose_weighting(data, window: np.ndarray, shape: tuple[int, int], base_sigm
         The padded Fourier grid.
     base_sigma_px : float
         The count-based smoothing, pixels.
+    background_fn : callable(image, sigma_px) -> image
+        The local background of an image (as the registration removes it).
     fixed : (sigma_px, high_pass_px) or None
         Skip the comparison and use these.
 
@@ -152,16 +152,7 @@ def choose_weighting(data, window: np.ndarray, shape: tuple[int, int], base_sigm
     window_sum = float(window.sum(dtype=np.float64))
     window_squared = float(np.sum(window.astype(np.float64) ** 2))
     w4 = float(np.sum(window.astype(np.float64) ** 4))
-    # The mean power spectrum of the sample frames, their mean only removed: under the
-    # smooth window, removing a local background multiplies the spectrum by what the
-    # removal leaves of each frequency, so one spectrum per frame serves every band.
-    measured = np.zeros((rows, omega_x.size))
-    for k in sample:
-        counts = frame(data, int(k)).astype(np.float32)
-        level = float((counts * window).sum(dtype=np.float64)) / max(window_sum, 1e-30)
-        spectrum = scipy.fft.rfft2(window * (counts - np.float32(level)), s=shape, workers=1)
-        measured += spectrum.real ** 2 + spectrum.imag ** 2
-    measured /= len(sample)
+    frames = [frame(data, int(k)).astype(np.float32) for k in sample]
     predicted = {}
     best: tuple[float, float] | None = None
     # The smoothings' correlation filters (the same for every background removal).
@@ -173,10 +164,19 @@ def choose_weighting(data, window: np.ndarray, shape: tuple[int, int], base_sigm
     flat_omega2 = tuple(np.ascontiguousarray(np.broadcast_to(o, radius2.shape)).ravel()
                         for o in omega2)
     for high_pass in HIGH_PASS_CANDIDATES_PX:
+        # Each background removal on the frames themselves, as the registration does it
+        # (in real space, before the window): near the frame's edges and where the
+        # scene is sparse its effect is not a filter on the spectrum.
+        power = np.zeros((rows, omega_x.size))
+        for counts in frames:
+            flat = counts - background_fn(counts, high_pass)
+            level = float((flat * window).sum(dtype=np.float64)) / max(window_sum, 1e-30)
+            spectrum = scipy.fft.rfft2(window * (flat - np.float32(level)), s=shape, workers=1)
+            power += spectrum.real ** 2 + spectrum.imag ** 2
+        power /= len(frames)
         # What the background removal leaves of each frequency (all but the mean: none).
         background = (-np.expm1(-0.5 * high_pass ** 2 * radius2) if np.isfinite(high_pass)
                       else (radius2 > 0).astype(np.float64))
-        power = measured * background ** 2
         # The noise is white (independent pixels) and the beam leaves no signal near the
         # Nyquist frequency: the power there is the noise's, sum(window^2 counts), at
         # every frequency (measured rather than computed: it calibrates itself).
@@ -192,7 +192,7 @@ def choose_weighting(data, window: np.ndarray, shape: tuple[int, int], base_sigm
         excess = ring_mean - leaves ** 2 * noise_power
         # Neighbouring frequencies of a padded, windowed frame are correlated (about 4).
         threshold = 2.0 * noise_power * leaves ** 2 / np.sqrt(
-            np.maximum(ring_count, 1) * len(sample) / 4)
+            np.maximum(ring_count, 1) * len(frames) / 4)
         power = np.where(excess > threshold, excess, 0.0)[ring].reshape(radius2.shape)
         noise_per_pixel = noise_power / max(window_squared, 1e-30)
         variances = _predicted_variance(power.ravel(), noise_per_pixel, n_frames, w4,
