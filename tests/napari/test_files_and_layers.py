@@ -127,7 +127,13 @@ def test_hot_pixel_markers_move_with_the_aligned_frames(make_napari_viewer, qtbo
     aligned = viewer.layers["aligned 12C 14N · drift"].data
     hot = np.unravel_index(np.argmax(aligned[2]), aligned.shape[1:])
     assert hot != (20, 22)  # frame 2 moved: a marker left in place would be wrong
-    assert np.argwhere(viewer.layers["hot pixels · drift"].data[2]).tolist() == [list(hot)]
+
+    def markers_on_the_aligned_frames():
+        # The markers' layer is replaced after the aligned stacks arrive (its own event).
+        return ("hot pixels · drift" in viewer.layers and np.argwhere(
+            viewer.layers["hot pixels · drift"].data[2]).tolist() == [list(hot)])
+
+    qtbot.waitUntil(markers_on_the_aligned_frames, timeout=30_000)
     # recounting (a parameter changed) puts the new markers on the aligned frames too
     panel.clean.min_count.value = 0.6
     qtbot.waitUntil(lambda: "hot pixels · drift" in viewer.layers
