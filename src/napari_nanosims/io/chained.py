@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .._reductions import PartwiseReductions
+
 __all__ = ["ChainedCounts"]
 
 
@@ -20,7 +22,7 @@ def _is_basic(key) -> bool:
     return isinstance(key, (slice, int, np.integer)) and not isinstance(key, bool)
 
 
-class ChainedCounts:
+class ChainedCounts(PartwiseReductions):
     """Read-only concatenation of arrays along axis 0 (frames), read on access.
 
     Parameters
@@ -175,36 +177,3 @@ class ChainedCounts:
         for more in results[1:]:
             result = combine(result, more)
         return result
-
-    def _finish(self, result, axis, out, keepdims):
-        if keepdims:
-            result = np.expand_dims(result, self._axes(axis))
-        if out is not None:
-            out[...] = result
-            return out
-        return result
-
-    def sum(self, axis=None, dtype=None, out=None, keepdims=False):
-        """Sum over ``axis``, part by part (unsigned counts sum as uint64)."""
-        if dtype is None and self.dtype.kind in "ub":
-            dtype = np.uint64
-        elif dtype is None and self.dtype.kind == "i":
-            dtype = np.int64
-        return self._finish(self._reduce("sum", axis, np.add, dtype=dtype), axis, out,
-                            keepdims)
-
-    def max(self, axis=None, out=None, keepdims=False):
-        """Maximum over ``axis``, part by part."""
-        return self._finish(self._reduce("max", axis, np.maximum), axis, out, keepdims)
-
-    def min(self, axis=None, out=None, keepdims=False):
-        """Minimum over ``axis``, part by part."""
-        return self._finish(self._reduce("min", axis, np.minimum), axis, out, keepdims)
-
-    def mean(self, axis=None, dtype=None, out=None, keepdims=False):
-        """Mean over ``axis`` (float64), part by part."""
-        total = self._reduce("sum", axis, np.add, dtype=np.float64)
-        count = int(np.prod([self.shape[a] for a in self._axes(axis)]))
-        mean = total / count if count else total * np.nan
-        return self._finish(mean if dtype is None else np.asarray(mean, dtype), axis, out,
-                            keepdims)

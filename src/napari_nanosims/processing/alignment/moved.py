@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..._reductions import PartwiseReductions
 from .._frames import check_stack, map_frames
 from .shifts import _check_translations, moved_dtype, translated_frame
 from .warp import warped_frame
@@ -44,7 +45,7 @@ def _is_basic(key) -> bool:
     return isinstance(key, (slice, int, np.integer)) and not isinstance(key, bool)
 
 
-class MovedFrames:
+class MovedFrames(PartwiseReductions):
     """A read-only (frames, detectors, H, W) array: ``source`` moved frame by frame on access.
 
     Parameters
@@ -210,41 +211,6 @@ class MovedFrames:
         if result is None:
             return getattr(np.empty(self.shape, self.dtype), name)(axis=axes, **kwargs)
         return result
-
-    def _finish(self, result, axis, out, keepdims):
-        if keepdims:
-            axes = range(self.ndim) if axis is None else np.atleast_1d(axis) % self.ndim
-            result = np.expand_dims(result, tuple(int(a) for a in axes))
-        if out is not None:
-            out[...] = result
-            return out
-        return result
-
-    def sum(self, axis=None, dtype=None, out=None, keepdims=False):
-        """Sum over ``axis``, frame by frame (unsigned values sum as uint64)."""
-        if dtype is None and self.dtype.kind in "ub":
-            dtype = np.uint64
-        elif dtype is None and self.dtype.kind == "i":
-            dtype = np.int64
-        return self._finish(self._reduce("sum", axis, np.add, dtype=dtype), axis, out,
-                            keepdims)
-
-    def max(self, axis=None, out=None, keepdims=False):
-        """Maximum over ``axis``, frame by frame."""
-        return self._finish(self._reduce("max", axis, np.maximum), axis, out, keepdims)
-
-    def min(self, axis=None, out=None, keepdims=False):
-        """Minimum over ``axis``, frame by frame."""
-        return self._finish(self._reduce("min", axis, np.minimum), axis, out, keepdims)
-
-    def mean(self, axis=None, dtype=None, out=None, keepdims=False):
-        """Mean over ``axis`` (float64), frame by frame."""
-        total = self._reduce("sum", axis, np.add, dtype=np.float64)
-        axes = range(self.ndim) if axis is None else np.atleast_1d(axis) % self.ndim
-        count = int(np.prod([self.shape[a] for a in axes]))
-        mean = total / count if count else total * np.nan
-        return self._finish(mean if dtype is None else np.asarray(mean, dtype), axis, out,
-                            keepdims)
 
 
 def moved_coverage(translations, shape, *, displacement_px=None, grid=None) -> np.ndarray:
