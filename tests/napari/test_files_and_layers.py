@@ -144,6 +144,38 @@ def test_hot_pixel_markers_move_with_the_aligned_frames(make_napari_viewer, qtbo
         assert tuple(layer.units)[-2:] == image_units, layer.name
 
 
+def test_markers_drawn_while_aligned_stacks_arrive_wait_hidden_then_move(
+        make_napari_viewer, qtbot, im_factory):
+    # A recount can finish while the Align tab is still adding its stacks (some masses
+    # aligned, some not): the alignment cannot be read from such a mix, so the markers
+    # are added hidden and the Align tab moves and shows them when its last layer is in.
+    from napari_nanosims._napari.lookups import acquisition_from_layers
+    from napari_nanosims._napari.widgets.hot_pixels import _RAW_MASKS, move_overlays
+
+    viewer = make_napari_viewer()
+    panel = _panel(viewer, qtbot)
+    viewer.open(_drifting_file(im_factory), plugin="napari-nanosims")
+    panel.clean.show_points.value = True
+    qtbot.waitUntil(lambda: "hot pixels · drift" in viewer.layers, timeout=30_000)
+    panel.align.run()
+    _settle(qtbot, panel.align)
+    markers = viewer.layers["hot pixels · drift"]
+    acquisition_id = markers.metadata["nanosims_overlay"]
+    raw_mask = _RAW_MASKS[id(markers)][1]
+    translations = acquisition_from_layers(viewer, acquisition_id, ("aligned",)).translations
+    aligned = viewer.layers["aligned 12C 14N · drift"].data
+    hot = np.unravel_index(np.argmax(aligned[2]), aligned.shape[1:])
+
+    viewer.layers.remove("aligned 13C · drift")  # one mass's aligned stack not in yet
+    panel.clean._update_overlay(acquisition_id, raw_mask)
+    waiting = viewer.layers["hot pixels · drift"]
+    assert not waiting.visible  # never raw positions over aligned frames
+    assert "markers hidden until the alignment is known" in panel.clean.count_label.value
+    move_overlays(viewer, acquisition_id, translations)  # what the Align tab does at the end
+    assert waiting.visible
+    assert np.argwhere(waiting.data[2]).tolist() == [list(hot)]
+
+
 def test_short_stacks_are_cleaned_by_default_and_said_so(make_napari_viewer, qtbot,
                                                          im_factory):
     rng = np.random.default_rng(0)

@@ -47,6 +47,10 @@ NO_IONS = "no ion masses in this file (SE only): nothing to clean"
 # the reference typed as a callable returning Any, so that ``reference() is layer`` does
 # not make mypy think ``layer`` may be None
 _RAW_MASKS: dict[int, tuple[Callable[[], Any], np.ndarray]] = {}
+# Metadata key of markers drawn hidden because the file's aligned stacks were still being
+# added (their translations not yet readable from the layers); the Align tab moves and
+# shows them once every aligned layer is in.
+_WAITING_FOR_ALIGNMENT = "nanosims_overlay_waiting"
 
 
 def acquisition_kind(acquisition) -> str:
@@ -69,6 +73,8 @@ def move_overlays(viewer, acquisition_id: str, translations) -> None:
             layer.visible = False
             continue
         layer.data = shifted_mask(found[1], translations)
+        if layer.metadata.pop(_WAITING_FOR_ALIGNMENT, False):
+            layer.visible = True  # drawn while the aligned stacks were still arriving
 
 
 def shifted_mask(mask: np.ndarray, translations) -> np.ndarray:
@@ -276,18 +282,23 @@ class HotPixelWidget(FileWidget):
         source = next(iter(channel_layers(self._viewer, acquisition_id).values()))
         stem = source.name.split(" · ")[-1]
         data = mask.astype(np.uint8)
+        metadata = {"nanosims_overlay": acquisition_id}
         if channel_layers(self._viewer, acquisition_id, KIND_ALIGNED):
             aligned = acquisition_from_layers(self._viewer, acquisition_id, (KIND_ALIGNED,))
             translations = getattr(aligned, "translations", None)
             if translations is None:
-                self.count_label.value += "; markers not shown: alignment unknown"
-                return
-            data = shifted_mask(mask, translations)
+                # Aligned stacks still arriving (or edited): never show markers at raw
+                # positions over aligned frames; the Align tab moves and shows them.
+                self.count_label.value += "; markers hidden until the alignment is known"
+                metadata[_WAITING_FOR_ALIGNMENT] = True
+            else:
+                data = shifted_mask(mask, translations)
         layer = self._viewer.add_image(
             data, name=f"{OVERLAY_KIND} · {stem}", scale=tuple(source.scale),
             units=tuple(str(u) for u in source.units), translate=tuple(source.translate),
             axis_labels=tuple(source.axis_labels), colormap="cyan", blending="additive",
-            contrast_limits=(0, 1), metadata={"nanosims_overlay": acquisition_id})
+            contrast_limits=(0, 1), metadata=metadata,
+            visible=_WAITING_FOR_ALIGNMENT not in metadata)
         for key in [key for key, value in _RAW_MASKS.items() if value[0]() is None]:
             del _RAW_MASKS[key]
         _RAW_MASKS[id(layer)] = (weakref.ref(layer), mask)
