@@ -12,7 +12,8 @@ import numpy as np
 from napari_nanosims import register_frames
 from napari_nanosims.processing._frames import run_to_completion
 from napari_nanosims.processing.alignment import registration
-from napari_nanosims.processing.alignment.subpixel import HIGH_PASS_PX, subpixel_smoothing_px
+from napari_nanosims.processing.alignment.background import HIGH_PASS_PX
+from napari_nanosims.processing.alignment.subpixel import subpixel_smoothing_px
 from napari_nanosims.testing.simulate import alignment_error_px, simulate_scene
 
 

@@ -290,7 +290,8 @@ def registration_noise_limit_px(simulation: dict, upsample_factor: int = 100) ->
     from scipy import ndimage
     from skimage.registration import phase_cross_correlation
 
-    from ..processing.alignment.subpixel import local_background, subpixel_smoothing_px
+    from ..processing.alignment.background import local_background
+    from ..processing.alignment.subpixel import subpixel_smoothing_px
 
     frames = simulation["frames"]
     sigma = subpixel_smoothing_px(float(np.mean(frames)))

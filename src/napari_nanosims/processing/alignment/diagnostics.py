@@ -23,7 +23,12 @@ class FrameDiagnostics:
     def __init__(self, spectra: _Spectra):
         self.spectra = spectra
         window = spectra.window.ravel()
-        self.window_squared = window * window
+        # The frame's window squared on the padded canvas (zero outside the frame): the
+        # gradients below are then used as the inverse FFT returns them, uncropped.
+        height, width = spectra.window.shape
+        canvas = np.zeros(spectra.shape, np.float32)
+        canvas[:height, :width] = spectra.window * spectra.window
+        self.window_squared = canvas
         # A pure-noise frame's correlation has a spread of one over the square root of
         # the number of independent (smoothing-sized) areas under the window.
         effective = (float(window.sum(dtype=np.float64)) ** 2
@@ -35,17 +40,19 @@ class FrameDiagnostics:
             np.broadcast_to(1j * spectra.omega_x[None, :], spectra.filter.shape)
         ]) * spectra.filter
         self.derivatives = derivatives.astype(np.complex64)  # single, as every spectrum
-        self.weights = spectra.column_weights[None, :] * spectra.filter  # float64 sums
+        # sum(weights |spectrum|^2) is the power of the smoothed image (Parseval); as
+        # |root weights x spectrum|^2 it is one product and one BLAS dot product.
+        self.root_weights = np.sqrt(spectra.column_weights[None, :] * spectra.filter
+                                    ).astype(np.float32)
 
-    def _inverse(self, spectrum, crop: bool):
+    def _inverse(self, spectrum) -> np.ndarray:
         import scipy.fft
 
-        spectra = self.spectra
-        values = scipy.fft.irfft2(spectrum, s=spectra.shape, workers=1)
-        if crop:
-            height, width = spectra.window.shape
-            values = values[:height, :width]
-        return values.ravel()
+        return scipy.fft.irfft2(spectrum, s=self.spectra.shape, workers=1).ravel()
+
+    def _power(self, spectrum) -> float:
+        weighted = (spectrum * self.root_weights).ravel()
+        return float(np.vdot(weighted, weighted).real)
 
     def measure(self, index: int, shift, correlated, at_zero=None
                 ) -> tuple[float, float, np.ndarray]:
@@ -58,9 +65,7 @@ class FrameDiagnostics:
         # correlation of the two smoothed images follows from their spectra (Parseval).
         peak_value, _, hessian = (spectra.evaluate(spectrum, (0.0, 0.0)) if at_zero is None
                                   else at_zero)
-        norm = np.sqrt(float(np.sum(self.weights * (mine.real ** 2 + mine.imag ** 2)))
-                       * float(np.sum(self.weights * (reference.real ** 2
-                                                      + reference.imag ** 2))))
+        norm = np.sqrt(self._power(mine) * self._power(reference))
         correlation = peak_value / norm if norm > 0 else 0.0
         back = reference * spectra.phase(-np.asarray(shift))  # into the frame's own pixels
         # Poisson propagation: at the peak, the correlation's gradient has the variance
@@ -69,16 +74,18 @@ class FrameDiagnostics:
         # reference's (a mean of a few frames is noisy too; the frame's gradient holds
         # its own noise, so the noise-times-noise term is in); the uncertainty of the
         # shift is that through the inverse Hessian.
-        variance = self.window_squared * np.maximum(
-            frame(spectra.data, index).astype(np.float32), 0).ravel()
-        gradient_y = self._inverse(back * self.derivatives[0], crop=True)
-        gradient_x = self._inverse(back * self.derivatives[1], crop=True)
+        height, width = spectra.window.shape
+        variance = self.window_squared.copy()
+        variance[:height, :width] *= np.maximum(frame(spectra.data, index), 0)
+        variance = variance.ravel()
+        gradient_y = self._inverse(back * self.derivatives[0])
+        gradient_x = self._inverse(back * self.derivatives[1])
         weighted_y, weighted_x = variance * gradient_y, variance * gradient_x
         cross = float(np.dot(weighted_y, gradient_x))
         covariance = np.array([[float(np.dot(weighted_y, gradient_y)), cross],
                                [cross, float(np.dot(weighted_x, gradient_x))]])
-        own_y = self._inverse(mine * self.derivatives[0], crop=False)
-        own_x = self._inverse(mine * self.derivatives[1], crop=False)
+        own_y = self._inverse(mine * self.derivatives[0])
+        own_x = self._inverse(mine * self.derivatives[1])
         noise = noise.ravel() * np.float32(spectra.mean_counts)
         noise_y, noise_x = noise * own_y, noise * own_x
         cross = float(np.dot(noise_y, own_x))

@@ -115,8 +115,13 @@ class FrameRegistration:
 
 
 def _register_against(spectra: _Spectra, index: int, reference: np.ndarray):
-    spectrum = np.conj(spectra.spectra[index]) * reference * spectra.filter
-    return spectra.peak(spectrum, spectra.whole_pixel_peak(spectrum))
+    """Frame ``index`` against a plain sum of frames, at half resolution (the first
+    pass: the refinement passes search every whole-pixel shift again)."""
+    band = spectra.coarse_band
+    spectrum = np.conj(spectra.spectra[index][band.rows, :band.cols])
+    spectrum *= reference[band.rows, :band.cols]
+    spectrum *= band.filter
+    return spectra.peak(spectrum, spectra.coarse_whole_pixel_peak(spectrum), band=band)
 
 
 def _against_fixed(spectra: _Spectra, sums: _Sums, index: int) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Sub-pixel registration machinery, in Fourier space.
 
 Every frame is reduced once to a spectrum: counts minus their local background (a
-Gaussian of :data:`HIGH_PASS_PX`) and minus their window-weighted mean, times a window
+Gaussian of :data:`.background.HIGH_PASS_PX`) and minus their window-weighted mean, times a window
 that tapers to zero at the frame's edges (and is zero outside a chosen region),
 zero-padded so that relative shifts up to a quarter of the frame never wrap.
 Smoothing is a Gaussian filter applied to the correlation spectrum. A sum of placed
@@ -15,15 +15,15 @@ the spectrum. :mod:`.registration` runs the passes.
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 import numpy as np
 
 from .._frames import frame, map_frames
+from .background import local_background
 
 #: Reference pixels covered by less than this (in frames' window weight) are left out.
 COVERAGE_MIN = 0.5
-#: Default scale of the local background removed from each frame (Gaussian sigma), px;
-#: each stack's is chosen from its scene (weighting.HIGH_PASS_CANDIDATES_PX).
-HIGH_PASS_PX = 8.0
 #: Newton's method stops at a step this short, px (quadratic convergence: the step after
 #: it would be about a millionth of a pixel; translations are kept to 0.01 px).
 PEAK_TOLERANCE_PX = 1e-3
@@ -47,43 +47,6 @@ def subpixel_smoothing_px(mean_counts_per_pixel: float) -> float:
     return float(np.clip((2.0 / mean_counts_per_pixel) ** 0.25, 1.0, 2.0))
 
 
-def _upsample_linear(small: np.ndarray, factor: int, length: int, axis: int) -> np.ndarray:
-    """Linear interpolation from block centres back to ``length`` pixels along ``axis``."""
-    position = (np.arange(length) + 0.5) / factor - 0.5
-    position = np.clip(position, 0, small.shape[axis] - 1)
-    below = np.floor(position).astype(int)
-    above = np.minimum(below + 1, small.shape[axis] - 1)
-    fraction = (position - below).astype(np.float32)
-    shape = [1, 1]
-    shape[axis] = length
-    fraction = fraction.reshape(shape)
-    return (np.take(small, below, axis=axis) * (1 - fraction)
-            + np.take(small, above, axis=axis) * fraction)
-
-
-def local_background(image: np.ndarray, sigma_px: float | None = None) -> np.ndarray:
-    """Smooth local background of an image: a Gaussian of ``sigma_px`` (default
-    :data:`HIGH_PASS_PX`), computed on block means and interpolated back (a tenth of
-    the cost of the full-size filter; the background is smooth at that scale)."""
-    from scipy import ndimage
-
-    sigma_px = HIGH_PASS_PX if sigma_px is None else float(sigma_px)
-    image = np.asarray(image, dtype=np.float32)
-    if not np.isfinite(sigma_px):  # no background: the registration removes the mean only
-        return np.zeros_like(image)
-    height, width = image.shape
-    # Blocks of up to sigma / 2, and at least 8 of them per side.
-    factor = max(1, min(int(sigma_px // 2), min(height, width) // 8))
-    rows, cols = -(-height // factor), -(-width // factor)
-    padded = np.pad(image, ((0, rows * factor - height), (0, cols * factor - width)),
-                    mode="reflect" if min(height, width) > factor else "edge")
-    small = padded.reshape(rows, factor, cols, factor).mean(axis=(1, 3))
-    # Block means already blur by a box of 'factor' pixels (variance (f^2 - 1) / 12).
-    remaining = np.sqrt(max(sigma_px ** 2 - (factor ** 2 - 1) / 12.0, 0.0)) / factor
-    small = ndimage.gaussian_filter(small, remaining, mode="reflect")
-    return _upsample_linear(_upsample_linear(small, factor, height, 0), factor, width, 1)
-
-
 def _taper(position: np.ndarray, length: int, width_px: float) -> np.ndarray:
     """Raised-cosine taper of a frame of ``length`` px at (fractional) ``position``s:
     0 outside the frame, rising to 1 over ``width_px`` from each edge."""
@@ -95,6 +58,22 @@ def edge_taper(shape: tuple[int, int], width_px: float) -> np.ndarray:
     """Window that rises from 0 at the frame's edges to 1 over ``width_px`` (raised cosine)."""
     rows, cols = (_taper(np.arange(n, dtype=np.float64), n, width_px) for n in shape)
     return np.outer(rows, cols).astype(np.float32)
+
+
+class _Band(NamedTuple):
+    """Part of the half spectrum a correlation is summed over: its rows (a slice or
+    indices, in FFT order), its first ``cols`` columns, their angular frequencies, the
+    smoothing filter there, and the factors of the interpolated correlation and its
+    first two derivatives: per column (cols, 3), with the column's weight in a real
+    inverse transform, and per row (3, rows)."""
+
+    rows: Any
+    cols: int
+    omega_y: np.ndarray
+    omega_x: np.ndarray
+    filter: np.ndarray
+    column_terms: np.ndarray
+    row_terms: np.ndarray
 
 
 class _Spectra:
@@ -147,14 +126,25 @@ class _Spectra:
         keep = self.filter > BAND_NEGLIGIBLE
         band_rows = np.flatnonzero(keep.any(axis=1))
         band_cols = int(np.flatnonzero(keep.any(axis=0)).max()) + 1
-        self.band_rows = (slice(None) if band_rows.size == rows else band_rows)
-        self.band_cols = band_cols
-        self.band_omega_y = self.omega_y[self.band_rows]
-        self.band_omega_x = self.omega_x[:band_cols]
-        self.band_weights = self.column_weights[:band_cols]
+        self.full_band = self._band(slice(None) if band_rows.size == rows else band_rows,
+                                    band_cols)
+        # The first pass works at half resolution (a quarter of the spectrum): it only
+        # needs a start within a pixel, and the refinement passes search again.
+        coarse_shape = (max(rows // 2, 8), max(cols // 2, 8))
+        coarse_rows = np.r_[0:(coarse_shape[0] + 1) // 2, rows - coarse_shape[0] // 2:rows]
+        self.coarse_shape = coarse_shape
+        self.coarse_band = self._band(coarse_rows, coarse_shape[1] // 2 + 1)
         self.spectra = np.empty((n_frames, rows, self.omega_x.size), np.complex64)
         for _ in map_frames(self._prepare, n_frames):
             pass
+
+    def _band(self, rows, cols: int) -> _Band:
+        omega_y, omega_x = self.omega_y[rows], self.omega_x[:cols]
+        weights = self.column_weights[:cols]
+        return _Band(rows, cols, omega_y, omega_x, self.filter[rows, :cols],
+                     np.stack([weights, 1j * omega_x * weights, -(omega_x ** 2) * weights],
+                              axis=1),
+                     np.stack([np.ones_like(omega_y), 1j * omega_y, -(omega_y ** 2)]))
 
     def _window(self, sigma: float) -> np.ndarray:
         """The frames' window: an edge taper of three smoothing widths, times the region."""
@@ -212,53 +202,81 @@ class _Spectra:
         row, col = int(row_index[peak_row]), int(col_index[peak_col])
         return (row - rows if row > rows // 2 else row, col - cols if col > cols // 2 else col)
 
-    def band(self, spectrum: np.ndarray) -> np.ndarray:
-        """The part of a correlation spectrum where its filter is not negligible."""
-        if spectrum.shape[1] == self.band_cols:
-            return spectrum  # already
-        return spectrum[self.band_rows, :self.band_cols]
+    def coarse_whole_pixel_peak(self, spectrum: np.ndarray) -> tuple[int, int]:
+        """:meth:`whole_pixel_peak` from a correlation spectrum cut to
+        :attr:`coarse_band`: the maximum on a grid of about two pixels, in pixels."""
+        import scipy.fft
 
-    def evaluate(self, spectrum: np.ndarray, shift) -> tuple[float, np.ndarray, np.ndarray]:
+        values = scipy.fft.irfft2(spectrum, s=self.coarse_shape, workers=1)
+        start = []
+        for axis, (size, full) in enumerate(zip(self.coarse_shape, self.shape, strict=True)):
+            scale = full / size  # full pixels per coarse one
+            lag = int(np.ceil(self.max_lag[axis] / scale))
+            index = np.r_[0:lag + 1, size - lag:size]
+            values = np.take(values, index, axis=axis)
+            start.append((index, size, scale))
+        peak = np.unravel_index(int(np.argmax(values)), values.shape)
+        return tuple(int(round((index[at] - size if index[at] > size // 2 else index[at])
+                               * scale)) for at, (index, size, scale) in zip(peak, start,
+                                                                             strict=True))
+
+    def band(self, spectrum: np.ndarray, band: _Band | None = None) -> np.ndarray:
+        """The part of a correlation spectrum in ``band`` (default: where the filter is
+        not negligible)."""
+        band = self.full_band if band is None else band
+        if spectrum.shape[1] == band.cols:
+            return spectrum  # already
+        return spectrum[band.rows, :band.cols]
+
+    def evaluate(self, spectrum: np.ndarray, shift, band: _Band | None = None
+                 ) -> tuple[float, np.ndarray, np.ndarray]:
         """Correlation, its gradient and Hessian at a sub-pixel ``shift`` (exact
-        interpolation); ``spectrum`` whole or its :meth:`band`."""
-        spectrum = self.band(spectrum)
-        omega_y, omega_x = self.band_omega_y, self.band_omega_x
-        py = np.exp(1j * omega_y * shift[0])
-        px = self.band_weights * np.exp(1j * omega_x * shift[1])
-        # Sums over columns first: one small matrix product gives three (rows,) vectors.
-        columns = np.stack([px, 1j * omega_x * px, -(omega_x ** 2) * px], axis=1)
-        s0, s1, s2 = (spectrum @ columns.astype(np.complex64)).T
-        dy, dyy = 1j * omega_y * py, -(omega_y ** 2) * py
-        value = float(np.real(py @ s0))
-        gradient = np.array([np.real(dy @ s0), np.real(py @ s1)])
-        hessian = np.array([[np.real(dyy @ s0), np.real(dy @ s1)],
-                            [np.real(dy @ s1), np.real(py @ s2)]])
+        interpolation); ``spectrum`` whole or its :meth:`band` (``band``: the default
+        band, or the band the spectrum was cut to)."""
+        band = self.full_band if band is None else band
+        spectrum = self.band(spectrum, band)
+        # Two small matrix products: over columns the interpolation at shift[1] and its
+        # first and second derivatives, then the same over rows; entry (a, b) of the
+        # result is the a-th derivative along y of the b-th along x (few numpy calls:
+        # this runs about ten times per frame and pass).
+        columns = band.column_terms * np.exp(1j * band.omega_x * shift[1])[:, None]
+        rows = band.row_terms * np.exp(1j * band.omega_y * shift[0])[None, :]
+        terms = (rows @ (spectrum @ columns.astype(np.complex64))).real
+        value = float(terms[0, 0])
+        gradient = np.array([terms[1, 0], terms[0, 1]])
+        hessian = np.array([[terms[2, 0], terms[1, 1]], [terms[1, 1], terms[0, 2]]])
         return value, gradient, hessian
 
-    def peak(self, spectrum: np.ndarray, start, at_start=None
+    def peak(self, spectrum: np.ndarray, start, at_start=None, band: _Band | None = None
              ) -> tuple[np.ndarray, float, np.ndarray]:
         """Sub-pixel maximum near a whole-pixel ``start``: (shift, value, Hessian).
 
-        ``at_start``: :meth:`evaluate`'s result at ``start`` when already known.
+        ``at_start``: :meth:`evaluate`'s result at ``start`` when already known;
+        ``band``: as for :meth:`evaluate`.
         """
-        spectrum = self.band(spectrum)  # once for every step below
+        band = self.full_band if band is None else band
+        spectrum = self.band(spectrum, band)  # once for every step below
         start = np.asarray(start, dtype=np.float64)
         shift = start.copy()
-        value, gradient, hessian = (self.evaluate(spectrum, shift) if at_start is None
+        value, gradient, hessian = (self.evaluate(spectrum, shift, band) if at_start is None
                                     else at_start)
         for _ in range(10):
-            if np.all(np.linalg.eigvalsh(hessian) < 0):
-                step = -np.linalg.solve(hessian, gradient)
+            (h_yy, h_yx), (_, h_xx) = hessian
+            determinant = h_yy * h_xx - h_yx * h_yx
+            if h_yy < 0 and determinant > 0:  # negative definite: a Newton step (2 x 2)
+                step = -np.array([h_xx * gradient[0] - h_yx * gradient[1],
+                                  h_yy * gradient[1] - h_yx * gradient[0]]) / determinant
             else:  # not at a maximum yet: a short move uphill
-                step = 0.25 * gradient / max(float(np.linalg.norm(gradient)), 1e-30)
-            length = float(np.linalg.norm(step))
+                step = 0.25 * gradient / max(float(np.hypot(*gradient)), 1e-30)
+            length = float(np.hypot(*step))
             if length > 0.5:
                 step *= 0.5 / length
             candidate = np.clip(shift + step, start - 1.0, start + 1.0)
-            new_value, new_gradient, new_hessian = self.evaluate(spectrum, candidate)
+            new_value, new_gradient, new_hessian = self.evaluate(spectrum, candidate, band)
             if new_value < value:  # overshoot: halve the step instead
                 candidate = np.clip(shift + 0.5 * step, start - 1.0, start + 1.0)
-                new_value, new_gradient, new_hessian = self.evaluate(spectrum, candidate)
+                new_value, new_gradient, new_hessian = self.evaluate(spectrum, candidate,
+                                                                     band)
                 if new_value < value:
                     break
             shift, value, gradient, hessian = candidate, new_value, new_gradient, new_hessian
@@ -278,19 +296,23 @@ class _Sums:
 
     def add(self, index: int | np.integer, shift, sign: float = 1.0):
         phase = self.spectra.phase(shift)
+        # The phases give the coverage of a region's windows; without a region the
+        # coverage is built from the taper's ramps (freeze) and they are not kept.
+        if self.spectra.region is not None:
+            self.phases += phase if sign > 0 else -phase
+        moved = np.multiply(self.spectra.spectra[index], phase, out=phase)
         if sign > 0:
-            self.phases += phase
-            self.total += np.multiply(self.spectra.spectra[index], phase, out=phase)
+            self.total += moved
         else:
-            self.phases -= phase
-            self.total -= np.multiply(self.spectra.spectra[index], phase, out=phase)
+            self.total -= moved
         self.updates += 1
 
     def move_all(self, shift):
         """Move every placed frame by the same ``shift``."""
         phase = self.spectra.phase(shift)
         self.total *= phase
-        self.phases *= phase
+        if self.spectra.region is not None:
+            self.phases *= phase
         self.updates += 1
 
     def freeze(self, shifts: np.ndarray, frames=None):

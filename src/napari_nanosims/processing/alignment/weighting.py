@@ -33,7 +33,7 @@ import dataclasses
 
 import numpy as np
 
-from .._frames import frame
+from .._frames import frame, map_frames
 
 __all__ = ["Weighting", "choose_weighting", "HIGH_PASS_CANDIDATES_PX", "SMOOTHING_SCALES",
            "SAMPLE_FRAMES"]
@@ -152,7 +152,6 @@ def choose_weighting(data, window: np.ndarray, shape: tuple[int, int], base_sigm
     window_sum = float(window.sum(dtype=np.float64))
     window_squared = float(np.sum(window.astype(np.float64) ** 2))
     w4 = float(np.sum(window.astype(np.float64) ** 4))
-    frames = [frame(data, int(k)).astype(np.float32) for k in sample]
     predicted = {}
     best: tuple[float, float] | None = None
     # The smoothings' correlation filters (the same for every background removal).
@@ -163,17 +162,28 @@ def choose_weighting(data, window: np.ndarray, shape: tuple[int, int], base_sigm
         filters.append((correlation_filter, correlation_filter * correlation_filter))
     flat_omega2 = tuple(np.ascontiguousarray(np.broadcast_to(o, radius2.shape)).ravel()
                         for o in omega2)
-    for high_pass in HIGH_PASS_CANDIDATES_PX:
-        # Each background removal on the frames themselves, as the registration does it
-        # (in real space, before the window): near the frame's edges and where the
-        # scene is sparse its effect is not a filter on the spectrum.
-        power = np.zeros((rows, omega_x.size))
-        for counts in frames:
+    def frame_powers(index: int) -> list[np.ndarray]:
+        """One sample frame's power spectrum after each background removal, done on the
+        frame itself as the registration does it (in real space, before the window):
+        near the frame's edges and where the scene is sparse its effect is not a filter
+        on the spectrum."""
+        counts = frame(data, int(sample[index])).astype(np.float32)
+        powers = []
+        for high_pass in HIGH_PASS_CANDIDATES_PX:
             flat = counts - background_fn(counts, high_pass)
             level = float((flat * window).sum(dtype=np.float64)) / max(window_sum, 1e-30)
             spectrum = scipy.fft.rfft2(window * (flat - np.float32(level)), s=shape, workers=1)
-            power += spectrum.real ** 2 + spectrum.imag ** 2
-        power /= len(frames)
+            powers.append(spectrum.real ** 2 + spectrum.imag ** 2)
+        return powers
+
+    # The sample frames on the frame threads (these spectra are a third of the work of
+    # a ten-frame stack).
+    mean_powers = [np.zeros((rows, omega_x.size)) for _ in HIGH_PASS_CANDIDATES_PX]
+    for powers in map_frames(frame_powers, sample.size):
+        for total, power in zip(mean_powers, powers, strict=True):
+            total += power
+    for high_pass, power in zip(HIGH_PASS_CANDIDATES_PX, mean_powers, strict=True):
+        power /= sample.size
         # What the background removal leaves of each frequency (all but the mean: none).
         background = (-np.expm1(-0.5 * high_pass ** 2 * radius2) if np.isfinite(high_pass)
                       else (radius2 > 0).astype(np.float64))
@@ -192,7 +202,7 @@ def choose_weighting(data, window: np.ndarray, shape: tuple[int, int], base_sigm
         excess = ring_mean - leaves ** 2 * noise_power
         # Neighbouring frequencies of a padded, windowed frame are correlated (about 4).
         threshold = 2.0 * noise_power * leaves ** 2 / np.sqrt(
-            np.maximum(ring_count, 1) * len(frames) / 4)
+            np.maximum(ring_count, 1) * sample.size / 4)
         power = np.where(excess > threshold, excess, 0.0)[ring].reshape(radius2.shape)
         noise_per_pixel = noise_power / max(window_squared, 1e-30)
         variances = _predicted_variance(power.ravel(), noise_per_pixel, n_frames, w4,

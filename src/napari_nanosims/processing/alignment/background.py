@@ -1,0 +1,81 @@
+"""The local background removed from each frame before registration: a Gaussian of a
+few pixels, computed on block means and interpolated back (a tenth of the cost of the
+full-size filter; the background is smooth at that scale)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["local_background", "HIGH_PASS_PX"]
+
+#: Default scale of the local background removed from each frame (Gaussian sigma), px;
+#: each stack's is chosen from its scene (weighting.HIGH_PASS_CANDIDATES_PX).
+HIGH_PASS_PX = 8.0
+
+
+def _upsample_linear(small: np.ndarray, factor: int, length: int, axis: int) -> np.ndarray:
+    """Linear interpolation from block centres back to ``length`` pixels along ``axis``
+    (constant beyond the first and last centres).
+
+    Pixel ``factor * m + r`` lies at the same fraction between two block centres for
+    every ``m``, so each of the ``factor`` phases is two scaled copies of the blocks: a
+    few strided passes over the output instead of a gather per pixel.
+    """
+    small = np.asarray(small, dtype=np.float32)
+    blocks = small.shape[axis]
+
+    def along(part) -> tuple:  # an index of ``part`` along ``axis``, all of the other
+        return (slice(None),) * axis + (part,)
+
+    # One block of edge values on each side: interpolating there repeats the edge.
+    extended = np.concatenate([small[along(slice(0, 1))], small,
+                               small[along(slice(blocks - 1, blocks))]], axis=axis)
+    shape = list(small.shape)
+    shape[axis] = blocks * factor
+    out = np.empty(shape, np.float32)
+    for phase in range(factor):
+        position = (phase + 0.5) / factor - 0.5  # in blocks, from the block's centre
+        below = int(np.floor(position))
+        fraction = np.float32(position - below)
+        target = out[along(slice(phase, None, factor))]
+        np.multiply(extended[along(slice(1 + below, 1 + below + blocks))],
+                    np.float32(1.0) - fraction, out=target)
+        target += extended[along(slice(2 + below, 2 + below + blocks))] * fraction
+    return out[along(slice(0, length))]
+
+
+def _block_means(image: np.ndarray, factor: int) -> np.ndarray:
+    """Means of ``factor`` x ``factor`` blocks of an image whose sides are multiples of
+    ``factor`` (strided sums: a reshaped mean over short axes is several times slower)."""
+    columns = image[:, 0::factor].copy()
+    for offset in range(1, factor):
+        columns += image[:, offset::factor]
+    blocks = columns[0::factor].copy()
+    for offset in range(1, factor):
+        blocks += columns[offset::factor]
+    blocks *= np.float32(1.0 / (factor * factor))
+    return blocks
+
+
+def local_background(image: np.ndarray, sigma_px: float | None = None) -> np.ndarray:
+    """Smooth local background of an image: a Gaussian of ``sigma_px`` (default
+    :data:`HIGH_PASS_PX`), computed on block means and interpolated back (a tenth of
+    the cost of the full-size filter; the background is smooth at that scale)."""
+    from scipy import ndimage
+
+    sigma_px = HIGH_PASS_PX if sigma_px is None else float(sigma_px)
+    image = np.asarray(image, dtype=np.float32)
+    if not np.isfinite(sigma_px):  # no background: the registration removes the mean only
+        return np.zeros_like(image)
+    height, width = image.shape
+    # Blocks of up to sigma / 2, and at least 8 of them per side.
+    factor = max(1, min(int(sigma_px // 2), min(height, width) // 8))
+    rows, cols = -(-height // factor), -(-width // factor)
+    padded = np.pad(image, ((0, rows * factor - height), (0, cols * factor - width)),
+                    mode="reflect" if min(height, width) > factor else "edge")
+    small = _block_means(padded, factor)
+    # Block means already blur by a box of 'factor' pixels (variance (f^2 - 1) / 12).
+    remaining = np.sqrt(max(sigma_px ** 2 - (factor ** 2 - 1) / 12.0, 0.0)) / factor
+    small = ndimage.gaussian_filter(small, remaining, mode="reflect")
+    # Columns first: the rows' pass then writes whole contiguous rows of the full image.
+    return _upsample_linear(_upsample_linear(small, factor, width, 1), factor, height, 0)
