@@ -216,9 +216,10 @@ class _Spectra:
             values = np.take(values, index, axis=axis)
             start.append((index, size, scale))
         peak = np.unravel_index(int(np.argmax(values)), values.shape)
-        return tuple(int(round((index[at] - size if index[at] > size // 2 else index[at])
-                               * scale)) for at, (index, size, scale) in zip(peak, start,
-                                                                             strict=True))
+        row, col = (int(round((index[at] - size if index[at] > size // 2 else index[at])
+                              * scale)) for at, (index, size, scale) in zip(peak, start,
+                                                                            strict=True))
+        return row, col
 
     def band(self, spectrum: np.ndarray, band: _Band | None = None) -> np.ndarray:
         """The part of a correlation spectrum in ``band`` (default: where the filter is
