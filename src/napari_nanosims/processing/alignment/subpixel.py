@@ -60,6 +60,44 @@ def edge_taper(shape: tuple[int, int], width_px: float) -> np.ndarray:
     return np.outer(rows, cols).astype(np.float32)
 
 
+def frame_window(shape: tuple[int, int], region: np.ndarray | None, sigma_px: float
+                 ) -> np.ndarray:
+    """The frames' window: an edge taper of three smoothing widths, times the region."""
+    window = edge_taper(shape, TAPER_SMOOTHING_WIDTHS * sigma_px)
+    if region is not None:
+        window = window * region.astype(np.float32)
+    return window
+
+
+def _stack_basics(data) -> tuple[float, tuple[int, int], tuple[int, int]]:
+    """(mean counts per pixel and frame, largest lag searched (rows, cols), default
+    padded canvas (rows, cols)) of a (frames, H, W) stack."""
+    import scipy.fft
+
+    n_frames, height, width = data.shape
+    # The smoothing depends on the mean count, which a few frames tell well enough.
+    sample = np.unique(np.linspace(0, n_frames - 1, min(n_frames, 8)).round().astype(int))
+    totals = [float(frame(data, int(k)).sum(dtype=np.float64)) for k in sample]
+    mean_counts = sum(totals) / (len(sample) * height * width)
+    # Relative shifts searched: up to a quarter of the frame (at least 4 px).
+    max_lag = (max(4, height // 4), max(4, width // 4))
+    canvas = (scipy.fft.next_fast_len(height + max_lag[0], real=True),
+              scipy.fft.next_fast_len(width + max_lag[1], real=True))
+    return mean_counts, max_lag, canvas
+
+
+def choose_stack_weighting(data, region: np.ndarray | None, fixed=None):
+    """The band-pass a (frames, H, W) stack is registered with: chosen from the scene
+    by the error each band predicts (:func:`.weighting.choose_weighting`, on the
+    default canvas), or ``fixed`` (sigma_px, high_pass_px)."""
+    from .weighting import choose_weighting
+
+    mean_counts, _, canvas = _stack_basics(data)
+    base_sigma = subpixel_smoothing_px(mean_counts)
+    return choose_weighting(data, frame_window(data.shape[1:], region, base_sigma), canvas,
+                            base_sigma, local_background, fixed=fixed)
+
+
 class _Band(NamedTuple):
     """Part of the half spectrum a correlation is summed over: its rows (a slice or
     indices, in FFT order), its first ``cols`` columns, their angular frequencies, the
@@ -77,33 +115,36 @@ class _Band(NamedTuple):
 
 
 class _Spectra:
-    """Windowed, zero-padded frame spectra and what is needed to correlate them."""
+    """Windowed, zero-padded frame spectra and what is needed to correlate them.
 
-    def __init__(self, data, region: np.ndarray | None, weighting=None):
+    ``weighting``: a :class:`~.weighting.Weighting`, a fixed (sigma_px, high_pass_px),
+    or None to choose it from the stack. ``canvas``: the padded (rows, cols), at most
+    the default (the frame plus a quarter, so that relative shifts up to a quarter of
+    the frame never wrap); a smaller one holds frames whose relative shifts span
+    less, and the whole-pixel search then stays within half its padding.
+    """
+
+    def __init__(self, data, region: np.ndarray | None, weighting=None, canvas=None):
         import scipy.fft
 
-        from .weighting import choose_weighting
+        from .weighting import Weighting
 
         self.data = data
         n_frames, height, width = data.shape
-        # The smoothing depends on the mean count, which a few frames tell well enough.
-        sample = np.unique(np.linspace(0, n_frames - 1, min(n_frames, 8)).round().astype(int))
-        totals = [float(frame(data, int(k)).sum(dtype=np.float64)) for k in sample]
-        self.mean_counts = sum(totals) / (len(sample) * height * width)
-        base_sigma = subpixel_smoothing_px(self.mean_counts)
-        # Relative shifts searched: up to a quarter of the frame (at least 4 px).
-        self.max_lag = (max(4, height // 4), max(4, width // 4))
-        self.shape = (scipy.fft.next_fast_len(height + self.max_lag[0], real=True),
-                      scipy.fft.next_fast_len(width + self.max_lag[1], real=True))
+        self.mean_counts, self.max_lag, default = _stack_basics(data)
         self.region = region
-        window = self._window(base_sigma)
-        # The band-pass is chosen from the scene (weighting.py), by the error it predicts.
-        self.weighting = choose_weighting(data, window, self.shape, base_sigma,
-                                          local_background, fixed=weighting)
+        self.weighting = (weighting if isinstance(weighting, Weighting) else
+                          choose_stack_weighting(data, region, weighting))
+        self.shape = self.default_shape = default
+        if canvas is not None:
+            self.shape = (min(int(canvas[0]), default[0]), min(int(canvas[1]), default[1]))
+            self.max_lag = tuple(max(1, min(lag, (size - length) // 2)) for lag, size, length
+                                 in zip(self.max_lag, self.shape, (height, width),
+                                        strict=True))
         self.sigma = self.weighting.sigma_px
         self.high_pass_px = self.weighting.high_pass_px
-        if self.sigma != base_sigma:
-            window = self._window(self.sigma)
+        self.taper_px = TAPER_SMOOTHING_WIDTHS * self.sigma
+        window = frame_window((height, width), region, self.sigma)
         self.window = window
         self.window_sum = float(window.sum(dtype=np.float64))
         self.window_spectrum = scipy.fft.rfft2(window, s=self.shape).astype(np.complex64)
@@ -128,15 +169,19 @@ class _Spectra:
         band_cols = int(np.flatnonzero(keep.any(axis=0)).max()) + 1
         self.full_band = self._band(slice(None) if band_rows.size == rows else band_rows,
                                     band_cols)
-        # The first pass works at half resolution (a quarter of the spectrum): it only
-        # needs a start within a pixel, and the refinement passes search again.
-        coarse_shape = (max(rows // 2, 8), max(cols // 2, 8))
-        coarse_rows = np.r_[0:(coarse_shape[0] + 1) // 2, rows - coarse_shape[0] // 2:rows]
-        self.coarse_shape = coarse_shape
-        self.coarse_band = self._band(coarse_rows, coarse_shape[1] // 2 + 1)
         self.spectra = np.empty((n_frames, rows, self.omega_x.size), np.complex64)
         for _ in map_frames(self._prepare, n_frames):
             pass
+
+    def outgrown(self, shifts: np.ndarray) -> bool:
+        """Whether frames at ``shifts`` (frames, 2) lie beyond what a narrowed canvas
+        holds without wrapping them onto each other (with a pixel to spare); never
+        for the default canvas (as wide as the largest lag searched)."""
+        if self.shape == self.default_shape:
+            return False
+        extent = np.max(np.abs(np.asarray(shifts, dtype=np.float64)), axis=0, initial=0.0)
+        room = (np.array(self.shape) - np.array(self.window.shape)) / 2 - 1
+        return bool(np.any(extent > room))
 
     def _band(self, rows, cols: int) -> _Band:
         omega_y, omega_x = self.omega_y[rows], self.omega_x[:cols]
@@ -145,14 +190,6 @@ class _Spectra:
                      np.stack([weights, 1j * omega_x * weights, -(omega_x ** 2) * weights],
                               axis=1),
                      np.stack([np.ones_like(omega_y), 1j * omega_y, -(omega_y ** 2)]))
-
-    def _window(self, sigma: float) -> np.ndarray:
-        """The frames' window: an edge taper of three smoothing widths, times the region."""
-        self.taper_px = TAPER_SMOOTHING_WIDTHS * sigma
-        window = edge_taper(self.data.shape[1:], self.taper_px)
-        if self.region is not None:
-            window = window * self.region.astype(np.float32)
-        return window
 
     def _prepare(self, index: int) -> None:
         import scipy.fft
@@ -201,25 +238,6 @@ class _Spectra:
         peak_row, peak_col = np.unravel_index(int(np.argmax(window)), window.shape)
         row, col = int(row_index[peak_row]), int(col_index[peak_col])
         return (row - rows if row > rows // 2 else row, col - cols if col > cols // 2 else col)
-
-    def coarse_whole_pixel_peak(self, spectrum: np.ndarray) -> tuple[int, int]:
-        """:meth:`whole_pixel_peak` from a correlation spectrum cut to
-        :attr:`coarse_band`: the maximum on a grid of about two pixels, in pixels."""
-        import scipy.fft
-
-        values = scipy.fft.irfft2(spectrum, s=self.coarse_shape, workers=1)
-        start = []
-        for axis, (size, full) in enumerate(zip(self.coarse_shape, self.shape, strict=True)):
-            scale = full / size  # full pixels per coarse one
-            lag = int(np.ceil(self.max_lag[axis] / scale))
-            index = np.r_[0:lag + 1, size - lag:size]
-            values = np.take(values, index, axis=axis)
-            start.append((index, size, scale))
-        peak = np.unravel_index(int(np.argmax(values)), values.shape)
-        row, col = (int(round((index[at] - size if index[at] > size // 2 else index[at])
-                              * scale)) for at, (index, size, scale) in zip(peak, start,
-                                                                            strict=True))
-        return row, col
 
     def band(self, spectrum: np.ndarray, band: _Band | None = None) -> np.ndarray:
         """The part of a correlation spectrum in ``band`` (default: where the filter is

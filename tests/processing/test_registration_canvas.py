@@ -1,0 +1,91 @@
+"""The registration's half-resolution first pass and the canvas sized from its
+translations (first_pass.py): cheaper, and the same translations as the full canvas."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_nanosims import register_frames
+from napari_nanosims.processing.alignment import first_pass, registration
+from napari_nanosims.processing.alignment.background import local_background
+from napari_nanosims.testing.simulate import alignment_error_px, simulate_scene
+
+
+def test_binned_frames_are_2x2_block_sums_without_an_odd_edge():
+    rng = np.random.default_rng(0)
+    stack = rng.poisson(3, size=(3, 9, 12)).astype(np.uint16)
+    binned = first_pass.BinnedStack(stack)
+    assert binned.shape == (3, 4, 6)
+    for index in range(3):
+        expected = stack[index, :8, :12].astype(np.float64).reshape(4, 2, 6, 2).sum(axis=(1, 3))
+        np.testing.assert_array_equal(binned[index], expected)
+
+
+def test_the_canvas_holds_the_spread_and_the_smoothing():
+    shifts = np.array([[0.0, 0.0], [3.2, -1.0], [-2.0, 5.5]])  # spread 5.2 and 6.5 px
+    rows, cols = first_pass.canvas_for((256, 200), shifts, sigma_px=1.0)
+    assert rows >= 256 + 6 + first_pass.CANVAS_MARGIN_PX
+    assert cols >= 200 + 7 + first_pass.CANVAS_MARGIN_PX
+    assert rows < 256 + 64  # narrower than the default (a quarter of the frame)
+    # a wide smoothing needs room on the canvas whatever the spread
+    rows, _ = first_pass.canvas_for((256, 200), np.zeros((3, 2)), sigma_px=4.0)
+    assert rows >= 256 + first_pass.SMOOTHING_REACH * 4.0
+
+
+@pytest.mark.parametrize("kind, counts", [("cells", 2.0), ("grain", 2.0), ("spots", 0.5)])
+def test_the_narrow_canvas_gives_the_translations_of_the_full_one(kind, counts,
+                                                                  monkeypatch):
+    sim = simulate_scene(kind, 12, counts, window=128, seed=5)
+    narrowed = register_frames(sim["frames"])
+    canvases = []
+    original = registration._Spectra.__init__
+
+    def record(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        canvases.append((self.shape, self.default_shape))
+
+    monkeypatch.setattr(registration._Spectra, "__init__", record)
+    monkeypatch.setattr(registration, "canvas_for", lambda *args: (10 ** 6, 10 ** 6))
+    full = register_frames(sim["frames"])
+    assert canvases[-1][0] == canvases[-1][1]  # capped: the default canvas
+    difference = np.abs(narrowed.translations - full.translations)
+    assert float(np.max(difference)) <= 0.05, difference
+    limit = alignment_error_px(full.translations, sim["drift_px"])
+    assert alignment_error_px(narrowed.translations, sim["drift_px"]) <= 1.05 * limit + 0.002
+
+
+def test_frames_that_outgrow_the_canvas_are_registered_on_the_full_one(monkeypatch):
+    sim = simulate_scene("cells", 10, 2.0, window=128, seed=2, drift="linear")
+    full = register_frames(sim["frames"])
+    outgrown = []
+    original = registration._OutgrewCanvas.__init__
+
+    def record(self, shifts):
+        outgrown.append(shifts.copy())
+        original(self, shifts)
+
+    monkeypatch.setattr(registration._OutgrewCanvas, "__init__", record)
+    # a canvas of the frame plus 2 px cannot hold a drift of several pixels
+    monkeypatch.setattr(registration, "canvas_for",
+                        lambda shape, shifts, sigma: (shape[0] + 2, shape[1] + 2))
+    again = register_frames(sim["frames"])
+    assert outgrown, "the narrow canvas was never found too small"
+    assert np.ptp(sim["drift_px"], axis=0).max() > 2
+    np.testing.assert_allclose(again.translations, full.translations, atol=0.05)
+    assert alignment_error_px(again.translations, sim["drift_px"]) < 0.2
+
+
+def test_the_local_background_is_a_smooth_gaussian_of_the_image():
+    # Block means and linear interpolation stand for a Gaussian filter of sigma_px:
+    # compared with scipy's on a smooth ramp plus a blob (away from the edges).
+    from scipy import ndimage
+
+    rows, cols = np.mgrid[0:128, 0:96].astype(np.float32)
+    image = 0.05 * rows + 20 * np.exp(-((rows - 60) ** 2 + (cols - 40) ** 2) / 300.0)
+    for sigma in (4.0, 8.0, 16.0):
+        ours = local_background(image, sigma)
+        reference = ndimage.gaussian_filter(image.astype(np.float64), sigma, mode="reflect")
+        inner = (slice(24, -24), slice(24, -24))
+        assert ours.shape == image.shape and ours.dtype == np.float32
+        assert np.max(np.abs(ours[inner] - reference[inner])) < 0.02 * np.ptp(image), sigma
