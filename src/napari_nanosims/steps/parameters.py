@@ -270,7 +270,7 @@ EXCLUDE_PARAMETERS = (
 
 
 def _rectangle(text: str):
-    from ..processing.alignment.registration import parse_rectangle
+    from ..processing.alignment.region import parse_rectangle
 
     return parse_rectangle(text)
 

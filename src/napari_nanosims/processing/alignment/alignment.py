@@ -17,8 +17,8 @@ import numpy as np
 from ..._checks import check_number
 from ..._errors import ShiftBeyondPaddingWarning
 from .._frames import check_stack, frame, map_frames, run_to_completion
+from .region import check_region as _check_region
 from .registration import MAX_PASSES, FrameRegistration, iter_register
-from .registration import check_region as _check_region
 from .shifts import _check_padding, apply_translations, iter_apply_translations, translation_matrix
 
 __all__ = [
