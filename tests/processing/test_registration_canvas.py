@@ -61,9 +61,9 @@ def test_frames_that_outgrow_the_canvas_are_registered_on_the_full_one(monkeypat
     outgrown = []
     original = registration._OutgrewCanvas.__init__
 
-    def record(self, shifts):
+    def record(self, shifts, passes, gains):
         outgrown.append(shifts.copy())
-        original(self, shifts)
+        original(self, shifts, passes, gains)
 
     monkeypatch.setattr(registration._OutgrewCanvas, "__init__", record)
     # a canvas of the frame plus 2 px cannot hold a drift of several pixels
@@ -71,6 +71,7 @@ def test_frames_that_outgrow_the_canvas_are_registered_on_the_full_one(monkeypat
                         lambda shape, shifts, sigma: (shape[0] + 2, shape[1] + 2))
     again = register_frames(sim["frames"])
     assert outgrown, "the narrow canvas was never found too small"
+    assert again.passes <= registration.MAX_PASSES  # the passes before count too
     assert np.ptp(sim["drift_px"], axis=0).max() > 2
     np.testing.assert_allclose(again.translations, full.translations, atol=0.05)
     assert alignment_error_px(again.translations, sim["drift_px"]) < 0.2

@@ -197,7 +197,7 @@ def _coordinate_ascent(spectra: _Spectra, max_passes: int, shifts: np.ndarray, s
         shifts = moved - common
         sums.move_all(-common)
         if spectra.outgrown(shifts):
-            raise _OutgrewCanvas(shifts)
+            raise _OutgrewCanvas(shifts, passes + 1, gains + [gain])
         passes += 1
         gains.append(gain)
         relative = moves - common
@@ -220,7 +220,7 @@ def _coordinate_ascent(spectra: _Spectra, max_passes: int, shifts: np.ndarray, s
             shifts = _accelerate(starts[-ACCELERATION_DEPTH - 1:],
                                  residuals[-ACCELERATION_DEPTH - 1:], shifts, sums)
             if spectra.outgrown(shifts):
-                raise _OutgrewCanvas(shifts)
+                raise _OutgrewCanvas(shifts, passes, gains)
         # The next pass is likely the last when this one moved little (or it must be).
         measuring = largest <= MEASURE_WITHIN_PX or passes == max_passes - 1
     return shifts, passes, converged, tuple(gains), None
@@ -293,11 +293,12 @@ def iter_register(data, upsample_factor: int, reference: int | None, region=None
 
 
 class _OutgrewCanvas(Exception):
-    """A refinement pass moved frames beyond what a narrowed canvas holds."""
+    """A refinement pass moved frames beyond what a narrowed canvas holds: where they
+    are, after how many passes, with which gains."""
 
-    def __init__(self, shifts: np.ndarray):
+    def __init__(self, shifts: np.ndarray, passes: int, gains: list):
         super().__init__("frames moved beyond the canvas")
-        self.shifts = shifts
+        self.shifts, self.passes, self.gains = shifts, passes, list(gains)
 
 
 def _place(spectra: _Spectra, shifts: np.ndarray) -> _Sums:
@@ -348,16 +349,25 @@ def _register(data, upsample_factor, reference, region, max_passes, initial, wei
             yield progress()  # spectra ready
             sums = _Sums(spectra)
             shifts = yield from first_pass(spectra, sums, progress)
-        try:
-            shifts, passes, converged, gains, diagnosed = yield from _coordinate_ascent(
-                spectra, max_passes, shifts, sums, progress)
-        except _OutgrewCanvas as outgrown:
-            # Rare: a pass moved frames further than the first pass spread them. Start
-            # again from there on the full canvas.
-            spectra = _Spectra(data, region, spectra.weighting)
-            sums = _place(spectra, outgrown.shifts)
-            shifts, passes, converged, gains, diagnosed = yield from _coordinate_ascent(
-                spectra, max_passes, outgrown.shifts, sums, progress)
+        done, earlier_gains = 0, []
+        for attempt in itertools.count():
+            try:
+                shifts, passes, converged, gains, diagnosed = yield from _coordinate_ascent(
+                    spectra, max(max_passes - done, 0), shifts, sums, progress)
+                break
+            except _OutgrewCanvas as outgrown:
+                # A pass moved frames further than the first pass spread them (a smooth
+                # scene's first pass can underestimate the drift): go on from where they
+                # are on a canvas that holds them, or the full one the second time.
+                done += outgrown.passes
+                earlier_gains += outgrown.gains
+                shifts = outgrown.shifts - (outgrown.shifts.min(axis=0)
+                                            + outgrown.shifts.max(axis=0)) / 2
+                canvas = (canvas_for((height, width), shifts, spectra.sigma) if attempt == 0
+                          else None)
+                spectra = _Spectra(data, region, spectra.weighting, canvas)
+                sums = _place(spectra, shifts)
+        passes, gains = passes + done, tuple(earlier_gains) + gains
     if diagnosed is None:
         diagnosed = measure_all(spectra, shifts, sums, reference)
     correlation, significance, uncertainty = diagnosed
