@@ -90,3 +90,21 @@ def test_the_local_background_is_a_smooth_gaussian_of_the_image():
         inner = (slice(24, -24), slice(24, -24))
         assert ours.shape == image.shape and ours.dtype == np.float32
         assert np.max(np.abs(ours[inner] - reference[inner])) < 0.02 * np.ptp(image), sigma
+
+
+def test_a_band_of_some_rows_and_every_column_is_cut_from_a_whole_spectrum():
+    # A band that keeps every column but not every row (a filter narrower along y)
+    # must still be cut from a whole spectrum before the sums over it.
+    from napari_nanosims.processing.alignment.subpixel import _Spectra
+
+    sim = simulate_scene("cells", 4, 2.0, window=64, seed=1)
+    spectra = _Spectra(sim["frames"], None)
+    rows = np.r_[0:10, spectra.shape[0] - 10:spectra.shape[0]]
+    band = spectra._band(rows, spectra.omega_x.size)
+    whole = np.conj(spectra.spectra[0]) * spectra.spectra[1] * spectra.filter
+    value, gradient, hessian = spectra.evaluate(whole, (0.3, -0.2), band)
+    cut = whole[rows]
+    expected = spectra.evaluate(cut, (0.3, -0.2), band)
+    assert value == pytest.approx(expected[0])
+    np.testing.assert_allclose(gradient, expected[1])
+    np.testing.assert_allclose(hessian, expected[2])

@@ -243,7 +243,7 @@ class _Spectra:
         """The part of a correlation spectrum in ``band`` (default: where the filter is
         not negligible)."""
         band = self.full_band if band is None else band
-        if spectrum.shape[1] == band.cols:
+        if spectrum.shape == (band.omega_y.size, band.cols):
             return spectrum  # already
         return spectrum[band.rows, :band.cols]
 
