@@ -108,3 +108,17 @@ def test_a_band_of_some_rows_and_every_column_is_cut_from_a_whole_spectrum():
     assert value == pytest.approx(expected[0])
     np.testing.assert_allclose(gradient, expected[1])
     np.testing.assert_allclose(hessian, expected[2])
+
+
+def test_large_frames_refined_at_half_resolution_first_reach_the_same_translations(
+        monkeypatch):
+    sim = simulate_scene("particle", 8, 2.0, window=384, seed=4)
+    refined = register_frames(sim["frames"])
+    monkeypatch.setattr(registration, "HALF_RESOLUTION_REFINE_MIN_PX", 10 ** 6)
+    direct = register_frames(sim["frames"])
+    # both stop within a quarter of each frame's uncertainty of the same fixed point
+    tolerance = 0.5 * np.max(direct.uncertainty_px, axis=1, keepdims=True) + 0.01
+    assert np.all(np.abs(refined.translations - direct.translations) <= tolerance)
+    limit = alignment_error_px(direct.translations, sim["drift_px"])
+    assert alignment_error_px(refined.translations, sim["drift_px"]) <= 1.05 * limit + 0.002
+    assert refined.passes <= direct.passes

@@ -76,16 +76,21 @@ def first_pass(spectra: _Spectra, sums: _Sums, progress: Callable[[], int]
     return shifts
 
 
-def half_resolution_first_pass(data, region, weighting, progress: Callable[[], int]
-                               ) -> Generator[int, None, np.ndarray]:
+def half_resolution_first_pass(data, region, weighting, progress: Callable[[], int],
+                               refine=None) -> Generator[int, None, np.ndarray]:
     """:func:`first_pass` on the frames binned 2 x 2, with the weighting scaled to
-    them (smoothing and background in half the pixels); translations in full pixels."""
+    them (smoothing and background in half the pixels), then ``refine(spectra, shifts,
+    sums)`` (a generator returning better shifts: the refinement passes at a quarter
+    of their full cost); translations in full pixels."""
     from .weighting import Weighting
 
     binned = BinnedStack(data)
     scaled = Weighting(max(weighting.sigma_px / 2, 0.5), weighting.high_pass_px / 2)
     spectra = _Spectra(binned, _binned_region(region), scaled)
-    shifts = yield from first_pass(spectra, _Sums(spectra), progress)
+    sums = _Sums(spectra)
+    shifts = yield from first_pass(spectra, sums, progress)
+    if refine is not None:
+        shifts = yield from refine(spectra, shifts, sums)
     return 2.0 * shifts
 
 
