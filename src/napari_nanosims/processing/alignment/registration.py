@@ -21,6 +21,7 @@ from collections.abc import Generator
 import numpy as np
 
 from .._frames import map_frames
+from .acceleration import ACCELERATION_DEPTH, accelerate
 from .diagnostics import FrameDiagnostics, collect, measure_all
 from .first_pass import (
     HALF_RESOLUTION_MIN_PX,
@@ -57,10 +58,6 @@ MEASURE_WITHIN_PX = 0.2
 HALF_RESOLUTION_SETTLE_PX = 0.025
 #: ... and run only on frames at least this large (px, both sides).
 HALF_RESOLUTION_REFINE_MIN_PX = 384
-#: Passes remembered by the acceleration of the passes (see _accelerate) ...
-ACCELERATION_DEPTH = 3
-#: ... and the largest jump it takes, in units of the last pass's largest move.
-ACCELERATION_LIMIT = 10.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -227,48 +224,13 @@ def _coordinate_ascent(spectra: _Spectra, max_passes: int, shifts: np.ndarray, s
         starts.append(shifts - relative)
         residuals.append(relative)
         if not converged:
-            shifts = _accelerate(starts[-ACCELERATION_DEPTH - 1:],
+            shifts = accelerate(starts[-ACCELERATION_DEPTH - 1:],
                                  residuals[-ACCELERATION_DEPTH - 1:], shifts, sums)
             if spectra.outgrown(shifts):
                 raise _OutgrewCanvas(shifts, passes, gains)
         # The next pass is likely the last when this one moved little (or it must be).
         measuring = diagnose and (largest <= MEASURE_WITHIN_PX or passes == max_passes - 1)
     return shifts, passes, converged, tuple(gains), None
-
-
-def _accelerate(starts: list, residuals: list, shifts: np.ndarray, sums: _Sums) -> np.ndarray:
-    """Jump ahead along a slowly converging sequence of passes (Anderson acceleration).
-
-    On a smooth scene (a large grain with soft edges) each pass moves every frame only
-    part of the way to the fixed point: the weights that keep the objective unbiased
-    stay where the frame is while its lag is searched, which pulls the peak toward the
-    frame's current place. The passes then shrink the distance left by near-constant
-    ratios (0.2-0.8, one per mode of the stack's drift). From the last few passes'
-    starts ``x`` and moves ``f`` (the fixed point is where ``f`` is zero), the
-    combination of the passes whose moves cancel best by least squares predicts the
-    fixed point; the next pass starts there, and its own check keeps it there or moves
-    it back. The fixed point is not changed, only reached in fewer passes. A jump larger
-    than :data:`ACCELERATION_LIMIT` times the last pass's largest move is not taken.
-    """
-    if len(residuals) < 2:
-        return shifts
-    last = residuals[-1].ravel()
-    moves_change = np.column_stack([(b - a).ravel() for a, b in
-                                     itertools.pairwise(residuals)])
-    starts_change = np.column_stack([(b - a).ravel() for a, b in itertools.pairwise(starts)])
-    weights, *_ = np.linalg.lstsq(moves_change, last, rcond=1e-8)
-    target = (starts[-1].ravel() + last
-              - (starts_change + moves_change) @ weights).reshape(shifts.shape)
-    jump = target - shifts
-    jump -= jump.mean(axis=0)  # a shared move changes nothing
-    largest = float(np.max(np.abs(residuals[-1])))
-    if not np.all(np.isfinite(jump)) or float(np.max(np.abs(jump))) > (
-            ACCELERATION_LIMIT * largest):
-        return shifts
-    for index in np.flatnonzero(np.any(jump != 0, axis=1)):
-        sums.add(index, shifts[index], -1.0)
-        sums.add(index, shifts[index] + jump[index])
-    return shifts + jump
 
 
 def _interpolate_flagged(shifts: np.ndarray, flagged: np.ndarray) -> np.ndarray:
