@@ -240,6 +240,19 @@ def test_scene_simulator_is_what_it_says():
         make_scene("galaxy", (10, 10))
 
 
+def test_the_others_limit_adds_the_references_noise_to_the_noise_limit():
+    # With a reference made of the other frames (placed where they are), few noisy
+    # frames make a noisy reference: their limit is well above the perfect reference's;
+    # with many frames the two meet.
+    from napari_nanosims.testing.simulate import registration_others_limit_px
+
+    few = simulate_scene("mineral", 4, 0.5, window=96, seed=8)
+    many = simulate_scene("mineral", 60, 10.0, window=96, seed=8)
+    assert registration_others_limit_px(few) > 2 * registration_noise_limit_px(few)
+    ratio = registration_others_limit_px(many) / registration_noise_limit_px(many)
+    assert 0.9 < ratio < 1.2, ratio  # 59 frames of 10 counts: nearly a perfect reference
+
+
 def test_a_stack_of_pure_noise_is_left_where_it_is():
     rng = np.random.default_rng(3)
     noise = rng.poisson(30, size=(8, 32, 32))

@@ -319,3 +319,62 @@ def registration_noise_limit_px(simulation: dict, upsample_factor: int = 100) ->
         errors.append(alignment_error_px(estimates, simulation["drift_px"]))
     return min(errors)
 
+
+
+def registration_others_limit_px(simulation: dict, upsample_factor: int = 100) -> float:
+    """The error of locating each noisy frame in the mean of the *other* noisy frames,
+    placed where they truly are, pixels.
+
+    What a method that builds its reference from the frames can reach at best (its
+    reference, perfectly aligned, still carries the other frames' noise, which
+    :func:`registration_noise_limit_px` leaves out): registered as that function does
+    (plain cross-correlation as it is and filtered as 'subpixel' filters by default;
+    the smaller RMS error of the two). The others are moved by Fourier shifts of their
+    true offsets onto the field's canvas and averaged per pixel over those covering it.
+    """
+    from scipy import ndimage
+    from skimage.registration import phase_cross_correlation
+
+    from ..processing.alignment.background import local_background
+    from ..processing.alignment.subpixel import subpixel_smoothing_px
+
+    frames = simulation["frames"]
+    sigma = subpixel_smoothing_px(float(np.mean(frames)))
+    top, left = (int(round(v)) for v in simulation["origin"])
+    height, width = frames.shape[1:]
+    canvas_shape = np.asarray(simulation["field"]).shape
+    drift = np.asarray(simulation["drift_px"], dtype=np.float64)
+
+    def filtered(image):
+        image = np.asarray(image, dtype=np.float64)
+        image = image - local_background(image)
+        return ndimage.gaussian_filter(image, sigma)
+
+    def placed(image, offset=None):
+        canvas = np.zeros(canvas_shape)
+        canvas[top:top + height, left:left + width] = image
+        if offset is None:
+            return canvas
+        moved = ndimage.fourier_shift(np.fft.fft2(canvas), offset)
+        return np.real(np.fft.ifft2(moved))
+
+    errors = []
+    for prepare in (lambda image: np.asarray(image, dtype=np.float64), filtered):
+        prepared = [prepare(counts) for counts in frames]
+        aligned = [placed(image, offset) for image, offset in zip(prepared, drift, strict=True)]
+        covers = [placed(np.ones((height, width)), offset) for offset in drift]
+        total, coverage = np.sum(aligned, axis=0), np.sum(covers, axis=0)
+        estimates = []
+        for index, image in enumerate(prepared):
+            others = coverage - covers[index]
+            reference = np.where(others > 0.5, (total - aligned[index])
+                                 / np.maximum(others, 0.5), 0.0)
+            inside = others > 0.5
+            reference[inside] -= reference[inside].mean()
+            canvas = placed(image - image.mean())
+            shift, _, _ = phase_cross_correlation(reference, canvas,
+                                                  upsample_factor=upsample_factor,
+                                                  normalization=None)
+            estimates.append(np.asarray(shift))
+        errors.append(alignment_error_px(estimates, drift))
+    return min(errors)
