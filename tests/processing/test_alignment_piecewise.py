@@ -132,6 +132,28 @@ def test_the_chi_square_of_noise_is_what_it_expects():
     assert found == 0
 
 
+def test_frames_with_few_usable_patches_are_not_tested():
+    """Two or three usable patches per frame: the median leaves residuals tied to each
+    other, and such frames are left out of the test (their chi-square came with no
+    degrees of freedom and made a rigid SE grain at 0.5 counts 'deform'); pure noise
+    with a few frames of many patches is still no deformation."""
+    rng = np.random.default_rng(9)
+    moves, sigma = _noise_moves(rng)
+    few = sigma.copy()
+    few[:, :, :] = np.inf
+    few[:, 0, 0] = few[:, 4, 4] = sigma[:, 0, 0]  # two usable patches in every frame
+    few[:3] = sigma[:3]  # ... but every patch in the first three
+    chi2, dof = chi_square(moves, few)
+    assert np.all(chi2[3:] == 0) and np.all(dof[3:] == 0)
+    assert np.all(dof[:3] > 0)
+    # a large relative move of the two patches is not testable either
+    apart = moves.copy()
+    apart[3:, 0, 0] += 5 * sigma[3:, 0, 0]
+    assert not deformation_test(apart, few)
+    # frames of many usable patches are, as before
+    assert not deformation_test(moves, sigma)
+
+
 def test_the_warp_conserves_every_frame_and_every_mass():
     rng = np.random.default_rng(0)
     counts = rng.poisson(3.0, size=(4, 3, 40, 48)).astype(np.uint16)
