@@ -11,7 +11,9 @@ frame measured in the same run (the FFT floor), and their ratio; the first call 
 fresh process against later ones; the peak memory of align_frames on a
 (100, 7, 512, 512) stack, sequential, subpixel and piecewise.
 
-Run: python benchmarks/bench_alignment.py [--quick]
+Real images: stacks cut from real 12C 14N images of ../shared/data, beside the noise limit.
+
+Run: python benchmarks/bench_alignment.py [--quick] [--speed-only | --accuracy-only | --real-only]
 """
 
 from __future__ import annotations
@@ -233,12 +235,58 @@ def memory(quick: bool) -> None:
     print()
 
 
+REAL_FILES = ("OpenMIMS_doc_051117_05-32dRe-03b.im", "OpenMIMS_doc_040702_06-05mos-03a.im")
+
+
+def real_images() -> None:
+    """Stacks cut from real 12C 14N images (their summed counts as the noise-free field)."""
+    from pathlib import Path
+
+    from napari_nanosims import open_acquisition, register_frames
+    from napari_nanosims.testing.simulate import (
+        alignment_error_px,
+        registration_noise_limit_px,
+        simulate_drift,
+    )
+
+    folder = Path(__file__).resolve().parents[2] / "shared" / "data"
+    print("real images: 12C 14N summed as the field, drift up to 6 px, each cell pools a "
+          "random walk and a linear drift")
+    for name in REAL_FILES:
+        path = folder / name
+        if not path.exists():
+            print(f"  {name}: not found in {folder}, skipped")
+            continue
+        acquisition = open_acquisition(path)
+        labels = [channel.label for channel in acquisition.channels]
+        mass = next((k for k, label in enumerate(labels) if "14N" in label), 0)
+        field = np.asarray(acquisition.counts[:, mass], dtype=np.float64).sum(axis=0)
+        window = min(field.shape) - 28
+        print(f"  {name} ({labels[mass]}, {window} px windows)")
+        for counts, n_frames in ((5.0, 20), (2.0, 40), (0.5, 20), (0.5, 10), (2.0, 10)):
+            ours, limits = [], []
+            for seed_value, drift in ((1, "random_walk"), (2, "linear")):
+                sim = simulate_drift(field, n_frames, counts, window=window, step_px=None,
+                                     seed=seed_value, drift=drift, max_drift_px=6)
+                ours.append(alignment_error_px(register_frames(sim["frames"]).translations,
+                                               sim["drift_px"]))
+                limits.append(registration_noise_limit_px(sim))
+            ours_px, limit_px = (float(np.sqrt(np.mean(np.square(v)))) for v in (ours, limits))
+            print(f"    {counts:4.1f} counts/px {n_frames:4d} frames: limit {limit_px:.3f} "
+                  f"ours {ours_px:.3f} ratio {ours_px / limit_px:.2f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer and smaller cases")
     parser.add_argument("--speed-only", action="store_true")
     parser.add_argument("--accuracy-only", action="store_true")
+    parser.add_argument("--real-only", action="store_true",
+                        help="only the stacks cut from real images (../shared/data)")
     args = parser.parse_args()
+    if args.real_only:
+        real_images()
+        return
     print(f"{os.cpu_count()} cores\n")
     if not args.accuracy_only:
         print(f"load average (1, 5, 15 min): {os.getloadavg()}")
@@ -247,6 +295,7 @@ def main() -> None:
         memory(args.quick)
     if not args.speed_only:
         accuracy(args.quick)
+        real_images()
 
 
 if __name__ == "__main__":
