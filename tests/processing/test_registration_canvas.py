@@ -58,23 +58,64 @@ def test_the_narrow_canvas_gives_the_translations_of_the_full_one(kind, counts,
 def test_frames_that_outgrow_the_canvas_are_registered_on_the_full_one(monkeypatch):
     sim = simulate_scene("cells", 10, 2.0, window=128, seed=2, drift="linear")
     full = register_frames(sim["frames"])
-    outgrown = []
+    events = []
     original = registration._OutgrewCanvas.__init__
 
     def record(self, shifts, passes, gains):
-        outgrown.append(shifts.copy())
+        events.append((shifts.copy(), passes, len(gains)))
         original(self, shifts, passes, gains)
 
     monkeypatch.setattr(registration._OutgrewCanvas, "__init__", record)
-    # a canvas of the frame plus 2 px cannot hold a drift of several pixels
-    monkeypatch.setattr(registration, "canvas_for",
-                        lambda shape, shifts, sigma: (shape[0] + 2, shape[1] + 2))
+    canvases = []
+    real_canvas_for = first_pass.canvas_for
+
+    def too_narrow_first(shape, shifts, sigma):
+        # the first canvas holds the frame plus 2 px only; the next one is the real one
+        canvases.append(shape)
+        if len(canvases) == 1:
+            return shape[0] + 2, shape[1] + 2
+        return real_canvas_for(shape, shifts, sigma)
+
+    monkeypatch.setattr(registration, "canvas_for", too_narrow_first)
+    finished = []
+    ascent = registration._coordinate_ascent
+
+    def recording_ascent(*args, **kwargs):
+        result = yield from ascent(*args, **kwargs)
+        finished.append(result[1])  # the passes of an attempt that was not outgrown
+        return result
+
+    monkeypatch.setattr(registration, "_coordinate_ascent", recording_ascent)
     again = register_frames(sim["frames"])
-    assert outgrown, "the narrow canvas was never found too small"
-    assert again.passes <= registration.MAX_PASSES  # the passes before count too
     assert np.ptp(sim["drift_px"], axis=0).max() > 2
+    assert len(events) >= 1 and len(canvases) == len(events) + 1
+    # the passes before every restart count: each restart's, plus the last attempt's
+    assert len(finished) == 1 and finished[0] >= 1
+    assert again.passes == sum(passes for _, passes, _ in events) + finished[0]
+    assert len(again.objective) == again.passes
     np.testing.assert_allclose(again.translations, full.translations, atol=0.05)
     assert alignment_error_px(again.translations, sim["drift_px"]) < 0.2
+
+
+def test_two_frames_are_registered_at_full_resolution(monkeypatch):
+    # With two frames the first pass is the answer: the binned one would lose accuracy.
+    calls = []
+    original = registration.half_resolution_first_pass
+
+    def spy(*args, **kwargs):
+        calls.append(args)
+        return (yield from original(*args, **kwargs))
+
+    monkeypatch.setattr(registration, "half_resolution_first_pass", spy)
+    errors = []
+    for seed in range(3):
+        sim = simulate_scene("cells", 2, 20.0, window=128, seed=seed)
+        errors.append(alignment_error_px(register_frames(sim["frames"]).translations,
+                                         sim["drift_px"]))
+    assert not calls
+    assert max(errors) < 0.2, errors
+    register_frames(simulate_scene("cells", 3, 20.0, window=128, seed=1)["frames"])
+    assert len(calls) == 1  # three frames and more: the binned first pass
 
 
 def test_the_local_background_is_a_smooth_gaussian_of_the_image():
@@ -116,7 +157,8 @@ def test_large_frames_refined_at_half_resolution_first_reach_the_same_translatio
     refined = register_frames(sim["frames"])
     monkeypatch.setattr(registration, "HALF_RESOLUTION_REFINE_MIN_PX", 10 ** 6)
     direct = register_frames(sim["frames"])
-    # both stop within a quarter of each frame's uncertainty of the same fixed point
+    # each stops within a quarter of each frame's uncertainty of the same fixed point,
+    # so they are at most half an uncertainty apart (and the 0.01 px rounding)
     tolerance = 0.5 * np.max(direct.uncertainty_px, axis=1, keepdims=True) + 0.01
     assert np.all(np.abs(refined.translations - direct.translations) <= tolerance)
     limit = alignment_error_px(direct.translations, sim["drift_px"])

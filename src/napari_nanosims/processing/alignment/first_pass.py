@@ -79,9 +79,10 @@ def first_pass(spectra: _Spectra, sums: _Sums, progress: Callable[[], int]
 def half_resolution_first_pass(data, region, weighting, progress: Callable[[], int],
                                refine=None) -> Generator[int, None, np.ndarray]:
     """:func:`first_pass` on the frames binned 2 x 2, with the weighting scaled to
-    them (smoothing and background in half the pixels), then ``refine(spectra, shifts,
-    sums)`` (a generator returning better shifts: the refinement passes at a quarter
-    of their full cost); translations in full pixels."""
+    them (smoothing and background in half the pixels), then, when given,
+    ``refine(spectra, shifts, sums)`` (a generator returning better shifts: the
+    refinement passes on the binned frames, at a quarter of their full cost);
+    translations in full pixels."""
     from .weighting import Weighting
 
     binned = BinnedStack(data)

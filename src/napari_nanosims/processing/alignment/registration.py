@@ -303,7 +303,11 @@ def _register(data, upsample_factor, reference, region, max_passes, initial, wei
         refined = False  # the frames start near their fixed point
         if initial is not None:
             shifts[:] = np.asarray(initial, dtype=np.float64)
-        elif n_frames > 1 and min(height, width) >= HALF_RESOLUTION_MIN_PX:
+        # Two frames: the first pass is the answer (the passes change nothing), so it
+        # is done at full resolution.
+        half_resolution = (initial is None and n_frames > 2
+                           and min(height, width) >= HALF_RESOLUTION_MIN_PX)
+        if half_resolution:
             chosen = choose_stack_weighting(data, region, weighting)
 
             def refine(coarse, coarse_shifts, coarse_sums):
@@ -327,8 +331,7 @@ def _register(data, upsample_factor, reference, region, max_passes, initial, wei
             shifts = yield from half_resolution_first_pass(data, region, chosen, progress,
                                                            refine if refined else None)
             weighting = chosen
-        if initial is not None or n_frames == 1 or min(height, width) >= \
-                HALF_RESOLUTION_MIN_PX:
+        if initial is not None or n_frames == 1 or half_resolution:
             # Translations known: centred on their mid-range, on a canvas that holds them.
             shifts -= (shifts.min(axis=0) + shifts.max(axis=0)) / 2
             if weighting is None or not hasattr(weighting, "sigma_px"):
@@ -344,23 +347,29 @@ def _register(data, upsample_factor, reference, region, max_passes, initial, wei
             shifts = yield from first_pass(spectra, sums, progress)
         done, earlier_gains = 0, []
         for attempt in itertools.count():
+            outgrown = None
             try:
                 shifts, passes, converged, gains, diagnosed = yield from _coordinate_ascent(
                     spectra, max(max_passes - done, 0), shifts, sums, progress,
                     near=refined)
+            except _OutgrewCanvas as error:
+                outgrown = (error.shifts, error.passes, error.gains)
+            if outgrown is None:
                 break
-            except _OutgrewCanvas as outgrown:
-                # A pass moved frames further than the first pass spread them (a smooth
-                # scene's first pass can underestimate the drift): go on from where they
-                # are on a canvas that holds them, or the full one the second time.
-                done += outgrown.passes
-                earlier_gains += outgrown.gains
-                shifts = outgrown.shifts - (outgrown.shifts.min(axis=0)
-                                            + outgrown.shifts.max(axis=0)) / 2
-                canvas = (canvas_for((height, width), shifts, spectra.sigma) if attempt == 0
-                          else None)
-                spectra = _Spectra(data, region, spectra.weighting, canvas)
-                sums = _place(spectra, shifts)
+            # A pass moved frames further than the first pass spread them (a smooth
+            # scene's first pass can underestimate the drift): go on from where they are
+            # on a canvas that holds them, or the full one the second time. Built after
+            # the exception is gone (its traceback holds the old spectra).
+            moved, outgrown_passes, outgrown_gains = outgrown
+            done += outgrown_passes
+            earlier_gains += outgrown_gains
+            weighting = spectra.weighting
+            spectra = sums = None
+            shifts = moved - (moved.min(axis=0) + moved.max(axis=0)) / 2
+            canvas = (canvas_for((height, width), shifts, weighting.sigma_px) if attempt == 0
+                      else None)
+            spectra = _Spectra(data, region, weighting, canvas)
+            sums = _place(spectra, shifts)
         passes, gains = passes + done, tuple(earlier_gains) + gains
     if diagnosed is None:
         diagnosed = measure_all(spectra, shifts, sums, reference)

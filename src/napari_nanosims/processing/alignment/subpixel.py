@@ -176,12 +176,11 @@ class _Spectra:
     def outgrown(self, shifts: np.ndarray) -> bool:
         """Whether frames at ``shifts`` (frames, 2) lie beyond what a narrowed canvas
         holds without wrapping them onto each other (with a pixel to spare); never
-        for the default canvas (as wide as the largest lag searched)."""
-        if self.shape == self.default_shape:
-            return False
+        along an axis of the default width (as wide as the largest lag searched)."""
+        narrowed = np.array(self.shape) < np.array(self.default_shape)
         extent = np.max(np.abs(np.asarray(shifts, dtype=np.float64)), axis=0, initial=0.0)
         room = (np.array(self.shape) - np.array(self.window.shape)) / 2 - 1
-        return bool(np.any(extent > room))
+        return bool(np.any(narrowed & (extent > room)))  # only a narrowed axis can
 
     def _band(self, rows, cols: int) -> _Band:
         omega_y, omega_x = self.omega_y[rows], self.omega_x[:cols]
