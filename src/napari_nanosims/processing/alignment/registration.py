@@ -94,8 +94,10 @@ class FrameRegistration:
         whichever predicts the smallest error (see ``high_pass_px``).
     high_pass_px : float
         Scale of the local background removed from every frame (Gaussian sigma), pixels:
-        of 8, 16 and 32 px, with the smoothing, the band-pass whose predicted error
-        (from the scene's power spectrum) is smallest (:mod:`.weighting`).
+        8 or 16, or inf for none (only the mean removed); with the smoothing, the
+        band-pass whose predicted error (from the scene's power spectrum) is smallest,
+        a removal only where it predicts clearly less error than none
+        (:mod:`.weighting`).
     displacement_px : numpy.ndarray or None
         ``method='piecewise'`` only: the smooth displacement field beyond each frame's
         translation, (frames, 2, rows, cols), (rows, columns) in pixels, at the patch

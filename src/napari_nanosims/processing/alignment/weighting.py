@@ -30,6 +30,9 @@ curvature of the correlation peak.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import threading
+from typing import NamedTuple
 
 import numpy as np
 
@@ -44,6 +47,24 @@ HIGH_PASS_CANDIDATES_PX = (8.0, 16.0, float("inf"))
 SMOOTHING_SCALES = (1.0, 1.5, 2.0, 3.0, 4.0)
 #: Frames whose power spectra estimate the scene's (spread over the stack).
 SAMPLE_FRAMES = 10
+#: Rings of pure noise expected to pass as the scene's power, per stack and background
+#: removal: each ring's excess must be this unlikely by chance over all the rings of the
+#: grid (2.5 standard errors for the 150 rings of a 320 px canvas). At 2, as before, 3-4
+#: rings of noise passed per stack, and a smooth scene then looked as if it had fine
+#: detail: the SE grain at 2 counts and 10 frames got the smallest smoothing for one
+#: seed in four (1.68x the noise limit, against 0.98x with the widest). At 3.2 (0.1
+#: per stack) the weak fine texture of a real image at 0.5 counts was lost (1.46x
+#: instead of 1.35x).
+CHANCE_RINGS = 1.0
+#: A background removal is chosen only where it predicts at most this fraction of the
+#: error without one. The background is estimated from the frame itself, edges
+#: reflected, so near the frame's edges it follows the frame rather than the scene: a
+#: pattern that does not move with the sample and pulls toward no shift, which the
+#: prediction leaves out. On an SE grain (a bright substrate up to the frame's edges)
+#: the 16 px removal predicted 3-8 % less error than none and gave 1.17-1.24x the
+#: noise limit against 0.84-0.98x without; on the other scene classes a removal
+#: predicts at most 2 % less.
+BACKGROUND_REQUIRED_GAIN = 0.9
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,25 +90,167 @@ class Weighting:
 def _predicted_variance(power, noise_per_pixel, n_frames, w4, omega2, filters, background,
                         points) -> list[float]:
     """Predicted variance of a translation (px^2, both axes) for one background removal
-    and each correlation filter of ``filters`` (flattened arrays, as ``power``)."""
+    and each correlation filter.
+
+    ``power`` and ``background`` are flattened arrays over the half spectrum; ``omega2``
+    is (2, N): the angular frequency squared along each axis (with the half-spectrum
+    weights); ``filters`` is (2, filters, N): the correlation filters and their squares.
+    The sums over frequencies of every filter and both axes are three matrix products.
+    """
     reference_share = 1.0 / max(n_frames - 1, 1)
-    totals = [0.0] * len(filters)
+    correlation_filters, squared_filters = filters
     background2 = background * background
-    for weights in omega2:  # each axis: angular frequency squared
-        weighted_power = weights * power
-        signal_weights = weighted_power * background2
-        noise_weights = weights * background2 * background2
-        for k, (correlation_filter, filter_squared) in enumerate(filters):
-            curvature = float(np.dot(weighted_power, correlation_filter))
-            if not curvature > 1e-100:  # no structure in this band (or none at all)
-                totals[k] = float("inf")
-                continue
-            signal_term = float(np.dot(signal_weights, filter_squared))
-            noise_term = float(np.dot(noise_weights, filter_squared))
-            totals[k] += points * (noise_per_pixel * (1 + reference_share) * signal_term
-                                   + noise_per_pixel ** 2 * reference_share * w4 * noise_term
-                                   ) / curvature ** 2
-    return totals
+    weighted_power = omega2 * power  # (2, N)
+    curvature = correlation_filters @ weighted_power.T  # (filters, 2)
+    signal_term = squared_filters @ (weighted_power * background2).T
+    noise_term = squared_filters @ (omega2 * (background2 * background2)).T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_axis = points * (noise_per_pixel * (1 + reference_share) * signal_term
+                             + noise_per_pixel ** 2 * reference_share * w4 * noise_term
+                             ) / curvature ** 2
+    # No structure in this band (or none at all) along either axis: nothing to locate.
+    per_axis = np.where(curvature > 1e-100, per_axis, np.inf)
+    return [float(v) for v in per_axis.sum(axis=1)]
+
+
+class _Grid(NamedTuple):
+    """What the predictions need of a padded Fourier grid, flattened over the half
+    spectrum: the angular frequency squared along each axis with the half-spectrum
+    weights (2, N), the radius squared, the band where only noise is left, the rings of
+    equal frequency (1.5 grid steps wide) and their sizes, per background removal of
+    :data:`HIGH_PASS_CANDIDATES_PX` what it leaves of each frequency, and the standard
+    errors a ring's excess power must reach to count."""
+
+    omega2: np.ndarray
+    radius2: np.ndarray
+    noise_band: np.ndarray
+    ring: np.ndarray
+    ring_count: np.ndarray
+    backgrounds: tuple
+    significance: float
+
+
+@functools.lru_cache(maxsize=4)
+def _grid(rows: int, cols: int) -> _Grid:
+    """The :class:`_Grid` of a (rows, cols) canvas (the same for every stack of a size)."""
+    import scipy.special
+
+    omega_y2 = (2 * np.pi * np.fft.fftfreq(rows))[:, None] ** 2
+    omega_x2 = (2 * np.pi * np.fft.rfftfreq(cols))[None, :] ** 2
+    radius2 = (omega_y2 + omega_x2).ravel()
+    step = 1.5 * 2 * np.pi / min(rows, cols)
+    ring = (np.sqrt(radius2) / step).astype(np.int64)
+    ring_count = np.bincount(ring).astype(np.float64)
+    # Half-spectrum weights: the columns inside the rfft stand for two of the full grid.
+    half = np.full(omega_x2.size, 2.0)
+    half[0] = 1.0
+    if cols % 2 == 0:
+        half[-1] = 1.0
+    omega2 = np.stack([np.broadcast_to(omega_y2 * half, (rows, half.size)).ravel(),
+                       np.broadcast_to(omega_x2 * half, (rows, half.size)).ravel()])
+    # What the background removal leaves of each frequency (all but the mean: none).
+    backgrounds = tuple(-np.expm1(-0.5 * high_pass ** 2 * radius2) if np.isfinite(high_pass)
+                        else (radius2 > 0).astype(np.float64)
+                        for high_pass in HIGH_PASS_CANDIDATES_PX)
+    for array in (omega2, radius2, ring, ring_count, *backgrounds):
+        array.flags.writeable = False  # shared by every call of the size
+    # Standard errors a ring's excess must reach (one-sided, CHANCE_RINGS over all rings).
+    significance = float(-scipy.special.ndtri(CHANCE_RINGS / ring_count.size))
+    return _Grid(omega2, radius2, radius2 > (0.8 * np.pi) ** 2, ring, ring_count,
+                 backgrounds, significance)
+
+
+def _frame_powers(counts: np.ndarray, window: np.ndarray, shape: tuple[int, int],
+                  background_fn) -> list[np.ndarray]:
+    """A frame's power spectrum after each background removal of
+    :data:`HIGH_PASS_CANDIDATES_PX`, done on the frame itself as the registration does it
+    (in real space, before the window: near the frame's edges and where the scene is
+    sparse its effect is not a filter on the spectrum), flattened over the half spectrum."""
+    import scipy.fft
+
+    window_sum = max(float(window.sum(dtype=np.float64)), 1e-30)
+    powers = []
+    for high_pass in HIGH_PASS_CANDIDATES_PX:
+        flat = counts - background_fn(counts, high_pass)
+        level = float((flat * window).sum(dtype=np.float64)) / window_sum
+        spectrum = scipy.fft.rfft2(window * (flat - np.float32(level)), s=shape, workers=1)
+        powers.append((spectrum.real ** 2 + spectrum.imag ** 2).ravel())
+    return powers
+
+
+#: Frames of white noise whose power spectra give the noise's share of each ring.
+NOISE_REALISATIONS = 32
+_noise_shapes_cache: dict = {}
+_noise_shapes_lock = threading.Lock()
+
+
+def _noise_shapes(window: np.ndarray, shape: tuple[int, int], background_fn, grid: _Grid
+                  ) -> tuple[np.ndarray, ...]:
+    """Mean power of white noise per ring, after each background removal and the window,
+    in units of its mean power in the noise band (one array of rings per high-pass).
+
+    The background removal is not a filter on the spectrum of the windowed frame: the
+    window spreads every frequency over its neighbours, so near zero frequency, where a
+    removal leaves almost nothing, the noise from the frequencies around is most of the
+    power (2-6 times what the removal's own response leaves in the lowest rings of a
+    256 px frame, 8 and 16 px). Measured on frames of white noise, processed as the
+    frames are (a fixed seed: the same shapes every time), once per window and canvas.
+    """
+    import hashlib
+
+    key = (shape, window.shape, id(background_fn),
+           hashlib.blake2b(window.tobytes(), digest_size=16).digest())
+    with _noise_shapes_lock:
+        known = _noise_shapes_cache.get(key)
+    if known is None:
+        height, width = window.shape
+        seeds = np.random.SeedSequence(0).spawn(NOISE_REALISATIONS)
+
+        def noise_powers(index: int) -> list[np.ndarray]:
+            noise = np.random.default_rng(seeds[index]).standard_normal(
+                (height, width), dtype=np.float32)
+            return _frame_powers(noise, window, shape, background_fn)
+
+        totals = [np.zeros(grid.ring.size) for _ in HIGH_PASS_CANDIDATES_PX]
+        for powers in map_frames(noise_powers, NOISE_REALISATIONS):
+            for total, power in zip(totals, powers, strict=True):
+                total += power
+        shapes = []
+        for total in totals:
+            ring_mean = (np.bincount(grid.ring, total, minlength=grid.ring_count.size)
+                         / np.maximum(grid.ring_count, 1))
+            shapes.append(ring_mean / max(float(np.mean(total[grid.noise_band])), 1e-300))
+        known = tuple(shapes)
+        with _noise_shapes_lock:  # frame threads and patch threads may both be here
+            if len(_noise_shapes_cache) >= 4:
+                _noise_shapes_cache.pop(next(iter(_noise_shapes_cache)))
+            _noise_shapes_cache[key] = known
+    return known
+
+
+def _scene_power(power: np.ndarray, noise_shape: np.ndarray, grid: _Grid, samples: int
+                 ) -> tuple[float, np.ndarray]:
+    """(noise power, the scene's power per ring) from the mean power spectrum of
+    ``samples`` frames (flattened over the half spectrum) and the noise's share of each
+    ring (:func:`_noise_shapes`).
+
+    The noise is white (independent pixels) and the beam leaves no signal near the
+    Nyquist frequency: the power there is the noise's, sum(window^2 counts), at every
+    frequency (measured rather than computed: it calibrates itself). The scene's power
+    is the excess over the noise, averaged over rings of equal frequency (many
+    frequencies each, so that the noise's scatter averages out) and kept only where
+    clearly there (``grid.significance`` standard errors of the ring mean: about
+    :data:`CHANCE_RINGS` rings of noise pass per stack); a chance excess at high
+    frequencies, weighted by frequency squared in the prediction, looks like fine detail.
+    """
+    noise_power = float(np.mean(power[grid.noise_band]))
+    ring_mean = (np.bincount(grid.ring, power, minlength=grid.ring_count.size)
+                 / np.maximum(grid.ring_count, 1))
+    excess = ring_mean - noise_shape * noise_power
+    # Neighbouring frequencies of a padded, windowed frame are correlated (about 4).
+    threshold = grid.significance * noise_power * noise_shape / np.sqrt(
+        np.maximum(grid.ring_count, 1) * samples / 4)
+    return noise_power, np.where(excess > threshold, excess, 0.0)
 
 
 def choose_weighting(data, window: np.ndarray, shape: tuple[int, int], base_sigma_px: float,
@@ -113,34 +276,13 @@ def choose_weighting(data, window: np.ndarray, shape: tuple[int, int], base_sigm
     -------
     Weighting
     """
-    import scipy.fft
-
     if fixed is not None:
         return Weighting(float(fixed[0]), float(fixed[1]))
     n_frames = data.shape[0]
     sample = np.unique(np.linspace(0, n_frames - 1, min(n_frames, SAMPLE_FRAMES))
                        .round().astype(int))
     rows, cols = shape
-    omega_y = 2 * np.pi * np.fft.fftfreq(rows)
-    omega_x = 2 * np.pi * np.fft.rfftfreq(cols)
-    omega2 = (omega_y[:, None] ** 2 + 0 * omega_x[None, :],
-              0 * omega_y[:, None] + omega_x[None, :] ** 2)
-    radius2 = omega2[0] + omega2[1]
-    noise_band = radius2 > (0.8 * np.pi) ** 2
-    # Rings of equal frequency, 1.5 grid steps wide.
-    step = 1.5 * 2 * np.pi / min(rows, cols)
-    ring = (np.sqrt(radius2) / step).astype(np.int64).ravel()
-    ring_count = np.bincount(ring).astype(np.float64)
-
-    def ring_background(background):
-        return np.sqrt(np.bincount(ring, (background ** 2).ravel())
-                       / np.maximum(ring_count, 1))
-    # Half-spectrum weights: the columns inside the rfft stand for two of the full grid.
-    half = np.full(omega_x.size, 2.0)
-    half[0] = 1.0
-    if cols % 2 == 0:
-        half[-1] = 1.0
-    omega2 = tuple(o * half[None, :] for o in omega2)
+    grid = _grid(rows, cols)
     # The scene's power is estimated under a smooth window (a Hann window over the frame,
     # times the region): the registration's own window has edges a few pixels wide,
     # whose power belongs to the frame, not to the scene, and would look like
@@ -149,68 +291,41 @@ def choose_weighting(data, window: np.ndarray, shape: tuple[int, int], base_sigm
     hann = np.outer(np.sin(np.pi * (np.arange(height) + 0.5) / height) ** 2,
                     np.sin(np.pi * (np.arange(width) + 0.5) / width) ** 2)
     window = (hann * (window > 0)).astype(np.float32)
-    window_sum = float(window.sum(dtype=np.float64))
     window_squared = float(np.sum(window.astype(np.float64) ** 2))
     w4 = float(np.sum(window.astype(np.float64) ** 4))
-    predicted = {}
-    best: tuple[float, float] | None = None
+    predicted: dict[tuple[float, float], float] = {}
     # The smoothings' correlation filters (the same for every background removal).
     sigmas = [base_sigma_px * scale for scale in SMOOTHING_SCALES]
-    filters = []
-    for sigma in sigmas:
-        correlation_filter = np.exp(-(sigma ** 2) * radius2).ravel()
-        filters.append((correlation_filter, correlation_filter * correlation_filter))
-    flat_omega2 = tuple(np.ascontiguousarray(np.broadcast_to(o, radius2.shape)).ravel()
-                        for o in omega2)
+    correlation_filters = np.exp(-np.square(sigmas)[:, None] * grid.radius2[None, :])
+    filters = (correlation_filters, correlation_filters * correlation_filters)
+
     def frame_powers(index: int) -> list[np.ndarray]:
-        """One sample frame's power spectrum after each background removal, done on the
-        frame itself as the registration does it (in real space, before the window):
-        near the frame's edges and where the scene is sparse its effect is not a filter
-        on the spectrum."""
-        counts = frame(data, int(sample[index])).astype(np.float32)
-        powers = []
-        for high_pass in HIGH_PASS_CANDIDATES_PX:
-            flat = counts - background_fn(counts, high_pass)
-            level = float((flat * window).sum(dtype=np.float64)) / max(window_sum, 1e-30)
-            spectrum = scipy.fft.rfft2(window * (flat - np.float32(level)), s=shape, workers=1)
-            powers.append(spectrum.real ** 2 + spectrum.imag ** 2)
-        return powers
+        return _frame_powers(frame(data, int(sample[index])).astype(np.float32), window,
+                             shape, background_fn)
 
     # The sample frames on the frame threads (these spectra are a third of the work of
     # a ten-frame stack).
-    mean_powers = [np.zeros((rows, omega_x.size)) for _ in HIGH_PASS_CANDIDATES_PX]
+    mean_powers = [np.zeros(grid.ring.size) for _ in HIGH_PASS_CANDIDATES_PX]
     for powers in map_frames(frame_powers, sample.size):
         for total, power in zip(mean_powers, powers, strict=True):
             total += power
-    for high_pass, power in zip(HIGH_PASS_CANDIDATES_PX, mean_powers, strict=True):
-        power /= sample.size
-        # What the background removal leaves of each frequency (all but the mean: none).
-        background = (-np.expm1(-0.5 * high_pass ** 2 * radius2) if np.isfinite(high_pass)
-                      else (radius2 > 0).astype(np.float64))
-        # The noise is white (independent pixels) and the beam leaves no signal near the
-        # Nyquist frequency: the power there is the noise's, sum(window^2 counts), at
-        # every frequency (measured rather than computed: it calibrates itself).
-        noise_power = float(np.mean(power[noise_band]))
-        # The scene's power: its excess over the noise, averaged over rings of equal
-        # frequency (many frequencies each, so that the noise's scatter averages out) and
-        # kept only where clearly there (2 standard errors of the ring mean): a chance
-        # excess at high frequencies, weighted by frequency squared below, would look
-        # like information.
-        ring_power = np.bincount(ring, power.ravel(), minlength=ring_count.size)
-        ring_mean = ring_power / np.maximum(ring_count, 1)
-        leaves = ring_background(background)
-        excess = ring_mean - leaves ** 2 * noise_power
-        # Neighbouring frequencies of a padded, windowed frame are correlated (about 4).
-        threshold = 2.0 * noise_power * leaves ** 2 / np.sqrt(
-            np.maximum(ring_count, 1) * sample.size / 4)
-        power = np.where(excess > threshold, excess, 0.0)[ring].reshape(radius2.shape)
+    noise_shapes = _noise_shapes(window, shape, background_fn, grid)
+    for high_pass, power, background, noise_shape in zip(
+            HIGH_PASS_CANDIDATES_PX, mean_powers, grid.backgrounds, noise_shapes, strict=True):
+        power = power / sample.size
+        noise_power, scene = _scene_power(power, noise_shape, grid, sample.size)
+        power = scene[grid.ring]
         noise_per_pixel = noise_power / max(window_squared, 1e-30)
-        variances = _predicted_variance(power.ravel(), noise_per_pixel, n_frames, w4,
-                                        flat_omega2, filters, background.ravel(),
-                                        rows * cols)
+        variances = _predicted_variance(power, noise_per_pixel, n_frames, w4, grid.omega2,
+                                        filters, background, rows * cols)
         for sigma, variance in zip(sigmas, variances, strict=True):
             predicted[(high_pass, sigma)] = float(np.sqrt(variance))
-            if best is None or predicted[(high_pass, sigma)] < predicted[best]:
-                best = (high_pass, sigma)
-    assert best is not None  # SMOOTHING_SCALES and the high-passes are not empty
+    best = min(predicted, key=predicted.__getitem__)
+    # A background removal must predict clearly less error than none: its own error,
+    # a pattern that stays with the frame, is not in the prediction (see
+    # BACKGROUND_REQUIRED_GAIN).
+    without = min((key for key in predicted if not np.isfinite(key[0])),
+                  key=predicted.__getitem__)
+    if predicted[best] > BACKGROUND_REQUIRED_GAIN * predicted[without]:
+        best = without
     return Weighting(sigma_px=best[1], high_pass_px=best[0], predicted_px=predicted)
