@@ -8,12 +8,39 @@ import numpy as np
 
 from .subpixel import _Sums
 
-__all__ = ["ACCELERATION_DEPTH", "ACCELERATION_LIMIT", "accelerate"]
+__all__ = ["ACCELERATION_DEPTH", "ACCELERATION_LIMIT", "CONTRACTION_MAX", "accelerate",
+           "settled"]
 
 #: Passes remembered by the acceleration of the passes (see accelerate) ...
 ACCELERATION_DEPTH = 3
 #: ... and the largest jump it takes, in units of the last pass's largest move.
 ACCELERATION_LIMIT = 10.0
+#: A pass whose largest move is at most this fraction of the one before (no jump in
+#: between) shows the passes contracting fast enough to tell how far is left.
+CONTRACTION_MAX = 0.25
+
+
+def settled(relative: np.ndarray, tolerance, previous_largest: float | None) -> bool:
+    """Whether the frames are at the fixed point after a pass that moved them by
+    ``relative`` (frames, 2), px, within ``tolerance`` (px; a scalar or per frame).
+
+    Yes when no frame moved by more than the tolerance; or when the pass moved them
+    by at most a quarter of what the pass before did (``previous_largest``, None if
+    an accelerated jump came in between or there was no pass before): the passes
+    then shrink the distance left by that ratio ``r`` at least, so that what is left
+    after this pass is at most ``r / (1 - r)`` times its move; if that is within the
+    tolerance (and the move within four times it), one more pass would only confirm.
+    Cells settle this way a pass earlier: 0.12 then 0.005 px, about 0.0002 px left.
+    """
+    moves = np.abs(relative)
+    if bool(np.all(moves <= tolerance)):
+        return True
+    largest = float(np.max(moves))
+    if previous_largest is None or not previous_largest > 0:
+        return False
+    ratio = largest / previous_largest
+    return bool(ratio <= CONTRACTION_MAX and np.all(moves <= 4 * np.asarray(tolerance))
+                and np.all(moves * ratio / (1 - ratio) <= tolerance))
 
 
 def accelerate(starts: list, residuals: list, shifts: np.ndarray, sums: _Sums) -> np.ndarray:

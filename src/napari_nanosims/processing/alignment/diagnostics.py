@@ -14,7 +14,7 @@ import numpy as np
 from .._frames import frame, map_frames
 from .subpixel import _Spectra, _Sums
 
-__all__ = ["FrameDiagnostics", "measure_all"]
+__all__ = ["FrameDiagnostics", "interpolate_flagged", "measure_all"]
 
 
 class FrameDiagnostics:
@@ -122,3 +122,13 @@ def measure_all(spectra: _Spectra, shifts: np.ndarray, sums: _Sums, fixed_refere
         return diagnostics.measure(index, shifts[index], correlated)
 
     return collect(list(map_frames(measure, shifts.shape[0])))
+
+
+def interpolate_flagged(shifts: np.ndarray, flagged: np.ndarray) -> np.ndarray:
+    """``shifts`` (frames, 2) with each flagged frame's replaced by the linear
+    interpolation of its unflagged neighbours' (the nearest one's beyond the ends)."""
+    good = np.flatnonzero(~flagged)
+    if good.size == 0 or good.size == flagged.size:
+        return shifts.copy()
+    frames = np.arange(shifts.shape[0])
+    return np.column_stack([np.interp(frames, good, shifts[good, axis]) for axis in (0, 1)])

@@ -21,8 +21,8 @@ from collections.abc import Generator
 import numpy as np
 
 from .._frames import map_frames
-from .acceleration import ACCELERATION_DEPTH, accelerate
-from .diagnostics import FrameDiagnostics, collect, measure_all
+from .acceleration import ACCELERATION_DEPTH, accelerate, settled
+from .diagnostics import FrameDiagnostics, collect, interpolate_flagged, measure_all
 from .first_pass import (
     HALF_RESOLUTION_MIN_PX,
     canvas_for,
@@ -53,6 +53,10 @@ SETTLED_FRACTION = 0.25
 #: after the half-resolution first pass, the first refinement often moves a frame by
 #: 0.05-0.2 px and the next pass is then the last).
 MEASURE_WITHIN_PX = 0.2
+#: Diagnostics measured where no frame stood further than this from where it stays are
+#: kept, px: a pass that only confirms the fixed point then does not measure them again
+#: (the uncertainties change by well under 1 % over such a move; see the tests).
+REMEASURE_PX = 0.05
 #: The passes on frames binned 2 x 2 stop when no frame moves by more than this, binned
 #: px (0.05 px at full resolution: the full-resolution passes then start that near).
 HALF_RESOLUTION_SETTLE_PX = 0.025
@@ -163,6 +167,8 @@ def _coordinate_ascent(spectra: _Spectra, max_passes: int, shifts: np.ndarray, s
     diagnostics = FrameDiagnostics(spectra)
     measuring = diagnose and near  # this pass measures the diagnostics too
     known = None  # the diagnostics of the last pass that measured them
+    moved_since = 0.0  # how far any frame moved since they were measured, px
+    previous_largest = None  # the largest move of the pass before (see settled)
 
     def improve(index):
         """Frame ``index``'s best shift against the others as they stand, the gain, and
@@ -212,35 +218,36 @@ def _coordinate_ascent(spectra: _Spectra, max_passes: int, shifts: np.ndarray, s
         relative = moves - common
         largest = float(np.max(np.abs(relative)))
         if measuring:
-            known = collect(measurements)
+            known, moved_since = collect(measurements), 0.0
+        moved_since += largest
         # Settled: no frame moved by more than CONVERGENCE_PX, or than a small fraction
         # of its own uncertainty (a move far inside the noise changes no result).
         tolerance = (settle_px if known is None else
                      np.maximum(settle_px, SETTLED_FRACTION * np.nan_to_num(
                          known[2], nan=0.0, posinf=0.0)))
-        converged = bool(np.all(np.abs(relative) <= tolerance))
-        if converged and measuring:
-            # Measured where the frames stood, within CONVERGENCE_PX of where they stay:
-            # the pass that confirms the fixed point saves a pass of its own.
+        converged = settled(relative, tolerance, previous_largest)
+        previous_largest = largest
+        if converged and known is not None and (measuring or moved_since <= REMEASURE_PX):
+            # Measured where the frames stood, in this pass or within REMEASURE_PX of
+            # where they stay: the pass that confirms the fixed point saves one of its own.
             return shifts, passes, converged, tuple(gains), known
         starts.append(shifts - relative)
         residuals.append(relative)
         if not converged:
+            before = shifts
             shifts = accelerate(starts[-ACCELERATION_DEPTH - 1:],
                                  residuals[-ACCELERATION_DEPTH - 1:], shifts, sums)
+            jump = float(np.max(np.abs(shifts - before)))
+            moved_since += jump
+            previous_largest = None if jump > 0 else previous_largest  # no ratio across
             if spectra.outgrown(shifts):
                 raise _OutgrewCanvas(shifts, passes, gains)
-        # The next pass is likely the last when this one moved little (or it must be).
-        measuring = diagnose and (largest <= MEASURE_WITHIN_PX or passes == max_passes - 1)
+        # The next pass is likely the last when this one moved little (or it must be);
+        # it measures unless the frames are still within REMEASURE_PX of where the
+        # diagnostics were measured.
+        measuring = diagnose and (largest <= MEASURE_WITHIN_PX or passes == max_passes - 1) \
+            and (known is None or moved_since > REMEASURE_PX)
     return shifts, passes, converged, tuple(gains), None
-
-
-def _interpolate_flagged(shifts: np.ndarray, flagged: np.ndarray) -> np.ndarray:
-    good = np.flatnonzero(~flagged)
-    if good.size == 0 or good.size == flagged.size:
-        return shifts.copy()
-    frames = np.arange(shifts.shape[0])
-    return np.column_stack([np.interp(frames, good, shifts[good, axis]) for axis in (0, 1)])
 
 
 def iter_register(data, upsample_factor: int, reference: int | None, region=None,
@@ -400,7 +407,7 @@ def _register(data, upsample_factor, reference, region, max_passes, initial, wei
         # smoothing it keeps only: a discarded trial is not the result).
         translations = np.zeros_like(measured)
     else:
-        translations = _interpolate_flagged(measured, flagged)
+        translations = interpolate_flagged(measured, flagged)
     return FrameRegistration(translations=translations, measured=measured,
                              correlation=correlation, significance=significance,
                              uncertainty_px=uncertainty, flagged=flagged, passes=passes,

@@ -1,0 +1,84 @@
+"""When the refinement passes stop (acceleration.settled) and when the pass that
+confirms the fixed point measures the diagnostics again (registration.REMEASURE_PX)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from napari_nanosims import register_frames
+from napari_nanosims.processing.alignment import diagnostics, registration
+from napari_nanosims.processing.alignment.acceleration import CONTRACTION_MAX, settled
+from napari_nanosims.testing.simulate import simulate_scene
+
+
+def test_settled_when_every_move_is_within_the_tolerance():
+    moves = np.array([[0.004, -0.003], [0.0, 0.005]])
+    assert settled(moves, 0.005, None)
+    assert not settled(moves * 1.5, 0.005, None)  # no pass before to tell the rate
+    # a tolerance per frame (a fraction of each frame's uncertainty)
+    assert settled(moves * 1.5, np.array([[0.01], [0.01]]), None)
+
+
+def test_settled_when_the_passes_contract_fast_enough():
+    moves = np.array([[0.012, 0.0], [0.0, -0.006]])
+    # the pass before moved 0.2: ratio 0.06, about 0.0008 px left
+    assert settled(moves, 0.005, 0.2)
+    # ... slower (ratio 0.3, above CONTRACTION_MAX): 0.005 px left, one pass more
+    assert 0.012 / 0.04 > CONTRACTION_MAX and not settled(moves, 0.005, 0.04)
+    assert not settled(moves, 0.005, None)  # a jump came in between: no rate
+    # never on a move beyond four tolerances, however fast the contraction
+    assert not settled(moves * 2, 0.005, 10.0)
+    # the distance left must be within the tolerance too: ratio 0.2 leaves 0.005 / 4
+    assert settled(np.array([[0.019, 0.0]]), 0.005, 0.095)
+    assert not settled(np.array([[0.019, 0.0]]), 0.004, 0.095)
+
+
+def test_cells_stop_a_pass_earlier_with_the_same_translations(monkeypatch):
+    sim = simulate_scene("cells", 40, 2.0, window=256, seed=3)
+    fast = register_frames(sim["frames"])
+    # Without the contraction rule: every move within the tolerance.
+    monkeypatch.setattr(registration, "settled",
+                        lambda relative, tolerance, previous: bool(
+                            np.all(np.abs(relative) <= tolerance)))
+    slow = register_frames(sim["frames"])
+    assert fast.passes < slow.passes
+    np.testing.assert_allclose(fast.translations, slow.translations, atol=0.0101)
+
+
+def test_a_confirming_pass_keeps_the_diagnostics_measured_just_before(monkeypatch):
+    """A grain of 200 frames needs 7 passes; the diagnostics are measured once, in the
+    pass after the frames came within MEASURE_WITHIN_PX, and kept when the passes
+    after it move no frame further than REMEASURE_PX (measured in two passes when
+    every pass re-measured): they match a measurement at the final translations to
+    well under 1 %."""
+    n_frames = 200
+    sim = simulate_scene("grain", n_frames, 2.0, window=256, seed=3)
+    calls = []
+    original = diagnostics.FrameDiagnostics.measure
+
+    def counting(self, index, *args, **kwargs):
+        calls.append(index)
+        return original(self, index, *args, **kwargs)
+
+    monkeypatch.setattr(diagnostics.FrameDiagnostics, "measure", counting)
+    kept = {}
+    original_ascent = registration._coordinate_ascent
+
+    def recording(*args, **kwargs):
+        result = yield from original_ascent(*args, **kwargs)
+        kept["shifts"], kept["diagnosed"] = result[0], result[4]
+        return result
+
+    monkeypatch.setattr(registration, "_coordinate_ascent", recording)
+    result = register_frames(sim["frames"])
+    assert result.passes >= 3
+    assert len(calls) == n_frames  # one measuring pass, not one per pass at the end
+    assert kept["diagnosed"] is not None
+    # Measured again at the final translations, from scratch.
+    spectra = registration._Spectra(sim["frames"], None, (result.smoothing_px,
+                                                          result.high_pass_px))
+    sums = registration._place(spectra, kept["shifts"])
+    correlation, _, uncertainty = diagnostics.measure_all(spectra, kept["shifts"], sums,
+                                                          None)
+    np.testing.assert_allclose(result.uncertainty_px, uncertainty, rtol=0.01)
+    np.testing.assert_allclose(result.correlation, correlation, rtol=0.01)
