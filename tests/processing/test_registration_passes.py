@@ -82,3 +82,26 @@ def test_a_confirming_pass_keeps_the_diagnostics_measured_just_before(monkeypatc
                                                           None)
     np.testing.assert_allclose(result.uncertainty_px, uncertainty, rtol=0.01)
     np.testing.assert_allclose(result.correlation, correlation, rtol=0.01)
+
+
+def test_converged_stacks_need_no_measurement_after_the_passes(monkeypatch):
+    """The diagnostics of a stack that converges come from its passes, never from a
+    measurement of their own after them (measure_all: a whole pass more). Stacks where
+    the passes stopped without diagnostics at hand (the contraction rule in a pass
+    that did not measure) or with diagnostics measured further away than the moves
+    they kept adding up to (REMEASURE_PX)."""
+    calls = []
+    original = registration.measure_all
+
+    def counting(*args, **kwargs):
+        calls.append(args)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(registration, "measure_all", counting)
+    for kind, n_frames, size, counts in (("cells", 3, 64, 10.0), ("gradient", 10, 128, 2.0),
+                                         ("mixture", 10, 128, 2.0),
+                                         ("mixture", 10, 256, 0.5)):
+        result = register_frames(simulate_scene(kind, n_frames, counts, window=size,
+                                                seed=1)["frames"])
+        assert result.converged, (kind, n_frames, size, counts)
+        assert not calls, (kind, n_frames, size, counts)

@@ -25,8 +25,10 @@ def settled(relative: np.ndarray, tolerance, previous_largest: float | None) -> 
     ``relative`` (frames, 2), px, within ``tolerance`` (px; a scalar or per frame).
 
     Yes when no frame moved by more than the tolerance; or when the pass moved them
-    by at most a quarter of what the pass before did (``previous_largest``, None if
-    an accelerated jump came in between or there was no pass before): the passes
+    by at most a quarter of what the pass before did (``previous_largest``; None if
+    there was no pass before, an accelerated jump came in between, or the frames are
+    not within reach of measured diagnostics, so that stopping would cost a
+    measurement of its own): the passes
     then shrink the distance left by that ratio ``r`` at least, so that what is left
     after this pass is at most ``r / (1 - r)`` times its move; if that is within the
     tolerance (and the move within four times it), one more pass would only confirm.

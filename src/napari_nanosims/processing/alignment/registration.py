@@ -167,7 +167,7 @@ def _coordinate_ascent(spectra: _Spectra, max_passes: int, shifts: np.ndarray, s
     diagnostics = FrameDiagnostics(spectra)
     measuring = diagnose and near  # this pass measures the diagnostics too
     known = None  # the diagnostics of the last pass that measured them
-    moved_since = 0.0  # how far any frame moved since they were measured, px
+    measured_at = shifts  # where the frames stood when they were measured
     previous_largest = None  # the largest move of the pass before (see settled)
 
     def improve(index):
@@ -217,17 +217,20 @@ def _coordinate_ascent(spectra: _Spectra, max_passes: int, shifts: np.ndarray, s
         gains.append(gain)
         relative = moves - common
         largest = float(np.max(np.abs(relative)))
-        if measuring:
-            known, moved_since = collect(measurements), 0.0
-        moved_since += largest
+        if measuring:  # measured where the frames stood at the start of this pass
+            known, measured_at = collect(measurements), shifts - relative
+        # How far any frame now is from where the diagnostics were measured, px.
+        away = np.inf if known is None else float(np.max(np.abs(shifts - measured_at)))
         # Settled: no frame moved by more than CONVERGENCE_PX, or than a small fraction
-        # of its own uncertainty (a move far inside the noise changes no result).
+        # of its own uncertainty (a move far inside the noise changes no result); or,
+        # with diagnostics at hand, the passes contract fast enough (settled).
         tolerance = (settle_px if known is None else
                      np.maximum(settle_px, SETTLED_FRACTION * np.nan_to_num(
                          known[2], nan=0.0, posinf=0.0)))
-        converged = settled(relative, tolerance, previous_largest)
+        converged = settled(relative, tolerance,
+                            previous_largest if away <= REMEASURE_PX else None)
         previous_largest = largest
-        if converged and known is not None and (measuring or moved_since <= REMEASURE_PX):
+        if converged and (measuring or away <= REMEASURE_PX):
             # Measured where the frames stood, in this pass or within REMEASURE_PX of
             # where they stay: the pass that confirms the fixed point saves one of its own.
             return shifts, passes, converged, tuple(gains), known
@@ -237,16 +240,16 @@ def _coordinate_ascent(spectra: _Spectra, max_passes: int, shifts: np.ndarray, s
             before = shifts
             shifts = accelerate(starts[-ACCELERATION_DEPTH - 1:],
                                  residuals[-ACCELERATION_DEPTH - 1:], shifts, sums)
-            jump = float(np.max(np.abs(shifts - before)))
-            moved_since += jump
-            previous_largest = None if jump > 0 else previous_largest  # no ratio across
+            if np.any(shifts != before):
+                previous_largest = None  # no contraction ratio across a jump
+                away = np.inf if known is None else float(np.max(np.abs(shifts - measured_at)))
             if spectra.outgrown(shifts):
                 raise _OutgrewCanvas(shifts, passes, gains)
         # The next pass is likely the last when this one moved little (or it must be);
-        # it measures unless the frames are still within REMEASURE_PX of where the
-        # diagnostics were measured.
+        # it measures unless the frames stay within REMEASURE_PX of where the diagnostics
+        # were measured even if it moves them as much as this one did.
         measuring = diagnose and (largest <= MEASURE_WITHIN_PX or passes == max_passes - 1) \
-            and (known is None or moved_since > REMEASURE_PX)
+            and away + largest > REMEASURE_PX
     return shifts, passes, converged, tuple(gains), None
 
 

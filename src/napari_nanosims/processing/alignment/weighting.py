@@ -152,12 +152,12 @@ def _grid(rows: int, cols: int) -> _Grid:
     backgrounds = tuple(-np.expm1(-0.5 * high_pass ** 2 * radius2) if np.isfinite(high_pass)
                         else (radius2 > 0).astype(np.float64)
                         for high_pass in HIGH_PASS_CANDIDATES_PX)
-    for array in (omega2, radius2, ring, ring_count, *backgrounds):
+    noise_band = radius2 > (0.8 * np.pi) ** 2
+    for array in (omega2, radius2, noise_band, ring, ring_count, *backgrounds):
         array.flags.writeable = False  # shared by every call of the size
     # Standard errors a ring's excess must reach (one-sided, CHANCE_RINGS over all rings).
     significance = float(-scipy.special.ndtri(CHANCE_RINGS / ring_count.size))
-    return _Grid(omega2, radius2, radius2 > (0.8 * np.pi) ** 2, ring, ring_count,
-                 backgrounds, significance)
+    return _Grid(omega2, radius2, noise_band, ring, ring_count, backgrounds, significance)
 
 
 def _frame_powers(counts: np.ndarray, window: np.ndarray, shape: tuple[int, int],
@@ -201,7 +201,9 @@ def _noise_shapes(window: np.ndarray, shape: tuple[int, int], background_fn, gri
     key = (shape, window.shape, id(background_fn),
            hashlib.blake2b(window.tobytes(), digest_size=16).digest())
     with _noise_shapes_lock:
-        known = _noise_shapes_cache.get(key)
+        known = _noise_shapes_cache.pop(key, None)
+        if known is not None:  # the most recently used go last, the oldest first
+            _noise_shapes_cache[key] = known
     if known is None:
         height, width = window.shape
         seeds = np.random.SeedSequence(0).spawn(NOISE_REALISATIONS)
@@ -219,7 +221,9 @@ def _noise_shapes(window: np.ndarray, shape: tuple[int, int], background_fn, gri
         for total in totals:
             ring_mean = (np.bincount(grid.ring, total, minlength=grid.ring_count.size)
                          / np.maximum(grid.ring_count, 1))
-            shapes.append(ring_mean / max(float(np.mean(total[grid.noise_band])), 1e-300))
+            shape_of_ring = ring_mean / max(float(np.mean(total[grid.noise_band])), 1e-300)
+            shape_of_ring.flags.writeable = False  # shared by every later call
+            shapes.append(shape_of_ring)
         known = tuple(shapes)
         with _noise_shapes_lock:  # frame threads and patch threads may both be here
             if len(_noise_shapes_cache) >= 4:
@@ -326,6 +330,7 @@ def choose_weighting(data, window: np.ndarray, shape: tuple[int, int], base_sigm
     # BACKGROUND_REQUIRED_GAIN).
     without = min((key for key in predicted if not np.isfinite(key[0])),
                   key=predicted.__getitem__)
-    if predicted[best] > BACKGROUND_REQUIRED_GAIN * predicted[without]:
+    if not np.isfinite(predicted[best]) or (
+            predicted[best] > BACKGROUND_REQUIRED_GAIN * predicted[without]):
         best = without
     return Weighting(sigma_px=best[1], high_pass_px=best[0], predicted_px=predicted)
