@@ -24,7 +24,7 @@ def test_settled_when_the_passes_contract_fast_enough():
     # the pass before moved 0.2: ratio 0.06, about 0.0008 px left
     assert settled(moves, 0.005, 0.2)
     # ... slower (ratio 0.3, above CONTRACTION_MAX): 0.005 px left, one pass more
-    assert 0.012 / 0.04 > CONTRACTION_MAX and not settled(moves, 0.005, 0.04)
+    assert CONTRACTION_MAX < 0.012 / 0.04 and not settled(moves, 0.005, 0.04)
     assert not settled(moves, 0.005, None)  # a jump came in between: no rate
     # never on a move beyond four tolerances, however fast the contraction
     assert not settled(moves * 2, 0.005, 10.0)
