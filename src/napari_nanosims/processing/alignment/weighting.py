@@ -178,6 +178,24 @@ def _frame_powers(counts: np.ndarray, window: np.ndarray, shape: tuple[int, int]
     return powers
 
 
+def _summed_powers(frame_of, count: int, window: np.ndarray, shape: tuple[int, int],
+                   background_fn) -> list[np.ndarray]:
+    """:func:`_frame_powers` summed over the frames ``frame_of(0 .. count - 1)`` (float32
+    images), computed on the frame threads."""
+    totals = [np.zeros(shape[0] * (shape[1] // 2 + 1)) for _ in HIGH_PASS_CANDIDATES_PX]
+    for powers in map_frames(lambda index: _frame_powers(frame_of(index), window, shape,
+                                                         background_fn), count):
+        for total, power in zip(totals, powers, strict=True):
+            total += power
+    return totals
+
+
+def _ring_means(grid: _Grid, values: np.ndarray) -> np.ndarray:
+    """The mean of ``values`` (flattened over the half spectrum) over each ring."""
+    return (np.bincount(grid.ring, values, minlength=grid.ring_count.size)
+            / np.maximum(grid.ring_count, 1))
+
+
 #: Frames of white noise whose power spectra give the noise's share of each ring.
 NOISE_REALISATIONS = 32
 _noise_shapes_cache: dict = {}
@@ -208,20 +226,14 @@ def _noise_shapes(window: np.ndarray, shape: tuple[int, int], background_fn, gri
         height, width = window.shape
         seeds = np.random.SeedSequence(0).spawn(NOISE_REALISATIONS)
 
-        def noise_powers(index: int) -> list[np.ndarray]:
-            noise = np.random.default_rng(seeds[index]).standard_normal(
-                (height, width), dtype=np.float32)
-            return _frame_powers(noise, window, shape, background_fn)
+        def noise(index: int) -> np.ndarray:
+            return np.random.default_rng(seeds[index]).standard_normal((height, width),
+                                                                        dtype=np.float32)
 
-        totals = [np.zeros(grid.ring.size) for _ in HIGH_PASS_CANDIDATES_PX]
-        for powers in map_frames(noise_powers, NOISE_REALISATIONS):
-            for total, power in zip(totals, powers, strict=True):
-                total += power
         shapes = []
-        for total in totals:
-            ring_mean = (np.bincount(grid.ring, total, minlength=grid.ring_count.size)
-                         / np.maximum(grid.ring_count, 1))
-            shape_of_ring = ring_mean / max(float(np.mean(total[grid.noise_band])), 1e-300)
+        for total in _summed_powers(noise, NOISE_REALISATIONS, window, shape, background_fn):
+            shape_of_ring = (_ring_means(grid, total)
+                             / max(float(np.mean(total[grid.noise_band])), 1e-300))
             shape_of_ring.flags.writeable = False  # shared by every later call
             shapes.append(shape_of_ring)
         known = tuple(shapes)
@@ -248,9 +260,7 @@ def _scene_power(power: np.ndarray, noise_shape: np.ndarray, grid: _Grid, sample
     frequencies, weighted by frequency squared in the prediction, looks like fine detail.
     """
     noise_power = float(np.mean(power[grid.noise_band]))
-    ring_mean = (np.bincount(grid.ring, power, minlength=grid.ring_count.size)
-                 / np.maximum(grid.ring_count, 1))
-    excess = ring_mean - noise_shape * noise_power
+    excess = _ring_means(grid, power) - noise_shape * noise_power
     # Neighbouring frequencies of a padded, windowed frame are correlated (about 4).
     threshold = grid.significance * noise_power * noise_shape / np.sqrt(
         np.maximum(grid.ring_count, 1) * samples / 4)
@@ -303,16 +313,11 @@ def choose_weighting(data, window: np.ndarray, shape: tuple[int, int], base_sigm
     correlation_filters = np.exp(-np.square(sigmas)[:, None] * grid.radius2[None, :])
     filters = (correlation_filters, correlation_filters * correlation_filters)
 
-    def frame_powers(index: int) -> list[np.ndarray]:
-        return _frame_powers(frame(data, int(sample[index])).astype(np.float32), window,
-                             shape, background_fn)
-
     # The sample frames on the frame threads (these spectra are a third of the work of
     # a ten-frame stack).
-    mean_powers = [np.zeros(grid.ring.size) for _ in HIGH_PASS_CANDIDATES_PX]
-    for powers in map_frames(frame_powers, sample.size):
-        for total, power in zip(mean_powers, powers, strict=True):
-            total += power
+    mean_powers = _summed_powers(
+        lambda index: frame(data, int(sample[index])).astype(np.float32), sample.size,
+        window, shape, background_fn)
     noise_shapes = _noise_shapes(window, shape, background_fn, grid)
     for high_pass, power, background, noise_shape in zip(
             HIGH_PASS_CANDIDATES_PX, mean_powers, grid.backgrounds, noise_shapes, strict=True):
