@@ -107,32 +107,46 @@ def test_a_smooth_scene_is_not_taken_for_fine_detail():
 
 
 def test_predicted_variance_is_the_documented_sum():
-    """The three matrix products give the module docstring's formula, summed here
-    frequency by frequency for each filter and axis."""
-    from napari_nanosims.processing.alignment.weighting import _predicted_variance
+    """The matrix products over the scene's frequencies and the cached noise terms give
+    the module docstring's formula, summed here over every frequency of a small grid for
+    each smoothing, background removal and axis."""
+    from napari_nanosims.processing.alignment.weighting import (
+        _grid,
+        _noise_terms,
+        _predicted_variance,
+    )
 
     rng = np.random.default_rng(3)
-    size = 200
-    power, background = rng.random(size), rng.random(size)
-    omega2 = rng.random((2, size))
-    correlation = rng.random((3, size))
-    nu, n_frames, w4, points = 0.7, 12, 5.0, 400
-    got = _predicted_variance(power, nu, n_frames, w4, omega2,
-                              (correlation, correlation ** 2), background, points)
-    for k in range(3):
-        expected = 0.0
-        for axis in range(2):
-            w, f, h = omega2[axis], correlation[k], background
-            curvature = sum(w[i] * f[i] * power[i] for i in range(size))
-            signal = sum(w[i] * f[i] ** 2 * h[i] ** 2 * power[i] for i in range(size))
-            noise = sum(w[i] * f[i] ** 2 * h[i] ** 4 for i in range(size))
-            expected += points * (nu * (1 + 1 / (n_frames - 1)) * signal
-                                  + nu ** 2 / (n_frames - 1) * w4 * noise) / curvature ** 2
-        assert np.isclose(got[k], expected, rtol=1e-12)
+    rows, cols = 12, 10
+    grid = _grid(rows, cols)
+    size = grid.radius2.size
+    # Scene power in some frequencies only, as after the rings' significance test.
+    power = np.where(rng.random(size) < 0.4, rng.random(size), 0.0)
+    sigmas = (0.8, 1.2, 2.5)
+    nu, n_frames, w4, points = 0.7, 12, 5.0, rows * cols
+    for removal, background in enumerate(grid.backgrounds):
+        support = np.flatnonzero(power)
+        correlation = np.exp(-np.square(sigmas)[:, None] * grid.radius2[None, support])
+        got = _predicted_variance(power[support], nu, n_frames, w4,
+                                  grid.omega2[:, support], (correlation, correlation ** 2),
+                                  background[support], points,
+                                  _noise_terms(rows, cols, sigmas)[removal])
+        for k, sigma in enumerate(sigmas):
+            expected = 0.0
+            for axis in range(2):
+                w, h = grid.omega2[axis], background
+                f = np.exp(-sigma ** 2 * grid.radius2)
+                curvature = sum(w[i] * f[i] * power[i] for i in range(size))
+                signal = sum(w[i] * f[i] ** 2 * h[i] ** 2 * power[i] for i in range(size))
+                noise = sum(w[i] * f[i] ** 2 * h[i] ** 4 for i in range(size))
+                expected += points * (nu * (1 + 1 / (n_frames - 1)) * signal
+                                      + nu ** 2 / (n_frames - 1) * w4 * noise) / curvature ** 2
+            assert np.isclose(got[k], expected, rtol=1e-12)
     # No structure along an axis: nothing to locate with that filter.
-    assert _predicted_variance(np.zeros(size), nu, n_frames, w4, omega2,
-                               (correlation, correlation ** 2), background,
-                               points) == [np.inf] * 3
+    empty = np.zeros((3, 0))
+    assert _predicted_variance(np.zeros(0), nu, n_frames, w4, np.zeros((2, 0)),
+                               (empty, empty), np.zeros(0), points,
+                               _noise_terms(rows, cols, sigmas)[0]) == [np.inf] * 3
 
 
 def test_a_background_removal_must_predict_a_clear_gain():

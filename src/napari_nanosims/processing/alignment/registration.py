@@ -151,7 +151,8 @@ def _coordinate_ascent(spectra: _Spectra, max_passes: int, shifts: np.ndarray, s
     """Leave-one-out passes until no frame moves by more than ``settle_px``.
 
     ``diagnose``: measure the diagnostics in the pass likely to be the last (the
-    first already when the frames start ``near`` their fixed point).
+    first already when the frames start ``near`` their fixed point, which then also
+    searches locally only: no search over every whole-pixel shift).
 
     Returns (shifts, passes, converged, gains, diagnostics): the diagnostics (see
     :func:`.diagnostics.collect`) when the pass that found the fixed point measured
@@ -177,8 +178,8 @@ def _coordinate_ascent(spectra: _Spectra, max_passes: int, shifts: np.ndarray, s
         spectrum = correlated[0]
         at_zero = spectra.evaluate(spectrum, (0.0, 0.0))
         old_value = at_zero[0]
-        # The first pass searches every whole-pixel shift; later ones move locally.
-        if passes == 0:
+        # The first pass searches every whole-pixel shift (unless near); later ones locally.
+        if passes == 0 and not near:
             move, new_value, _ = spectra.peak(spectrum, spectra.whole_pixel_peak(spectrum))
         else:
             move, new_value, _ = spectra.peak(spectrum, (0, 0), at_zero)
@@ -363,7 +364,7 @@ def _register(data, upsample_factor, reference, region, max_passes, initial, wei
             try:
                 shifts, passes, converged, gains, diagnosed = yield from _coordinate_ascent(
                     spectra, max(max_passes - done, 0), shifts, sums, progress,
-                    near=refined)
+                    near=refined and attempt == 0)
             except _OutgrewCanvas as error:
                 outgrown = (error.shifts, error.passes, error.gains)
             if outgrown is None:
