@@ -165,7 +165,7 @@ def _coordinate_ascent(spectra: _Spectra, max_passes: int, shifts: np.ndarray, s
     # Where each pass started and what it moved the frames by (relative moves).
     starts: list[np.ndarray] = []
     residuals: list[np.ndarray] = []
-    diagnostics = FrameDiagnostics(spectra)
+    diagnostics = None  # built for the first pass that measures (a few ms at 512²)
     measuring = diagnose and near  # this pass measures the diagnostics too
     known = None  # the diagnostics of the last pass that measured them
     measured_at = shifts  # where the frames stood when they were measured
@@ -193,8 +193,8 @@ def _coordinate_ascent(spectra: _Spectra, max_passes: int, shifts: np.ndarray, s
         # Every frame is moved against the others as they stood at the start of the pass
         # (so the frames can be done in parallel); a move is kept only if it raises the
         # frame's correlation with them.
-        moved = np.empty_like(shifts)
-        gain = 0.0
+        diagnostics = diagnostics or (FrameDiagnostics(spectra) if measuring else None)
+        moved, gain = np.empty_like(shifts), 0.0
         sums.freeze(shifts)
         measurements = []
         for index, (new_shift, frame_gain, measured) in enumerate(map_frames(improve,

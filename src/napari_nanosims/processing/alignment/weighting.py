@@ -333,11 +333,13 @@ def choose_weighting(data, window: np.ndarray, shape: tuple[int, int], base_sigm
     # whose power belongs to the frame, not to the scene, and would look like
     # information at high frequencies.
     height, width = window.shape
-    hann = np.outer(np.sin(np.pi * (np.arange(height) + 0.5) / height) ** 2,
-                    np.sin(np.pi * (np.arange(width) + 0.5) / width) ** 2)
-    window = (hann * (window > 0)).astype(np.float32)
-    window_squared = float(np.sum(window.astype(np.float64) ** 2))
-    w4 = float(np.sum(window.astype(np.float64) ** 4))
+    window = np.where(window > 0, np.outer(
+        np.sin(np.pi * (np.arange(height) + 0.5) / height) ** 2,
+        np.sin(np.pi * (np.arange(width) + 0.5) / width) ** 2).astype(np.float32),
+        np.float32(0.0))
+    squared = (window * window).ravel()
+    window_squared = float(squared.sum(dtype=np.float64))
+    w4 = float(np.dot(squared.astype(np.float64), squared))
     predicted: dict[tuple[float, float], float] = {}
     sigmas = [base_sigma_px * scale for scale in SMOOTHING_SCALES]
     noise_terms = _noise_terms(rows, cols, tuple(sigmas))
