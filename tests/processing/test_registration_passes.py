@@ -33,7 +33,16 @@ def test_settled_when_the_passes_contract_fast_enough():
     assert not settled(np.array([[0.019, 0.0]]), 0.004, 0.095)
 
 
+def _plain_first_pass(monkeypatch):
+    """The first pass without its background removal: the frames start as far from
+    the fixed point (0.1-2 px) as the passes below were designed on."""
+    from napari_nanosims.processing.alignment import first_pass
+
+    monkeypatch.setattr(first_pass, "FIRST_PASS_HIGH_PASS_PX", np.inf)
+
+
 def test_cells_stop_a_pass_earlier_with_the_same_translations(monkeypatch):
+    _plain_first_pass(monkeypatch)  # a first move of 0.13 px, then one of 0.006
     sim = simulate_scene("cells", 40, 2.0, window=256, seed=3)
     fast = register_frames(sim["frames"])
     # Without the contraction rule: every move within the tolerance.
@@ -51,6 +60,7 @@ def test_a_confirming_pass_keeps_the_diagnostics_measured_just_before(monkeypatc
     after it move no frame further than REMEASURE_PX (measured in two passes when
     every pass re-measured): they match a measurement at the final translations to
     well under 1 %."""
+    _plain_first_pass(monkeypatch)  # 7 passes
     n_frames = 200
     sim = simulate_scene("grain", n_frames, 2.0, window=256, seed=3)
     calls = []
@@ -130,3 +140,18 @@ def test_frames_refined_at_half_resolution_are_searched_locally_at_full(monkeypa
     unrefined = register_frames(sim["frames"])  # binned first pass, full search after
     assert len([shape for shape in searched if min(shape) > 384]) == 12
     np.testing.assert_allclose(local.translations, unrefined.translations, atol=0.0101)
+
+
+def test_a_first_pass_without_the_surround_saves_a_pass(monkeypatch):
+    """A band without background removal leaves a flat surround in the frames, whose
+    window pulls the plain first pass toward no shift; the first pass removes an 8 px
+    background (FIRST_PASS_HIGH_PASS_PX) and a particle then needs one pass less, with
+    the same translations (the fixed point does not depend on the start)."""
+    sim = simulate_scene("particle", 40, 2.0, window=256, seed=3)
+    without_surround = register_frames(sim["frames"])
+    assert without_surround.high_pass_px == np.inf  # the band itself removes none
+    _plain_first_pass(monkeypatch)
+    with_surround = register_frames(sim["frames"])
+    assert without_surround.passes < with_surround.passes
+    np.testing.assert_allclose(without_surround.translations, with_surround.translations,
+                               atol=0.0201)
