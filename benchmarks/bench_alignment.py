@@ -111,8 +111,8 @@ def speed(quick: bool) -> None:
         for n_frames in frame_counts:
             for kind in SCENES:
                 sim = simulate_scene(kind, n_frames, 2.0, window=size, seed=3)
-                # Each side measured twice, in turn, and the faster kept (run-to-run
-                # noise on this machine is about 10 %; the floor is a minimum too).
+                # Ours measured twice, in turn with the floor, and the faster kept
+                # (run-to-run noise here is about 10 %; the floor is the least of three).
                 floor, ours = _fft_floor_ms(size), np.inf
                 for _ in range(2):
                     started = time.perf_counter()

@@ -1,9 +1,10 @@
 """The registration's first pass, at half resolution, and the canvas it allows.
 
 The first pass places each frame against the running sum of the frames placed before
-it; it only needs a start within a pixel or so, since every refinement pass searches
-again. Frames binned 2 x 2 carry the same structure down to two pixels at a quarter of
-the cost, so the first pass runs on them. Its translations then tell how far the
+it; it only needs a start within a pixel or so, since the first refinement pass searches
+every whole-pixel shift again (on the binned frames, where they are refined). Frames
+binned 2 x 2 carry the same structure down to two pixels at a quarter of the cost, so
+the first pass runs on them. Its translations then tell how far the
 frames spread: the refinement passes need a padded canvas only as wide as the frame
 plus that spread (and a margin), not the quarter of the frame that a drift could
 reach before anything was known. A narrower canvas makes every later FFT and every
@@ -37,7 +38,7 @@ SMOOTHING_REACH = 5 * np.sqrt(2.0)
 #: The first pass correlates plainly with the running sum: a flat surround keeps the
 #: window's shape in the frame, which pulls every frame toward no shift (by up to
 #: 4.7 px on a grain whose frames drift 30 px). Without it a single pass more follows
-#: on particles, minerals, gradients and mixtures (2 passes instead of 3 at 256², 9 %
+#: on particles, minerals, gradients and mixtures (2 passes instead of 3-4 at 256², 9 %
 #: less time at 10 frames and 7 % at 200). Not where the binned refinement follows:
 #: there it would settle at the removal's own fixed point, further from the band's.
 FIRST_PASS_HIGH_PASS_PX = 8.0

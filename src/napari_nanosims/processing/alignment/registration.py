@@ -94,11 +94,12 @@ class FrameRegistration:
     converged : bool
         The last pass moved no frame by more than :data:`CONVERGENCE_PX`.
     smoothing_px : float
-        Gaussian smoothing used (sigma), pixels: 1, 1.5 or 2 times the count-based one,
+        Gaussian smoothing used (sigma), pixels: 1-4 times the count-based one,
         whichever predicts the smallest error (see ``high_pass_px``).
     high_pass_px : float
         Scale of the local background removed from every frame (Gaussian sigma), pixels:
-        8 or 16, or inf for none (only the mean removed); with the smoothing, the
+        8 or 16, or inf for none (only the mean removed; the first pass alone may remove
+        8 px, first_pass.FIRST_PASS_HIGH_PASS_PX); with the smoothing, the
         band-pass whose predicted error (from the scene's power spectrum) is smallest,
         a removal only where it predicts clearly less error than none
         (:mod:`.weighting`).
@@ -325,21 +326,18 @@ def _register(data, upsample_factor, reference, region, max_passes, initial, wei
 
             def refine(coarse, coarse_shifts, coarse_sums):
                 # Cancelling is checked at every step, but the steps counted are those of
-                # the full-resolution passes: these repeat the last count.
-                last = next(counter)
-
-                def stay():
-                    return last
-
+                # the full-resolution passes: these repeat the last count. Frames that
+                # did not settle here are not near: the full-resolution passes search again.
+                nonlocal refined
+                stay = itertools.repeat(next(counter)).__next__  # the last count, always
                 result = yield from _coordinate_ascent(coarse, max_passes, coarse_shifts,
                                                        coarse_sums, stay, diagnose=False,
                                                        settle_px=HALF_RESOLUTION_SETTLE_PX)
+                refined = bool(result[2])
                 return result[0]
 
-            # The refinement at half resolution pays on large frames only: at 512 px
-            # the full-resolution passes then settle in one pass (cells 16.8 -> 13.7,
-            # grain 38.6 -> 26.1 ms per frame); from binned 128 px frames they still
-            # need 2-4 and it costs more than it saves.
+            # Pays on large frames only (512 px: cells 16.8 -> 13.7, grain 38.6 -> 26.1 ms
+            # per frame); from binned 128 px frames the passes still need 2-4.
             refined = min(height, width) >= HALF_RESOLUTION_REFINE_MIN_PX
             shifts = yield from half_resolution_first_pass(data, region, chosen, progress,
                                                            refine if refined else None)

@@ -190,7 +190,7 @@ def _frame_powers(counts: np.ndarray, window: np.ndarray, shape: tuple[int, int]
 
     window_sum = max(float(window.sum(dtype=np.float64)), 1e-30)
     # window x (counts - background - level), with the product of window and counts
-    # taken once for every removal (few passes over the frame: this runs 30 times a stack).
+    # taken once for the three removals (few passes over the frame: 30 spectra a stack).
     windowed = window * counts
     powers = []
     for high_pass in HIGH_PASS_CANDIDATES_PX:
@@ -203,7 +203,7 @@ def _frame_powers(counts: np.ndarray, window: np.ndarray, shape: tuple[int, int]
         image -= np.float32(level) * window
         spectrum = scipy.fft.rfft2(image, s=shape, workers=1)
         # |spectrum|^2 in place: the real and imaginary parts squared, then paired.
-        parts = spectrum.view(np.float32)
+        parts = spectrum.view(spectrum.real.dtype)  # (re, im) pairs along the last axis
         np.square(parts, out=parts)
         powers.append((parts[:, 0::2] + parts[:, 1::2]).ravel())
     return powers
