@@ -163,14 +163,17 @@ def _coordinate_ascent(spectra: _Spectra, max_passes: int, shifts: np.ndarray, s
     gains: list[float] = []
     converged = n_frames <= 2  # with two frames the first pass is the answer
     passes = 0
-    # Where each pass started and what it moved the frames by (relative moves).
-    starts: list[np.ndarray] = []
-    residuals: list[np.ndarray] = []
+    starts: list[np.ndarray] = []  # where each pass started ...
+    residuals: list[np.ndarray] = []  # ... and what it moved the frames by (relative)
     diagnostics = None  # built for the first pass that measures (a few ms at 512²)
     measuring = diagnose and near  # this pass measures the diagnostics too
     known = None  # the diagnostics of the last pass that measured them
     measured_at = shifts  # where the frames stood when they were measured
     previous_largest = None  # the largest move of the pass before (see settled)
+
+    def distance_from_measured(at: np.ndarray) -> float:
+        """How far any frame at ``at`` is from where the diagnostics were measured, px."""
+        return np.inf if known is None else float(np.max(np.abs(at - measured_at)))
 
     def improve(index):
         """Frame ``index``'s best shift against the others as they stand, the gain, and
@@ -221,8 +224,7 @@ def _coordinate_ascent(spectra: _Spectra, max_passes: int, shifts: np.ndarray, s
         largest = float(np.max(np.abs(relative)))
         if measuring:  # measured where the frames stood at the start of this pass
             known, measured_at = collect(measurements), shifts - relative
-        # How far any frame now is from where the diagnostics were measured, px.
-        away = np.inf if known is None else float(np.max(np.abs(shifts - measured_at)))
+        away = distance_from_measured(shifts)
         # Settled: no frame moved by more than CONVERGENCE_PX, or than a small fraction
         # of its own uncertainty (a move far inside the noise changes no result); or,
         # with diagnostics at hand, the passes contract fast enough (settled).
@@ -244,7 +246,7 @@ def _coordinate_ascent(spectra: _Spectra, max_passes: int, shifts: np.ndarray, s
                                  residuals[-ACCELERATION_DEPTH - 1:], shifts, sums)
             if np.any(shifts != before):
                 previous_largest = None  # no contraction ratio across a jump
-                away = np.inf if known is None else float(np.max(np.abs(shifts - measured_at)))
+                away = distance_from_measured(shifts)
             if spectra.outgrown(shifts):
                 raise _OutgrewCanvas(shifts, passes, gains)
         # The next pass is likely the last when this one moved little (or it must be);
