@@ -18,7 +18,7 @@ import numpy as np
 
 from ..model import Acquisition, Channel, normalise_label
 from ..model.acquisition import mass_stack
-from ..processing._frames import FrameStack
+from ..processing._frames import FrameStack, release_freed_memory
 from ..processing.alignment.alignment import (
     iter_apply_translations,
     iter_infer_translations,
@@ -185,6 +185,7 @@ def _run_align_frames(acquisition: Acquisition, *, channel, method, upsample_fac
         total = translation_steps(n_frames, method, reference) + n_frames
         translations = yield from counted(iter_infer_translations(
             stack, padding=padding, method=method), "align_frames", total)
+    release_freed_memory()  # the registration's working memory, before the moved stack
     field = getattr(registration, "displacement_px", None)  # None: rigid methods
     if field is not None and not np.any(field):
         field = None  # rigid everywhere: the translations alone, as 'subpixel'

@@ -83,7 +83,10 @@ def _place(images: np.ndarray, translation, target: np.ndarray, origin: int,
             if weight == 1.0:  # a whole-pixel move, the only one: exact, in any dtype
                 target[inside] = images[source]
             else:  # a strong float64 scalar: float32 input still adds in float64
-                target[inside] += np.float64(weight) * images[source]
+                # One detector at a time: a temporary of one image, not of the frame's
+                # seven (14 MiB at 512², per frame thread, on top of the moved stack).
+                for placed, image in zip(target[inside], images[source], strict=True):
+                    placed += np.float64(weight) * image
 
 
 def moved_dtype(data, translations) -> np.dtype:

@@ -60,15 +60,19 @@ def displacement_at_pixels(field: np.ndarray, grid, shape) -> np.ndarray:
 
 
 def _splat(images: np.ndarray, destination_y: np.ndarray, destination_x: np.ndarray,
-           out_shape, power: int) -> np.ndarray:
-    """Add every pixel of ``images`` (detectors, H, W) at its fractional destination."""
-    height, width = out_shape
+           out: np.ndarray, power: int) -> np.ndarray:
+    """Add every pixel of ``images`` (detectors, H, W) at its fractional destination into
+    ``out`` (detectors, height, width, float64, C-ordered), which it returns.
+
+    The output frame is written in place and the images are read one detector at a time:
+    a frame's temporaries are a few images, not copies of its seven detectors (14 MiB
+    each at 512², per frame thread, on top of the warped stack)."""
+    height, width = out.shape[-2:]
     top = np.floor(destination_y)
     left = np.floor(destination_x)
     fy, fx = destination_y - top, destination_x - left
     top, left = top.astype(np.int64), left.astype(np.int64)
-    out = np.zeros((images.shape[0], height * width), np.float64)
-    flat = images.reshape(images.shape[0], -1).astype(np.float64)
+    flat_out = out.reshape(out.shape[0], height * width)  # a view: out is C-ordered
     for dy, wy in ((0, 1.0 - fy), (1, fy)):
         for dx, wx in ((0, 1.0 - fx), (1, fx)):
             y, x = top + dy, left + dx
@@ -76,20 +80,21 @@ def _splat(images: np.ndarray, destination_y: np.ndarray, destination_x: np.ndar
             inside = ((y >= 0) & (y < height) & (x >= 0) & (x < width)).ravel() & (weight > 0)
             target = (y * width + x).ravel()[inside]
             weight = weight[inside] ** power
-            for detector in range(images.shape[0]):
-                out[detector] += np.bincount(target, flat[detector][inside] * weight,
-                                             minlength=height * width)
-    return out.reshape(images.shape[0], height, width)
+            for detector, image in enumerate(images):
+                flat_out[detector] += np.bincount(target, image.ravel()[inside] * weight,
+                                                  minlength=height * width)
+    return out
 
 
 def _warped(images: np.ndarray, translation, displacement: np.ndarray, grid, origin: int,
-            out_shape, power: int) -> np.ndarray:
-    """One frame (detectors, H, W) moved by its translation plus its field (float64)."""
+            out: np.ndarray, power: int) -> np.ndarray:
+    """Add one frame (detectors, H, W) moved by its translation plus its field into
+    ``out`` (detectors, height, width, float64 zeros), which it returns."""
     height, width = images.shape[-2:]
     yy, xx = np.indices((height, width), dtype=np.float64)
     field = displacement_at_pixels(displacement, grid, (height, width))
     return _splat(images, yy + origin + translation[0] + field[0],
-                  xx + origin + translation[1] + field[1], out_shape, power)
+                  xx + origin + translation[1] + field[1], out, power)
 
 
 def warped_frame(images: np.ndarray, translation, displacement, grid, *, power: int = 1
@@ -101,7 +106,7 @@ def warped_frame(images: np.ndarray, translation, displacement, grid, *, power: 
     frame's, pixels; ``power`` 2 moves a variance with the squared weights.
     """
     return _warped(images, translation, np.asarray(displacement, dtype=np.float64), grid, 0,
-                   images.shape[-2:], power)
+                   np.zeros(images.shape, np.float64), power)
 
 
 def iter_apply_displacements(data, translations, displacement_px, grid, padding=8, *,
@@ -124,8 +129,8 @@ def iter_apply_displacements(data, translations, displacement_px, grid, padding=
     power = 2 if variance else 1
 
     def work(index):
-        out[index] = _warped(np.asarray(frame(data, index)), translations[index],
-                             displacement_px[index], grid, origin, out_shape, power)
+        _warped(np.asarray(frame(data, index)), translations[index], displacement_px[index],
+                grid, origin, out[index], power)
         return index
 
     for index in map_frames(work, n_frames):
