@@ -125,10 +125,17 @@ def test_two_frames_are_registered_at_full_resolution(monkeypatch):
     assert len(calls) == 1  # three frames and more: the binned first pass
 
 
-def test_the_local_background_is_a_smooth_gaussian_of_the_image():
+@pytest.mark.parametrize("matrix_max_blocks", [-1, 10 ** 6], ids=["phase-wise", "matrices"])
+def test_the_local_background_is_a_smooth_gaussian_of_the_image(monkeypatch,
+                                                                matrix_max_blocks):
     # Block means and linear interpolation stand for a Gaussian filter of sigma_px:
-    # compared with scipy's on a smooth ramp plus a blob (away from the edges).
+    # compared with scipy's on a smooth ramp plus a blob (away from the edges), with the
+    # interpolation back to full size done either way.
     from scipy import ndimage
+
+    from napari_nanosims.processing.alignment import background
+
+    monkeypatch.setattr(background, "MATRIX_MAX_BLOCKS", matrix_max_blocks)
 
     rows, cols = np.mgrid[0:128, 0:96].astype(np.float32)
     image = 0.05 * rows + 20 * np.exp(-((rows - 60) ** 2 + (cols - 40) ** 2) / 300.0)
@@ -138,6 +145,47 @@ def test_the_local_background_is_a_smooth_gaussian_of_the_image():
         inner = (slice(24, -24), slice(24, -24))
         assert ours.shape == image.shape and ours.dtype == np.float32
         assert np.max(np.abs(ours[inner] - reference[inner])) < 0.02 * np.ptp(image), sigma
+
+
+def test_the_two_interpolations_back_to_full_size_agree(monkeypatch):
+    # Matrix products up to MATRIX_MAX_BLOCKS blocks a side, phase-wise strided passes
+    # beyond: the same linear interpolation (to float32 rounding), cropped odd sizes,
+    # a single block and blocks beyond the limit included.
+    from napari_nanosims.processing.alignment import background
+
+    rng = np.random.default_rng(3)
+    for shape in [(256, 256), (97, 130), (33, 47), (8, 8), (5, 300), (512, 400)]:
+        image = rng.poisson(3.0, size=shape).astype(np.float32)
+        for sigma in (2.0, 3.0, 8.0, 16.0):
+            monkeypatch.setattr(background, "MATRIX_MAX_BLOCKS", 10 ** 6)
+            by_matrices = local_background(image, sigma)
+            monkeypatch.setattr(background, "MATRIX_MAX_BLOCKS", -1)
+            phase_wise = local_background(image, sigma)
+            assert by_matrices.shape == phase_wise.shape == shape
+            assert by_matrices.dtype == phase_wise.dtype == np.float32
+            np.testing.assert_allclose(by_matrices, phase_wise, rtol=1e-5, atol=1e-5)
+
+
+def test_moving_frames_in_the_sums_equals_placing_them_afresh():
+    # Few frames moved: each taken out and put back, then all by the common move; most
+    # moved: the sums rebuilt. Either way the sums of every frame at its new place.
+    from napari_nanosims.processing.alignment.registration import _place
+    from napari_nanosims.processing.alignment.subpixel import _Spectra
+
+    sim = simulate_scene("cells", 6, 5.0, window=64, seed=2)
+    spectra = _Spectra(sim["frames"], None)
+    rng = np.random.default_rng(4)
+    start = rng.uniform(-2, 2, size=(6, 2))
+    for moving in ([1], [0, 2, 3, 5]):  # a few (incremental), most (rebuilt)
+        sums = _place(spectra, start)
+        moved = start.copy()
+        moved[moving] += rng.uniform(-1, 1, size=(len(moving), 2))
+        common = np.array([0.3, -0.2])
+        placed = sums.move_frames(start, moved, common)
+        np.testing.assert_array_equal(placed, moved - common)
+        fresh = _place(spectra, moved - common)
+        scale = np.abs(fresh.total).max()
+        np.testing.assert_allclose(sums.total, fresh.total, atol=1e-5 * scale)
 
 
 def test_a_band_of_some_rows_and_every_column_is_cut_from_a_whole_spectrum():

@@ -6,7 +6,7 @@ import itertools
 
 import numpy as np
 
-from .subpixel import _Sums
+from .sums import _Sums
 
 __all__ = ["ACCELERATION_DEPTH", "ACCELERATION_LIMIT", "CONTRACTION_MAX", "accelerate",
            "settled"]
@@ -74,7 +74,4 @@ def accelerate(starts: list, residuals: list, shifts: np.ndarray, sums: _Sums) -
     if not np.all(np.isfinite(jump)) or float(np.max(np.abs(jump))) > (
             ACCELERATION_LIMIT * largest):
         return shifts
-    for index in np.flatnonzero(np.any(jump != 0, axis=1)):
-        sums.add(index, shifts[index], -1.0)
-        sums.add(index, shifts[index] + jump[index])
-    return shifts + jump
+    return sums.move_frames(shifts, shifts + jump)

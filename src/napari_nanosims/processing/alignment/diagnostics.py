@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from .._frames import frame, map_frames
-from .subpixel import _Spectra, _Sums
+from .subpixel import _Spectra
+from .sums import _Sums
 
 __all__ = ["FrameDiagnostics", "interpolate_flagged", "measure_all"]
 

@@ -18,7 +18,8 @@ from collections.abc import Callable, Generator
 
 import numpy as np
 
-from .subpixel import _Spectra, _Sums
+from .subpixel import _Spectra
+from .sums import _Sums
 
 __all__ = ["BinnedStack", "CANVAS_MARGIN_PX", "FIRST_PASS_HIGH_PASS_PX",
            "HALF_RESOLUTION_MIN_PX", "SMOOTHING_REACH", "canvas_for",

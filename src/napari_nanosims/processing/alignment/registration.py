@@ -29,7 +29,8 @@ from .first_pass import (
     first_pass,
     half_resolution_first_pass,
 )
-from .subpixel import _Spectra, _Sums, choose_stack_weighting
+from .subpixel import _Spectra, choose_stack_weighting
+from .sums import _Sums
 
 __all__ = ["FrameRegistration", "iter_register", "CONVERGENCE_PX",
            "MAX_PASSES",
@@ -211,11 +212,7 @@ def _coordinate_ascent(spectra: _Spectra, max_passes: int, shifts: np.ndarray, s
         # it back, so that the frames stay where they were and only relative moves count.
         moves = moved - shifts
         common = moves.mean(axis=0)
-        for changed in np.flatnonzero(np.any(moves != 0, axis=1)):
-            sums.add(changed, shifts[changed], -1.0)
-            sums.add(changed, moved[changed])
-        shifts = moved - common
-        sums.move_all(-common)
+        shifts = sums.move_frames(shifts, moved, common)
         if spectra.outgrown(shifts):
             raise _OutgrewCanvas(shifts, passes + 1, gains + [gain])
         passes += 1

@@ -10,7 +10,7 @@ the window's spectrum is their coverage), so a leave-one-out reference is the su
 minus one frame's phase-shifted spectrum, and one inverse FFT gives a frame's
 correlation at every whole-pixel shift. The sub-pixel maximum is found by Newton's
 method on the Fourier interpolation of that correlation, with exact derivatives from
-the spectrum. :mod:`.registration` runs the passes.
+the spectrum. :mod:`.sums` keeps the sums, :mod:`.registration` runs the passes.
 """
 
 from __future__ import annotations
@@ -30,8 +30,6 @@ PEAK_TOLERANCE_PX = 1e-3
 #: Frequencies where the correlation filter is below this are left out of the sums
 #: that locate a peak (its relative contribution is below this too).
 BAND_NEGLIGIBLE = 1e-6
-#: The running sums are rebuilt from the frames after this many updates per frame.
-REBUILD_AFTER_UPDATES = 4
 #: Width of the window's taper at the frame's edges, in smoothing widths.
 TAPER_SMOOTHING_WIDTHS = 3.0
 
@@ -301,115 +299,3 @@ class _Spectra:
             if length < PEAK_TOLERANCE_PX:
                 break
         return shift, value, hessian
-
-
-class _Sums:
-    """Running sum of placed frames' spectra and of their phase factors (for coverage)."""
-
-    def __init__(self, spectra: _Spectra):
-        self.spectra = spectra
-        self.total = np.zeros_like(spectra.spectra[0])
-        self.phases = np.zeros_like(spectra.spectra[0])
-        self.updates = 0  # single-precision updates since the sums were last rebuilt
-
-    def add(self, index: int | np.integer, shift, sign: float = 1.0):
-        phase = self.spectra.phase(shift)
-        # The phases give the coverage of a region's windows; without a region the
-        # coverage is built from the taper's ramps (freeze) and they are not kept.
-        if self.spectra.region is not None:
-            self.phases += phase if sign > 0 else -phase
-        moved = np.multiply(self.spectra.spectra[index], phase, out=phase)
-        if sign > 0:
-            self.total += moved
-        else:
-            self.total -= moved
-        self.updates += 1
-
-    def move_all(self, shift):
-        """Move every placed frame by the same ``shift``."""
-        phase = self.spectra.phase(shift)
-        self.total *= phase
-        if self.spectra.region is not None:
-            self.phases *= phase
-        self.updates += 1
-
-    def freeze(self, shifts: np.ndarray, frames=None):
-        """Keep the sum and the coverage in real space for ``frames`` (default: all) at
-        ``shifts``, which must be where :meth:`add` and :meth:`move_all` put them."""
-        import scipy.fft
-
-        spectra = self.spectra
-        frames = np.arange(len(shifts)) if frames is None else np.asarray(frames)
-        if self.updates > REBUILD_AFTER_UPDATES * max(len(frames), 1):
-            # Rebuilt from the frames now and then: running single-precision updates
-            # drift (by about 1e-7 of the sum each).
-            self.total = np.zeros_like(self.total)
-            self.phases = np.zeros_like(self.phases)
-            for index, shift in zip(frames, shifts, strict=True):
-                self.add(index, shift)
-            self.updates = 0
-        self.summed = scipy.fft.irfft2(self.total, s=spectra.shape, workers=1)
-        if spectra.region is None:
-            # The windows are separable: their sum is one matrix product of the ramps.
-            rows = np.stack([spectra._ramp(0, shift[0]) for shift in shifts])
-            cols = np.stack([spectra._ramp(1, shift[1]) for shift in shifts])
-            self.coverage = rows.T @ cols
-        else:
-            self.coverage = scipy.fft.irfft2(spectra.window_spectrum * self.phases,
-                                             s=spectra.shape, workers=1)
-
-    def correlate(self, index: int, shift, exclude: bool = True, noise: bool = False):
-        """Frame ``index`` placed at ``shift`` against the mean of the frozen frames.
-
-        The reference is the mean of all frozen frames (but ``index`` when ``exclude``),
-        per pixel over the frames covering it: dividing by the coverage removes the
-        envelope that would favour positions where more frames overlap (a pull toward
-        the median). Frame and reference are then given one and the same weight: the
-        frame's window at ``shift`` times the coverage (up to one frame). With equal
-        weights the slope of the weight, which would pull the frame toward its own
-        centre or away from where the reference ends, cancels at the peak.
-
-        Returns
-        -------
-        (correlation spectrum, frame spectrum, reference spectrum)
-            The correlation is a function of the lag from ``shift``; the two others are
-            the weighted images' spectra (for the normalised correlation). With ``noise``
-            a fourth item: the variance of the reference per pixel, in units of the
-            frames' mean count (a mean of ``coverage`` frames, weighted).
-        """
-        import scipy.fft
-
-        spectra = self.spectra
-        placed = spectra.placed_window(shift)
-        mine = scipy.fft.irfft2(spectra.spectra[index] * spectra.phase(shift),
-                                s=spectra.shape, workers=1)
-        frame_part, reference, noise_values = _weigh(self.summed, self.coverage, mine, placed,
-                                                     exclude, noise)
-        frame_spectrum = scipy.fft.rfft2(frame_part, workers=1)
-        reference_spectrum = scipy.fft.rfft2(reference, workers=1)
-        spectrum = np.conj(frame_spectrum)
-        spectrum *= reference_spectrum
-        spectrum *= spectra.filter
-        result: tuple[np.ndarray, ...] = (spectrum, frame_spectrum, reference_spectrum)
-        if noise:
-            result += (noise_values,)
-        return result
-
-
-def _weigh(summed, coverage, mine, placed, exclude, noise):
-    """Frame and reference under their common weight (see :meth:`_Sums.correlate`):
-    (frame part, reference, noise or None), each on the padded canvas."""
-    if exclude:
-        summed, coverage = summed - mine, coverage - placed
-    # summed / max(coverage, 1) is the mean times min(coverage, 1): continuous where
-    # the coverage runs out, as the same factor on the frame below.
-    weight = np.clip(coverage, 0.0, 1.0)
-    scale = placed / np.maximum(coverage, 1.0)
-    reference = summed * scale
-    frame_part = mine * weight
-    # Levels matched under the common weight (the frame's is zero under its window).
-    total_weight = float(np.vdot(placed, weight))
-    if total_weight > 0:
-        reference -= (float(np.vdot(reference, weight)) / total_weight) * placed * weight
-    return frame_part, reference, (scale * scale * np.maximum(coverage, 0.0) if noise
-                                   else None)
