@@ -149,14 +149,17 @@ def test_predicted_variance_is_the_documented_sum():
                                _noise_terms(rows, cols, sigmas)[0]) == [np.inf] * 3
 
 
-def test_a_background_removal_must_predict_a_clear_gain():
+def test_a_background_removal_must_predict_a_clear_gain(monkeypatch):
     """On an SE grain at 10 counts and 10 frames the 16 px background removal predicts
-    a few per cent less error than none, but its own error (the background follows the
-    frame near its edges) is not in the prediction: without it the frames are located
-    1.5-2 times better, and that is what is chosen."""
+    (from its own spectra) a few per cent less error than none, but its own error (the
+    background follows the frame near its edges) is not in the prediction: without it
+    the frames are located 1.5-2 times better, and that is what is chosen."""
+    from napari_nanosims.processing.alignment import weighting as weighting_module
     from napari_nanosims.processing.alignment.subpixel import choose_stack_weighting
     from napari_nanosims.processing.alignment.weighting import BACKGROUND_REQUIRED_GAIN
 
+    # The removals' own spectra, whatever the prediction without them says.
+    monkeypatch.setattr(weighting_module, "MEASURE_REMOVALS_BELOW", np.inf)
     for seed in (1, 5):
         sim = simulate_scene("grain_se", 10, 10.0, window=256, seed=seed,
                              drift="random_walk")
@@ -170,3 +173,70 @@ def test_a_background_removal_must_predict_a_clear_gain():
         removed = _with(sim["frames"], (predicted_best[1], predicted_best[0]))
         assert alignment_error_px(chosen.translations, sim["drift_px"]) < 0.8 * (
             alignment_error_px(removed.translations, sim["drift_px"]))
+
+
+def _removals_measured(monkeypatch, frames, measure_below=None):
+    """(weighting chosen, whether the removals' own spectra were measured)."""
+    from napari_nanosims.processing.alignment import weighting as weighting_module
+    from napari_nanosims.processing.alignment.subpixel import choose_stack_weighting
+
+    if measure_below is not None:
+        monkeypatch.setattr(weighting_module, "MEASURE_REMOVALS_BELOW", measure_below)
+    asked = []
+    original = weighting_module._summed_powers
+
+    def spy(*args, **kwargs):
+        asked.append(tuple(args[5] if len(args) > 5 else kwargs.get(
+            "high_passes", weighting_module.HIGH_PASS_CANDIDATES_PX)))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(weighting_module, "_summed_powers", spy)
+    chosen = choose_stack_weighting(np.asarray(frames), None)
+    monkeypatch.undo()
+    return chosen, any(np.isfinite(h) for passes in asked for h in passes)
+
+
+def test_the_removals_are_measured_only_where_they_may_pay(monkeypatch):
+    """The removals' spectra (two thirds of the band choice's) are measured only where
+    the prediction from the spectrum without a removal gives them a chance: not on
+    cells, an SE grain or a mixture, whose choice is then the same as with every removal
+    measured; but where that prediction is below the gate: a fine texture with no coarse
+    structure at 0.3 counts, where removing the background takes away only noise, and
+    its prediction is 0.973 of none's (under a gate raised to 0.99: no scene tried
+    reaches 0.97, as the removals never come close to being chosen)."""
+    for kind, counts in (("cells", 2.0), ("grain_se", 10.0), ("mixture", 0.5)):
+        frames = simulate_scene(kind, 10, counts, window=128, seed=3)["frames"]
+        gated, measured = _removals_measured(monkeypatch, frames)
+        full, _ = _removals_measured(monkeypatch, frames, measure_below=np.inf)
+        assert not measured, kind
+        assert (gated.sigma_px, gated.high_pass_px) == (full.sigma_px, full.high_pass_px)
+    rows, cols = np.mgrid[0:128, 0:128]
+    texture = 0.3 * (1.0 + 0.9 * np.sin(2 * np.pi * rows / 5) * np.sin(2 * np.pi * cols / 5))
+    frames = np.random.default_rng(0).poisson(texture, size=(10, 128, 128))
+    _, measured = _removals_measured(monkeypatch, frames)
+    assert not measured
+    _, measured = _removals_measured(monkeypatch, frames, measure_below=0.99)
+    assert measured
+
+
+def test_the_removals_prediction_from_the_plain_spectrum_is_close_to_their_own(monkeypatch):
+    """The gate's margin: a removal is chosen when its measured prediction is below
+    BACKGROUND_REQUIRED_GAIN of none's, and measured when the prediction from the plain
+    spectrum is below MEASURE_REMOVALS_BELOW; the latter must not exceed the former by
+    more than the difference of the two (0.07; at most 0.023 on 126 stacks)."""
+    from napari_nanosims.processing.alignment.weighting import (
+        BACKGROUND_REQUIRED_GAIN,
+        MEASURE_REMOVALS_BELOW,
+    )
+
+    def ratio(weighting):
+        predicted = weighting.predicted_px
+        return (min(v for k, v in predicted.items() if np.isfinite(k[0]))
+                / min(v for k, v in predicted.items() if not np.isfinite(k[0])))
+
+    for kind, counts in (("grain_se", 2.0), ("mixture", 2.0), ("spots", 0.5)):
+        frames = simulate_scene(kind, 10, counts, window=128, seed=4)["frames"]
+        from_plain, _ = _removals_measured(monkeypatch, frames, measure_below=-np.inf)
+        from_own, _ = _removals_measured(monkeypatch, frames, measure_below=np.inf)
+        assert ratio(from_plain) - ratio(from_own) < (
+            MEASURE_REMOVALS_BELOW - BACKGROUND_REQUIRED_GAIN), kind
