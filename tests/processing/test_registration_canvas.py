@@ -148,9 +148,10 @@ def test_the_local_background_is_a_smooth_gaussian_of_the_image(monkeypatch,
 
 
 def test_the_two_interpolations_back_to_full_size_agree(monkeypatch):
-    # Matrix products up to MATRIX_MAX_BLOCKS blocks a side, phase-wise strided passes
-    # beyond: the same linear interpolation (to float32 rounding), cropped odd sizes,
-    # a single block and blocks beyond the limit included.
+    # Matrix products up to MATRIX_MAX_BLOCKS blocks a side (the Gaussian on the block
+    # means folded in), scipy's filter and phase-wise strided passes beyond: the same
+    # background (to float32 rounding), cropped odd sizes, a single block and blocks
+    # beyond the limit included.
     from napari_nanosims.processing.alignment import background
 
     rng = np.random.default_rng(3)

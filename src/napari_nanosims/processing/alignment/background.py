@@ -46,11 +46,12 @@ def _upsample_linear(small: np.ndarray, factor: int, length: int, axis: int) -> 
     return out[along(slice(0, length))]
 
 
-#: Up to this many blocks per side the interpolation back to full size is two matrix
-#: products (a 256 px frame: 64 or 33 instead of 104 or 132 us for 4 or 8 px blocks, and
-#: BLAS releases the GIL, so that two frame threads gain 1.5-1.8x where the phase-wise
-#: passes, many short numpy calls, ran slower on two threads than on one); beyond, the
-#: dense products grow with the blocks and the phase-wise passes are faster.
+#: Up to this many blocks per side the Gaussian on the block means and the interpolation
+#: back to full size are two matrix products (a 256 px frame: 64 or 33 instead of 104
+#: or 132 us for 4 or 8 px blocks, the filter's 50 us besides; and BLAS releases the
+#: GIL, so that two frame threads gain 1.5-1.8x where the phase-wise passes, many short
+#: numpy calls, ran slower on two threads than on one); beyond, the dense products grow
+#: with the blocks and the phase-wise passes are faster.
 MATRIX_MAX_BLOCKS = 96
 
 
@@ -65,6 +66,24 @@ def _interpolation_matrix(blocks: int, factor: int, length: int) -> np.ndarray:
     matrix[np.arange(length), below] = 1.0 - fraction
     if blocks > 1:
         matrix[np.arange(length), below + 1] += fraction
+    matrix.flags.writeable = False  # shared by every later call
+    return matrix
+
+
+@functools.lru_cache(maxsize=32)
+def _smoothing_matrix(blocks: int, factor: int, length: int, sigma_blocks: float
+                      ) -> np.ndarray:
+    """(length, blocks) float32: the Gaussian of ``sigma_blocks`` on the block means
+    (mirrored at the ends, as scipy.ndimage's "reflect") and the interpolation back to
+    full size, as one matrix: the filter is free in the matrix products."""
+    from scipy import ndimage
+
+    gaussian = np.eye(blocks)
+    if sigma_blocks > 1e-15:  # as scipy.ndimage.gaussian_filter, which skips it below
+        # The filter's response to each block alone is its column of the operator.
+        gaussian = ndimage.gaussian_filter1d(gaussian, sigma_blocks, axis=0, mode="reflect")
+    matrix = (_interpolation_matrix(blocks, factor, length).astype(np.float64) @ gaussian
+              ).astype(np.float32)
     matrix.flags.writeable = False  # shared by every later call
     return matrix
 
@@ -96,15 +115,17 @@ def local_background(image: np.ndarray, sigma_px: float | None = None) -> np.nda
     # Blocks of up to sigma / 2, and at least 8 of them per side.
     factor = max(1, min(int(sigma_px // 2), min(height, width) // 8))
     rows, cols = -(-height // factor), -(-width // factor)
-    padded = np.pad(image, ((0, rows * factor - height), (0, cols * factor - width)),
-                    mode="reflect" if min(height, width) > factor else "edge")
+    if rows * factor == height and cols * factor == width:
+        padded = image  # whole blocks already (np.pad costs 40 us even for nothing)
+    else:
+        padded = np.pad(image, ((0, rows * factor - height), (0, cols * factor - width)),
+                        mode="reflect" if min(height, width) > factor else "edge")
     small = _block_means(padded, factor)
     # Block means already blur by a box of 'factor' pixels (variance (f^2 - 1) / 12).
-    remaining = np.sqrt(max(sigma_px ** 2 - (factor ** 2 - 1) / 12.0, 0.0)) / factor
+    remaining = float(np.sqrt(max(sigma_px ** 2 - (factor ** 2 - 1) / 12.0, 0.0)) / factor)
+    if max(rows, cols) <= MATRIX_MAX_BLOCKS:  # filter and interpolation in two products
+        return (_smoothing_matrix(rows, factor, height, remaining) @ small) @ \
+            _smoothing_matrix(cols, factor, width, remaining).T
     small = ndimage.gaussian_filter(small, remaining, mode="reflect")
-    if max(rows, cols) <= MATRIX_MAX_BLOCKS:
-        small = small.astype(np.float32, copy=False)
-        return (_interpolation_matrix(rows, factor, height) @ small) @ \
-            _interpolation_matrix(cols, factor, width).T
     # Columns first: the rows' pass then writes whole contiguous rows of the full image.
     return _upsample_linear(_upsample_linear(small, factor, width, 1), factor, height, 0)
