@@ -204,8 +204,9 @@ def test_a_frame_is_moved_with_a_few_images_of_temporaries(method):
     """Moving a frame of seven detectors costs a few single images beyond the output, not
     copies of the whole frame (at 512² each such copy is 14 MiB per frame thread on top
     of the moved stack): measured 2.8 images for a translation (8.8 when each weighted
-    copy held all seven detectors) and 18.6 for a field (35 with frame-sized float64
-    copies of the input and of the output)."""
+    copy held all seven detectors) and 10 for a field (35 with frame-sized float64
+    copies of the input and of the output, 18.6 with index images and the field's
+    interpolation by gathers besides)."""
     from napari_nanosims.processing.alignment.warp import iter_apply_displacements
 
     rng = np.random.default_rng(0)
@@ -235,7 +236,7 @@ def test_a_frame_is_moved_with_a_few_images_of_temporaries(method):
     np.testing.assert_array_equal(moved, expected)
     # Nothing leaves the padded frame: every frame's and detector's total is conserved.
     np.testing.assert_allclose(moved.sum(axis=(2, 3)), data.sum(axis=(2, 3)), rtol=1e-12)
-    assert beyond <= (4 if method == "translations" else 22), beyond
+    assert beyond <= (4 if method == "translations" else 13), beyond
 
 
 def test_the_step_gives_the_registrations_freed_memory_back_before_moving(monkeypatch):

@@ -1,4 +1,5 @@
-"""Frame-by-frame work on stacks: input checks and a bounded two-core frame pool."""
+"""Frame-by-frame work on stacks: input checks, a bounded two-core frame pool, and the
+freed memory given back before a large result."""
 
 from __future__ import annotations
 

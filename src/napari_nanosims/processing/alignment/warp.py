@@ -40,45 +40,65 @@ def displacement_at_pixels(field: np.ndarray, grid, shape) -> np.ndarray:
     numpy.ndarray, float64, shape (2, height, width)
         The field at every pixel; beyond the outer grid points it is held constant.
     """
-    from scipy import ndimage
-
     rows, cols = (np.asarray(g, dtype=np.float64) for g in grid)
     field = np.asarray(field, dtype=np.float64)
 
-    def index(centres, length):
-        # Fractional grid index of every pixel: the centres need not be evenly spaced
-        # (the last patch sits flush with the frame's edge); held constant beyond them.
+    def weights(centres, length):
+        # Bilinear interpolation is separable: along each axis, every pixel takes two
+        # neighbouring grid points with weights (1 - f, f) at its fractional grid index
+        # (the centres need not be evenly spaced: the last patch sits flush with the
+        # frame's edge; held constant beyond them). The field at every pixel is then
+        # rows_weights @ field @ columns_weights.T: no index images, no gather.
+        matrix = np.zeros((length, centres.size))
         if centres.size == 1:
-            return np.zeros(length)
-        return np.interp(np.arange(length, dtype=np.float64), centres,
-                         np.arange(centres.size, dtype=np.float64))
+            matrix[:, 0] = 1.0
+            return matrix
+        position = np.interp(np.arange(length, dtype=np.float64), centres,
+                             np.arange(centres.size, dtype=np.float64))
+        below = np.minimum(np.floor(position).astype(np.int64), centres.size - 2)
+        fraction = position - below
+        matrix[np.arange(length), below] = 1.0 - fraction
+        matrix[np.arange(length), below + 1] = fraction
+        return matrix
 
-    yy = index(rows, shape[0])[:, None] * np.ones((1, shape[1]))
-    xx = np.ones((shape[0], 1)) * index(cols, shape[1])[None, :]
-    return np.stack([ndimage.map_coordinates(component, [yy, xx], order=1, mode="nearest")
-                     for component in field])
+    row_weights, column_weights = weights(rows, shape[0]), weights(cols, shape[1])
+    out = np.empty((2,) + tuple(shape))
+    for component, values in zip(out, field, strict=True):
+        np.matmul(row_weights @ values, column_weights.T, out=component)
+    return out
 
 
 def _splat(images: np.ndarray, destination_y: np.ndarray, destination_x: np.ndarray,
            out: np.ndarray, power: int) -> np.ndarray:
     """Add every pixel of ``images`` (detectors, H, W) at its fractional destination into
-    ``out`` (detectors, height, width, float64, C-ordered), which it returns.
+    ``out`` (detectors, height, width, float64, C-ordered), which it returns; the two
+    destination arrays (float64, H x W) are overwritten.
 
-    The output frame is written in place and the images are read one detector at a time:
-    a frame's temporaries are a few images, not copies of its seven detectors (14 MiB
-    each at 512², per frame thread, on top of the warped stack)."""
+    The output frame is written in place, the images are read one detector at a time
+    and the destinations become their own fractional parts: a frame's temporaries are a
+    few images, not copies of its seven detectors (14 MiB each at 512², per frame
+    thread, on top of the warped stack)."""
     height, width = out.shape[-2:]
     top = np.floor(destination_y)
+    fraction_y = np.subtract(destination_y, top, out=destination_y)
+    top = top.astype(np.int64)
     left = np.floor(destination_x)
-    fy, fx = destination_y - top, destination_x - left
-    top, left = top.astype(np.int64), left.astype(np.int64)
+    fraction_x = np.subtract(destination_x, left, out=destination_x)
+    left = left.astype(np.int64)
+    # Which of the four pixels around each destination lie inside the output.
+    rows_inside = [((top + step) >= 0) & ((top + step) < height) for step in (0, 1)]
+    columns_inside = [((left + step) >= 0) & ((left + step) < width) for step in (0, 1)]
+    corner = np.multiply(top, width, out=top)  # the flat index of the top-left pixel
+    corner += left
+    del left
     flat_out = out.reshape(out.shape[0], height * width)  # a view: out is C-ordered
-    for dy, wy in ((0, 1.0 - fy), (1, fy)):
-        for dx, wx in ((0, 1.0 - fx), (1, fx)):
-            y, x = top + dy, left + dx
-            weight = (wy * wx).ravel()
-            inside = ((y >= 0) & (y < height) & (x >= 0) & (x < width)).ravel() & (weight > 0)
-            target = (y * width + x).ravel()[inside]
+    row_weights = (1.0 - fraction_y, fraction_y)
+    column_weights = (1.0 - fraction_x, fraction_x)
+    for dy in (0, 1):
+        for dx in (0, 1):
+            weight = (row_weights[dy] * column_weights[dx]).ravel()
+            inside = (rows_inside[dy] & columns_inside[dx]).ravel() & (weight > 0)
+            target = corner.ravel()[inside] + (dy * width + dx)
             weight = weight[inside] ** power
             for detector, image in enumerate(images):
                 flat_out[detector] += np.bincount(target, image.ravel()[inside] * weight,
@@ -91,10 +111,11 @@ def _warped(images: np.ndarray, translation, displacement: np.ndarray, grid, ori
     """Add one frame (detectors, H, W) moved by its translation plus its field into
     ``out`` (detectors, height, width, float64 zeros), which it returns."""
     height, width = images.shape[-2:]
-    yy, xx = np.indices((height, width), dtype=np.float64)
-    field = displacement_at_pixels(displacement, grid, (height, width))
-    return _splat(images, yy + origin + translation[0] + field[0],
-                  xx + origin + translation[1] + field[1], out, power)
+    # Each pixel's destination: its place plus the translation plus the field there.
+    destination = displacement_at_pixels(displacement, grid, (height, width))
+    destination[0] += (np.arange(height) + (origin + translation[0]))[:, None]
+    destination[1] += (np.arange(width) + (origin + translation[1]))[None, :]
+    return _splat(images, destination[0], destination[1], out, power)
 
 
 def warped_frame(images: np.ndarray, translation, displacement, grid, *, power: int = 1

@@ -245,27 +245,32 @@ _noise_shapes_cache: dict = {}
 _noise_shapes_lock = threading.Lock()
 
 
-def _noise_shapes(window: np.ndarray, shape: tuple[int, int], background_fn, grid: _Grid
-                  ) -> tuple[np.ndarray, ...]:
-    """Mean power of white noise per ring, after each background removal and the window,
-    in units of its mean power in the noise band (one array of rings per high-pass).
+def _noise_shapes(window: np.ndarray, shape: tuple[int, int], background_fn, grid: _Grid,
+                  high_passes=HIGH_PASS_CANDIDATES_PX) -> dict[float, np.ndarray]:
+    """Mean power of white noise per ring, after each background removal of
+    ``high_passes`` and the window, in units of its mean power in the noise band (an
+    array of rings per removal).
 
     The background removal is not a filter on the spectrum of the windowed frame: the
     window spreads every frequency over its neighbours, so near zero frequency, where a
     removal leaves almost nothing, the noise from the frequencies around is most of the
     power (2-6 times what the removal's own response leaves in the lowest rings of a
     256 px frame, 8 and 16 px). Measured on frames of white noise, processed as the
-    frames are (a fixed seed: the same shapes every time), once per window and canvas.
+    frames are (a fixed seed: the same shapes every time), once per window, canvas and
+    removal: a removal's only when its spectra are measured (rarely: see
+    :data:`MEASURE_REMOVALS_BELOW`), which keeps them out of the first call.
     """
     import hashlib
 
     key = (shape, window.shape, id(background_fn),
            hashlib.blake2b(window.tobytes(), digest_size=16).digest())
     with _noise_shapes_lock:
-        known = _noise_shapes_cache.pop(key, None)
-        if known is not None:  # the most recently used go last, the oldest first
-            _noise_shapes_cache[key] = known
-    if known is None:
+        known = _noise_shapes_cache.pop(key, {})
+        _noise_shapes_cache[key] = known  # the most recently used go last, the oldest first
+        while len(_noise_shapes_cache) > 4:
+            _noise_shapes_cache.pop(next(iter(_noise_shapes_cache)))
+        missing = tuple(h for h in high_passes if h not in known)
+    if missing:
         height, width = window.shape
         seeds = np.random.SeedSequence(0).spawn(NOISE_REALISATIONS)
 
@@ -273,18 +278,17 @@ def _noise_shapes(window: np.ndarray, shape: tuple[int, int], background_fn, gri
             return np.random.default_rng(seeds[index]).standard_normal((height, width),
                                                                         dtype=np.float32)
 
-        shapes = []
-        for total in _summed_powers(noise, NOISE_REALISATIONS, window, shape, background_fn):
+        shapes = {}
+        for high_pass, total in zip(missing, _summed_powers(
+                noise, NOISE_REALISATIONS, window, shape, background_fn, missing),
+                                    strict=True):
             shape_of_ring = (_ring_means(grid, total)
                              / max(float(np.mean(total[grid.noise_band])), 1e-300))
             shape_of_ring.flags.writeable = False  # shared by every later call
-            shapes.append(shape_of_ring)
-        known = tuple(shapes)
+            shapes[high_pass] = shape_of_ring
         with _noise_shapes_lock:  # frame threads and patch threads may both be here
-            if len(_noise_shapes_cache) >= 4:
-                _noise_shapes_cache.pop(next(iter(_noise_shapes_cache)))
-            _noise_shapes_cache[key] = known
-    return known
+            known.update(shapes)
+    return {high_pass: known[high_pass] for high_pass in high_passes}
 
 
 def _scene_power(power: np.ndarray, noise_shape: np.ndarray, grid: _Grid, samples: int
@@ -356,9 +360,6 @@ def choose_weighting(data, window: np.ndarray, shape: tuple[int, int], base_sigm
     sigmas = [base_sigma_px * scale for scale in SMOOTHING_SCALES]
     noise_terms = _noise_terms(rows, cols, tuple(sigmas))
 
-    noise_shapes = dict(zip(HIGH_PASS_CANDIDATES_PX,
-                            _noise_shapes(window, shape, background_fn, grid), strict=True))
-
     def sample_frame(index):
         return frame(data, int(sample[index])).astype(np.float32)
 
@@ -384,6 +385,7 @@ def choose_weighting(data, window: np.ndarray, shape: tuple[int, int], base_sigm
         frames (on the frame threads), and the predictions from it."""
         summed = _summed_powers(sample_frame, sample.size, window, shape, background_fn,
                                 high_passes)
+        noise_shapes = _noise_shapes(window, shape, background_fn, grid, high_passes)
         for high_pass, power in zip(high_passes, summed, strict=True):
             noise_power, scene = _scene_power(power / sample.size, noise_shapes[high_pass],
                                               grid, sample.size)
