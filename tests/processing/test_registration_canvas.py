@@ -220,3 +220,32 @@ def test_large_frames_refined_at_half_resolution_first_reach_the_same_translatio
     limit = alignment_error_px(direct.translations, sim["drift_px"])
     assert alignment_error_px(refined.translations, sim["drift_px"]) <= 1.05 * limit + 0.002
     assert refined.passes <= direct.passes
+
+
+@pytest.mark.parametrize("kind, counts, refined_expected",
+                         [("grain", 0.5, True), ("cells", 2.0, False)])
+def test_smooth_bands_are_refined_at_half_resolution_too(monkeypatch, kind, counts,
+                                                         refined_expected):
+    """Below 384 px only a smoothing of HALF_RESOLUTION_REFINE_MIN_SIGMA_PX or more is
+    refined on the binned frames (the binned frames then hold all the band weighs): a
+    smooth grain settles there and confirms at full resolution in fewer passes, at the
+    same fixed point; sharp cells go straight to full resolution."""
+    sim = simulate_scene(kind, 20, counts, window=192, seed=6)
+    calls = []
+    original = registration._coordinate_ascent
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("diagnose", True))
+        return (yield from original(*args, **kwargs))
+
+    monkeypatch.setattr(registration, "_coordinate_ascent", spy)
+    result = register_frames(sim["frames"])
+    smooth = result.smoothing_px >= registration.HALF_RESOLUTION_REFINE_MIN_SIGMA_PX
+    assert smooth == refined_expected, result.smoothing_px
+    assert (False in calls) == refined_expected  # the binned passes do not diagnose
+    if refined_expected:
+        monkeypatch.setattr(registration, "HALF_RESOLUTION_REFINE_MIN_SIGMA_PX", np.inf)
+        direct = register_frames(sim["frames"])
+        tolerance = 0.5 * np.max(direct.uncertainty_px, axis=1, keepdims=True) + 0.01
+        assert np.all(np.abs(result.translations - direct.translations) <= tolerance)
+        assert result.passes < direct.passes
