@@ -264,3 +264,33 @@ def test_the_field_is_interpolated_between_unevenly_spaced_centres():
     expected = np.clip((rows - 95.5) / (103.5 - 95.5), 0.0, 1.0)
     np.testing.assert_allclose(at_pixels[0, :, 60], expected, atol=1e-12)
     np.testing.assert_array_equal(at_pixels[1], 0.0)
+
+
+def test_the_field_at_every_pixel_is_the_bilinear_interpolation_of_the_grid():
+    """Separable weights along rows and columns (two matrix products) give what a
+    bilinear interpolation at each pixel's fractional grid index gives (scipy's
+    map_coordinates, order 1), for a random field on unequal, uneven grids, a single
+    grid row or column included, and with the rows' and columns' roles not swapped."""
+    from scipy import ndimage
+
+    from napari_nanosims.processing.alignment.warp import displacement_at_pixels
+
+    rng = np.random.default_rng(9)
+    for rows, cols, shape in [
+            (np.array([10.0, 30.0, 61.5]), np.array([5.0, 20.0, 44.0, 70.5, 75.0]), (72, 80)),
+            (np.array([40.0]), np.array([12.0, 50.0, 90.0]), (64, 100)),
+            (np.array([8.0, 31.0]), np.array([33.0]), (40, 66))]:
+        field = rng.uniform(-3, 3, size=(2, rows.size, cols.size))
+        ours = displacement_at_pixels(field, (rows, cols), shape)
+
+        def index(centres, length):
+            if centres.size == 1:
+                return np.zeros(length)
+            return np.interp(np.arange(length, dtype=np.float64), centres,
+                             np.arange(centres.size, dtype=np.float64))
+
+        yy, xx = np.meshgrid(index(rows, shape[0]), index(cols, shape[1]), indexing="ij")
+        expected = np.stack([ndimage.map_coordinates(component, [yy, xx], order=1,
+                                                     mode="nearest") for component in field])
+        assert ours.shape == (2,) + shape
+        np.testing.assert_allclose(ours, expected, atol=1e-12)

@@ -148,14 +148,14 @@ def test_the_local_background_is_a_smooth_gaussian_of_the_image(monkeypatch,
 
 
 def test_the_two_interpolations_back_to_full_size_agree(monkeypatch):
-    # Matrix products up to MATRIX_MAX_BLOCKS blocks a side (the Gaussian on the block
-    # means folded in), scipy's filter and phase-wise strided passes beyond: the same
-    # background (to float32 rounding), cropped odd sizes, a single block and blocks
-    # beyond the limit included.
+    # Matrix products (the Gaussian on the block means folded in) and scipy's filter
+    # with phase-wise strided passes: the same background (to float32 rounding), at
+    # cropped odd sizes, a single row of blocks and more blocks than the matrices
+    # are used for (96 a side).
     from napari_nanosims.processing.alignment import background
 
     rng = np.random.default_rng(3)
-    for shape in [(256, 256), (97, 130), (33, 47), (8, 8), (5, 300), (512, 400)]:
+    for shape in [(256, 256), (97, 130), (33, 47), (8, 8), (5, 300), (1, 40), (512, 400)]:
         image = rng.poisson(3.0, size=shape).astype(np.float32)
         for sigma in (2.0, 3.0, 8.0, 16.0):
             monkeypatch.setattr(background, "MATRIX_MAX_BLOCKS", 10 ** 6)
@@ -174,19 +174,25 @@ def test_moving_frames_in_the_sums_equals_placing_them_afresh():
     from napari_nanosims.processing.alignment.subpixel import _Spectra
 
     sim = simulate_scene("cells", 6, 5.0, window=64, seed=2)
-    spectra = _Spectra(sim["frames"], None)
+    region = np.zeros((64, 64), bool)
+    region[8:56, 4:60] = True  # with a region the phases (its coverage) are kept too
     rng = np.random.default_rng(4)
     start = rng.uniform(-2, 2, size=(6, 2))
-    for moving in ([1], [0, 2, 3, 5]):  # a few (incremental), most (rebuilt)
-        sums = _place(spectra, start)
-        moved = start.copy()
-        moved[moving] += rng.uniform(-1, 1, size=(len(moving), 2))
-        common = np.array([0.3, -0.2])
-        placed = sums.move_frames(start, moved, common)
-        np.testing.assert_array_equal(placed, moved - common)
-        fresh = _place(spectra, moved - common)
-        scale = np.abs(fresh.total).max()
-        np.testing.assert_allclose(sums.total, fresh.total, atol=1e-5 * scale)
+    for spectra in (_Spectra(sim["frames"], None), _Spectra(sim["frames"], region)):
+        for moving in ([1], [0, 2, 3, 5]):  # a few (incremental), most (rebuilt)
+            sums = _place(spectra, start)
+            moved = start.copy()
+            moved[moving] += rng.uniform(-1, 1, size=(len(moving), 2))
+            common = np.array([0.3, -0.2])
+            placed = sums.move_frames(start, moved, common)
+            np.testing.assert_array_equal(placed, moved - common)
+            fresh = _place(spectra, moved - common)
+            scale = np.abs(fresh.total).max()
+            np.testing.assert_allclose(sums.total, fresh.total, atol=1e-5 * scale)
+            if spectra.region is not None:
+                np.testing.assert_allclose(sums.phases, fresh.phases, atol=1e-5 * 6)
+            else:
+                assert not np.any(sums.phases)  # not kept without a region
 
 
 def test_a_band_of_some_rows_and_every_column_is_cut_from_a_whole_spectrum():

@@ -255,8 +255,15 @@ def test_the_step_gives_the_registrations_freed_memory_back_before_moving(monkey
         return result
 
     monkeypatch.setattr(frame_steps, "iter_register_frames", registering)
+    moving = frame_steps.iter_apply_translations
+
+    def moves(*args, **kwargs):
+        events.append("move")
+        return moving(*args, **kwargs)
+
+    monkeypatch.setattr(frame_steps, "iter_apply_translations", moves)
     _align(_drifting(n_frames=4, window=32), "subpixel")
-    assert events == ["registered", "trim"]
+    assert events == ["registered", "trim", "move"]
 
 
 def test_freed_memory_is_returned_through_glibc_where_there_is_one():

@@ -8,7 +8,7 @@ import functools
 
 import numpy as np
 
-__all__ = ["local_background", "HIGH_PASS_PX"]
+__all__ = ["local_background", "interpolation_matrix", "HIGH_PASS_PX"]
 
 #: Default scale of the local background removed from each frame (Gaussian sigma), px;
 #: each stack's is chosen from its scene (weighting.HIGH_PASS_CANDIDATES_PX).
@@ -55,18 +55,19 @@ def _upsample_linear(small: np.ndarray, factor: int, length: int, axis: int) -> 
 MATRIX_MAX_BLOCKS = 96
 
 
-@functools.lru_cache(maxsize=16)
-def _interpolation_matrix(blocks: int, factor: int, length: int) -> np.ndarray:
-    """(length, blocks) float32: the linear interpolation of :func:`_upsample_linear` as
-    a matrix (two weights a row; constant beyond the first and last block centres)."""
-    position = np.clip((np.arange(length) + 0.5) / factor - 0.5, 0.0, blocks - 1.0)
-    below = np.minimum(np.floor(position).astype(np.int64), max(blocks - 2, 0))
+def interpolation_matrix(position: np.ndarray, count: int) -> np.ndarray:
+    """(positions, count) float64: linear interpolation between ``count`` points at the
+    fractional indices ``position`` (within 0 .. count - 1) as a matrix, two weights a
+    row (one point: all on it); ``matrix @ values`` interpolates along one axis."""
+    position = np.asarray(position, dtype=np.float64)
+    matrix = np.zeros((position.size, count))
+    if count == 1:
+        matrix[:, 0] = 1.0
+        return matrix
+    below = np.minimum(np.floor(position).astype(np.int64), count - 2)
     fraction = position - below
-    matrix = np.zeros((length, blocks), np.float32)
-    matrix[np.arange(length), below] = 1.0 - fraction
-    if blocks > 1:
-        matrix[np.arange(length), below + 1] += fraction
-    matrix.flags.writeable = False  # shared by every later call
+    matrix[np.arange(position.size), below] = 1.0 - fraction
+    matrix[np.arange(position.size), below + 1] = fraction
     return matrix
 
 
@@ -74,16 +75,18 @@ def _interpolation_matrix(blocks: int, factor: int, length: int) -> np.ndarray:
 def _smoothing_matrix(blocks: int, factor: int, length: int, sigma_blocks: float
                       ) -> np.ndarray:
     """(length, blocks) float32: the Gaussian of ``sigma_blocks`` on the block means
-    (mirrored at the ends, as scipy.ndimage's "reflect") and the interpolation back to
-    full size, as one matrix: the filter is free in the matrix products."""
+    (mirrored at the ends, as scipy.ndimage's "reflect") and the linear interpolation
+    back to full size of :func:`_upsample_linear`, as one matrix: the filter is free in
+    the matrix products."""
     from scipy import ndimage
 
     gaussian = np.eye(blocks)
     if sigma_blocks > 1e-15:  # as scipy.ndimage.gaussian_filter, which skips it below
         # The filter's response to each block alone is its column of the operator.
         gaussian = ndimage.gaussian_filter1d(gaussian, sigma_blocks, axis=0, mode="reflect")
-    matrix = (_interpolation_matrix(blocks, factor, length).astype(np.float64) @ gaussian
-              ).astype(np.float32)
+    # Each pixel between the two block centres around it (held beyond the outer ones).
+    centres = np.clip((np.arange(length) + 0.5) / factor - 0.5, 0.0, blocks - 1.0)
+    matrix = (interpolation_matrix(centres, blocks) @ gaussian).astype(np.float32)
     matrix.flags.writeable = False  # shared by every later call
     return matrix
 

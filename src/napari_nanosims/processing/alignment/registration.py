@@ -91,8 +91,8 @@ class FrameRegistration:
         above :data:`FLAG_UNCERTAINTY_PX` (and above three times the stack's median
         uncertainty, so that a smooth scene at low counts keeps its frames).
     passes : int
-        Refinement passes run after the first, at full resolution (frames of 384 px
-        and more are first refined on their 2 x 2 binned version, not counted here).
+        Refinement passes run after the first, at full resolution (frames of 384 px and
+        more, and bands smoothed by 2.5 px or more, are first refined binned 2 x 2).
     converged : bool
         The last pass moved no frame by more than :data:`CONVERGENCE_PX`.
     smoothing_px : float
@@ -337,7 +337,7 @@ def _register(data, upsample_factor, reference, region, max_passes, initial, wei
                 return result[0]
 
             # Pays on large frames (512 px: cells 16.8 -> 13.7, grain 38.6 -> 26.1 ms per
-            # frame) and on smooth bands (256 px grains: 1-2 passes instead of 3-9, 12-35 %
+            # frame) and on smooth bands (256 px grains: 1-2 passes instead of 3-9, 6-35 %
             # less time); on sharp 128 px binned frames the passes still need 2.
             refined = (min(height, width) >= HALF_RESOLUTION_REFINE_MIN_PX
                        or chosen.sigma_px >= HALF_RESOLUTION_REFINE_MIN_SIGMA_PX)

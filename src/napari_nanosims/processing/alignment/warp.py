@@ -17,6 +17,7 @@ from collections.abc import Generator
 import numpy as np
 
 from .._frames import check_stack, frame, map_frames, run_to_completion
+from .background import interpolation_matrix
 from .shifts import _check_padding, _check_translations
 
 __all__ = ["apply_displacements", "iter_apply_displacements", "displacement_at_pixels",
@@ -49,17 +50,10 @@ def displacement_at_pixels(field: np.ndarray, grid, shape) -> np.ndarray:
         # (the centres need not be evenly spaced: the last patch sits flush with the
         # frame's edge; held constant beyond them). The field at every pixel is then
         # rows_weights @ field @ columns_weights.T: no index images, no gather.
-        matrix = np.zeros((length, centres.size))
-        if centres.size == 1:
-            matrix[:, 0] = 1.0
-            return matrix
-        position = np.interp(np.arange(length, dtype=np.float64), centres,
-                             np.arange(centres.size, dtype=np.float64))
-        below = np.minimum(np.floor(position).astype(np.int64), centres.size - 2)
-        fraction = position - below
-        matrix[np.arange(length), below] = 1.0 - fraction
-        matrix[np.arange(length), below + 1] = fraction
-        return matrix
+        position = (np.zeros(length) if centres.size == 1 else np.interp(
+            np.arange(length, dtype=np.float64), centres,
+            np.arange(centres.size, dtype=np.float64)))
+        return interpolation_matrix(position, centres.size)
 
     row_weights, column_weights = weights(rows, shape[0]), weights(cols, shape[1])
     out = np.empty((2,) + tuple(shape))
