@@ -385,21 +385,21 @@ def choose_weighting(data, window: np.ndarray, shape: tuple[int, int], base_sigm
             predicted[(high_pass, sigma)] = float(np.sqrt(variance))
 
     def measure(high_passes):
-        """The scene's power after each removal of ``high_passes``, from the sample
-        frames (on the frame threads), and the predictions from it."""
+        """The predictions after each removal of ``high_passes`` from the sample frames'
+        spectra (on the frame threads); returns the last one's (scene power per
+        frequency, noise power)."""
         summed = _summed_powers(sample_frame, sample.size, window, shape, background_fn,
                                 high_passes)
         noise_shapes = _noise_shapes(window, shape, background_fn, grid, high_passes)
         for high_pass, power in zip(high_passes, summed, strict=True):
             noise_power, scene = _scene_power(power / sample.size, noise_shapes[high_pass],
                                               grid, sample.size)
-            predict(high_pass, scene[grid.ring], noise_power)
-            measured[high_pass] = (scene[grid.ring], noise_power)
+            scene = scene[grid.ring]
+            predict(high_pass, scene, noise_power)
+        return scene, noise_power
 
-    measured: dict[float, tuple] = {}
     removals = tuple(h for h in HIGH_PASS_CANDIDATES_PX if np.isfinite(h))
-    measure((float("inf"),))
-    scene, noise_power = measured[float("inf")]
+    scene, noise_power = measure((float("inf"),))
     for high_pass in removals:  # first predicted from the spectrum without a removal
         predict(high_pass, scene * grid.backgrounds[HIGH_PASS_CANDIDATES_PX.index(
             high_pass)] ** 2, noise_power)
