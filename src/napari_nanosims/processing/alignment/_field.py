@@ -3,16 +3,17 @@
 Three steps on the patches' moves (frames, rows, cols, 2) beyond the rigid
 translation: their uncertainties calibrated on the data (:func:`calibrated_sigma`),
 the test of whether the stack deforms at all (:func:`deformation_test`), and per
-frame a smooth field at the grid points (:func:`smooth_field`).
+frame the field at the grid points whose patch means reproduce the moves
+(:func:`consistent_field`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["calibrated_sigma", "chi_square", "deformation_test", "smooth_field",
+__all__ = ["calibrated_sigma", "chi_square", "deformation_test", "consistent_field",
            "SIGNIFICANCE_SIGMAS", "MIN_TESTED_PATCHES",
-           "FRAME_SIGNIFICANCE_SIGMAS", "OVERLAP_FACTOR", "SMOOTHING_STEPS", "PRIOR_PX"]
+           "FRAME_SIGNIFICANCE_SIGMAS", "OVERLAP_FACTOR", "CURVATURE_PENALTY", "PRIOR_PX"]
 
 #: The stack deforms when the chi-square of its patches' non-rigid moves exceeds its
 #: degrees of freedom by this many of its standard deviations ...
@@ -26,9 +27,11 @@ MIN_TESTED_PATCHES = 4
 #: with the 4 diagonal ones), so their errors are correlated (about 0.5 and 0.25): the
 #: chi-square's variance is 2 dof times 1 + 4 x 0.5^2 + 4 x 0.25^2 = 2.25.
 OVERLAP_FACTOR = 2.25
-#: Smoothing of the patch moves over their neighbours (Gaussian sigma, grid steps of half
-#: a patch): overlapping patches already share half their pixels.
-SMOOTHING_STEPS = 0.75
+#: Penalty on the field's curvature over the grid, relative to a frame's typical patch
+#: weight (one over its variance): small, so that the field follows what the patches
+#: measure (a bulge narrower than a patch), but enough to pin the checkerboard that the
+#: overlapping patches' means cannot see.
+CURVATURE_PENALTY = 1e-3
 #: The field is shrunk toward the rigid result: a move of this much (1 sigma, px) beyond
 #: the rigid one is as likely as not.
 PRIOR_PX = 0.5
@@ -127,57 +130,86 @@ def deformation_test(moves: np.ndarray, sigma: np.ndarray) -> bool:
     return bool(np.any((dof > 0) & (chi2 > limit)))
 
 
-def _local_planes(values, sigma, sources, targets, step_px: float, prior: float,
-                  leave_out: bool = False):
-    """Weighted local planes: the value (and its variance) at each target of one frame.
-
-    ``values``, ``sigma`` (S, 2): the patches' moves per axis; ``sources`` (2, S, 2):
-    where each axis's move was measured (row, column px); ``targets`` (T, 2). With
-    ``leave_out`` (targets are the sources), each source is left out of its own plane.
-    """
-    offset = (sources[:, None, :, :] - targets[None, :, None, :]) / step_px  # (2, T, S, 2)
-    near = np.exp(-np.sum(offset ** 2, axis=-1) / (2 * SMOOTHING_STEPS ** 2))
-    if leave_out:
-        near = near * (1.0 - np.eye(near.shape[1], near.shape[2]))[None]
-    design = np.concatenate([np.ones(offset.shape[:3] + (1,)), offset], axis=-1)
-    finite = np.isfinite(sigma)
-    weight = np.where(finite, 1.0 / np.where(finite, sigma, 1.0) ** 2, 0.0)
-    # (axis, target, source) weights; normal equations (axis, target, 3, 3).
-    w = near * weight.T[:, None, :]
-    normal = np.einsum("ats,atsp,atsq->atpq", w, design, design)
-    rhs = np.einsum("ats,atsp,sa->atp", w, design, np.where(finite, values, 0.0))
-    scale = normal[..., 0, 0]
-    normal[..., 0, 0] += prior
-    # A slope that the neighbours cannot fix (a single row of patches) stays 0.
-    normal[..., 1, 1] += 1e-6 * scale + 1e-12
-    normal[..., 2, 2] += 1e-6 * scale + 1e-12
-    inverse = np.linalg.inv(normal)
-    solution = np.einsum("atpq,atq->atp", inverse, rhs)
-    return solution[..., 0], inverse[..., 0, 0]
+def _grid_curvature(rows: int, cols: int) -> np.ndarray:
+    """(points, points): L.T @ L for the grid's discrete Laplacian L (each point less its
+    2-4 neighbours): a field's squared curvature summed over the grid."""
+    index = np.arange(rows * cols).reshape(rows, cols)
+    laplacian = np.zeros((rows * cols, rows * cols))
+    for here, there in ((index[1:], index[:-1]), (index[:-1], index[1:]),
+                        (index[:, 1:], index[:, :-1]), (index[:, :-1], index[:, 1:])):
+        laplacian[here.ravel(), here.ravel()] += 1.0
+        laplacian[here.ravel(), there.ravel()] -= 1.0
+    return laplacian.T @ laplacian
 
 
-def _sources(centres_k: np.ndarray) -> np.ndarray:
-    """(rows, cols, axis, coordinate) -> (axis, patch, coordinate)."""
-    return np.moveaxis(centres_k.reshape(-1, 2, 2), 1, 0)
+def _patch_rows(weights, corners, side: int, grid, shape, frames: slice):
+    """Per registered patch: its row and column, the grid points its windows touch
+    (flat indices) and, for the frames in ``frames``, each axis's weighted mean over
+    the frame's window of each of those points' bilinear basis functions, (frames, 2,
+    points)."""
+    from .warp import grid_weights
+
+    row_weights, column_weights = grid_weights(grid[0], shape[0]), grid_weights(grid[1], shape[1])
+    n_cols = column_weights.shape[1]
+    inside = np.arange(side)
+    for i in range(weights.shape[0]):
+        for j in range(weights.shape[1]):
+            if not weights[i, j].any():
+                continue  # a patch that did not register: no move, no weights
+            tops = corners[frames, i, j, 0].astype(np.int64)
+            lefts = corners[frames, i, j, 1].astype(np.int64)
+            # Only the few grid points under the windows (the basis functions are local).
+            near_rows = np.flatnonzero(row_weights[tops.min():tops.max() + side].any(axis=0))
+            near_cols = np.flatnonzero(column_weights[lefts.min():lefts.max() + side].any(axis=0))
+            down = row_weights[(tops[:, None] + inside)[:, :, None], near_rows]  # (f, side, r)
+            across = column_weights[(lefts[:, None] + inside)[:, :, None], near_cols]
+            means = np.stack([np.swapaxes(down, 1, 2) @ weights[i, j, axis] @ across
+                              / weights[i, j, axis].sum() for axis in (0, 1)], axis=1)
+            points = (near_rows[:, None] * n_cols + near_cols[None, :]).ravel()
+            yield i, j, points, means.reshape(means.shape[:2] + (-1,))
 
 
-def smooth_field(moves: np.ndarray, sigma: np.ndarray, centres: np.ndarray, grid,
-                 step_px: float) -> np.ndarray:
-    """Per frame, the field (frames, 2, rows, cols) at the grid points, pixels.
+def consistent_field(moves: np.ndarray, sigma: np.ndarray, weights: np.ndarray,
+                     corners: np.ndarray, side: int, grid, shape,
+                     chunk: int = 16) -> np.ndarray:
+    """Per frame, the field (frames, 2, rows, cols) at the grid points, pixels, whose
+    means over the patches reproduce the patches' moves.
 
-    At each grid point a local plane through the patches' moves, each where it was
-    measured in its frame (``centres``, frames, rows, cols, axis, coordinate, px),
-    weighted by one over its variance times a Gaussian of :data:`SMOOTHING_STEPS` grid
-    steps (``step_px``): a plane keeps a linear field (shear, scaling) unbiased up to
-    the frame's edges and takes the cut's offset from the grid point (the drift) into
-    account. The plane's value is shrunk toward 0 by :data:`PRIOR_PX`.
+    A patch's registration measures the mean move of its pixels weighted by how much
+    each tells about the shift (``weights`` (rows, cols, 2, side, side): per axis the
+    squared gradient of its structure under the window), over the window where that
+    frame's patch was cut (``corners`` (frames, rows, cols, 2), which follows the
+    drift). The field is bilinear between the grid points, so each such mean is a
+    linear function of the grid values: per frame and axis the values are the weighted
+    least-squares fit (one over the patches' variances) to the patches' moves, with a
+    small curvature penalty (:data:`CURVATURE_PENALTY`, which pins the checkerboard that
+    overlapping means cannot see) and shrunk toward the rigid result by
+    :data:`PRIOR_PX`. Unlike a smooth of the patch values placed at points, this follows
+    a deformation narrower than a patch (a bulge): the means of a smooth field flatten
+    its peak, and the fit undoes that.
     """
     n_frames, rows, cols = moves.shape[:3]
-    targets = np.stack(np.meshgrid(np.asarray(grid[0], float), np.asarray(grid[1], float),
-                                   indexing="ij"), axis=-1).reshape(-1, 2)
-    field = np.zeros((n_frames, 2, rows, cols))
-    for k in range(n_frames):
-        values, _ = _local_planes(moves[k].reshape(-1, 2), sigma[k].reshape(-1, 2),
-                                  _sources(centres[k]), targets, step_px, 1.0 / PRIOR_PX ** 2)
-        field[k] = values.reshape(2, rows, cols)
-    return field
+    points = rows * cols
+    finite = np.isfinite(sigma)
+    inverse_variance = np.where(finite, 1.0 / np.where(finite, sigma, 1.0) ** 2, 0.0)
+    # A frame's typical weight scales the curvature penalty (its noise level).
+    typical = np.nanmedian(np.where(finite, inverse_variance, np.nan).reshape(n_frames, -1, 2),
+                           axis=1) if finite.any() else np.zeros((n_frames, 2))
+    typical = np.nan_to_num(typical)
+    curvature = _grid_curvature(rows, cols)
+    field = np.zeros((n_frames, 2, points))
+    for first in range(0, n_frames, chunk):
+        frames = slice(first, min(first + chunk, n_frames))
+        count = frames.stop - frames.start
+        normal = np.zeros((count, 2, points, points))
+        rhs = np.zeros((count, 2, points))
+        for i, j, near, means in _patch_rows(weights, corners, side, grid, shape, frames):
+            weight = inverse_variance[frames, i, j, :][..., None]  # (f, 2, 1)
+            normal[:, :, near[:, None], near[None, :]] += (weight * means)[..., :, None] \
+                * means[..., None, :]
+            value = np.where(finite[frames, i, j, :], moves[frames, i, j, :], 0.0)
+            rhs[:, :, near] += weight * value[..., None] * means
+        normal += CURVATURE_PENALTY * typical[frames][..., None, None] * curvature
+        normal += np.eye(points) / PRIOR_PX ** 2
+        field[frames] = np.linalg.solve(normal, rhs[..., None])[..., 0]
+    return field.reshape(n_frames, 2, rows, cols)

@@ -4,11 +4,11 @@ The stack is first registered as a whole (the 'subpixel' method). Then overlappi
 square patches (a side chosen from the counts, half a side apart) are registered the
 same way, each frame's patch cut where the rigid translation put its content (whole
 pixels, so nothing is resampled) and refined from the rigid translation's fraction.
-What a patch moves beyond the rigid translation, with its uncertainty, is a sample of
-the displacement field *where that frame's patch was cut* (the field is in the input
-frame's pixels, and the cut follows the drift). Per frame, a local plane through the
-samples near each grid point, weighted by one over their variances, gives the field
-there (:mod:`._field`). The field is kept only when the stack deforms beyond its noise
+What a patch moves beyond the rigid translation, with its uncertainty, is the mean of
+the displacement field over the window *where that frame's patch was cut* (the field
+is in the input frame's pixels, and the cut follows the drift), weighted by the
+patch's structure. Per frame, the field at the grid points is the one whose weighted
+means reproduce the patches' moves (:func:`._field.consistent_field`). The field is kept only when the stack deforms beyond its noise
 (:func:`._field.deformation_test`: the patches' moves beyond a common translation,
 against uncertainties calibrated on the data), so a stack that drifts rigidly keeps
 its rigid result exactly. Patches with too few counts to register (flagged frames, or
@@ -26,7 +26,7 @@ import numpy as np
 
 from ..._errors import AlignmentWarning
 from ..._progress import run_to_completion
-from ._field import calibrated_sigma, deformation_test, smooth_field
+from ._field import calibrated_sigma, consistent_field, deformation_test
 from .registration import MAX_PASSES, FrameRegistration, iter_register
 from .subpixel import TAPER_SMOOTHING_WIDTHS, edge_taper
 
@@ -73,19 +73,20 @@ def _cut(stack: np.ndarray, start, side: int, whole: np.ndarray):
                       for k in range(n_frames)])
     # A patch cut ``start - top`` lower holds content that needs that much more move.
     offsets = np.column_stack([start[0] - top, start[1] - left]).astype(np.float64)
-    return patch, offsets, np.column_stack([top, left]).astype(np.float64)
+    return patch, offsets, np.column_stack([top, left])
 
 
 def _patch_moves(stack, rigid: FrameRegistration, side: int, starts, upsample_factor: int,
                  progress) -> Generator[int, None, tuple]:
-    """Register every patch; returns (moves, sigma, centres, unusable).
+    """Register every patch; returns (moves, sigma, weights, corners, unusable).
 
     ``moves`` (frames, rows, cols, 2): what each frame's patch moves beyond the rigid
     translation (median over the frames removed), pixels; ``sigma`` the same shape, its
-    predicted uncertainty (inf where the patch did not register); ``centres`` (frames,
-    rows, cols, 2, 2): where in the frame (input pixels, row and column) each axis's
-    move applies (:func:`_effective_centre`, in the patch as cut for that frame);
-    ``unusable`` the number of patches mostly flagged.
+    predicted uncertainty (inf where the patch did not register); ``weights`` (rows,
+    cols, 2, side, side): per axis, how much each of a patch's pixels weighs in its
+    move (:func:`_patch_weights`); ``corners`` (frames, rows, cols, 2): where each
+    frame's patch was cut (row, column px); ``unusable`` the number of patches mostly
+    flagged.
     """
     n_frames = stack.shape[0]
     row_starts, col_starts = starts
@@ -93,11 +94,12 @@ def _patch_moves(stack, rigid: FrameRegistration, side: int, starts, upsample_fa
     whole = np.round(translations).astype(np.int64)
     shape = (n_frames, row_starts.size, col_starts.size, 2)
     moves, sigma = np.zeros(shape), np.full(shape, np.inf)
-    centres = np.zeros(shape + (2,))
+    corners = np.zeros(shape, dtype=np.int64)
+    weights = np.zeros((row_starts.size, col_starts.size, 2, side, side))
     unusable = 0
     for i, top in enumerate(row_starts):
         for j, left in enumerate(col_starts):
-            patch, offsets, corners = _cut(stack, (top, left), side, whole)
+            patch, offsets, corners[:, i, j] = _cut(stack, (top, left), side, whole)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # a patch that does not register is no error
                 result = run_to_completion(iter_register(patch, upsample_factor, None, None,
@@ -115,19 +117,20 @@ def _patch_moves(stack, rigid: FrameRegistration, side: int, starts, upsample_fa
             measured -= np.median(measured[good], axis=0)
             moves[good, i, j] = measured[good]
             sigma[good, i, j] = np.maximum(result.uncertainty_px[good], 1e-3)
-            centres[:, i, j] = corners[:, None, :] + _effective_centre(patch[good], result)
-    return moves, sigma, centres, unusable
+            weights[i, j] = _patch_weights(patch[good], result)
+    return moves, sigma, weights, corners, unusable
 
 
-def _effective_centre(patch: np.ndarray, result: FrameRegistration) -> np.ndarray:
-    """Where in a patch (2 axes, 2 coordinates, px from its corner) its move applies.
+def _patch_weights(patch: np.ndarray, result: FrameRegistration) -> np.ndarray:
+    """How much each pixel of a patch weighs in its move: (2 axes, side, side).
 
     A rigid registration of a patch that deforms measures the moves of its pixels
     weighted by how much each tells about the shift: a correlation's row shift weighs
     pixels by the squared row gradient of the (band-passed, smoothed) image, under the
-    registration's window. For a field that varies over the patch (scaling: up to
-    0.1 px per px) that place, not the patch's centre, is where the move was measured:
-    a patch whose cells sit 10 px off its centre would otherwise be 0.5 px off.
+    registration's window. The field is fitted to these weighted means
+    (:func:`._field.consistent_field`), not to the patch's centre: a patch whose cells
+    sit 10 px off its centre, or a bulge narrower than the patch, would otherwise be
+    misplaced. A patch with no structure at all weighs its window evenly.
     """
     from scipy import ndimage
 
@@ -138,15 +141,11 @@ def _effective_centre(patch: np.ndarray, result: FrameRegistration) -> np.ndarra
     if np.isfinite(result.high_pass_px):
         image = image - ndimage.gaussian_filter(mean, result.high_pass_px)
     window = edge_taper((side, side), TAPER_SMOOTHING_WIDTHS * smoothing)
-    yy, xx = np.indices((side, side), dtype=np.float64)
-    centre = np.full((2, 2), (side - 1) / 2.0)
+    weights = np.stack([window * np.gradient(image, axis=axis) ** 2 for axis in (0, 1)])
     for axis in (0, 1):
-        weight = window * np.gradient(image, axis=axis) ** 2
-        total = float(weight.sum())
-        if total > 0:
-            centre[axis] = (float((weight * yy).sum()) / total,
-                            float((weight * xx).sum()) / total)
-    return centre
+        if not weights[axis].sum() > 0:
+            weights[axis] = window
+    return weights
 
 
 def iter_register_piecewise(data, upsample_factor: int, region=None, rigid=None,
@@ -174,7 +173,7 @@ def iter_register_piecewise(data, upsample_factor: int, region=None, rigid=None,
     row_starts, col_starts = _starts(height, side), _starts(width, side)
     grid = (row_starts + (side - 1) / 2.0, col_starts + (side - 1) / 2.0)
     n_patches = row_starts.size * col_starts.size
-    moves, sigma, centres, unusable = yield from _patch_moves(
+    moves, sigma, weights, corners, unusable = yield from _patch_moves(
         stack, rigid, side, (row_starts, col_starts), upsample_factor,
         lambda done: budget + (budget * done) // n_patches)
     field = np.zeros((n_frames, 2, row_starts.size, col_starts.size))
@@ -188,8 +187,7 @@ def iter_register_piecewise(data, upsample_factor: int, region=None, rigid=None,
                       f"x {side} px have too few counts to register; the field there "
                       "comes from their neighbours (rigid where none registers)",
                       AlignmentWarning, stacklevel=3)
-    step = max(side / 2.0, 1.0)
     sigma = calibrated_sigma(moves, sigma)
     if deformation_test(moves, sigma):
-        field = smooth_field(moves, sigma, centres, grid, step)
+        field = consistent_field(moves, sigma, weights, corners, side, grid, (height, width))
     return dataclasses.replace(rigid, displacement_px=field, displacement_grid_px=grid)

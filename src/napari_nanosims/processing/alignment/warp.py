@@ -21,7 +21,23 @@ from .background import interpolation_matrix
 from .shifts import _check_padding, _check_translations
 
 __all__ = ["apply_displacements", "iter_apply_displacements", "displacement_at_pixels",
-           "displacement_vectors", "arrow_scale", "warped_frame"]
+           "grid_weights", "displacement_vectors", "arrow_scale", "warped_frame"]
+
+
+def grid_weights(centres, length: int) -> np.ndarray:
+    """(length, points) float64: each pixel's bilinear weights on the grid points at
+    ``centres`` (pixel coordinates, increasing) along one axis; held constant beyond the
+    outer points.
+
+    Bilinear interpolation is separable: along each axis, every pixel takes two
+    neighbouring grid points with weights (1 - f, f) at its fractional grid index (the
+    centres need not be evenly spaced: the last patch sits flush with the frame's edge).
+    The field at every pixel is then ``rows_weights @ field @ columns_weights.T``.
+    """
+    centres = np.asarray(centres, dtype=np.float64)
+    position = (np.zeros(length) if centres.size == 1 else np.interp(
+        np.arange(length, dtype=np.float64), centres, np.arange(centres.size, dtype=np.float64)))
+    return interpolation_matrix(position, centres.size)
 
 
 def displacement_at_pixels(field: np.ndarray, grid, shape) -> np.ndarray:
@@ -43,19 +59,7 @@ def displacement_at_pixels(field: np.ndarray, grid, shape) -> np.ndarray:
     """
     rows, cols = (np.asarray(g, dtype=np.float64) for g in grid)
     field = np.asarray(field, dtype=np.float64)
-
-    def weights(centres, length):
-        # Bilinear interpolation is separable: along each axis, every pixel takes two
-        # neighbouring grid points with weights (1 - f, f) at its fractional grid index
-        # (the centres need not be evenly spaced: the last patch sits flush with the
-        # frame's edge; held constant beyond them). The field at every pixel is then
-        # rows_weights @ field @ columns_weights.T: no index images, no gather.
-        position = (np.zeros(length) if centres.size == 1 else np.interp(
-            np.arange(length, dtype=np.float64), centres,
-            np.arange(centres.size, dtype=np.float64)))
-        return interpolation_matrix(position, centres.size)
-
-    row_weights, column_weights = weights(rows, shape[0]), weights(cols, shape[1])
+    row_weights, column_weights = grid_weights(rows, shape[0]), grid_weights(cols, shape[1])
     out = np.empty((2,) + tuple(shape))
     for component, values in zip(out, field, strict=True):
         np.matmul(row_weights @ values, column_weights.T, out=component)
