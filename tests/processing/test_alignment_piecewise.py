@@ -25,12 +25,12 @@ from napari_nanosims.testing.deform import (
 from napari_nanosims.testing.simulate import SCENES, simulate_scene
 
 #: Worst patch's error over its noise limit on the stack tested below (seed 3, 20
-#: frames, 4 counts), as measured plus a tenth (benchmarks/bench_piecewise.py has all):
-#: on the dense mineral a few patches stay above 1.5x (its field was closer to the
-#: limit with the local planes of earlier rounds: 1.2-1.9x there).
-WORST_PATCH = {("cells", "bulge"): 1.6, ("cells", "shear"): 1.6, ("cells", "scale"): 1.8,
-               ("mineral", "bulge"): 1.45, ("mineral", "shear"): 2.25,
-               ("mineral", "scale"): 1.75}
+#: frames, 4 counts), as measured plus about a tenth (benchmarks/bench_piecewise.py has
+#: all): single patches can stay above the 1.5x that the pooled error meets (here the
+#: cells bulge, 1.84x).
+WORST_PATCH = {("cells", "bulge"): 2.0, ("cells", "shear"): 1.55, ("cells", "scale"): 1.7,
+               ("mineral", "bulge"): 1.45, ("mineral", "shear"): 1.6,
+               ("mineral", "scale"): 1.6}
 
 
 @pytest.mark.parametrize("scene", ["mineral", "cells"])
@@ -344,9 +344,9 @@ def test_the_field_reproduces_the_weighted_means_the_patches_measured():
     misfit = _patch_means(field, grid, weights, corners, side, size) - moves
     # (Random values carry a checkerboard, which the small curvature penalty damps.)
     assert np.sqrt(np.mean(misfit ** 2)) < 0.02 and np.abs(misfit).max() < 0.1, misfit
-    # A bump 1 grid step wide, 2 px high: recovered at the grid points.
-    yy, xx = np.meshgrid(np.arange(starts.size), np.arange(starts.size), indexing="ij")
-    bump = 2.0 * np.exp(-((yy - 2) ** 2 + (xx - 2) ** 2) / 2.0)
+    # A bump 1 grid step (24 px) wide, 2 px high: recovered at the grid points.
+    yy, xx = np.meshgrid(grid[0], grid[1], indexing="ij")
+    bump = 2.0 * np.exp(-((yy - 71.5) ** 2 + (xx - 71.5) ** 2) / (2 * 24.0 ** 2))
     bump_field = np.broadcast_to(bump, (n_frames, 2) + bump.shape).copy()
     moves = _patch_means(bump_field, grid, weights, corners, side, size)
     field = consistent_field(moves, sigma, weights, corners, side, grid, (size, size))

@@ -111,16 +111,20 @@ def patch_errors_px(simulation: dict, registration, side: int) -> tuple[np.ndarr
     field = np.asarray(simulation["field"], dtype=np.float64)
     top0, left0 = (int(round(v)) for v in simulation["origin"])
     reach = int(np.ceil(np.abs(truth).max())) + 4  # the noise-free surround searched
+    from ..processing.alignment.piecewise import _starts
+
     rows, cols = registration.displacement_grid_px
     shape = frames.shape[1:]
+    patch_rows = _starts(shape[0], side) + (side - 1) / 2.0
+    patch_cols = _starts(shape[1], side) + (side - 1) / 2.0
     gradients = np.gradient(np.asarray(simulation["truth"], dtype=np.float64).mean(axis=0))
     information = np.stack([g ** 2 for g in gradients])  # (2, H, W): per axis
     ours_per_pixel = registration.translations[:, :, None, None] + np.stack(
         [displacement_at_pixels(d, (rows, cols), shape) for d in registration.displacement_px])
-    errors = np.zeros((rows.size, cols.size))
+    errors = np.zeros((patch_rows.size, patch_cols.size))
     limits = np.zeros_like(errors)
-    for i, centre_y in enumerate(rows):
-        for j, centre_x in enumerate(cols):
+    for i, centre_y in enumerate(patch_rows):
+        for j, centre_x in enumerate(patch_cols):
             top, left = int(round(centre_y - (side - 1) / 2)), int(round(centre_x - (side - 1) / 2))
             inside = (slice(None), slice(None), slice(top, top + side), slice(left, left + side))
             weight = information[inside[1:]]

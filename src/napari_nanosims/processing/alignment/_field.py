@@ -9,6 +9,8 @@ frame the field at the grid points whose patch means reproduce the moves
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 __all__ = ["calibrated_sigma", "chi_square", "deformation_test", "consistent_field",
@@ -33,8 +35,11 @@ OVERLAP_FACTOR = 2.25
 #: overlapping patches' means cannot see.
 CURVATURE_PENALTY = 1e-3
 #: The field is shrunk toward the rigid result: a move of this much (1 sigma, px) beyond
-#: the rigid one is as likely as not.
-PRIOR_PX = 0.5
+#: the rigid one is as likely as not. Weak: it holds grid points that no patch measures
+#: and must not pull back a deformation of a few pixels; fitted to the patches' means,
+#: grid points near the edges are determined by few patches, and 0.5 px (the earlier
+#: rounds' value, with a smooth of the moves) took up to 2.6x the noise limit there.
+PRIOR_PX = 3.0
 
 
 def _non_rigid(moves: np.ndarray, sigma: np.ndarray) -> np.ndarray:
@@ -130,16 +135,33 @@ def deformation_test(moves: np.ndarray, sigma: np.ndarray) -> bool:
     return bool(np.any((dof > 0) & (chi2 > limit)))
 
 
-def _grid_curvature(rows: int, cols: int) -> np.ndarray:
-    """(points, points): L.T @ L for the grid's discrete Laplacian L (each point less its
-    2-4 neighbours): a field's squared curvature summed over the grid."""
-    index = np.arange(rows * cols).reshape(rows, cols)
-    laplacian = np.zeros((rows * cols, rows * cols))
-    for here, there in ((index[1:], index[:-1]), (index[:-1], index[1:]),
-                        (index[:, 1:], index[:, :-1]), (index[:, :-1], index[:, 1:])):
-        laplacian[here.ravel(), here.ravel()] += 1.0
-        laplacian[here.ravel(), there.ravel()] -= 1.0
-    return laplacian.T @ laplacian
+def _second_differences(centres: np.ndarray) -> np.ndarray:
+    """(points - 2, points): the second derivative along one axis at each inner grid
+    point, for grid points at ``centres`` (pixels, possibly uneven: the last patch sits
+    flush with the frame's edge), in units of the typical spacing. A linear field has
+    none, however the points are spaced."""
+    centres = np.asarray(centres, dtype=np.float64)
+    count = centres.size
+    operator = np.zeros((max(count - 2, 0), count))
+    if count < 3:
+        return operator
+    unit = float(np.median(np.diff(centres)))
+    before, after = np.diff(centres)[:-1] / unit, np.diff(centres)[1:] / unit
+    inner = np.arange(count - 2)
+    scale = 2.0 / (before + after)
+    operator[inner, inner] = scale / before
+    operator[inner, inner + 1] = -scale * (1.0 / before + 1.0 / after)
+    operator[inner, inner + 2] = scale / after
+    return operator
+
+
+def _grid_curvature(grid) -> np.ndarray:
+    """(points, points): the field's squared second derivatives along rows and along
+    columns, summed over the grid (as a quadratic form on the flattened grid values)."""
+    down, across = _second_differences(grid[0]), _second_differences(grid[1])
+    rows, cols = down.shape[1], across.shape[1]
+    operators = [np.kron(down, np.eye(cols)), np.kron(np.eye(rows), across)]
+    return sum(operator.T @ operator for operator in operators)
 
 
 def _patch_rows(weights, corners, side: int, grid, shape, frames: slice):
@@ -172,31 +194,37 @@ def _patch_rows(weights, corners, side: int, grid, shape, frames: slice):
 def consistent_field(moves: np.ndarray, sigma: np.ndarray, weights: np.ndarray,
                      corners: np.ndarray, side: int, grid, shape,
                      chunk: int = 16) -> np.ndarray:
-    """Per frame, the field (frames, 2, rows, cols) at the grid points, pixels, whose
-    means over the patches reproduce the patches' moves.
+    """Per frame, the field (frames, 2, grid rows, grid cols) at the grid points (``grid``:
+    their row and column pixel coordinates), pixels, whose means over the patches
+    reproduce the patches' moves.
 
     A patch's registration measures the mean move of its pixels weighted by how much
-    each tells about the shift (``weights`` (rows, cols, 2, side, side): per axis the
-    squared gradient of its structure under the window), over the window where that
-    frame's patch was cut (``corners`` (frames, rows, cols, 2), which follows the
-    drift). The field is bilinear between the grid points, so each such mean is a
-    linear function of the grid values: per frame and axis the values are the weighted
-    least-squares fit (one over the patches' variances) to the patches' moves, with a
-    small curvature penalty (:data:`CURVATURE_PENALTY`, which pins the checkerboard that
+    each tells about the shift (``weights`` (patch rows, patch cols, 2, side, side): per
+    axis the squared gradient of its structure under the window), over the window where
+    that frame's patch was cut (``corners`` (frames, patch rows, patch cols, 2), which
+    follows the drift); ``moves`` and ``sigma`` are (frames, patch rows, patch cols, 2).
+    The field is bilinear between the grid points, so each such mean is a linear
+    function of the grid values: per frame and axis the values are the least-squares
+    fit to the patches' moves (weighted by one over their variances), with a small
+    curvature penalty (:data:`CURVATURE_PENALTY`, which pins the checkerboard that
     overlapping means cannot see) and shrunk toward the rigid result by
     :data:`PRIOR_PX`. Unlike a smooth of the patch values placed at points, this follows
     a deformation narrower than a patch (a bulge): the means of a smooth field flatten
     its peak, and the fit undoes that.
     """
-    n_frames, rows, cols = moves.shape[:3]
+    n_frames = moves.shape[0]
+    rows, cols = len(grid[0]), len(grid[1])
     points = rows * cols
     finite = np.isfinite(sigma)
     inverse_variance = np.where(finite, 1.0 / np.where(finite, sigma, 1.0) ** 2, 0.0)
-    # A frame's typical weight scales the curvature penalty (its noise level).
-    typical = np.nanmedian(np.where(finite, inverse_variance, np.nan).reshape(n_frames, -1, 2),
-                           axis=1) if finite.any() else np.zeros((n_frames, 2))
+    # A frame's typical weight scales the curvature penalty (its noise level); a frame
+    # with no registered patch has none (and no field).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        typical = np.nanmedian(np.where(finite, inverse_variance, np.nan).reshape(
+            n_frames, -1, 2), axis=1)
     typical = np.nan_to_num(typical)
-    curvature = _grid_curvature(rows, cols)
+    curvature = _grid_curvature(grid)
     field = np.zeros((n_frames, 2, points))
     for first in range(0, n_frames, chunk):
         frames = slice(first, min(first + chunk, n_frames))

@@ -1,4 +1,4 @@
-"""Non-rigid drift: rigid registration of overlapping patches, a smooth displacement field.
+"""Non-rigid drift: overlapping patches registered rigidly, and the field they measure.
 
 The stack is first registered as a whole (the 'subpixel' method). Then overlapping
 square patches (a side chosen from the counts, half a side apart) are registered the
@@ -8,12 +8,13 @@ What a patch moves beyond the rigid translation, with its uncertainty, is the me
 the displacement field over the window *where that frame's patch was cut* (the field
 is in the input frame's pixels, and the cut follows the drift), weighted by the
 patch's structure. Per frame, the field at the grid points is the one whose weighted
-means reproduce the patches' moves (:func:`._field.consistent_field`). The field is kept only when the stack deforms beyond its noise
-(:func:`._field.deformation_test`: the patches' moves beyond a common translation,
-against uncertainties calibrated on the data), so a stack that drifts rigidly keeps
-its rigid result exactly. Patches with too few counts to register (flagged frames, or
-a patch mostly flagged) carry no weight; where no patch registers the result falls
-back to the rigid one, with a warning.
+means reproduce the patches' moves (:func:`._field.consistent_field`). The field is
+kept only when the stack deforms beyond its noise (:func:`._field.deformation_test`:
+the patches' moves beyond a common translation, against uncertainties calibrated on
+the data), so a stack that drifts rigidly keeps its rigid result exactly. Patches with
+too few counts to register (flagged frames, or a patch mostly flagged) carry no
+weight; where no patch registers the result falls back to the rigid one, with a
+warning.
 """
 
 from __future__ import annotations
@@ -176,7 +177,7 @@ def iter_register_piecewise(data, upsample_factor: int, region=None, rigid=None,
     moves, sigma, weights, corners, unusable = yield from _patch_moves(
         stack, rigid, side, (row_starts, col_starts), upsample_factor,
         lambda done: budget + (budget * done) // n_patches)
-    field = np.zeros((n_frames, 2, row_starts.size, col_starts.size))
+    field = np.zeros((n_frames, 2, grid[0].size, grid[1].size))
     if unusable == n_patches:
         warnings.warn(f"piecewise alignment: none of the {n_patches} patches of {side} x "
                       f"{side} px holds enough counts to register; the rigid (subpixel) "
