@@ -26,11 +26,11 @@ from napari_nanosims.testing.simulate import SCENES, simulate_scene
 
 #: Worst patch's error over its noise limit on the stack tested below (seed 3, 20
 #: frames, 4 counts), as measured plus about a tenth (benchmarks/bench_piecewise.py has
-#: all): single patches can stay above the 1.5x that the pooled error meets (here the
-#: cells bulge, 1.84x).
-WORST_PATCH = {("cells", "bulge"): 2.0, ("cells", "shear"): 1.55, ("cells", "scale"): 1.7,
-               ("mineral", "bulge"): 1.45, ("mineral", "shear"): 1.6,
-               ("mineral", "scale"): 1.6}
+#: all): single patches can stay above the 1.5x that the pooled error meets (here
+#: 1.36-1.60x).
+WORST_PATCH = {("cells", "bulge"): 1.75, ("cells", "shear"): 1.65, ("cells", "scale"): 1.75,
+               ("mineral", "bulge"): 1.6, ("mineral", "shear"): 1.55,
+               ("mineral", "scale"): 1.5}
 
 
 @pytest.mark.parametrize("scene", ["mineral", "cells"])
@@ -343,14 +343,14 @@ def test_the_field_reproduces_the_weighted_means_the_patches_measured():
     field = consistent_field(moves, sigma, weights, corners, side, grid, (size, size))
     misfit = _patch_means(field, grid, weights, corners, side, size) - moves
     # (Random values carry a checkerboard, which the small curvature penalty damps.)
-    assert np.sqrt(np.mean(misfit ** 2)) < 0.02 and np.abs(misfit).max() < 0.1, misfit
+    assert np.sqrt(np.mean(misfit ** 2)) < 0.04 and np.abs(misfit).max() < 0.15, misfit
     # A bump 1 grid step (24 px) wide, 2 px high: recovered at the grid points.
     yy, xx = np.meshgrid(grid[0], grid[1], indexing="ij")
     bump = 2.0 * np.exp(-((yy - 71.5) ** 2 + (xx - 71.5) ** 2) / (2 * 24.0 ** 2))
     bump_field = np.broadcast_to(bump, (n_frames, 2) + bump.shape).copy()
     moves = _patch_means(bump_field, grid, weights, corners, side, size)
     field = consistent_field(moves, sigma, weights, corners, side, grid, (size, size))
-    # (The curvature penalty takes up to 0.15 px off its peak; the patches' own values
+    # (The curvature penalty takes up to 0.18 px off its peak; the patches' own values
     # are 0.7 px short of it.)
     np.testing.assert_allclose(field, bump_field, atol=0.2)
     assert np.moveaxis(moves, 3, 1)[:, :, 2, 2].max() < 2.0 - 0.5

@@ -33,13 +33,15 @@ OVERLAP_FACTOR = 2.25
 #: weight (one over its variance): small, so that the field follows what the patches
 #: measure (a bulge narrower than a patch), but enough to pin the checkerboard that the
 #: overlapping patches' means cannot see.
-CURVATURE_PENALTY = 1e-3
+CURVATURE_PENALTY = 3e-3
 #: The field is shrunk toward the rigid result: a move of this much (1 sigma, px) beyond
 #: the rigid one is as likely as not. Weak: it holds grid points that no patch measures
-#: and must not pull back a deformation of a few pixels; fitted to the patches' means,
-#: grid points near the edges are determined by few patches, and 0.5 px (the earlier
-#: rounds' value, with a smooth of the moves) took up to 2.6x the noise limit there.
-PRIOR_PX = 3.0
+#: and must not pull back a deformation of a few pixels. Fitted to the patches' means,
+#: grid points near the edges are determined by few patches: 0.5 px (the earlier
+#: rounds' value, with a smooth of the moves) took their worst patch to 2.6x the noise
+#: limit; 1.5 px with the penalty above gave the smallest field errors per pixel and
+#: per patch of the values tried (0.5-10 px, penalties 1e-3 to 1e-2; docs/processing.md).
+PRIOR_PX = 1.5
 
 
 def _non_rigid(moves: np.ndarray, sigma: np.ndarray) -> np.ndarray:
