@@ -9,8 +9,6 @@ frame the field at the grid points whose patch means reproduce the moves
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 __all__ = ["calibrated_sigma", "chi_square", "deformation_test", "consistent_field",
@@ -215,18 +213,25 @@ def consistent_field(moves: np.ndarray, sigma: np.ndarray, weights: np.ndarray,
     its peak, and the fit undoes that.
     """
     n_frames = moves.shape[0]
+    if np.any(corners < 0) or np.any(corners + side > np.asarray(shape)):
+        raise ValueError(f"patch windows of {side} px must lie inside the {tuple(shape)} "
+                         "frame")
     rows, cols = len(grid[0]), len(grid[1])
     points = rows * cols
     finite = np.isfinite(sigma)
     inverse_variance = np.where(finite, 1.0 / np.where(finite, sigma, 1.0) ** 2, 0.0)
-    # A frame's typical weight scales the curvature penalty (its noise level); a frame
-    # with no registered patch has none (and no field).
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        typical = np.nanmedian(np.where(finite, inverse_variance, np.nan).reshape(
-            n_frames, -1, 2), axis=1)
-    typical = np.nan_to_num(typical)
+    # A frame's typical weight scales the curvature penalty (its noise level): the median
+    # over its registered patches, per axis; a frame with none has no field.
+    per_frame = np.moveaxis(np.where(finite, inverse_variance, np.nan), 3, 1).reshape(
+        n_frames * 2, -1)
+    measured = finite.any(axis=(1, 2)).reshape(-1)
+    typical = np.zeros(n_frames * 2)
+    typical[measured] = np.nanmedian(per_frame[measured], axis=1)
+    typical = typical.reshape(n_frames, 2)
     curvature = _grid_curvature(grid)
+    identity = np.eye(points) / PRIOR_PX ** 2
+    # Frames at a time, with the normal matrices (2 x points^2 each) kept near 64 MiB.
+    chunk = max(1, min(chunk, (64 << 20) // (16 * points * points)))
     field = np.zeros((n_frames, 2, points))
     for first in range(0, n_frames, chunk):
         frames = slice(first, min(first + chunk, n_frames))
@@ -239,7 +244,9 @@ def consistent_field(moves: np.ndarray, sigma: np.ndarray, weights: np.ndarray,
                 * means[..., None, :]
             value = np.where(finite[frames, i, j, :], moves[frames, i, j, :], 0.0)
             rhs[:, :, near] += weight * value[..., None] * means
-        normal += CURVATURE_PENALTY * typical[frames][..., None, None] * curvature
-        normal += np.eye(points) / PRIOR_PX ** 2
+        for k in range(count):
+            for axis in (0, 1):
+                normal[k, axis] += CURVATURE_PENALTY * typical[first + k, axis] * curvature
+                normal[k, axis] += identity
         field[frames] = np.linalg.solve(normal, rhs[..., None])[..., 0]
     return field.reshape(n_frames, 2, rows, cols)

@@ -128,10 +128,11 @@ def _patch_weights(patch: np.ndarray, result: FrameRegistration) -> np.ndarray:
     A rigid registration of a patch that deforms measures the moves of its pixels
     weighted by how much each tells about the shift: a correlation's row shift weighs
     pixels by the squared row gradient of the (band-passed, smoothed) image, under the
-    registration's window. The field is fitted to these weighted means
-    (:func:`._field.consistent_field`), not to the patch's centre: a patch whose cells
-    sit 10 px off its centre, or a bulge narrower than the patch, would otherwise be
-    misplaced. A patch with no structure at all weighs its window evenly.
+    registration's window (squared: frame and reference both carry it). The field is
+    fitted to these weighted means (:func:`._field.consistent_field`), not to the
+    patch's centre: a patch whose cells sit 10 px off its centre, or a bulge narrower
+    than the patch, would otherwise be misplaced. A patch with no structure at all
+    weighs its window evenly.
     """
     from scipy import ndimage
 
@@ -141,7 +142,8 @@ def _patch_weights(patch: np.ndarray, result: FrameRegistration) -> np.ndarray:
     image = ndimage.gaussian_filter(mean, smoothing)
     if np.isfinite(result.high_pass_px):
         image = image - ndimage.gaussian_filter(mean, result.high_pass_px)
-    window = edge_taper((side, side), TAPER_SMOOTHING_WIDTHS * smoothing)
+    # Frame and reference are both tapered by the window: its square weighs the product.
+    window = edge_taper((side, side), TAPER_SMOOTHING_WIDTHS * smoothing) ** 2
     weights = np.stack([window * np.gradient(image, axis=axis) ** 2 for axis in (0, 1)])
     for axis in (0, 1):
         if not weights[axis].sum() > 0:
