@@ -36,9 +36,10 @@ CURVATURE_PENALTY = 3e-3
 #: the rigid one is as likely as not. Weak: it holds grid points that no patch measures
 #: and must not pull back a deformation of a few pixels. Fitted to the patches' means,
 #: grid points near the edges are determined by few patches: 0.5 px (the earlier
-#: rounds' value, with a smooth of the moves) took their worst patch to 2.6x the noise
-#: limit; 1.5 px with the penalty above gave the smallest field errors per pixel and
-#: per patch of the values tried (0.5-10 px, penalties 1e-3 to 1e-2; docs/processing.md).
+#: rounds' value, with a smooth of the moves) took the mineral's worst patch to 2.6x
+#: its limit (by the looser limit of the time); 1.5 px with the penalty above gave the
+#: smallest field errors per pixel and per patch of the values tried (0.5-10 px,
+#: penalties 1e-3 to 1e-2; docs/processing.md).
 PRIOR_PX = 1.5
 
 
