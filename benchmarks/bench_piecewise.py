@@ -42,13 +42,9 @@ def _register(frames, method):
 def _pixel_error_px(sim, result) -> float:
     """RMS over the pixels of their residual move (common offset over the frames
     removed), weighted by the squared gradient of the noise-free frames, pixels."""
-    from napari_nanosims.processing.alignment.warp import displacement_at_pixels
+    from napari_nanosims.testing.deform import moves_at_pixels
 
-    shape = sim["frames"].shape[1:]
-    ours = result.translations[:, :, None, None] + np.stack(
-        [displacement_at_pixels(d, result.displacement_grid_px, shape)
-         for d in result.displacement_px])
-    residual = ours - sim["displacement_px"]
+    residual = moves_at_pixels(result, sim["frames"].shape[1:]) - sim["displacement_px"]
     residual -= residual.mean(axis=0)
     weight = sum(g ** 2 for g in np.gradient(np.asarray(sim["truth"], float), axis=(1, 2)))
     squared = (residual ** 2).sum(axis=1)  # (frames, H, W): both axes

@@ -12,7 +12,8 @@ import numpy as np
 
 from .simulate import _drift_path, alignment_error_px, make_scene
 
-__all__ = ["DEFORMATIONS", "deformation_field", "simulate_deformation", "patch_errors_px"]
+__all__ = ["DEFORMATIONS", "deformation_field", "simulate_deformation", "patch_errors_px",
+           "moves_at_pixels"]
 
 
 #: The smooth deformations :func:`simulate_deformation` applies.
@@ -79,6 +80,17 @@ def simulate_deformation(kind: str, deformation: str, n_frames: int, counts_per_
                 field=field * scale, origin=(margin, margin), kind=kind)
 
 
+def moves_at_pixels(registration, shape) -> np.ndarray:
+    """Every pixel's move in a piecewise registration: each frame's translation plus the
+    field there (bilinear between the grid points, as the warp uses it), (frames, 2, H,
+    W) pixels."""
+    from ..processing.alignment.warp import displacement_at_pixels
+
+    return registration.translations[:, :, None, None] + np.stack(
+        [displacement_at_pixels(d, registration.displacement_grid_px, shape)
+         for d in registration.displacement_px])
+
+
 def patch_errors_px(simulation: dict, registration, side: int) -> tuple[np.ndarray, np.ndarray]:
     """Per patch of a piecewise registration: its error and its noise limit, pixels.
 
@@ -103,7 +115,6 @@ def patch_errors_px(simulation: dict, registration, side: int) -> tuple[np.ndarr
     from skimage.registration import phase_cross_correlation
 
     from ..processing.alignment.piecewise import _starts
-    from ..processing.alignment.warp import displacement_at_pixels
 
     frames, truth = simulation["frames"], simulation["displacement_px"]
     clean = np.asarray(simulation["truth"], dtype=np.float64)
@@ -112,9 +123,7 @@ def patch_errors_px(simulation: dict, registration, side: int) -> tuple[np.ndarr
     reach = int(np.ceil(np.abs(truth).max())) + 4  # the noise-free surround searched
     shape = frames.shape[1:]
     information = np.stack([g ** 2 for g in np.gradient(clean, axis=(1, 2))], axis=1)
-    ours_per_pixel = registration.translations[:, :, None, None] + np.stack(
-        [displacement_at_pixels(d, registration.displacement_grid_px, shape)
-         for d in registration.displacement_px])
+    ours_per_pixel = moves_at_pixels(registration, shape)
     patch_rows, patch_cols = _starts(shape[0], side), _starts(shape[1], side)
     errors = np.zeros((patch_rows.size, patch_cols.size))
     limits = np.zeros_like(errors)
