@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .warp import grid_weights
+
 __all__ = ["calibrated_sigma", "chi_square", "deformation_test", "consistent_field",
            "SIGNIFICANCE_SIGMAS", "MIN_TESTED_PATCHES",
            "FRAME_SIGNIFICANCE_SIGMAS", "OVERLAP_FACTOR", "CURVATURE_PENALTY", "PRIOR_PX"]
@@ -165,14 +167,12 @@ def _grid_curvature(grid) -> np.ndarray:
     return sum(operator.T @ operator for operator in operators)
 
 
-def _patch_rows(weights, corners, side: int, grid, shape, frames: slice):
+def _patch_rows(weights, corners, side: int, row_weights, column_weights, frames: slice):
     """Per registered patch: its row and column, the grid points its windows touch
     (flat indices) and, for the frames in ``frames``, each axis's weighted mean over
     the frame's window of each of those points' bilinear basis functions, (frames, 2,
-    points)."""
-    from .warp import grid_weights
-
-    row_weights, column_weights = grid_weights(grid[0], shape[0]), grid_weights(grid[1], shape[1])
+    points). ``row_weights``, ``column_weights``: every pixel's bilinear weights on the
+    grid along each axis (:func:`.warp.grid_weights`)."""
     n_cols = column_weights.shape[1]
     inside = np.arange(side)
     for i in range(weights.shape[0]):
@@ -230,6 +230,7 @@ def consistent_field(moves: np.ndarray, sigma: np.ndarray, weights: np.ndarray,
     typical[measured] = np.nanmedian(per_frame[measured], axis=1)
     typical = typical.reshape(n_frames, 2)
     curvature = _grid_curvature(grid)
+    row_weights, column_weights = grid_weights(grid[0], shape[0]), grid_weights(grid[1], shape[1])
     identity = np.eye(points) / PRIOR_PX ** 2
     # Frames at a time, with the normal matrices (2 x points^2 each) kept near 64 MiB.
     chunk = max(1, min(chunk, (64 << 20) // (16 * points * points)))
@@ -239,7 +240,8 @@ def consistent_field(moves: np.ndarray, sigma: np.ndarray, weights: np.ndarray,
         count = frames.stop - frames.start
         normal = np.zeros((count, 2, points, points))
         rhs = np.zeros((count, 2, points))
-        for i, j, near, means in _patch_rows(weights, corners, side, grid, shape, frames):
+        for i, j, near, means in _patch_rows(weights, corners, side, row_weights,
+                                             column_weights, frames):
             weight = inverse_variance[frames, i, j, :][..., None]  # (f, 2, 1)
             normal[:, :, near[:, None], near[None, :]] += (weight * means)[..., :, None] \
                 * means[..., None, :]

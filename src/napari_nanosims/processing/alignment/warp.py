@@ -57,9 +57,8 @@ def displacement_at_pixels(field: np.ndarray, grid, shape) -> np.ndarray:
     numpy.ndarray, float64, shape (2, height, width)
         The field at every pixel; beyond the outer grid points it is held constant.
     """
-    rows, cols = (np.asarray(g, dtype=np.float64) for g in grid)
     field = np.asarray(field, dtype=np.float64)
-    row_weights, column_weights = grid_weights(rows, shape[0]), grid_weights(cols, shape[1])
+    row_weights, column_weights = grid_weights(grid[0], shape[0]), grid_weights(grid[1], shape[1])
     out = np.empty((2,) + tuple(shape))
     for component, values in zip(out, field, strict=True):
         np.matmul(row_weights @ values, column_weights.T, out=component)
