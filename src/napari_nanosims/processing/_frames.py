@@ -1,5 +1,5 @@
-"""Frame-by-frame work on stacks: input checks, a bounded two-core frame pool, and the
-freed memory given back before a large result."""
+"""Frame-by-frame work on stacks: input checks, a bounded two-core frame pool kept for
+the process, and the freed memory given back before a large result."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import ctypes
 import functools
 import os
 import sys
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
 import numpy as np
@@ -121,28 +122,60 @@ def frame(data, index: int) -> np.ndarray:
     return np.asarray(data[index])
 
 
+_POOL_LOCK = threading.Lock()
+_POOL: tuple[int, int, ThreadPoolExecutor] | None = None  # (process id, threads, pool)
+_IN_POOL = threading.local()  # .active is True on the pool's own threads
+
+
+def _mark_pool_thread() -> None:
+    _IN_POOL.active = True
+
+
+def _frame_pool(workers: int) -> ThreadPoolExecutor:
+    """The process's frame threads, started once and kept.
+
+    Starting two threads for every loop cost about 1 ms each time (their first tasks
+    run on fresh threads): a registration of 10 frames runs 6-8 loops, a tenth of its
+    time. A new pool replaces it after a fork (the child has none of the parent's
+    threads) or when the thread count changes.
+    """
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None or _POOL[0] != os.getpid() or _POOL[1] != workers:
+            if _POOL is not None and _POOL[0] == os.getpid():
+                _POOL[2].shutdown(wait=False)  # its running tasks finish; nothing new
+            _POOL = (os.getpid(), workers,
+                     ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nanosims",
+                                        initializer=_mark_pool_thread))
+        return _POOL[2]
+
+
 def map_frames(function: Callable[[int], Any], n_frames: int,
                workers: int | None = None) -> Iterator[Any]:
     """Yield ``function(0), function(1), ...`` in order, computed on several threads.
 
     At most two tasks per thread are in flight, so stopping the iteration early
-    (closing the generator) leaves little work behind and cancels what has not started.
-    numpy releases the GIL in its array loops, which is where the time goes.
+    (closing the generator) leaves little work behind: what has not started is
+    cancelled, and what has is waited for, so no task outlives the loop. numpy releases
+    the GIL in its array loops, which is where the time goes. Called from one of the
+    frame threads themselves (a lazily moved frame read inside a frame task), it runs
+    on that thread: waiting there for the same threads could deadlock.
     """
     workers = workers or worker_count()
-    if workers == 1 or n_frames <= 1:
+    if workers == 1 or n_frames <= 1 or getattr(_IN_POOL, "active", False):
         for index in range(n_frames):
             yield function(index)
         return
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nanosims") as pool:
-        pending: deque = deque()
-        next_index = 0
-        try:
-            while next_index < n_frames or pending:
-                while next_index < n_frames and len(pending) < 2 * workers:
-                    pending.append(pool.submit(function, next_index))
-                    next_index += 1
-                yield pending.popleft().result()
-        finally:
-            for future in pending:
-                future.cancel()
+    pool = _frame_pool(workers)
+    pending: deque = deque()
+    next_index = 0
+    try:
+        while next_index < n_frames or pending:
+            while next_index < n_frames and len(pending) < 2 * workers:
+                pending.append(pool.submit(function, next_index))
+                next_index += 1
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
+        wait(pending)  # the started ones: no task may still write once the loop is left
