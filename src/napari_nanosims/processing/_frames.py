@@ -93,6 +93,21 @@ class FrameStack:
 
 
 @functools.lru_cache(maxsize=1)
+def _blas_libraries():
+    """threadpoolctl's view of the process's BLAS libraries, found once: finding them
+    reads the process's memory map (0.5 ms), which every registration paid, and a
+    non-rigid alignment registers hundreds of patches."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def single_threaded_blas():
+    """A context in which BLAS (numpy's matrix products) uses one thread."""
+    return _blas_libraries().limit(limits=1, user_api="blas")
+
+
+@functools.lru_cache(maxsize=1)
 def _malloc_trim():
     """glibc's ``malloc_trim``, or None (another C library, another system)."""
     if not sys.platform.startswith("linux"):

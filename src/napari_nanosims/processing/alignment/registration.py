@@ -20,7 +20,7 @@ from collections.abc import Generator
 
 import numpy as np
 
-from .._frames import map_frames
+from .._frames import map_frames, single_threaded_blas
 from .acceleration import ACCELERATION_DEPTH, accelerate, settled
 from .diagnostics import FrameDiagnostics, collect, interpolate_flagged, measure_all
 from .first_pass import (
@@ -263,12 +263,10 @@ def iter_register(data, upsample_factor: int, reference: int | None, region=None
     ``initial`` (frames, 2) replaces the first pass (a starting guess, for example the
     sequential method's whole-pixel translations); ``max_passes`` bounds the refinement.
     """
-    from threadpoolctl import threadpool_limits
-
     # The matrix products are small: BLAS threads would only compete with the frame
     # threads (and with other processes) for the cores.
     counter = iter(range(1, 10 ** 9))
-    with threadpool_limits(limits=1, user_api="blas"):
+    with single_threaded_blas():
         best = yield from _register(data, upsample_factor, reference, region,
                                     max_passes, initial, None, counter)
     if best.flagged.all() and data.shape[0] > 1:
