@@ -45,6 +45,11 @@ def subpixel_smoothing_px(mean_counts_per_pixel: float) -> float:
     return float(np.clip((2.0 / mean_counts_per_pixel) ** 0.25, 1.0, 2.0))
 
 
+def _within(value: float, centre: float) -> float:
+    """``value`` clipped to ``centre`` +- 1 (the Newton search stays within a pixel)."""
+    return min(max(value, centre - 1.0), centre + 1.0)
+
+
 def _taper(position: np.ndarray, length: int, width_px: float) -> np.ndarray:
     """Raised-cosine taper of a frame of ``length`` px at (fractional) ``position``s:
     0 outside the frame, rising to 1 over ``width_px`` from each edge."""
@@ -272,30 +277,38 @@ class _Spectra:
         """
         band = self.full_band if band is None else band
         spectrum = self.band(spectrum, band)  # once for every step below
-        start = np.asarray(start, dtype=np.float64)
-        shift = start.copy()
-        value, gradient, hessian = (self.evaluate(spectrum, shift, band) if at_start is None
-                                    else at_start)
+        start_y, start_x = float(start[0]), float(start[1])
+        shift_y, shift_x = start_y, start_x
+        value, gradient, hessian = (self.evaluate(spectrum, (shift_y, shift_x), band)
+                                    if at_start is None else at_start)
+        # Plain floats in the loop below (the same IEEE operations as numpy's on
+        # 2-vectors, without an array per operation: this runs a few times per frame
+        # and pass, holding the GIL the frame threads share).
         for _ in range(10):
-            (h_yy, h_yx), (_, h_xx) = hessian
+            (h_yy, h_yx), (_, h_xx) = hessian.tolist()
+            gradient_y, gradient_x = gradient.tolist()
             determinant = h_yy * h_xx - h_yx * h_yx
             if h_yy < 0 and determinant > 0:  # negative definite: a Newton step (2 x 2)
-                step = -np.array([h_xx * gradient[0] - h_yx * gradient[1],
-                                  h_yy * gradient[1] - h_yx * gradient[0]]) / determinant
+                step_y = -(h_xx * gradient_y - h_yx * gradient_x) / determinant
+                step_x = -(h_yy * gradient_x - h_yx * gradient_y) / determinant
             else:  # not at a maximum yet: a short move uphill
-                step = 0.25 * gradient / max(float(np.hypot(*gradient)), 1e-30)
-            length = float(np.hypot(*step))
+                norm = max(float(np.hypot(gradient_y, gradient_x)), 1e-30)
+                step_y, step_x = 0.25 * gradient_y / norm, 0.25 * gradient_x / norm
+            length = float(np.hypot(step_y, step_x))
             if length > 0.5:
-                step *= 0.5 / length
-            candidate = np.clip(shift + step, start - 1.0, start + 1.0)
+                step_y, step_x = step_y * (0.5 / length), step_x * (0.5 / length)
+            candidate = (_within(shift_y + step_y, start_y), _within(shift_x + step_x, start_x))
             new_value, new_gradient, new_hessian = self.evaluate(spectrum, candidate, band)
             if new_value < value:  # overshoot: halve the step instead
-                candidate = np.clip(shift + 0.5 * step, start - 1.0, start + 1.0)
+                candidate = (_within(shift_y + 0.5 * step_y, start_y),
+                             _within(shift_x + 0.5 * step_x, start_x))
                 new_value, new_gradient, new_hessian = self.evaluate(spectrum, candidate,
                                                                      band)
                 if new_value < value:
                     break
-            shift, value, gradient, hessian = candidate, new_value, new_gradient, new_hessian
+            (shift_y, shift_x), value = candidate, new_value
+            gradient, hessian = new_gradient, new_hessian
             if length < PEAK_TOLERANCE_PX:
                 break
+        shift = np.array([shift_y, shift_x])
         return shift, value, hessian
