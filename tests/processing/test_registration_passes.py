@@ -54,15 +54,9 @@ def test_cells_stop_a_pass_earlier_with_the_same_translations(monkeypatch):
     np.testing.assert_allclose(fast.translations, slow.translations, atol=0.0101)
 
 
-def test_a_confirming_pass_keeps_the_diagnostics_measured_just_before(monkeypatch):
-    """A grain of 200 frames needs 7 passes; the diagnostics are measured once, in the
-    pass after the frames came within MEASURE_WITHIN_PX, and kept when the passes
-    after it move no frame further than REMEASURE_PX (measured in two passes when
-    every pass re-measured): they match a measurement at the final translations to
-    well under 1 %."""
-    _plain_first_pass(monkeypatch)  # 7 passes
-    n_frames = 200
-    sim = simulate_scene("grain", n_frames, 2.0, window=256, seed=3)
+def _register_counting(monkeypatch, frames):
+    """register_frames(frames), with the frames measured (one entry per frame and
+    measuring pass) and the passes' final shifts and diagnostics."""
     calls = []
     original = diagnostics.FrameDiagnostics.measure
 
@@ -80,18 +74,50 @@ def test_a_confirming_pass_keeps_the_diagnostics_measured_just_before(monkeypatc
         return result
 
     monkeypatch.setattr(registration, "_coordinate_ascent", recording)
-    result = register_frames(sim["frames"])
-    assert result.passes >= 3
-    assert len(calls) == n_frames  # one measuring pass, not one per pass at the end
+    return register_frames(frames), calls, kept
+
+
+def _assert_as_if_measured_at_the_end(frames, result, kept):
+    """The diagnostics kept match a measurement at the final translations, from
+    scratch, to well under 1 %."""
     assert kept["diagnosed"] is not None
-    # Measured again at the final translations, from scratch.
-    spectra = registration._Spectra(sim["frames"], None, (result.smoothing_px,
-                                                          result.high_pass_px))
+    spectra = registration._Spectra(frames, None, (result.smoothing_px, result.high_pass_px))
     sums = registration._place(spectra, kept["shifts"])
     correlation, _, uncertainty = diagnostics.measure_all(spectra, kept["shifts"], sums,
                                                           None)
     np.testing.assert_allclose(result.uncertainty_px, uncertainty, rtol=0.01)
     np.testing.assert_allclose(result.correlation, correlation, rtol=0.01)
+
+
+def test_a_confirming_pass_keeps_the_diagnostics_measured_just_before(monkeypatch):
+    """A grain of 200 frames needs 7 passes; the diagnostics are measured once, in the
+    pass after the frames came within MEASURE_WITHIN_PX, and kept when the passes
+    after it move no frame further than REMEASURE_PX (measured in two passes when
+    every pass re-measured): they match a measurement at the final translations to
+    well under 1 %."""
+    _plain_first_pass(monkeypatch)  # 7 passes
+    n_frames = 200
+    sim = simulate_scene("grain", n_frames, 2.0, window=256, seed=3)
+    result, calls, kept = _register_counting(monkeypatch, sim["frames"])
+    assert result.passes >= 3
+    assert len(calls) == n_frames  # one measuring pass, not one per pass at the end
+    _assert_as_if_measured_at_the_end(sim["frames"], result, kept)
+
+
+def test_the_pass_after_a_contracting_one_measures_only_if_it_may_move_the_frames_away(
+        monkeypatch):
+    """200 frames of a particle move 0.09, 0.026 and 0.003 px in three passes. The
+    second measures the diagnostics; the third was expected to move the frames by the
+    second's 0.026 px times the passes' contraction (0.29), which keeps them within
+    REMEASURE_PX of where they were measured (0.037 px after the accelerated jump),
+    so it does not measure them again (it did when the move expected of it was the
+    second's whole 0.026 px: twice the measurements)."""
+    n_frames = 200
+    sim = simulate_scene("particle", n_frames, 2.0, window=256, seed=3)
+    result, calls, kept = _register_counting(monkeypatch, sim["frames"])
+    assert result.passes == 3 and result.converged
+    assert len(calls) == n_frames
+    _assert_as_if_measured_at_the_end(sim["frames"], result, kept)
 
 
 def test_converged_stacks_need_no_measurement_after_the_passes(monkeypatch):
