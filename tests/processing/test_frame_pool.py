@@ -78,7 +78,7 @@ def _child(queue):
                     reason="no fork on this system")
 def test_a_forked_child_gets_threads_of_its_own():
     list(map_frames(lambda index: index, 8, workers=2))  # the parent's pool exists
-    assert _frames._POOL is not None
+    assert _frames._POOLS
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
     child = context.Process(target=_child, args=(queue,))
@@ -86,3 +86,10 @@ def test_a_forked_child_gets_threads_of_its_own():
     child.join(30)
     assert child.exitcode == 0  # it did not hang on the parent's (absent) threads
     assert queue.get(timeout=5) == [index * 3 for index in range(8)]
+
+
+def test_a_loop_asking_for_other_threads_leaves_a_running_loop_alone():
+    first = map_frames(lambda index: index, 30, workers=2)
+    assert [next(first) for _ in range(5)] == list(range(5))
+    assert list(map_frames(lambda index: -index, 12, workers=3)) == [-i for i in range(12)]
+    assert list(first) == list(range(5, 30))  # still submitting to its own pool

@@ -138,8 +138,8 @@ def frame(data, index: int) -> np.ndarray:
 
 
 _POOL_LOCK = threading.Lock()
-_POOL: tuple[int, int, ThreadPoolExecutor] | None = None  # (process id, threads, pool)
-_IN_POOL = threading.local()  # .active is True on the pool's own threads
+_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}  # (process id, threads): pool
+_IN_POOL = threading.local()  # .active is True on the pools' own threads
 
 
 def _mark_pool_thread() -> None:
@@ -147,22 +147,22 @@ def _mark_pool_thread() -> None:
 
 
 def _frame_pool(workers: int) -> ThreadPoolExecutor:
-    """The process's frame threads, started once and kept.
+    """The process's frame threads (``workers`` of them), started once and kept.
 
     Starting two threads for every loop cost about 1 ms each time (their first tasks
     run on fresh threads): a registration of 10 frames runs 6-8 loops, a tenth of its
-    time. A new pool replaces it after a fork (the child has none of the parent's
-    threads) or when the thread count changes.
+    time. A forked child starts its own (it has none of the parent's threads); a loop
+    asking for another number of threads gets a pool of its own, so that no pool is
+    ever shut down under a loop still using it.
     """
-    global _POOL
+    key = (os.getpid(), workers)
     with _POOL_LOCK:
-        if _POOL is None or _POOL[0] != os.getpid() or _POOL[1] != workers:
-            if _POOL is not None and _POOL[0] == os.getpid():
-                _POOL[2].shutdown(wait=False)  # its running tasks finish; nothing new
-            _POOL = (os.getpid(), workers,
-                     ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nanosims",
-                                        initializer=_mark_pool_thread))
-        return _POOL[2]
+        if key not in _POOLS:
+            for other in [k for k in _POOLS if k[0] != key[0]]:
+                del _POOLS[other]  # a parent's, after a fork: its threads are not here
+            _POOLS[key] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nanosims",
+                                             initializer=_mark_pool_thread)
+        return _POOLS[key]
 
 
 def map_frames(function: Callable[[int], Any], n_frames: int,
