@@ -4,6 +4,7 @@ running once a loop is left, a fresh pool in a forked child."""
 import multiprocessing
 import threading
 import time
+import warnings
 
 import pytest
 
@@ -28,13 +29,16 @@ def test_results_come_in_order_and_the_threads_are_kept_between_loops():
 
 def test_a_loop_inside_a_frame_task_runs_on_that_thread_instead_of_waiting_for_the_pool():
     def outer(index):
-        inner = list(map_frames(lambda k: (threading.current_thread().name, k), 4,
-                                workers=2))
-        return index, {name for name, _ in inner}, threading.current_thread().name
+        inner = list(map_frames(lambda k: (threading.get_ident(), k), 4, workers=2))
+        return index, {ident for ident, _ in inner}, threading.get_ident()
 
-    started = time.perf_counter()
-    results = list(map_frames(outer, 6, workers=2))
-    assert time.perf_counter() - started < 10  # no deadlock
+    results = []
+    # On a thread of its own, so that a deadlock fails the test instead of hanging it.
+    runner = threading.Thread(target=lambda: results.extend(map_frames(outer, 6, workers=2)),
+                              daemon=True)
+    runner.start()
+    runner.join(30)
+    assert not runner.is_alive(), "a loop inside a frame task waited for the pool"
     assert [index for index, _, _ in results] == list(range(6))
     for _, inner_threads, own in results:
         assert inner_threads == {own}
@@ -82,10 +86,16 @@ def test_a_forked_child_gets_threads_of_its_own():
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
     child = context.Process(target=_child, args=(queue,))
-    child.start()
-    child.join(30)
-    assert child.exitcode == 0  # it did not hang on the parent's (absent) threads
-    assert queue.get(timeout=5) == [index * 3 for index in range(8)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads
+        child.start()
+    try:
+        child.join(30)
+        assert child.exitcode == 0  # it did not hang on the parent's (absent) threads
+        assert queue.get(timeout=5) == [index * 3 for index in range(8)]
+    finally:
+        if child.is_alive():
+            child.kill()
 
 
 def test_a_loop_asking_for_other_threads_leaves_a_running_loop_alone():
@@ -93,3 +103,31 @@ def test_a_loop_asking_for_other_threads_leaves_a_running_loop_alone():
     assert [next(first) for _ in range(5)] == list(range(5))
     assert list(map_frames(lambda index: -index, 12, workers=3)) == [-i for i in range(12)]
     assert list(first) == list(range(5, 30))  # still submitting to its own pool
+
+
+def test_the_hot_pixel_work_arrays_are_freed_after_each_run():
+    """The kernel's per-thread work arrays (11 MiB a thread for 7 x 512²) went with the
+    threads of each run; the threads are kept now, the arrays must not be."""
+    import numpy as np
+
+    from napari_nanosims import infer_hot_pixels
+    from napari_nanosims.processing.hot_pixels import _hot_fast
+
+    if _hot_fast.kernel() is None:
+        pytest.skip("numba's kernel is not available here: no work arrays to free")
+    rng = np.random.default_rng(0)
+    stack = rng.poisson(2.0, size=(6, 3, 64, 64)).astype(np.uint32)
+    held = []
+    original = _hot_fast._scratch_arrays
+
+    def recording(images, wide=False):
+        held.append(original(images, wide))
+        return held[-1]
+
+    _hot_fast._scratch_arrays = recording
+    try:
+        infer_hot_pixels(stack, 3, outlier_factor=3.0)
+    finally:
+        _hot_fast._scratch_arrays = original
+    assert held  # the kernel ran and used its work arrays
+    assert not _hot_fast._scratches  # ... and none is kept after the run

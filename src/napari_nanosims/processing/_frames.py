@@ -146,6 +146,18 @@ def _mark_pool_thread() -> None:
     _IN_POOL.active = True
 
 
+def _forget_pools_in_child() -> None:
+    """After a fork: the parent's threads are not in the child, and its lock may have
+    been held by one of them at the fork."""
+    global _POOL_LOCK
+    _POOL_LOCK = threading.Lock()
+    _POOLS.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pools_in_child)
+
+
 def _frame_pool(workers: int) -> ThreadPoolExecutor:
     """The process's frame threads (``workers`` of them), started once and kept.
 
@@ -155,7 +167,7 @@ def _frame_pool(workers: int) -> ThreadPoolExecutor:
     asking for another number of threads gets a pool of its own, so that no pool is
     ever shut down under a loop still using it.
     """
-    key = (os.getpid(), workers)
+    key = (os.getpid(), workers)  # a child forked without the hook above starts anew too
     with _POOL_LOCK:
         if key not in _POOLS:
             for other in [k for k in _POOLS if k[0] != key[0]]:
@@ -189,8 +201,13 @@ def map_frames(function: Callable[[int], Any], n_frames: int,
             while next_index < n_frames and len(pending) < 2 * workers:
                 pending.append(pool.submit(function, next_index))
                 next_index += 1
-            yield pending.popleft().result()
+            result = pending[0].result()  # still pending if interrupted while waiting
+            pending.popleft()
+            yield result
     finally:
         for future in pending:
             future.cancel()
-        wait(pending)  # the started ones: no task may still write once the loop is left
+        # The started ones: no task may still write once the loop is left. Not on a
+        # frame thread (an abandoned loop collected there): it could wait for itself.
+        if not getattr(_IN_POOL, "active", False):
+            wait(pending)

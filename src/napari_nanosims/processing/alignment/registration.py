@@ -253,8 +253,9 @@ def _coordinate_ascent(spectra: _Spectra, max_passes: int, shifts: np.ndarray, s
         # were measured after the move expected of it: this one's times the contraction
         # (200 frames of a particle moved 0.09, 0.026, 0.003 px; the third pass measured
         # again, 4 inverse FFTs a frame, when 0.026 was expected of it and not 0.008).
-        measuring = diagnose and (largest <= MEASURE_WITHIN_PX or passes == max_passes - 1) \
-            and away + largest * contraction > REMEASURE_PX
+        last = passes == max_passes - 1  # must measure unless surely near: no contraction
+        measuring = diagnose and (largest <= MEASURE_WITHIN_PX or last) \
+            and away + largest * (1.0 if last else contraction) > REMEASURE_PX
     return shifts, passes, converged, tuple(gains), None
 
 

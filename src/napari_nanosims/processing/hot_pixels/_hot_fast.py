@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import numbers
 import threading
+import types
 
 import numpy as np
 
@@ -42,7 +43,23 @@ def kernel_applies(dtype: np.dtype, outlier_factor, min_count) -> bool:
             and type(min_count) in (int, float, np.float64))
 
 
-_scratch = threading.local()  # per frame thread: the kernel's work arrays, reused
+# Per thread: the kernel's work arrays, reused from frame to frame and freed after each
+# run (release_scratch): the frame threads live as long as the process, and at 512² with
+# seven detectors a thread's arrays are 11 MiB.
+_scratches: dict[int, types.SimpleNamespace] = {}
+_scratches_lock = threading.Lock()
+
+
+def _thread_scratch() -> types.SimpleNamespace:
+    with _scratches_lock:
+        return _scratches.setdefault(threading.get_ident(), types.SimpleNamespace())
+
+
+def release_scratch() -> None:
+    """Free every thread's work arrays (a thread still in a frame keeps its own until
+    that frame is done)."""
+    with _scratches_lock:
+        _scratches.clear()
 
 
 def _scratch_arrays(images, wide: bool = False):
@@ -53,6 +70,7 @@ def _scratch_arrays(images, wide: bool = False):
     """
     medians_type = images.dtype if wide or images.dtype.itemsize <= 2 else np.dtype(np.uint16)
     key = (images.shape, medians_type.str)
+    _scratch = _thread_scratch()
     if getattr(_scratch, "key", None) != key:
         height, width = images.shape[1:]
         _scratch.key = key
@@ -65,6 +83,7 @@ def _scratch_arrays(images, wide: bool = False):
 
 
 def _sink(images):
+    _scratch = _thread_scratch()
     if getattr(_scratch, "sink_key", None) != (images.shape, images.dtype.str):
         _scratch.sink_key = (images.shape, images.dtype.str)
         _scratch.sink = np.empty_like(images)

@@ -29,7 +29,7 @@ import numpy as np
 from ..._checks import check_number
 from ..._errors import HotPixelBlindSpotWarning
 from .._frames import check_stack, frame, map_frames, run_to_completion
-from ._hot_fast import kernel, kernel_applies, kernel_candidates, replace_at
+from ._hot_fast import kernel, kernel_applies, kernel_candidates, release_scratch, replace_at
 from .median import _median_frame, _threshold_table, _work_dtype
 
 __all__ = [
@@ -246,9 +246,9 @@ def iter_infer_hot_pixels(data, num_outliers, kernel_size=3, outlier_factor=3, m
         elif flat.size:
             at_candidates[index] = (flat, values)
         yield index + 1
-    # Persistence veto, with the seed's exact arithmetic (mean over frames, strictly below).
-    # (count / frames is what numpy's mean of booleans computes, exactly; counting in
-    # integers first is several times faster than the float64 mean.)
+    release_scratch()  # the frame threads are kept, not their arrays (a cancel: next run)
+    # Persistence veto, with the seed's exact arithmetic (mean over frames, strictly below;
+    # count / frames is numpy's mean of booleans exactly, and several times faster).
     repeats = np.add.reduce(mask, axis=0, dtype=np.int64 if n_frames >= 2**31 else np.int32)
     mask &= (repeats / n_frames < max_repeat_fraction)[None]
     if need_filtered:
