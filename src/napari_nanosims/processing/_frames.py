@@ -138,7 +138,7 @@ def frame(data, index: int) -> np.ndarray:
 
 
 _POOL_LOCK = threading.Lock()
-_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}  # (process id, threads): pool
+_POOLS: dict[int, ThreadPoolExecutor] = {}  # by number of threads
 _IN_POOL = threading.local()  # .active is True on the pools' own threads
 
 
@@ -163,18 +163,16 @@ def _frame_pool(workers: int) -> ThreadPoolExecutor:
 
     Starting two threads for every loop cost about 1 ms each time (their first tasks
     run on fresh threads): a registration of 10 frames runs 6-8 loops, a tenth of its
-    time. A forked child starts its own (it has none of the parent's threads); a loop
-    asking for another number of threads gets a pool of its own, so that no pool is
-    ever shut down under a loop still using it.
+    time. A forked child starts its own (:func:`_forget_pools_in_child`: it has none of
+    the parent's threads); a loop asking for another number of threads gets a pool of
+    its own, so that no pool is ever shut down under a loop still using it.
     """
-    key = (os.getpid(), workers)  # a child forked without the hook above starts anew too
     with _POOL_LOCK:
-        if key not in _POOLS:
-            for other in [k for k in _POOLS if k[0] != key[0]]:
-                del _POOLS[other]  # a parent's, after a fork: its threads are not here
-            _POOLS[key] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nanosims",
-                                             initializer=_mark_pool_thread)
-        return _POOLS[key]
+        if workers not in _POOLS:
+            _POOLS[workers] = ThreadPoolExecutor(max_workers=workers,
+                                                 thread_name_prefix="nanosims",
+                                                 initializer=_mark_pool_thread)
+        return _POOLS[workers]
 
 
 def map_frames(function: Callable[[int], Any], n_frames: int,
