@@ -131,3 +131,22 @@ def test_the_hot_pixel_work_arrays_are_freed_after_each_run():
         _hot_fast._scratch_arrays = original
     assert held  # the kernel ran and used its work arrays
     assert not _hot_fast._scratches  # ... and none is kept after the run
+
+
+def test_single_threaded_blas_limits_blas_inside_and_restores_it_after():
+    from threadpoolctl import threadpool_info
+
+    from napari_nanosims.processing._frames import single_threaded_blas
+
+    def blas_threads():
+        return [entry["num_threads"] for entry in threadpool_info()
+                if entry["user_api"] == "blas"]
+
+    before = blas_threads()
+    if not before:
+        pytest.skip("no BLAS library that threadpoolctl can control is loaded")
+    with single_threaded_blas():
+        assert blas_threads() == [1] * len(before)
+    with single_threaded_blas():  # the controller is kept: a second use works the same
+        assert blas_threads() == [1] * len(before)
+    assert blas_threads() == before
