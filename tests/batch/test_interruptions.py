@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from napari_nanosims.cli.main import INTERRUPTED
 from napari_nanosims.testing.factory import make_im
 
 psutil = pytest.importorskip("psutil")
@@ -223,14 +224,20 @@ def test_ctrl_c_while_starting_is_one_line(batch, monkeypatch, delay):
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     # 0: it finished first; -SIGINT: the signal came while the interpreter was starting
     # (before Python handles SIGINT: nothing read, nothing written) or shutting down
-    # after the batch had finished (its summary printed, every output complete).
+    # after the batch had finished (its summary printed, every output complete), or
+    # while the command was still importing its libraries. The interrupt is handled as
+    # always then (the one line, nothing written), but CPython ends the process with
+    # SIGINT when a KeyboardInterrupt went through code run by exec() on its way (scipy
+    # and numpy import parts of themselves so; seen on a slow machine at 0.5-0.7 s). A
+    # shell shows 130 either way.
     assert process.returncode in (0, 130, -signal.SIGINT), (process.returncode, err)
+    interrupted = bool(err) and err.splitlines()[-1] == INTERRUPTED
     if process.returncode == -signal.SIGINT:
         finished = "summary:" in err and " 0 failed" in err
-        assert finished or (err == "" and not batch.outputs()), (err, batch.outputs())
+        assert finished or ((err == "" or err == INTERRUPTED + "\n") and not batch.outputs()), \
+            (err, batch.outputs())
     if process.returncode == 130:
-        assert err.splitlines()[-1] == ("interrupted: stopped before finishing; no partial "
-                                        "outputs were left")
+        assert interrupted, err
     assert not [name for name in batch.outputs() if ".partial-" in name]
 
 
