@@ -90,6 +90,7 @@ def _fft_floor_ms(size: int, repeats: int = 20) -> float:
 
 def speed(quick: bool) -> None:
     from napari_nanosims import register_frames
+    from napari_nanosims.processing.alignment import _kernels
     from napari_nanosims.testing.simulate import SCENES, simulate_scene
 
     print(f"speed: ms per frame of register_frames(method='subpixel') (with its diagnostics) "
@@ -101,6 +102,14 @@ def speed(quick: bool) -> None:
     worst = 0.0
     sizes = (256,) if quick else (256, 512)
     frame_counts = (10, 40) if quick else (10, 40, 200)
+    # The fused kernels (numba), as in a session that has loaded them: a registration
+    # loads them when its stack is large enough to pay for it (0.5 s), and uses them from
+    # then on; a small stack in a fresh process uses the numpy formulas, about 20 % slower.
+    started = time.perf_counter()
+    _kernels.load_fused()
+    register_frames(simulate_scene("cells", 3, 2.0, window=64, seed=1)["frames"])
+    print(f"  (the fused kernels loaded and first used: {time.perf_counter() - started:.2f} s, "
+          "once per process, not in the table)")
     for size in sizes:
         # What is done once per frame size and process (the band choice's noise shapes
         # of this canvas), so that the table shows what every later stack costs.

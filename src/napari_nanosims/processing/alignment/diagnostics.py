@@ -24,36 +24,31 @@ class FrameDiagnostics:
     def __init__(self, spectra: _Spectra):
         self.spectra = spectra
         window = spectra.window.ravel()
-        # The frame's window squared on the padded canvas (zero outside the frame): the
-        # gradients below are then used as the inverse FFT returns them, uncropped.
-        height, width = spectra.window.shape
-        canvas = np.zeros(spectra.shape, np.float32)
-        canvas[:height, :width] = spectra.window * spectra.window
-        self.window_squared = canvas
+        # The frame's window squared: the weight of its counts' variance below.
+        self.window_squared = spectra.window * spectra.window
         # A pure-noise frame's correlation has a spread of one over the square root of
         # the number of independent (smoothing-sized) areas under the window.
         effective = (float(window.sum(dtype=np.float64)) ** 2
                      / max(float(np.dot(window, window)), 1e-30)
                      / (4 * np.pi * spectra.sigma ** 2))
         self.noise_spread = 1.0 / np.sqrt(max(effective, 1.0))
-        derivatives = np.stack([
-            np.broadcast_to(1j * spectra.omega_y[:, None], spectra.filter.shape),
-            np.broadcast_to(1j * spectra.omega_x[None, :], spectra.filter.shape)
-        ]) * spectra.filter
-        self.derivatives = derivatives.astype(np.complex64)  # single, as every spectrum
-        # sum(weights |spectrum|^2) is the power of the smoothed image (Parseval); as
-        # |root weights x spectrum|^2 it is one product and one BLAS dot product.
-        self.root_weights = np.sqrt(spectra.column_weights[None, :] * spectra.filter
-                                    ).astype(np.float32)
+        self.no_shift = (np.ones_like(spectra.omega_y, dtype=np.complex64),
+                         np.ones_like(spectra.omega_x, dtype=np.complex64))
+        # sum(weights |spectrum|^2) is the power of the smoothed image (Parseval).
+        self.power_weights = (spectra.column_weights[None, :] * spectra.filter
+                              ).astype(np.float32)
 
-    def _inverse(self, spectrum) -> np.ndarray:
+    def _gradients(self, spectrum, phase_factors) -> tuple[np.ndarray, np.ndarray]:
+        """The smoothed image's derivatives along rows and columns, on the canvas, the
+        image moved by ``phase_factors`` (rows, columns) first."""
         import scipy.fft
 
-        return scipy.fft.irfft2(spectrum, s=self.spectra.shape, workers=1).ravel()
-
-    def _power(self, spectrum) -> float:
-        weighted = (spectrum * self.root_weights).ravel()
-        return float(np.vdot(weighted, weighted).real)
+        spectra = self.spectra
+        along_y, along_x = np.empty_like(spectrum), np.empty_like(spectrum)
+        spectra.kernels.derivative_spectra(spectrum, *phase_factors, spectra.omega_y,
+                                           spectra.omega_x, spectra.filter, along_y, along_x)
+        return (scipy.fft.irfft2(along_y, s=spectra.shape, workers=1),
+                scipy.fft.irfft2(along_x, s=spectra.shape, workers=1))
 
     def measure(self, index: int, shift, correlated, at_zero=None
                 ) -> tuple[float, float, np.ndarray]:
@@ -66,32 +61,23 @@ class FrameDiagnostics:
         # correlation of the two smoothed images follows from their spectra (Parseval).
         peak_value, _, hessian = (spectra.evaluate(spectrum, (0.0, 0.0)) if at_zero is None
                                   else at_zero)
-        norm = np.sqrt(self._power(mine) * self._power(reference))
+        norm = np.sqrt(spectra.kernels.weighted_power(mine, self.power_weights)
+                       * spectra.kernels.weighted_power(reference, self.power_weights))
         correlation = peak_value / norm if norm > 0 else 0.0
-        back = reference * spectra.phase(-np.asarray(shift))  # into the frame's own pixels
         # Poisson propagation: at the peak, the correlation's gradient has the variance
         # sum(window^2 counts (gradient of the smoothed reference)^2) from the frame's
         # noise, plus sum(reference variance (gradient of the smoothed frame)^2) from the
         # reference's (a mean of a few frames is noisy too; the frame's gradient holds
         # its own noise, so the noise-times-noise term is in); the uncertainty of the
         # shift is that through the inverse Hessian.
-        height, width = spectra.window.shape
-        variance = self.window_squared.copy()
-        variance[:height, :width] *= np.maximum(frame(spectra.data, index), 0)
-        variance = variance.ravel()
-        gradient_y = self._inverse(back * self.derivatives[0])
-        gradient_x = self._inverse(back * self.derivatives[1])
-        weighted_y, weighted_x = variance * gradient_y, variance * gradient_x
-        cross = float(np.dot(weighted_y, gradient_x))
-        covariance = np.array([[float(np.dot(weighted_y, gradient_y)), cross],
-                               [cross, float(np.dot(weighted_x, gradient_x))]])
-        own_y = self._inverse(mine * self.derivatives[0])
-        own_x = self._inverse(mine * self.derivatives[1])
-        noise = noise.ravel() * np.float32(spectra.mean_counts)
-        noise_y, noise_x = noise * own_y, noise * own_x
-        cross = float(np.dot(noise_y, own_x))
-        covariance += np.array([[float(np.dot(noise_y, own_y)), cross],
-                                [cross, float(np.dot(noise_x, own_x))]])
+        # The reference moved back into the frame's own pixels, where its counts are.
+        gradient_y, gradient_x = self._gradients(reference,
+                                                 spectra.phase_factors(-np.asarray(shift)))
+        variance = self.window_squared * frame(spectra.data, index)
+        moments = spectra.kernels.gradient_moments
+        covariance = _symmetric(*moments(variance, 1.0, gradient_y, gradient_x))
+        own_y, own_x = self._gradients(mine, self.no_shift)
+        covariance += _symmetric(*moments(noise, float(spectra.mean_counts), own_y, own_x))
         if np.all(np.linalg.eigvalsh(hessian) < 0):
             inverse_hessian = np.linalg.inv(hessian)
             uncertainty = np.sqrt(np.clip(np.diag(inverse_hessian @ covariance
@@ -99,6 +85,11 @@ class FrameDiagnostics:
         else:  # no maximum: the translation is not determined
             uncertainty = np.full(2, np.inf)
         return correlation, correlation / self.noise_spread, uncertainty
+
+
+def _symmetric(yy: float, yx: float, xx: float) -> np.ndarray:
+    """The symmetric 2 x 2 matrix of these entries."""
+    return np.array([[yy, yx], [yx, xx]])
 
 
 def collect(results) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .._frames import frame, map_frames
+from . import _kernels
 from .background import local_background
 
 #: Reference pixels covered by less than this (in frames' window weight) are left out.
@@ -173,6 +174,8 @@ class _Spectra:
         self.full_band = self._band(slice(None) if band_rows.size == rows else band_rows,
                                     band_cols)
         self.spectra = np.empty((n_frames, rows, self.omega_x.size), np.complex64)
+        # The canvas arithmetic of the passes: fused (numba) when it pays (_kernels).
+        self.kernels = _kernels.choose(n_frames * rows * cols)
         for _ in map_frames(self._prepare, n_frames):
             pass
 
@@ -206,11 +209,15 @@ class _Spectra:
         weighted = self.window * (counts - np.float32(level))
         self.spectra[index] = scipy.fft.rfft2(weighted, s=self.shape, workers=1)
 
-    def phase(self, shift) -> np.ndarray:
-        """Spectrum factor that moves an image by ``shift`` (rows, columns) pixels."""
+    def phase_factors(self, shift) -> tuple[np.ndarray, np.ndarray]:
+        """The factors per row and per column of :meth:`phase` (single precision)."""
         rows = np.exp(-1j * self.omega_y * shift[0]).astype(np.complex64)
         cols = np.exp(-1j * self.omega_x * shift[1]).astype(np.complex64)
-        return np.multiply.outer(rows, cols)  # one pass over the spectrum, in single
+        return rows, cols
+
+    def phase(self, shift) -> np.ndarray:
+        """Spectrum factor that moves an image by ``shift`` (rows, columns) pixels."""
+        return np.multiply.outer(*self.phase_factors(shift))  # one pass, in single
 
     def _ramp(self, axis: int, offset: float) -> np.ndarray:
         """The taper along one axis for a frame placed ``offset`` px into the canvas."""

@@ -29,16 +29,14 @@ class _Sums:
         self.updates = 0  # single-precision updates since the sums were last rebuilt
 
     def add(self, index: int | np.integer, shift, sign: float = 1.0):
-        phase = self.spectra.phase(shift)
+        rows, cols = self.spectra.phase_factors(shift)
         # The phases give the coverage of a region's windows; without a region the
         # coverage is built from the taper's ramps (freeze) and they are not kept.
         if self.spectra.region is not None:
+            phase = np.multiply.outer(rows, cols)
             self.phases += phase if sign > 0 else -phase
-        moved = np.multiply(self.spectra.spectra[index], phase, out=phase)
-        if sign > 0:
-            self.total += moved
-        else:
-            self.total -= moved
+        self.spectra.kernels.add_shifted(self.total, self.spectra.spectra[index], rows, cols,
+                             1.0 if sign > 0 else -1.0)
         self.updates += 1
 
     def move_frames(self, shifts: np.ndarray, moved: np.ndarray, common=(0.0, 0.0)
@@ -69,10 +67,10 @@ class _Sums:
 
     def move_all(self, shift):
         """Move every placed frame by the same ``shift``."""
-        phase = self.spectra.phase(shift)
-        self.total *= phase
+        rows, cols = self.spectra.phase_factors(shift)
+        self.spectra.kernels.shift_spectrum(self.total, rows, cols, self.total)
         if self.spectra.region is not None:
-            self.phases *= phase
+            self.spectra.kernels.shift_spectrum(self.phases, rows, cols, self.phases)
         self.updates += 1
 
     def freeze(self, shifts: np.ndarray, frames=None):
@@ -119,35 +117,23 @@ class _Sums:
 
         spectra = self.spectra
         placed = spectra.placed_window(shift)
-        mine = scipy.fft.irfft2(spectra.spectra[index] * spectra.phase(shift),
-                                s=spectra.shape, workers=1)
-        frame_part, reference, noise_values = _weigh(self.summed, self.coverage, mine, placed,
-                                                     exclude, noise)
+        kernels = spectra.kernels
+        moved = kernels.shift_spectrum(spectra.spectra[index], *spectra.phase_factors(shift),
+                                       np.empty_like(spectra.spectra[index]))
+        mine = scipy.fft.irfft2(moved, s=spectra.shape, workers=1)
+        summed, coverage = self.summed, self.coverage
+        frame_part, reference = np.empty_like(summed), np.empty_like(summed)
+        noise_values = np.empty_like(summed) if noise else np.empty((0, 0), summed.dtype)
+        # With ``exclude`` the frame is taken out of the sums; frame and reference then
+        # get the weight placed * min(coverage, 1) (_kernels.weigh).
+        kernels.weigh(summed, coverage, mine.astype(summed.dtype, copy=False),
+                      placed.astype(summed.dtype, copy=False), bool(exclude), bool(noise),
+                      frame_part, reference, noise_values)
         frame_spectrum = scipy.fft.rfft2(frame_part, workers=1)
         reference_spectrum = scipy.fft.rfft2(reference, workers=1)
-        spectrum = np.conj(frame_spectrum)
-        spectrum *= reference_spectrum
-        spectrum *= spectra.filter
+        spectrum = kernels.cross_spectrum(frame_spectrum, reference_spectrum, spectra.filter,
+                                          np.empty_like(frame_spectrum))
         result: tuple[np.ndarray, ...] = (spectrum, frame_spectrum, reference_spectrum)
         if noise:
             result += (noise_values,)
         return result
-
-
-def _weigh(summed, coverage, mine, placed, exclude, noise):
-    """Frame and reference under their common weight (see :meth:`_Sums.correlate`):
-    (frame part, reference, noise or None), each on the padded canvas."""
-    if exclude:
-        summed, coverage = summed - mine, coverage - placed
-    # summed / max(coverage, 1) is the mean times min(coverage, 1): continuous where
-    # the coverage runs out, as the same factor on the frame below.
-    weight = np.clip(coverage, 0.0, 1.0)
-    scale = placed / np.maximum(coverage, 1.0)
-    reference = summed * scale
-    frame_part = mine * weight
-    # Levels matched under the common weight (the frame's is zero under its window).
-    total_weight = float(np.vdot(placed, weight))
-    if total_weight > 0:
-        reference -= (float(np.vdot(reference, weight)) / total_weight) * placed * weight
-    return frame_part, reference, (scale * scale * np.maximum(coverage, 0.0) if noise
-                                   else None)
