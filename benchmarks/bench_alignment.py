@@ -195,6 +195,10 @@ def resident():  # (resident, peak resident since the reset) MiB; Linux, else ru
 
 with warnings.catch_warnings():  # imports and compilation are not the step's memory
     warnings.simplefilter("ignore")
+    # The step loads the fused kernels (numba, about 100 MiB once per process; a session
+    # that removed hot pixels has numba already): loaded here, as the small step won't.
+    from napari_nanosims.processing.alignment import _kernels
+    _kernels.load_fused()
     run_recipe(Acquisition.from_arrays(counts[:3, :, :48, :48], acquisition.labels),
                [("align_frames", {"method": method, "channel": "m0"})])
 gc.collect()

@@ -141,19 +141,21 @@ def test_small_registrations_use_the_numpy_formulas_until_the_fused_kernels_are_
     assert _kernels.choose(1) is _fused  # and then every stack uses them
 
 
-def test_small_registrations_use_the_fused_kernels_once_numba_has_started(monkeypatch):
+def test_smaller_registrations_use_the_fused_kernels_once_numba_has_started(monkeypatch):
     from napari_nanosims import remove_hot_pixels
 
     monkeypatch.setattr(_kernels, "_fused", None)
     monkeypatch.setattr(_kernels, "_NUMBA_MODULES", ("no.such.module",))
     assert not _kernels.numba_started()
-    assert _kernels.choose(1) is _kernels
+    assert _kernels.choose(_kernels.FUSED_MIN_WORK_STARTED) is _kernels
     monkeypatch.setattr(_kernels, "_NUMBA_MODULES",
                         ("napari_nanosims.processing.hot_pixels._hot_kernel",))
     counts = np.random.default_rng(1).poisson(3.0, (6, 4, 32, 32)).astype(np.uint16)
     remove_hot_pixels(counts)  # the hot-pixel kernels run: numba has started
     assert _kernels.numba_started()
-    assert _kernels.choose(1) is _fused
+    assert _kernels.choose(_kernels.FUSED_MIN_WORK_STARTED - 1) is _kernels  # too small
+    assert _kernels._fused is None
+    assert _kernels.choose(_kernels.FUSED_MIN_WORK_STARTED) is _fused
 
 
 def test_a_registration_gives_the_same_result_with_either_kernels(monkeypatch):
