@@ -102,14 +102,23 @@ def speed(quick: bool) -> None:
     worst = 0.0
     sizes = (256,) if quick else (256, 512)
     frame_counts = (10, 40) if quick else (10, 40, 200)
-    # The fused kernels (numba), as in a session that has loaded them: a registration
-    # loads them when its stack is large enough to pay for it (0.5 s), and uses them from
-    # then on; a small stack in a fresh process uses the numpy formulas, about 20 % slower.
+    # A stack of FUSED_MIN_WORK frames x canvas pixels or more uses the fused kernels
+    # (numba), smaller ones the numpy formulas (_kernels.choose): loaded here once, so
+    # that numba's start (0.5 s) is not in the first large stack's time.
     started = time.perf_counter()
     _kernels.load_fused()
     register_frames(simulate_scene("cells", 3, 2.0, window=64, seed=1)["frames"])
+    choose, fused_used = _kernels.choose, []
+
+    def recording_choose(work):  # which kernels each stack's full-resolution passes use
+        chosen = choose(work)
+        fused_used.append(chosen is not _kernels)
+        return chosen
+
+    _kernels.choose = recording_choose
     print(f"  (the fused kernels loaded and first used: {time.perf_counter() - started:.2f} s, "
-          "once per process, not in the table)")
+          f"once per process, not in the table; used from {_kernels.FUSED_MIN_WORK:.1e} "
+          "frames x canvas pixels: '*' after the passes)")
     for size in sizes:
         # What is done once per frame size and process (the band choice's noise shapes
         # of this canvas), so that the table shows what every later stack costs.
@@ -130,7 +139,8 @@ def speed(quick: bool) -> None:
                     floor = min(floor, _fft_floor_ms(size))
                 worst = max(worst, ours / floor)
                 print(f"  {kind:9s} {n_frames:6d} {size:5d} {ours:9.1f} {floor:7.2f} "
-                      f"{ours / floor:6.1f} {result.passes:6d}", flush=True)
+                      f"{ours / floor:6.1f} {result.passes:6d}{'*' if fused_used[-1] else ''}",
+                      flush=True)
     print(f"  worst ratio to the FFT floor: {worst:.1f} (load average after: "
           f"{os.getloadavg()[0]:.1f})\n")
 

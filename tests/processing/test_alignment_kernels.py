@@ -80,13 +80,17 @@ def test_weigh_matches_the_formula(kernels, rng, exclude):
     assert total == pytest.approx(expected[3], rel=1e-6)
 
 
-def test_weigh_without_noise_leaves_the_noise_alone_and_an_empty_weight_unlevelled(kernels, rng):
+def test_weigh_without_noise_writes_no_noise_and_leaves_an_empty_weight_unlevelled(
+        kernels, rng):
     summed = rng.normal(3, 2, SHAPE).astype(np.float32)
     placed = np.zeros(SHAPE, np.float32)  # a frame placed wholly off the canvas
     coverage = rng.uniform(0, 3, SHAPE).astype(np.float32)
     frame_part, reference = np.empty(SHAPE, np.float32), np.empty(SHAPE, np.float32)
+    # (The registration passes an empty array here: nothing may be written to it.)
+    untouched = np.full(SHAPE, -7.0, np.float32)
     total = kernels.weigh(summed, coverage, np.ones(SHAPE, np.float32), placed, False,
-                           False, frame_part, reference, np.empty((0, 0), np.float32))
+                          False, frame_part, reference, untouched)
+    np.testing.assert_array_equal(untouched, -7.0)
     assert total == 0.0
     np.testing.assert_array_equal(reference, 0.0)  # the window is zero everywhere
     np.testing.assert_allclose(frame_part, np.clip(coverage, 0, 1))
@@ -132,43 +136,27 @@ def test_gradient_moments_sum_over_the_weights_pixels_only(kernels, rng):
                                      np.sum(w * gx * gx)], rtol=1e-6)
 
 
-def test_small_registrations_use_the_numpy_formulas_until_the_fused_kernels_are_loaded(
-        monkeypatch):
+def test_the_kernels_depend_on_the_stack_alone_never_on_what_ran_before(monkeypatch):
     monkeypatch.setattr(_kernels, "_fused", None)  # as in a fresh process
     assert _kernels.choose(_kernels.FUSED_MIN_WORK - 1) is _kernels
     assert _kernels._fused is None  # nothing loaded for a small stack
     assert _kernels.choose(_kernels.FUSED_MIN_WORK) is _fused  # a large one loads them
-    assert _kernels.choose(1) is _fused  # and then every stack uses them
-
-
-def test_smaller_registrations_use_the_fused_kernels_once_numba_has_started(monkeypatch):
-    from napari_nanosims import remove_hot_pixels
-
-    monkeypatch.setattr(_kernels, "_fused", None)
-    monkeypatch.setattr(_kernels, "_NUMBA_MODULES", ("no.such.module",))
-    assert not _kernels.numba_started()
-    assert _kernels.choose(_kernels.FUSED_MIN_WORK_STARTED) is _kernels
-    monkeypatch.setattr(_kernels, "_NUMBA_MODULES",
-                        ("napari_nanosims.processing.hot_pixels._hot_kernel",))
-    counts = np.random.default_rng(1).poisson(3.0, (6, 4, 32, 32)).astype(np.uint16)
-    remove_hot_pixels(counts)  # the hot-pixel kernels run: numba has started
-    assert _kernels.numba_started()
-    assert _kernels.choose(_kernels.FUSED_MIN_WORK_STARTED - 1) is _kernels  # too small
-    assert _kernels._fused is None
-    assert _kernels.choose(_kernels.FUSED_MIN_WORK_STARTED) is _fused
+    assert _kernels.choose(_kernels.FUSED_MIN_WORK - 1) is _kernels  # small ones still not
 
 
 def test_a_registration_gives_the_same_result_with_either_kernels(monkeypatch):
     from napari_nanosims import register_frames
     from napari_nanosims.testing.simulate import simulate_scene
 
-    frames = simulate_scene("mineral", 8, 2.0, window=96, seed=4)["frames"]
+    # 32-bit counts: the variance of the diagnostics is single precision all the same.
+    frames = simulate_scene("mineral", 8, 2.0, window=96, seed=4)["frames"].astype(np.uint32)
     results = []
     for chosen in (_kernels, _fused):
         monkeypatch.setattr(_kernels, "choose", lambda work, chosen=chosen: chosen)
         results.append(register_frames(frames))
     numpy_result, fused_result = results
-    np.testing.assert_array_equal(fused_result.measured, numpy_result.measured)
+    # Translations are kept to 0.01 px: a tie may round the other way.
+    np.testing.assert_allclose(fused_result.measured, numpy_result.measured, atol=0.0101)
     np.testing.assert_allclose(fused_result.uncertainty_px, numpy_result.uncertainty_px,
                                rtol=1e-4)
     np.testing.assert_allclose(fused_result.correlation, numpy_result.correlation,

@@ -5,11 +5,12 @@ The fused kernels do the same in one loop each with the interpreter lock release
 about 20 % less time per frame at 256² and 512² (``benchmarks/bench_alignment.py``).
 Loading them costs about 0.5 s once per process, numba's own start (its typing
 tables, scipy.linalg), even from the disk cache; more than they save on a small stack.
-So a registration uses them when they are loaded already, or when its work (frames
-times the padded canvas's pixels) pays for loading them: :data:`FUSED_MIN_WORK`, or
-:data:`FUSED_MIN_WORK_STARTED` once numba has started in this process (the hot-pixel
-kernels ran: loading ours then takes about 0.1 s); else these formulas. Both give the
-same results to single-precision rounding (tested).
+So a registration uses them when its work (frames times the padded canvas's pixels)
+pays for loading them, :data:`FUSED_MIN_WORK`, and these formulas otherwise. The choice
+depends on the stack alone, never on what ran before in the process, so that a file
+gives the same result in a fresh process, in a session and in a batch of any order
+(the two agree only to single-precision rounding, not bit for bit: sums are taken in
+another order, and a translation rounded to 0.01 px can fall the other way at a tie).
 
 Every function writes into ``out`` arrays given by the caller (as the fused ones).
 """
@@ -22,33 +23,18 @@ from types import ModuleType
 
 import numpy as np
 
-__all__ = ["FUSED_MIN_WORK", "FUSED_MIN_WORK_STARTED", "choose", "load_fused",
-           "numba_started", "shift_spectrum", "add_shifted", "weigh", "cross_spectrum",
-           "derivative_spectra", "weighted_power", "gradient_moments"]
+__all__ = ["FUSED_MIN_WORK", "choose", "load_fused", "shift_spectrum", "add_shifted",
+           "weigh", "cross_spectrum", "derivative_spectra", "weighted_power",
+           "gradient_moments"]
 
 #: Frames times padded canvas pixels from which a registration loads the fused kernels:
 #: about 155 frames of 256² (a 320² canvas), 40 of 512² (640²). There the time they save
 #: (20 %: 3.5 ms a frame at 256², 11.5 ms at 512², on a 2-core machine whose one FFT
 #: correlation takes 2.3 ms at 256²) passes the 0.5 s of loading them.
 FUSED_MIN_WORK = 1.6e7
-#: ... once numba has started (0.1 s to load the kernels: about 30 frames of 256²).
-FUSED_MIN_WORK_STARTED = 3.2e6
-
-#: This package's other numba kernels: once one of them has run, numba has started.
-_NUMBA_MODULES = ("napari_nanosims.processing.hot_pixels._hot_kernel",)
 
 _fused: ModuleType | None = None
 _lock = threading.Lock()
-
-
-def numba_started() -> bool:
-    """Whether one of this package's numba kernels has run in this process."""
-    for name in _NUMBA_MODULES:
-        module = sys.modules.get(name)
-        if module is not None and any(getattr(value, "signatures", None)
-                                      for value in vars(module).values()):
-            return True
-    return False
 
 
 def load_fused() -> ModuleType | None:
@@ -66,12 +52,9 @@ def load_fused() -> ModuleType | None:
 
 
 def choose(work: float) -> ModuleType:
-    """The kernels for ``work`` (frames x canvas pixels): the fused ones when loaded or
-    when ``work`` pays for loading them (:data:`FUSED_MIN_WORK`, or
-    :data:`FUSED_MIN_WORK_STARTED` once numba has started); else these numpy formulas."""
-    wanted = (_fused is not None or work >= FUSED_MIN_WORK
-              or (work >= FUSED_MIN_WORK_STARTED and numba_started()))
-    fused = load_fused() if wanted else None
+    """The kernels for ``work`` (frames x canvas pixels): the fused ones from
+    :data:`FUSED_MIN_WORK` on (loaded then if not yet), else these numpy formulas."""
+    fused = load_fused() if work >= FUSED_MIN_WORK else None
     return fused if fused is not None else sys.modules[__name__]
 
 

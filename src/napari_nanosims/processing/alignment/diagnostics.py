@@ -73,7 +73,8 @@ class FrameDiagnostics:
         # The reference moved back into the frame's own pixels, where its counts are.
         gradient_y, gradient_x = self._gradients(reference,
                                                  spectra.phase_factors(-np.asarray(shift)))
-        variance = self.window_squared * frame(spectra.data, index)
+        variance = np.multiply(self.window_squared, frame(spectra.data, index),
+                               dtype=np.float32)  # single, whatever the counts' type
         moments = spectra.kernels.gradient_moments
         covariance = _symmetric(*moments(variance, 1.0, gradient_y, gradient_x))
         own_y, own_x = self._gradients(mine, self.no_shift)

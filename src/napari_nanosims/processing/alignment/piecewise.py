@@ -27,7 +27,6 @@ import numpy as np
 
 from ..._errors import AlignmentWarning
 from ..._progress import run_to_completion
-from . import _kernels
 from ._field import calibrated_sigma, consistent_field, deformation_test
 from .registration import MAX_PASSES, FrameRegistration, iter_register
 from .subpixel import TAPER_SMOOTHING_WIDTHS, edge_taper
@@ -99,9 +98,6 @@ def _patch_moves(stack, rigid: FrameRegistration, side: int, starts, upsample_fa
     corners = np.zeros(shape, dtype=np.int64)
     weights = np.zeros((row_starts.size, col_starts.size, 2, side, side))
     unusable = 0
-    # Each patch is registered like a stack: whether the fused kernels pay for their
-    # loading is decided on all of them (frames x padded patch pixels, _kernels).
-    _kernels.choose(row_starts.size * col_starts.size * n_frames * (side + side // 4) ** 2)
     for i, top in enumerate(row_starts):
         for j, left in enumerate(col_starts):
             patch, offsets, corners[:, i, j] = _cut(stack, (top, left), side, whole)
