@@ -36,7 +36,7 @@ class _Sums:
             phase = np.multiply.outer(rows, cols)
             self.phases += phase if sign > 0 else -phase
         self.spectra.kernels.add_shifted(self.total, self.spectra.spectra[index], rows, cols,
-                             1.0 if sign > 0 else -1.0)
+                                         1.0 if sign > 0 else -1.0)
         self.updates += 1
 
     def move_frames(self, shifts: np.ndarray, moved: np.ndarray, common=(0.0, 0.0)
