@@ -1,12 +1,16 @@
-"""Where the built-in demo file lives."""
+"""The user cache: the built-in demo file, numba's compiled kernels, and arrays that are
+slow to compute and the same every time (:func:`cached_array`)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
+
+import numpy as np
 
 DEMO_FILE_NAME = "nanosims_demo_seed0.im"
 
@@ -67,3 +71,74 @@ def use_user_numba_cache() -> str:
     if config is not None:
         config.CACHE_DIR = folder
     return folder
+
+
+#: Extra bytes a cached array's file may have beyond its numbers (the .npy header).
+_NPY_HEADER_MAX = 4096
+
+
+def cached_array(kind: str, key: tuple, compute: Callable[[], np.ndarray],
+                 shape: tuple[int, ...]) -> np.ndarray:
+    """``compute()``, a float64 array of ``shape``, read from the user cache when an
+    earlier process stored it under the same ``key``, else computed and stored there.
+
+    For numbers that take a noticeable time, are the same every time for the same
+    ``key`` (which must name everything they depend on: inputs, versions) and are
+    needed again in every new process (the first call of a registration). The file is
+    ``cache_dir()/kind/<digest of key>.npy``; one that cannot be read, is too large,
+    or holds another shape or non-finite numbers is ignored and replaced. Written under
+    a temporary name and renamed, so that a process reading it never sees a part (not
+    an output of the user's: :mod:`napari_nanosims.export._files` handles those). A
+    cache folder that cannot be written costs only the computation.
+    """
+    import hashlib
+
+    digest = hashlib.blake2b(repr((kind, key)).encode(), digest_size=20).hexdigest()
+    try:
+        path: Path | None = cache_dir() / kind / f"{digest}.npy"
+    except OSError:  # no cache folder (an unwritable home): computed every time
+        path = None
+    if path is not None:
+        stored = _read_cached(path, tuple(shape))
+        if stored is not None:
+            return stored
+    value = np.asarray(compute(), dtype=np.float64)
+    if value.shape != tuple(shape):
+        raise ValueError(f"cached_array({kind!r}): computed shape {value.shape}, "
+                         f"expected {tuple(shape)}")
+    if path is not None:
+        with contextlib.suppress(OSError):  # a cache that cannot be written: no copy
+            _write_cached(path, value)
+    return value
+
+
+def _read_cached(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The float64 array of ``shape`` stored at ``path``, or None (missing, too large
+    for it, unreadable, another shape, not finite)."""
+    try:
+        if path.stat().st_size > 8 * int(np.prod(shape)) + _NPY_HEADER_MAX:
+            return None
+        with open(path, "rb") as handle:
+            value = np.load(handle, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    if value.dtype != np.float64 or value.shape != shape or not np.all(np.isfinite(value)):
+        return None
+    return value
+
+
+def _write_cached(path: Path, value: np.ndarray) -> None:
+    """``value`` to ``path`` under a temporary name in the same folder, then renamed."""
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle_fd, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".partial",
+                                            dir=path.parent)
+    try:
+        with os.fdopen(handle_fd, "wb") as handle:
+            np.save(handle, value, allow_pickle=False)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise

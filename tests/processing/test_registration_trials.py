@@ -66,7 +66,7 @@ def test_pure_noise_passes_about_chance_rings_as_a_scene():
     The earlier rule (two standard errors, the removal's own response as the noise's
     share of a ring) let 3-4 rings of noise pass at high frequencies and most of the
     lowest rings after a removal."""
-    from napari_nanosims.processing.alignment import weighting
+    from napari_nanosims.processing.alignment import powers, weighting
     from napari_nanosims.processing.alignment.background import local_background
 
     rng = np.random.default_rng(7)
@@ -74,14 +74,16 @@ def test_pure_noise_passes_about_chance_rings_as_a_scene():
     grid = weighting._grid(*shape)
     ramp = np.sin(np.pi * (np.arange(size) + 0.5) / size) ** 2
     hann = np.outer(ramp, ramp).astype(np.float32)
-    noise_shapes = list(weighting._noise_shapes(hann, shape, local_background, grid).values())
+    noise_shapes = list(powers._noise_shapes(hann, shape, local_background, grid,
+                                             weighting.HIGH_PASS_CANDIDATES_PX).values())
     kept = np.zeros(len(weighting.HIGH_PASS_CANDIDATES_PX))
     for _ in range(stacks):
         totals = [np.zeros(grid.ring.size) for _ in kept]
         for _ in range(frames):
             counts = rng.poisson(2.0, (size, size)).astype(np.float32)
-            for total, power in zip(totals, weighting._frame_powers(
-                    counts, hann, shape, local_background), strict=True):
+            for total, power in zip(totals, powers._frame_powers(
+                    counts, hann, shape, local_background,
+                    weighting.HIGH_PASS_CANDIDATES_PX), strict=True):
                 total += power
         for k, (total, noise_shape) in enumerate(zip(totals, noise_shapes, strict=True)):
             _, scene = weighting._scene_power(total / frames, noise_shape, grid, frames)
@@ -250,13 +252,15 @@ def test_the_removals_prediction_from_the_plain_spectrum_is_close_to_their_own(m
 def test_the_removals_noise_shapes_are_measured_only_with_their_spectra(monkeypatch):
     """The noise's share of each ring is measured on 32 frames of white noise per
     removal, once per frame size and process: the removals' only when their spectra are
-    measured, which keeps two thirds of that work out of the first call."""
+    measured, which keeps two thirds of that work out of the first call (and out of
+    the disk cache, :mod:`.powers`)."""
+    from napari_nanosims.processing.alignment import powers
     from napari_nanosims.processing.alignment import weighting as weighting_module
 
-    monkeypatch.setattr(weighting_module, "_noise_shapes_cache", {})  # a fresh process
+    monkeypatch.setattr(powers, "_noise_shapes_cache", {})  # a fresh process
 
     def shapes_measured():
-        (shapes,) = weighting_module._noise_shapes_cache.values()
+        (shapes,) = powers._noise_shapes_cache.values()
         return sorted(shapes)
 
     frames = simulate_scene("cells", 10, 2.0, window=104, seed=5)["frames"]

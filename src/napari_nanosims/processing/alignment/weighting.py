@@ -33,12 +33,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import threading
 from typing import NamedTuple
 
 import numpy as np
 
-from .._frames import frame, map_frames
+from .._frames import frame
+from .powers import _noise_shapes, _ring_means, _summed_powers
 
 __all__ = ["Weighting", "choose_weighting", "HIGH_PASS_CANDIDATES_PX", "SMOOTHING_SCALES",
            "SAMPLE_FRAMES"]
@@ -196,110 +196,11 @@ def _noise_terms(rows: int, cols: int, sigmas: tuple) -> np.ndarray:
     return terms
 
 
-def _frame_powers(counts: np.ndarray, window: np.ndarray, shape: tuple[int, int],
-                  background_fn, high_passes=HIGH_PASS_CANDIDATES_PX) -> list[np.ndarray]:
-    """A frame's power spectrum after each background removal of ``high_passes``, done
-    on the frame itself as the registration does it (in real space, before the window:
-    near the frame's edges and where the scene is sparse its effect is not a filter on
-    the spectrum), flattened over the half spectrum."""
-    import scipy.fft
-
-    window_sum = max(float(window.sum(dtype=np.float64)), 1e-30)
-    # window x (counts - background - level), with the product of window and counts
-    # taken once for all the removals asked for (few passes over the frame).
-    windowed = window * counts
-    powers = []
-    for high_pass in high_passes:
-        if np.isfinite(high_pass):
-            removed = window * background_fn(counts, high_pass)
-            image = np.subtract(windowed, removed, out=removed)
-        else:
-            image = windowed.copy()
-        level = float(image.sum(dtype=np.float64)) / window_sum
-        image -= np.float32(level) * window
-        spectrum = scipy.fft.rfft2(image, s=shape, workers=1)
-        # |spectrum|^2 in place: the real and imaginary parts squared, then paired.
-        parts = spectrum.view(spectrum.real.dtype)  # (re, im) pairs along the last axis
-        np.square(parts, out=parts)
-        powers.append((parts[:, 0::2] + parts[:, 1::2]).ravel())
-    return powers
-
-
-def _summed_powers(frame_of, count: int, window: np.ndarray, shape: tuple[int, int],
-                   background_fn, high_passes=HIGH_PASS_CANDIDATES_PX) -> list[np.ndarray]:
-    """:func:`_frame_powers` summed over the frames ``frame_of(0 .. count - 1)`` (float32
-    images), computed on the frame threads."""
-    totals = [np.zeros(shape[0] * (shape[1] // 2 + 1)) for _ in high_passes]
-    for powers in map_frames(lambda index: _frame_powers(frame_of(index), window, shape,
-                                                         background_fn, high_passes), count):
-        for total, power in zip(totals, powers, strict=True):
-            total += power
-    return totals
-
-
-def _ring_means(grid: _Grid, values: np.ndarray) -> np.ndarray:
-    """The mean of ``values`` (flattened over the half spectrum) over each ring."""
-    return (np.bincount(grid.ring, values, minlength=grid.ring_count.size)
-            / np.maximum(grid.ring_count, 1))
-
-
-#: Frames of white noise whose power spectra give the noise's share of each ring.
-NOISE_REALISATIONS = 32
-_noise_shapes_cache: dict = {}
-_noise_shapes_lock = threading.Lock()
-
-
-def _noise_shapes(window: np.ndarray, shape: tuple[int, int], background_fn, grid: _Grid,
-                  high_passes=HIGH_PASS_CANDIDATES_PX) -> dict[float, np.ndarray]:
-    """Mean power of white noise per ring, after each background removal of
-    ``high_passes`` and the window, in units of its mean power in the noise band (an
-    array of rings per removal).
-
-    The background removal is not a filter on the spectrum of the windowed frame: the
-    window spreads every frequency over its neighbours, so near zero frequency, where a
-    removal leaves almost nothing, the noise from the frequencies around is most of the
-    power (2-6 times what the removal's own response leaves in the lowest rings of a
-    256 px frame, 8 and 16 px). Measured on frames of white noise, processed as the
-    frames are (a fixed seed: the same shapes every time), once per window, canvas and
-    removal: a removal's only when its spectra are measured (rarely: see
-    :data:`MEASURE_REMOVALS_BELOW`), which keeps them out of the first call.
-    """
-    import hashlib
-
-    key = (shape, window.shape, id(background_fn),
-           hashlib.blake2b(window.tobytes(), digest_size=16).digest())
-    with _noise_shapes_lock:
-        known = _noise_shapes_cache.pop(key, {})
-        _noise_shapes_cache[key] = known  # the most recently used go last, the oldest first
-        while len(_noise_shapes_cache) > 4:
-            _noise_shapes_cache.pop(next(iter(_noise_shapes_cache)))
-        missing = tuple(h for h in high_passes if h not in known)
-    if missing:
-        height, width = window.shape
-        seeds = np.random.SeedSequence(0).spawn(NOISE_REALISATIONS)
-
-        def noise(index: int) -> np.ndarray:
-            return np.random.default_rng(seeds[index]).standard_normal((height, width),
-                                                                        dtype=np.float32)
-
-        shapes = {}
-        for high_pass, total in zip(missing, _summed_powers(
-                noise, NOISE_REALISATIONS, window, shape, background_fn, missing),
-                                    strict=True):
-            shape_of_ring = (_ring_means(grid, total)
-                             / max(float(np.mean(total[grid.noise_band])), 1e-300))
-            shape_of_ring.flags.writeable = False  # shared by every later call
-            shapes[high_pass] = shape_of_ring
-        with _noise_shapes_lock:  # frame threads and patch threads may both be here
-            known.update(shapes)
-    return {high_pass: known[high_pass] for high_pass in high_passes}
-
-
 def _scene_power(power: np.ndarray, noise_shape: np.ndarray, grid: _Grid, samples: int
                  ) -> tuple[float, np.ndarray]:
     """(noise power, the scene's power per ring) from the mean power spectrum of
     ``samples`` frames (flattened over the half spectrum) and the noise's share of each
-    ring (:func:`_noise_shapes`).
+    ring (:func:`.powers._noise_shapes`).
 
     The noise is white (independent pixels) and the beam leaves no signal near the
     Nyquist frequency: the power there is the noise's, sum(window^2 counts), at every
