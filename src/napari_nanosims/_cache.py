@@ -1,12 +1,11 @@
 """The user cache: the built-in demo file, numba's compiled kernels, and arrays that are
-slow to compute and the same every time (:func:`cached_array`)."""
+slow to compute and the same every time (:func:`load_cached_array`)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -73,72 +72,94 @@ def use_user_numba_cache() -> str:
     return folder
 
 
-#: Extra bytes a cached array's file may have beyond its numbers (the .npy header).
-_NPY_HEADER_MAX = 4096
+#: Largest .npy header read from the cache, bytes (numpy writes 128 for a 1-D array).
+_NPY_HEADER_MAX = 1024
 
 
-def cached_array(kind: str, key: tuple, compute: Callable[[], np.ndarray],
-                 shape: tuple[int, ...]) -> np.ndarray:
-    """``compute()``, a float64 array of ``shape``, read from the user cache when an
-    earlier process stored it under the same ``key``, else computed and stored there.
-
-    For numbers that take a noticeable time, are the same every time for the same
-    ``key`` (which must name everything they depend on: inputs, versions) and are
-    needed again in every new process (the first call of a registration). The file is
-    ``cache_dir()/kind/<digest of key>.npy``; one that cannot be read, is too large,
-    or holds another shape or non-finite numbers is ignored and replaced. Written under
-    a temporary name and renamed, so that a process reading it never sees a part (not
-    an output of the user's: :mod:`napari_nanosims.export._files` handles those). A
-    cache folder that cannot be written costs only the computation.
-    """
+def _cached_path(kind: str, key: tuple) -> Path | None:
+    """``cache_dir()/kind/<digest of key>.npy``, or None when there is no cache folder
+    (an unwritable or unknown home)."""
     import hashlib
 
     digest = hashlib.blake2b(repr((kind, key)).encode(), digest_size=20).hexdigest()
     try:
-        path: Path | None = cache_dir() / kind / f"{digest}.npy"
-    except OSError:  # no cache folder (an unwritable home): computed every time
-        path = None
-    if path is not None:
-        stored = _read_cached(path, tuple(shape))
-        if stored is not None:
-            return stored
-    value = np.asarray(compute(), dtype=np.float64)
-    if value.shape != tuple(shape):
-        raise ValueError(f"cached_array({kind!r}): computed shape {value.shape}, "
-                         f"expected {tuple(shape)}")
-    if path is not None:
-        with contextlib.suppress(OSError):  # a cache that cannot be written: no copy
-            _write_cached(path, value)
-    return value
+        return cache_dir() / kind / f"{digest}.npy"
+    except (OSError, RuntimeError):  # RuntimeError: Path.home() without a home
+        return None
 
 
-def _read_cached(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
-    """The float64 array of ``shape`` stored at ``path``, or None (missing, too large
-    for it, unreadable, another shape, not finite)."""
+def load_cached_array(kind: str, key: tuple, shape: tuple[int, ...]) -> np.ndarray | None:
+    """A float64 array of ``shape`` that :func:`store_cached_array` kept under ``key``.
+
+    For numbers that take a noticeable time, are the same every time for the same
+    ``key`` (which must name everything they depend on) and are needed again in every
+    new process (the first call of a registration).
+
+    Parameters
+    ----------
+    kind : str
+        The cache's sub-folder (what the numbers are).
+    key : tuple
+        What the numbers depend on; its ``repr`` is hashed into the file name.
+    shape : tuple of int
+        The array's shape.
+
+    Returns
+    -------
+    numpy.ndarray or None
+        None when there is no such file, or it is not a regular file, or its header is
+        not exactly that of a little-endian float64 array of ``shape`` in C order and a
+        size to match, or it holds numbers that are not finite. The header is checked
+        before anything is allocated: a damaged or hostile file never decides a size.
+    """
+    import stat
+
+    path = _cached_path(kind, key)
+    if path is None:
+        return None
+    expected = 8 * int(np.prod(shape))
     try:
-        if path.stat().st_size > 8 * int(np.prod(shape)) + _NPY_HEADER_MAX:
+        # Not a FIFO or a device (opening one could block), and no larger than it can be.
+        status = path.stat()
+        if not stat.S_ISREG(status.st_mode) or status.st_size > expected + _NPY_HEADER_MAX:
             return None
         with open(path, "rb") as handle:
-            value = np.load(handle, allow_pickle=False)
-    except (OSError, ValueError, EOFError):
+            version = np.lib.format.read_magic(handle)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            stored_shape, fortran_order, dtype = read_header(
+                handle, max_header_size=_NPY_HEADER_MAX)
+            if (tuple(stored_shape) != tuple(shape) or fortran_order
+                    or dtype != np.dtype("<f8")
+                    or status.st_size != handle.tell() + expected):
+                return None
+            value = np.frombuffer(handle.read(expected), dtype="<f8").reshape(shape).copy()
+    except Exception:  # noqa: BLE001 - any damage (a bad header, a zip...): not cached
         return None
-    if value.dtype != np.float64 or value.shape != shape or not np.all(np.isfinite(value)):
-        return None
-    return value
+    return value if bool(np.all(np.isfinite(value))) else None
 
 
-def _write_cached(path: Path, value: np.ndarray) -> None:
-    """``value`` to ``path`` under a temporary name in the same folder, then renamed."""
+def store_cached_array(kind: str, key: tuple, value: np.ndarray) -> None:
+    """Keep ``value`` (float64) for :func:`load_cached_array` under ``key``: written
+    under a temporary name in the same folder, then renamed, so that a process reading
+    it never sees a part (not an output of the user's: those go through
+    :mod:`napari_nanosims.export._files`). Without a writable cache folder it keeps
+    nothing and raises nothing."""
     import tempfile
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle_fd, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".partial",
-                                            dir=path.parent)
-    try:
-        with os.fdopen(handle_fd, "wb") as handle:
-            np.save(handle, value, allow_pickle=False)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+    path = _cached_path(kind, key)
+    if path is None:
+        return
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle_fd, temporary = tempfile.mkstemp(prefix=f".{path.stem}.",
+                                                suffix=".partial", dir=path.parent)
+        try:
+            with os.fdopen(handle_fd, "wb") as handle:
+                np.save(handle, np.ascontiguousarray(value, dtype="<f8"),
+                        allow_pickle=False)
+            os.replace(temporary, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise

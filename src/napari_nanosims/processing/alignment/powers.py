@@ -1,7 +1,8 @@
 """Power spectra for the band choice (:mod:`.weighting`): the frames' own, and white
 noise's share of each ring of equal frequency, measured once per window, canvas and
 background removal and kept on disk (the first call in a fresh process then reads it
-instead of measuring it: 0.06-0.3 s at 256², 0.15-0.6 s at 512² on a 2-core machine).
+instead of measuring it: 6-40 ms against 0.06-0.34 s at 256² and 0.23-0.77 s at
+512² on a 2-core machine).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..._cache import cached_array
+from ..._cache import load_cached_array, store_cached_array
 from ..._version import __version__
 from .._frames import map_frames
 
@@ -89,8 +90,9 @@ def _noise_shapes(window: np.ndarray, shape: tuple[int, int], background_fn, gri
     frames are (a fixed seed: the same shapes every time), once per window, canvas and
     removal: a removal's only when its spectra are measured (rarely: see
     :data:`.weighting.MEASURE_REMOVALS_BELOW`), which keeps them out of the first call.
-    Kept in memory for the process and on disk (:func:`napari_nanosims._cache.
-    cached_array`) for later processes: the same numbers, read instead of measured.
+    Kept in memory for the process and on disk for later processes
+    (:func:`napari_nanosims._cache.load_cached_array`): the same numbers, read instead
+    of measured.
     """
     import hashlib
 
@@ -102,47 +104,61 @@ def _noise_shapes(window: np.ndarray, shape: tuple[int, int], background_fn, gri
         while len(_noise_shapes_cache) > 4:
             _noise_shapes_cache.pop(next(iter(_noise_shapes_cache)))
         missing = tuple(h for h in high_passes if h not in known)
-    if not missing:
-        return {high_pass: known[high_pass] for high_pass in high_passes}
+    if missing:
+        shapes = _read_or_measure(window, shape, background_fn, grid, missing, digest)
+        with _noise_shapes_lock:  # frame threads and patch threads may both be here
+            known.update(shapes)
+    return {high_pass: known[high_pass] for high_pass in high_passes}
+
+
+def _white_noise(shape: tuple[int, int]):
+    """The white-noise frames the shapes are measured on: ``frame(index)``, float32 of
+    ``shape``, the same numbers every time (a fixed seed)."""
+    seeds = np.random.SeedSequence(0).spawn(NOISE_REALISATIONS)
+
+    def frame(index: int) -> np.ndarray:
+        return np.random.default_rng(seeds[index]).standard_normal(shape, dtype=np.float32)
+
+    return frame
+
+
+def _read_or_measure(window: np.ndarray, shape: tuple[int, int], background_fn, grid: Any,
+                     high_passes: tuple, window_digest: bytes) -> dict[float, np.ndarray]:
+    """The noise shapes of ``high_passes`` (none known in memory): those an earlier
+    process kept on disk read, the others measured together (one white-noise frame
+    serves every removal) and kept."""
+    import hashlib
+
     import scipy
 
-    measured: dict[float, np.ndarray] = {}
-
-    def measure_missing() -> None:
-        """Every shape not yet known, at once (one white-noise frame serves them all)."""
-        left = tuple(h for h in missing if h not in measured)
-        height, width = window.shape
-        seeds = np.random.SeedSequence(0).spawn(NOISE_REALISATIONS)
-
-        def noise(index: int) -> np.ndarray:
-            return np.random.default_rng(seeds[index]).standard_normal((height, width),
-                                                                        dtype=np.float32)
-
+    noise = _white_noise(window.shape)
+    # What the numbers depend on, in the key: the window, the canvas, the grid's rings,
+    # the removal and the libraries by name and version, and the first noise frame's
+    # power spectra as measured here and now (1/32 of the work): a change of the
+    # background's code, of an FFT or a BLAS on another processor changes them, so a
+    # file is only read where it holds exactly what would be measured.
+    canaries = [hashlib.blake2b(power.tobytes(), digest_size=16).digest() for power
+                in _frame_powers(noise(0), window, shape, background_fn, high_passes)]
+    rings = hashlib.blake2b(grid.ring.tobytes() + grid.noise_band.tobytes(),
+                            digest_size=16).digest()
+    common = (shape, window.shape, window_digest, rings,
+              f"{background_fn.__module__}.{background_fn.__qualname__}",
+              NOISE_REALISATIONS, NOISE_SHAPES_VERSION, __version__, np.__version__,
+              scipy.__version__)
+    keys = {high_pass: ("noise-shape", float(high_pass), canary) + common
+            for high_pass, canary in zip(high_passes, canaries, strict=True)}
+    shapes = {}
+    for high_pass, key in keys.items():
+        stored = load_cached_array("alignment", key, (grid.ring_count.size,))
+        if stored is not None:
+            shapes[high_pass] = stored
+    left = tuple(h for h in high_passes if h not in shapes)
+    if left:
         for high_pass, total in zip(left, _summed_powers(
                 noise, NOISE_REALISATIONS, window, shape, background_fn, left), strict=True):
-            measured[high_pass] = (_ring_means(grid, total)
-                                   / max(float(np.mean(total[grid.noise_band])), 1e-300))
-
-    def measure_one(high_pass: float):
-        def compute() -> np.ndarray:
-            if high_pass not in measured:
-                measure_missing()
-            return measured[high_pass]
-        return compute
-
-    # What the numbers depend on: the window, the canvas, the removal (by its name and
-    # this package's version, which holds its code and this function's), and the
-    # libraries that draw and transform the noise.
-    shapes = {}
-    for high_pass in missing:
-        parts = ("noise-shape", shape, window.shape, digest, float(high_pass),
-                 f"{background_fn.__module__}.{background_fn.__qualname__}",
-                 NOISE_REALISATIONS, NOISE_SHAPES_VERSION, __version__, np.__version__,
-                 scipy.__version__)
-        shape_of_ring = cached_array("alignment", parts, measure_one(high_pass),
-                                     (grid.ring_count.size,))
+            shapes[high_pass] = (_ring_means(grid, total)
+                                 / max(float(np.mean(total[grid.noise_band])), 1e-300))
+            store_cached_array("alignment", keys[high_pass], shapes[high_pass])
+    for shape_of_ring in shapes.values():
         shape_of_ring.flags.writeable = False  # shared by every later call
-        shapes[high_pass] = shape_of_ring
-    with _noise_shapes_lock:  # frame threads and patch threads may both be here
-        known.update(shapes)
-    return {high_pass: known[high_pass] for high_pass in high_passes}
+    return shapes
