@@ -46,6 +46,12 @@ def test_the_first_widget_freezes_the_heap_and_a_removed_layer_is_still_freed(
 
 
 def test_results_are_added_and_the_window_draws_again(make_napari_viewer, qtbot, im_factory):
+    """... and between two additions the window's own timers (and input) run: the
+    canvas's scene waits for the last one (one update, not one per layer)."""
+    from itertools import pairwise
+
+    from qtpy.QtCore import QTimer
+
     from napari_nanosims._napari.widgets import HotPixelWidget
     from napari_nanosims._napari.widgets._common import LayerAdder
 
@@ -54,21 +60,39 @@ def test_results_are_added_and_the_window_draws_again(make_napari_viewer, qtbot,
     widget = HotPixelWidget(viewer)
     qtbot.addWidget(widget.native)
     qt_viewer = viewer.window._qt_viewer
-    canvas, layer_list = qt_viewer.canvas.native, qt_viewer.layers
-    paused = []
+    canvas, layer_list, scene = qt_viewer.canvas.native, qt_viewer.layers, qt_viewer.canvas
+    del qt_viewer  # not held by the callbacks below (napari's leak check at the end)
+    paused, ticks_at_insert, batches_ended, ticks = [], [], [], []
+    ticker = QTimer()
+    ticker.setInterval(1)
+    ticker.timeout.connect(lambda: ticks.append(1))
 
     def watch(*_):  # while the results go in, the canvas and the list do not draw
         if LayerAdder._active:
-            paused.append((canvas.updatesEnabled(), layer_list.updatesEnabled()))
+            paused.append((canvas.updatesEnabled(), layer_list.updatesEnabled(),
+                           scene._pause_scene_graph))
+            ticks_at_insert.append(len(ticks))
+
+    def batch_ended(*_):
+        batches_ended.append(1)
 
     viewer.layers.events.inserted.connect(watch)
+    viewer.layers.events.end_batch.connect(batch_ended)
     before = len(viewer.layers)
     widget.run()
+    qtbot.waitUntil(lambda: widget._runner.worker is not None or LayerAdder._active,
+                    timeout=60_000)
+    ticker.start()
     qtbot.waitUntil(lambda: widget._runner.worker is None and not LayerAdder._active,
                     timeout=60_000)
+    ticker.stop()
     assert len(viewer.layers) == before + 3  # a cleaned stack per ion mass
-    assert paused and set(paused) == {(False, False)}
+    assert paused and set(paused) == {(False, False, True)}
     assert canvas.updatesEnabled() and layer_list.updatesEnabled()
+    assert not scene._pause_scene_graph and len(batches_ended) == 1
+    assert all(later > earlier for earlier, later in pairwise(ticks_at_insert))
+    viewer.layers.events.inserted.disconnect(watch)
+    viewer.layers.events.end_batch.disconnect(batch_ended)
     active = viewer.layers.selection.active  # one visible result, selected at the end
     assert active is not None and active.visible and active.name.startswith("cleaned ")
     assert [layer.name for layer in viewer.layers.selection] == [active.name]
