@@ -10,7 +10,8 @@ napari and whose widgets are created afterwards, as from the Plugins menu.
 
     xvfb-run -a python benchmarks/bench_gui.py [--repeat 3] [--app view|plain]
 
-The goal is under 200 ms; the floor is one layer's texture upload by napari.
+The goal is under 200 ms; the floor is napari's own work for one layer (its vispy visual
+or its controls, each built in a turn of its own) or the canvas's one scene update.
 """
 
 from __future__ import annotations

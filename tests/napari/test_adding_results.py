@@ -8,6 +8,7 @@ from __future__ import annotations
 import gc
 import weakref
 
+import numpy as np
 import pytest
 
 pytestmark = pytest.mark.gui
@@ -45,9 +46,11 @@ def test_the_first_widget_freezes_the_heap_and_a_removed_layer_is_still_freed(
     assert layer() is None  # ... after it was collected
 
 
-def test_results_are_added_and_the_window_draws_again(make_napari_viewer, qtbot, im_factory):
-    """... and between two additions the window's own timers (and input) run: the
-    canvas's scene waits for the last one (one update, not one per layer)."""
+def test_results_are_added_and_the_window_draws_again(make_napari_viewer, qtbot, im_factory,
+                                                     monkeypatch):
+    """... and between two additions the window's own timers (and input) run: each layer
+    goes in without its vispy visual and controls, which are built in later turns, one
+    each; the canvas's scene is updated once, and Python's collector waits until the end."""
     from itertools import pairwise
 
     from qtpy.QtCore import QTimer
@@ -61,23 +64,31 @@ def test_results_are_added_and_the_window_draws_again(make_napari_viewer, qtbot,
     qtbot.addWidget(widget.native)
     qt_viewer = viewer.window._qt_viewer
     canvas, layer_list, scene = qt_viewer.canvas.native, qt_viewer.layers, qt_viewer.canvas
+    controls = qt_viewer.controls
     del qt_viewer  # not held by the callbacks below (napari's leak check at the end)
-    paused, ticks_at_insert, batches_ended, ticks = [], [], [], []
+    paused, ticks_at_insert, ticks, scene_updates, views_built = [], [], [], [], []
     ticker = QTimer()
     ticker.setInterval(1)
     ticker.timeout.connect(lambda: ticks.append(1))
 
-    def watch(*_):  # while the results go in, the canvas and the list do not draw
+    def watch(event):  # while the results go in, the canvas and the list do not draw
         if LayerAdder._active:
+            layer = event.value
             paused.append((canvas.updatesEnabled(), layer_list.updatesEnabled(),
-                           scene._pause_scene_graph))
+                           gc.isenabled(), layer in scene.layer_to_visual,
+                           layer in controls.widgets))
             ticks_at_insert.append(len(ticks))
 
-    def batch_ended(*_):
-        batches_ended.append(1)
+    setup_view = scene._setup_single_view  # runs only when napari updates the scene
+    monkeypatch.setattr(scene, "_setup_single_view",
+                        lambda: (scene_updates.append(len(ticks)), setup_view()))
+    add_visual, add_controls = scene.add_layer_visual_mapping, controls._add
+    monkeypatch.setattr(scene, "add_layer_visual_mapping", lambda layer, visual: (
+        views_built.append(("visual", layer.name, len(ticks))), add_visual(layer, visual)))
+    monkeypatch.setattr(controls, "_add", lambda event: (
+        views_built.append(("controls", event.value.name, len(ticks))), add_controls(event)))
 
     viewer.layers.events.inserted.connect(watch)
-    viewer.layers.events.end_batch.connect(batch_ended)
     before = len(viewer.layers)
     widget.run()
     qtbot.waitUntil(lambda: widget._runner.worker is not None or LayerAdder._active,
@@ -86,13 +97,87 @@ def test_results_are_added_and_the_window_draws_again(make_napari_viewer, qtbot,
     qtbot.waitUntil(lambda: widget._runner.worker is None and not LayerAdder._active,
                     timeout=60_000)
     ticker.stop()
-    assert len(viewer.layers) == before + 3  # a cleaned stack per ion mass
-    assert paused and set(paused) == {(False, False, True)}
-    assert canvas.updatesEnabled() and layer_list.updatesEnabled()
-    assert not scene._pause_scene_graph and len(batches_ended) == 1
-    assert all(later > earlier for earlier, later in pairwise(ticks_at_insert))
     viewer.layers.events.inserted.disconnect(watch)
-    viewer.layers.events.end_batch.disconnect(batch_ended)
+    added = [layer for layer in viewer.layers if layer.name.startswith("cleaned ")]
+    assert len(viewer.layers) == before + 3 and len(added) == 3  # one per ion mass
+    assert paused and set(paused) == {(False, False, False, False, False)}
+    assert canvas.updatesEnabled() and layer_list.updatesEnabled() and gc.isenabled()
+    # every layer has its views, each built in a turn of its own after its insertion
+    assert all(layer in scene.layer_to_visual and layer in controls.widgets
+               for layer in viewer.layers)
+    assert sorted((kind, name) for kind, name, _ in views_built) == sorted(
+        (kind, layer.name) for layer in added for kind in ("visual", "controls"))
+    turns = ticks_at_insert + [tick for *_, tick in views_built]
+    assert len(set(turns)) == len(turns) == 9  # timers ran between any two
+    assert all(later > earlier for earlier, later in pairwise(ticks_at_insert))
+    assert len(scene_updates) == 1 and scene_updates[0] > max(turns)  # once, at the end
     active = viewer.layers.selection.active  # one visible result, selected at the end
     assert active is not None and active.visible and active.name.startswith("cleaned ")
     assert [layer.name for layer in viewer.layers.selection] == [active.name]
+    assert controls.currentWidget() is controls.widgets[active]
+
+
+def test_a_layer_selected_or_removed_before_its_views_are_built(make_napari_viewer, qtbot,
+                                                              im_factory):
+    """A click on a result that is in but not yet drawn shows its controls; a result
+    removed meanwhile (Undo, the Delete key) goes without an error; a layer someone else
+    adds meanwhile gets its views at once."""
+    import numpy as np
+    from qtpy.QtCore import QTimer
+
+    from napari_nanosims._napari.widgets import HotPixelWidget
+    from napari_nanosims._napari.widgets._common import LayerAdder
+
+    viewer = make_napari_viewer()
+    viewer.open(im_factory("cells.im", labels=LABELS, frames=4), plugin="napari-nanosims")
+    widget = HotPixelWidget(viewer)
+    qtbot.addWidget(widget.native)
+    qt_viewer = viewer.window._qt_viewer
+    scene, controls = qt_viewer.canvas, qt_viewer.controls
+    del qt_viewer
+    seen, checks = [], []
+
+    def meddle():  # a turn after the first and the second result went in
+        first, second = seen[0], seen[1]
+        checks.append(("pending", first in scene.layer_to_visual, second in controls.widgets))
+        viewer.layers.selection.active = first  # the user clicks it
+        checks.append(("selected", controls.currentWidget() is controls.widgets[first]))
+        viewer.layers.remove(second)  # and deletes the other one
+        other = viewer.add_image(np.ones((8, 8)), name="someone else's")
+        checks.append(("other", other in scene.layer_to_visual, other in controls.widgets))
+
+    def watch(event):
+        if LayerAdder._active and event.value.name.startswith("cleaned "):
+            seen.append(event.value)
+            if len(seen) == 2:
+                QTimer.singleShot(0, meddle)
+
+    viewer.layers.events.inserted.connect(watch)
+    widget.run()
+    qtbot.waitUntil(lambda: widget._runner.worker is not None or LayerAdder._active,
+                    timeout=60_000)
+    qtbot.waitUntil(lambda: widget._runner.worker is None and not LayerAdder._active,
+                    timeout=60_000)
+    viewer.layers.events.inserted.disconnect(watch)
+    assert checks == [("pending", False, False), ("selected", True), ("other", True, True)]
+    assert seen[1] not in viewer.layers and seen[1] not in scene.layer_to_visual
+    assert all(layer in scene.layer_to_visual and layer in controls.widgets
+               for layer in viewer.layers)
+    assert len([layer for layer in viewer.layers if layer.name.startswith("cleaned ")]) == 2
+
+
+def test_views_are_built_as_napari_does_without_its_private_callbacks():
+    """Where napari has no window (or lacks the callbacks the adder defers), nothing is
+    deferred."""
+    from napari.components import ViewerModel
+
+    from napari_nanosims._napari.widgets._scene import DeferredViews
+
+    model = ViewerModel()
+    views = DeferredViews(model)
+    assert not views.defers
+    with views.inserting() as inserted:
+        layer = model.add_image(np.zeros((4, 4)))
+        inserted(layer)
+    assert layer in model.layers and not views.pending_layers()
+    views.close()

@@ -4,7 +4,6 @@ here for the tabs); the worker runner is in :mod:`._runner`."""
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import weakref
 from collections.abc import Callable
@@ -34,6 +33,14 @@ from ..lookups import (  # re-exported: the tabs import the lookups from here
     source_layers,
 )
 from ._runner import _notify_error
+from ._scene import (
+    DeferredViews,
+    _batch_scene_updates,
+    _pause_drawing,
+    _unproxied,
+    hold_collection,
+    release_collection,
+)
 
 if TYPE_CHECKING:  # for annotations; the code imports it where it is used
     from ._undo import UndoStep
@@ -102,7 +109,9 @@ class LayerAdder:
 
     One ``add_image`` on the demo costs napari 60-200 ms (its vispy layer and the
     layer's controls; more on a slow machine): adding 14 at once would freeze the window
-    for seconds. Drawing and the canvas's scene updates wait until the last. A result
+    for seconds. A layer goes in without its vispy visual and controls, and each of those
+    is built in a later turn (:class:`._scene.DeferredViews`). Drawing and the canvas's
+    scene updates wait until the last. A result
     replaces the data of our layer of the same acquisition id, channel and kind; the
     source of a new visible layer is hidden so that the picture stays the same kind of
     picture. What is left is dropped quietly when ``alive()`` turns False (the widget
@@ -133,13 +142,18 @@ class LayerAdder:
         self._undo: UndoStep | None = None
         self._paused = None  # the widgets whose drawing waits until the adder ends
         self._batched = None  # the layer list whose scene updates wait until then
+        self._views: DeferredViews | None = None  # new layers' visuals and controls, later
+        self._collection_held = False  # Python's garbage collection waits until the end
 
     def start(self) -> None:
         from qtpy.QtCore import QTimer
 
         LayerAdder._active.add(self)
         self._paused = _pause_drawing(self._viewer(), None)
-        self._batched = _batch_scene_updates(self._viewer(), None)
+        self._views = DeferredViews(self._viewer())
+        self._collection_held = hold_collection()
+        if not self._views.defers:  # see _add_next: deferred views make the batch needless
+            self._batched = _batch_scene_updates(self._viewer(), None)
         QTimer.singleShot(0, self._next)
 
     def _next(self) -> None:
@@ -151,7 +165,22 @@ class LayerAdder:
 
     def _add_next(self) -> None:
         viewer = self._viewer()
-        if viewer is None or not self._pending or not self._alive():
+        if viewer is None or not self._alive():
+            self._finish(None)
+            return
+        # The views (visual, controls) of a layer inserted before, each in a turn of its
+        # own, once the next layer is in: napari's canvas skips its scene update (30-120
+        # ms) while a layer has no visual, and the last visual is built with it held
+        # (DeferredViews), so that it runs once, in _end_scene (a batch of the layer
+        # list would run it once as well, but its end collects garbage first: 70-110 ms)
+        views = self._views
+        if views is None:  # the adder ended meanwhile
+            return
+        if views and (not self._pending or views.pending_layers() > 1):
+            views.build_next()
+            self._next_later(viewer)
+            return
+        if not self._pending:
             self._finish(None)
             return
         data, kwargs, layer_type = self._pending.pop(0)
@@ -171,7 +200,9 @@ class LayerAdder:
             layer = (_update_matching(viewer, data, kwargs, before=undo.remember)
                      if layer_type == "image" else None)
             if layer is None:
-                layer = _add_unselected(viewer, data, kwargs, layer_type)
+                with views.inserting() as inserted:
+                    layer = _add_unselected(viewer, data, kwargs, layer_type)
+                    inserted(layer)
                 undo.added(layer)
         except Exception as exc:  # noqa: BLE001 - a Qt timer slot must not raise (PyQt6
             # aborts the process on an exception that leaves a slot): say what failed
@@ -211,8 +242,24 @@ class LayerAdder:
 
         # A timer of 1 ms, not 0: Qt runs zero-delay calls before the timers and input
         # waiting (two additions ran back to back, the window frozen through both);
-        # the end (the canvas's one update, the drawing resumed) in a turn of its own.
-        QTimer.singleShot(1, self._next if self._pending else lambda: self._end(viewer))
+        # the end in two turns of its own: the canvas's one scene update, then the
+        # drawing resumed and the selection (Python's garbage collection in a third).
+        more = self._pending or self._views
+        QTimer.singleShot(1, self._next if more else lambda: self._end_scene(viewer))
+
+    def _end_scene(self, viewer) -> None:
+        from qtpy.QtCore import QTimer
+
+        try:
+            if self._views is not None:
+                self._views.close()
+            self._views = None
+            self._batched = _batch_scene_updates(None, self._batched)
+        except Exception as exc:  # noqa: BLE001 - a Qt timer slot must not raise
+            self._finish(None)
+            _notify_error("Showing the result", exc)
+            return
+        QTimer.singleShot(1, lambda: self._end(viewer))
 
     def _end(self, viewer) -> None:
         try:
@@ -223,8 +270,15 @@ class LayerAdder:
 
     def _finish(self, viewer) -> None:
         LayerAdder._active.discard(self)
-        self._batched = _batch_scene_updates(None, self._batched)
-        self._paused = _pause_drawing(None, self._paused)
+        try:  # the layers' views are all built before the canvas's one scene update
+            if self._views is not None:
+                self._views.close()
+        finally:
+            self._views = None
+            self._batched = _batch_scene_updates(None, self._batched)
+            self._paused = _pause_drawing(None, self._paused)
+            release_collection(self._collection_held)
+            self._collection_held = False
         callback, self._on_done = self._on_done, None
         self._pending = []
         if viewer is None or not self._alive():
@@ -240,72 +294,6 @@ class LayerAdder:
             FileView.of(viewer).select_shown(self._file)
         if callback is not None:
             callback()
-
-
-def _unproxied(viewer):
-    """The viewer itself: napari hands plugin widgets a proxy that warns on every private
-    attribute. The two private attributes the adder uses only spare work, and each is
-    looked up with a fallback: where napari drops them, layers are added as before."""
-    return getattr(viewer, "__wrapped__", viewer)
-
-
-_PAUSES = "napari_nanosims_pauses"  # a Qt property: adders that paused the widget
-_BATCHES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # layer list -> adders
-
-
-def _batch_scene_updates(viewer, layers):
-    """Hold napari's scene-graph updates for ``viewer``'s layer list (returns the list),
-    or release ``layers`` (returns None); held while any adder runs.
-
-    napari reorders the canvas's visuals, places the overlays and recomputes the
-    camera's view after every layer added: a fifth of what adding a layer costs (50 of
-    260 ms on a slow 2-core machine without a GPU). Inside the layer list's batch (its
-    public ``batched_update`` events) the canvas waits and updates once at the end.
-    """
-    if layers is None:
-        if viewer is None:
-            return None
-        layers = _unproxied(viewer).layers
-        count = _BATCHES.get(layers, 0)
-        _BATCHES[layers] = count + 1
-        if count == 0:
-            layers.events.begin_batch()
-        return layers
-    count = _BATCHES.get(layers, 1) - 1
-    _BATCHES[layers] = max(count, 0)
-    if count <= 0:
-        with contextlib.suppress(RuntimeError, AttributeError):  # the window was closed
-            layers.events.end_batch()
-    return None
-
-
-def _pause_drawing(viewer, widgets):
-    """Pause the drawing of ``viewer``'s canvas and layer list (returns those widgets),
-    or resume ``widgets`` (returns None); paused while any adder runs.
-
-    Without it the canvas draws every visible layer and the list repaints every row
-    (icons drawn from SVG) after each layer added: without a GPU (software OpenGL) that
-    costs as much as adding the layer, and it grows with the layers shown. Paused, they
-    draw once at the end, when every result is in and the results' sources are hidden.
-    The widgets are napari's private attributes: without them, nothing is paused.
-    """
-    if widgets is None:
-        try:
-            qt_viewer = _unproxied(viewer).window._qt_viewer
-            widgets = [qt_viewer.canvas.native, qt_viewer.layers]
-        except (AttributeError, RuntimeError):  # no window (headless), or renamed
-            return None
-        step = 1
-    else:
-        step = -1
-    for widget in widgets:
-        try:
-            pauses = max(0, int(widget.property(_PAUSES) or 0) + step)
-            widget.setProperty(_PAUSES, pauses)
-            widget.setUpdatesEnabled(pauses == 0)  # enabling again draws
-        except RuntimeError:  # the window was closed meanwhile
-            pass
-    return widgets if step == 1 else None
 
 
 def _add_unselected(viewer, data, kwargs: dict, layer_type: str = "image"):

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..layers import NAME_SEPARATOR
 from ..lookups import file_paths, folder_tags, layer_file, nanosims_info, top_visible_layer
+from ._scene import adding_to
 
 __all__ = ["FileView", "SHOW_ONE", "SHOW_GRID", "SHOW_CHOICES"]
 
@@ -211,6 +212,8 @@ class FileView:
         active = viewer.layers.selection.active
         if active is not None and (active.visible or layer_file(active) is None):
             return
+        if adding_to(viewer):  # the adder selects when every result is in: a selection
+            return  # now would build the new layers' views (DeferredViews) at once
         self.select_shown(layer_file(active) or self.shown)
 
     def select_shown(self, acquisition_id: str | None = None) -> None:
