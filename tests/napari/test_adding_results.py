@@ -123,10 +123,8 @@ def test_a_layer_selected_or_removed_before_its_views_are_built(make_napari_view
     removed meanwhile (Undo, the Delete key) goes without an error; a layer someone else
     adds meanwhile gets its views at once."""
     import numpy as np
-    from qtpy.QtCore import QTimer
 
     from napari_nanosims._napari.widgets import HotPixelWidget
-    from napari_nanosims._napari.widgets._common import LayerAdder
 
     viewer = make_napari_viewer()
     viewer.open(im_factory("cells.im", labels=LABELS, frames=4), plugin="napari-nanosims")
@@ -135,9 +133,9 @@ def test_a_layer_selected_or_removed_before_its_views_are_built(make_napari_view
     qt_viewer = viewer.window._qt_viewer
     scene, controls = qt_viewer.canvas, qt_viewer.controls
     del qt_viewer
-    seen, checks = [], []
+    checks = []
 
-    def meddle():  # a turn after the first and the second result went in
+    def meddle(seen):  # a turn after the first and the second result went in
         first, second = seen[0], seen[1]
         checks.append(("pending", first in scene.layer_to_visual, second in controls.widgets))
         viewer.layers.selection.active = first  # the user clicks it
@@ -146,19 +144,7 @@ def test_a_layer_selected_or_removed_before_its_views_are_built(make_napari_view
         other = viewer.add_image(np.ones((8, 8)), name="someone else's")
         checks.append(("other", other in scene.layer_to_visual, other in controls.widgets))
 
-    def watch(event):
-        if LayerAdder._active and event.value.name.startswith("cleaned "):
-            seen.append(event.value)
-            if len(seen) == 2:
-                QTimer.singleShot(0, meddle)
-
-    viewer.layers.events.inserted.connect(watch)
-    widget.run()
-    qtbot.waitUntil(lambda: widget._runner.worker is not None or LayerAdder._active,
-                    timeout=60_000)
-    qtbot.waitUntil(lambda: widget._runner.worker is None and not LayerAdder._active,
-                    timeout=60_000)
-    viewer.layers.events.inserted.disconnect(watch)
+    seen = _run_meddling(viewer, widget, qtbot, 2, meddle)
     assert checks == [("pending", False, False), ("selected", True), ("other", True, True)]
     assert seen[1] not in viewer.layers and seen[1] not in scene.layer_to_visual
     assert all(layer in scene.layer_to_visual and layer in controls.widgets
@@ -176,8 +162,109 @@ def test_views_are_built_as_napari_does_without_its_private_callbacks():
     model = ViewerModel()
     views = DeferredViews(model)
     assert not views.defers
-    with views.inserting() as inserted:
+    with views.inserting():
         layer = model.add_image(np.zeros((4, 4)))
-        inserted(layer)
     assert layer in model.layers and not views.pending_layers()
     views.close()
+
+
+@pytest.mark.parametrize("meddling", ["select the last result", "remove another layer"])
+def test_a_click_after_the_last_result_went_in_still_ends_the_step(
+        make_napari_viewer, qtbot, im_factory, monkeypatch, meddling):
+    """A selection or a removal right after the last insertion builds the pending views
+    itself; the step still ends as usual: its summary (``on_done``) and the selection of
+    a visible result."""
+
+    from napari_nanosims._napari.widgets import HotPixelWidget
+    from napari_nanosims._napari.widgets._common import LayerAdder
+
+    done = []
+    init = LayerAdder.__init__
+
+    def recording_init(self, viewer, tuples, on_done=None, **kwargs):
+        def finished():
+            done.append(1)
+            if on_done is not None:
+                on_done()
+        init(self, viewer, tuples, on_done=finished, **kwargs)
+
+    monkeypatch.setattr(LayerAdder, "__init__", recording_init)
+    viewer = make_napari_viewer()
+    viewer.open(im_factory("cells.im", labels=LABELS, frames=4), plugin="napari-nanosims")
+    widget = HotPixelWidget(viewer)
+    qtbot.addWidget(widget.native)
+
+    def meddle(seen):
+        if meddling == "select the last result":
+            viewer.layers.selection.active = seen[-1]
+        else:
+            viewer.layers.remove("SE · cells")
+
+    seen = _run_meddling(viewer, widget, qtbot, 3, meddle)  # 3: the last result
+    assert len(seen) == 3 and done == [1]
+    active = viewer.layers.selection.active
+    assert active is not None and active.visible and active.name.startswith("cleaned ")
+    assert "replaced" in widget.count_label.value  # the step's summary was written
+
+
+def test_a_view_that_cannot_be_built_is_reported_and_the_others_are_built(
+        make_napari_viewer, qtbot, im_factory, monkeypatch):
+    from types import SimpleNamespace
+
+    from napari_nanosims._napari.widgets import HotPixelWidget
+    from napari_nanosims._napari.widgets._common import LayerAdder
+
+    errors = []
+    monkeypatch.setattr("napari.utils.notifications.show_error", errors.append)
+    viewer = make_napari_viewer()
+    viewer.open(im_factory("cells.im", labels=LABELS, frames=4), plugin="napari-nanosims")
+    widget = HotPixelWidget(viewer)
+    qtbot.addWidget(widget.native)
+    controls = viewer.window._qt_viewer.controls
+    add_controls = controls._add
+
+    failed = []
+
+    def failing(event):  # the first result's controls (not the layer selected at the end)
+        if not failed and event.value.name.startswith("cleaned "):
+            failed.append(event.value)
+            raise ValueError("no controls for this one")
+        add_controls(event)
+
+    monkeypatch.setattr(controls, "_add", failing)
+    widget.run()
+    qtbot.waitUntil(lambda: widget._runner.worker is not None or LayerAdder._active,
+                    timeout=60_000)
+    qtbot.waitUntil(lambda: widget._runner.worker is None and not LayerAdder._active,
+                    timeout=60_000)
+    assert len(errors) == 1 and "no controls for this one" in errors[0]
+    visuals = viewer.window._qt_viewer.canvas.layer_to_visual
+    assert all(layer in visuals for layer in viewer.layers)  # every visual all the same
+    assert all(layer in controls.widgets for layer in viewer.layers if layer is not failed[0])
+    assert viewer.layers.selection.active is not failed[0] and gc.isenabled()
+    add_controls(SimpleNamespace(value=failed[0]))  # napari removes them when it closes
+
+
+def _run_meddling(viewer, widget, qtbot, after: int, meddle) -> list:
+    """Run ``widget``'s step; ``meddle(results)`` runs in the turn after its ``after``-th
+    result went in (its views still wait then). Returns the results inserted, in order."""
+    from qtpy.QtCore import QTimer
+
+    from napari_nanosims._napari.widgets._common import LayerAdder
+
+    seen = []
+
+    def watch(event):
+        if LayerAdder._active and event.value.name.startswith("cleaned "):
+            seen.append(event.value)
+            if len(seen) == after:
+                QTimer.singleShot(0, lambda: meddle(seen))
+
+    viewer.layers.events.inserted.connect(watch)
+    widget.run()
+    qtbot.waitUntil(lambda: widget._runner.worker is not None or LayerAdder._active,
+                    timeout=60_000)
+    qtbot.waitUntil(lambda: widget._runner.worker is None and not LayerAdder._active,
+                    timeout=60_000)
+    viewer.layers.events.inserted.disconnect(watch)
+    return seen

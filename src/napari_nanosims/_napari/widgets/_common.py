@@ -177,11 +177,19 @@ class LayerAdder:
         if views is None:  # the adder ended meanwhile
             return
         if views and (not self._pending or views.pending_layers() > 1):
-            views.build_next()
+            try:
+                views.build_next()
+            except Exception as exc:  # noqa: BLE001 - a Qt timer slot must not raise
+                _notify_error("Drawing a result", exc)
+                self._finish(None)  # builds the others
+                return
             self._next_later(viewer)
             return
-        if not self._pending:
-            self._finish(None)
+        if not self._pending:  # the end; or a click built the last views already
+            if self._file is None:  # nothing was added
+                self._finish(None)
+            else:
+                self._end_scene(viewer)
             return
         data, kwargs, layer_type = self._pending.pop(0)
         info = kwargs["metadata"]["nanosims"]
@@ -200,9 +208,8 @@ class LayerAdder:
             layer = (_update_matching(viewer, data, kwargs, before=undo.remember)
                      if layer_type == "image" else None)
             if layer is None:
-                with views.inserting() as inserted:
+                with views.inserting():
                     layer = _add_unselected(viewer, data, kwargs, layer_type)
-                    inserted(layer)
                 undo.added(layer)
         except Exception as exc:  # noqa: BLE001 - a Qt timer slot must not raise (PyQt6
             # aborts the process on an exception that leaves a slot): say what failed
@@ -251,9 +258,10 @@ class LayerAdder:
         from qtpy.QtCore import QTimer
 
         try:
-            if self._views is not None:
-                self._views.close()
+            error = self._views.close() if self._views is not None else None
             self._views = None
+            if error is not None:
+                raise error
             self._batched = _batch_scene_updates(None, self._batched)
         except Exception as exc:  # noqa: BLE001 - a Qt timer slot must not raise
             self._finish(None)
@@ -270,15 +278,18 @@ class LayerAdder:
 
     def _finish(self, viewer) -> None:
         LayerAdder._active.discard(self)
+        error = None
         try:  # the layers' views are all built before the canvas's one scene update
             if self._views is not None:
-                self._views.close()
+                error = self._views.close()
         finally:
             self._views = None
             self._batched = _batch_scene_updates(None, self._batched)
             self._paused = _pause_drawing(None, self._paused)
             release_collection(self._collection_held)
             self._collection_held = False
+        if error is not None:
+            _notify_error("Drawing a result", error)
         callback, self._on_done = self._on_done, None
         self._pending = []
         if viewer is None or not self._alive():

@@ -134,10 +134,14 @@ class DeferredViews:
     blocked for that one insertion (the public ``EventEmitter.block``), so that a layer
     someone else adds meanwhile is built as usual. napari's canvas already waits for
     layers without a visual (its scene update is skipped while any is missing). What
-    needs a layer's views at once builds them first, through callbacks connected first on
-    those events, so that a click or an Undo while results go in finds them: a layer
-    removed (napari removes its visual and controls; every pending view is built), a
-    layer selected (napari shows its controls; that layer's views are built).
+    needs a layer's views at once builds them first, so that a click or an Undo while
+    results go in finds them: a layer selected (napari shows its controls; that layer's
+    views are built) and a layer about to be removed (napari removes its visual and
+    controls; every pending view is built). napari calls a plugin's callbacks after its
+    own whatever ``position`` says, so these rely on napari's order of events: a layer
+    made the active one emits ``selection.events.active`` (built here) before
+    ``changed`` (where napari looks up the controls), and napari removes views on
+    ``removed``, after ``removing`` (built here); the tests check both.
     :meth:`close` builds what is left and disconnects.
     """
 
@@ -158,7 +162,7 @@ class DeferredViews:
             for emitter, hook in ((viewer.layers.events.removing, self.build_all),
                                   (selection.changed, self._build_selected),
                                   (selection.active, self._build_selected)):
-                emitter.connect(hook, position="first")
+                emitter.connect(hook)
                 self._hooks.append((emitter, hook))
 
     def _part(self, name: str):
@@ -181,22 +185,30 @@ class DeferredViews:
 
     @contextlib.contextmanager
     def inserting(self):
-        """Insert layers inside this block without their views; yields a function that
-        takes each layer inserted, for :meth:`build_next`."""
+        """Insert layers inside this block without their views (for :meth:`build_next`).
+
+        Every layer inserted inside it is remembered as it goes in (a callback on the
+        insertion, after napari's), so that a layer selected right after its insertion
+        (napari does that where it cannot be told not to) or inserted by another
+        callback meanwhile is built as well."""
         layers = self._layers()
         inserted = layers.events.inserted if layers is not None else None
         parts = [self._part(name) for name in self._names] if inserted is not None else []
         blocked = [part[0] for part in parts if part is not None]
         for callback in blocked:
             inserted.block(callback)
+        if blocked:
+            inserted.connect(self._remember)
         try:
-            yield self._remember
+            yield
         finally:
             for callback in blocked:
                 inserted.unblock(callback)
+            if blocked:
+                inserted.disconnect(self._remember)
 
-    def _remember(self, layer) -> None:
-        layer_ref = weakref.ref(layer)
+    def _remember(self, event) -> None:
+        layer_ref = weakref.ref(event.value)
         for name in self._names:
             self._pending.append((name, layer_ref))
 
@@ -218,8 +230,20 @@ class DeferredViews:
             self._build(*self._pending.pop(0))
 
     def build_all(self, _event=None) -> None:
-        while self._pending:
-            self._build(*self._pending.pop(0))
+        """Build every pending view; one that fails does not stop the others (the first
+        error is raised at the end)."""
+        self._build_each(self._pending)
+        self._pending = []
+
+    def _build_each(self, items: list) -> None:
+        first_error = None
+        for item in list(items):
+            try:
+                self._build(*item)
+            except Exception as exc:  # noqa: BLE001 - raised below, after the others
+                first_error = first_error or exc
+        if first_error is not None:
+            raise first_error
 
     def _build_selected(self, _event=None) -> None:
         """The selection changed (napari's layer list emits that on every insertion, too):
@@ -228,8 +252,7 @@ class DeferredViews:
         selected = set(layers.selection) if layers is not None else set()
         now = [item for item in self._pending if item[1]() in selected]
         self._pending = [item for item in self._pending if item not in now]
-        for item in now:
-            self._build(*item)
+        self._build_each(now)
 
     def _build(self, name: str, layer_ref: weakref.ref) -> None:
         layer, layers, part = layer_ref(), self._layers(), self._part(name)
@@ -256,14 +279,21 @@ class DeferredViews:
             self._scene_stale = False
             update()  # napari skips it while its scene updates are paused or a visual missing
 
-    def close(self) -> None:
+    def close(self) -> Exception | None:
         """Build what is left (the window is alive), update the canvas's scene once and
-        disconnect."""
+        disconnect; returns the first error of a view that could not be built."""
+        error = None
         try:
             if self._layers() is not None:
-                with contextlib.suppress(RuntimeError):  # the window was closed meanwhile
+                try:
                     self.build_all()
+                except RuntimeError:  # the window was closed meanwhile
+                    return None
+                except Exception as exc:  # noqa: BLE001 - the caller says so
+                    error = exc
+                with contextlib.suppress(RuntimeError):
                     self.update_scene()
+            return error
         finally:
             self._pending = []
             layers = self._layers()
