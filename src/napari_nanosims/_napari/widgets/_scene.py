@@ -1,6 +1,8 @@
 """What napari draws and builds while :class:`._common.LayerAdder` puts results in: the
-canvas and layer list paused, the canvas's scene updates batched, and each new layer's
-visual and controls built in event-loop turns of their own (:class:`DeferredViews`).
+canvas and layer list paused, each new layer's visual and controls built in event-loop
+turns of their own (:class:`DeferredViews`), the canvas's scene updated once at the end
+(through the layer list's batch only where the views cannot be deferred), and Python's
+garbage collection held (:func:`hold_collection`).
 
 napari's own work per layer added is what keeps the window from repainting: on a slow
 2-core machine without a GPU one ``add_image`` of the demo took 120-160 ms (its vispy
