@@ -27,13 +27,15 @@ from napari_nanosims.testing.simulate import SCENES, simulate_scene
 #: Pooled and worst patch's error over the noise limit on the stack tested below (seed
 #: 3, 20 frames, 4 counts; the limit is what noise alone costs a perfect registration of
 #: the patch), as measured plus about a tenth (benchmarks/bench_piecewise.py has all).
-#: Pooled, the mineral is within the issue's 1.5x, the cells' shear and scaling just
-#: within, the cells' bulge not (sharp cells make the limit small, 0.05-0.08 px); the
-#: cells were 2.7-6.1x pooled and 5.6-13.8x at the worst patch before the field was
-#: fitted to the patches' means. Single patches stay above 1.5x.
-LIMIT_RATIOS = {("cells", "bulge"): (2.15, 4.9), ("cells", "shear"): (1.6, 3.2),
-                ("cells", "scale"): (1.65, 3.15), ("mineral", "bulge"): (1.1, 1.45),
-                ("mineral", "shear"): (1.3, 1.65), ("mineral", "scale"): (1.25, 1.6)}
+#: Since the twelfth round the patches' moves are smoothed over the frames where their
+#: course is steady (_temporal.py): the mineral went from 1.00-1.16x pooled and
+#: 1.31-1.50x at the worst patch to 0.59-0.65x and 0.85-1.00x, the cells' shear and
+#: scaling from 1.42-1.47x to 1.15-1.19x pooled; the cells' bulge (sharp cells make the
+#: limit small, 0.05-0.08 px) stays at 1.8-1.9x pooled and 4.5x at its worst patch,
+#: an error of the field's shape there that smoothing over the frames does not reach.
+LIMIT_RATIOS = {("cells", "bulge"): (2.0, 4.9), ("cells", "shear"): (1.27, 3.0),
+                ("cells", "scale"): (1.31, 2.95), ("mineral", "bulge"): (0.67, 0.94),
+                ("mineral", "shear"): (0.65, 0.96), ("mineral", "scale"): (0.72, 1.1)}
 
 
 @pytest.mark.parametrize("scene", ["mineral", "cells"])

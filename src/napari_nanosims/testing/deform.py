@@ -44,12 +44,13 @@ def deformation_field(kind: str, shape, amplitude_px: float) -> np.ndarray:
 
 def simulate_deformation(kind: str, deformation: str, n_frames: int, counts_per_pixel: float,
                          *, window: int = 128, amplitude_px: float = 3.0,
-                         max_drift_px: float = 6.0, seed: int = 0) -> dict:
+                         max_drift_px: float = 6.0, seed: int = 0, factor=None) -> dict:
     """A drifting stack that also deforms smoothly, growing linearly over the frames.
 
     Frame ``k`` shows, at pixel ``p``, the field at ``p + drift_k + f_k D(p)`` (``D``
     from :func:`deformation_field`, ``f_k`` from -1 at the first frame to 1 at the
-    last), so the move that aligns pixel ``p`` is ``drift_k + f_k D(p)``.
+    last, or ``factor`` (frames,) when given: a deformation with another course over
+    the frames), so the move that aligns pixel ``p`` is ``drift_k + f_k D(p)``.
 
     Returns
     -------
@@ -66,7 +67,12 @@ def simulate_deformation(kind: str, deformation: str, n_frames: int, counts_per_
     path = _drift_path(rng, n_frames, "random_walk", max_drift_px, None)
     path -= np.median(path, axis=0)
     pattern = deformation_field(deformation, (window, window), amplitude_px)
-    factor = np.linspace(-1.0, 1.0, n_frames)
+    if factor is None:
+        factor = np.linspace(-1.0, 1.0, n_frames)
+    factor = np.asarray(factor, dtype=np.float64)
+    if factor.shape != (n_frames,):
+        raise ValueError(f"factor must hold one value per frame ({n_frames}); got shape "
+                         f"{factor.shape}")
     coefficients = ndimage.spline_filter(field, order=3, mode="nearest")
     yy, xx = np.mgrid[0:window, 0:window].astype(np.float64)
     moves = path[:, :, None, None] + factor[:, None, None, None] * pattern[None]

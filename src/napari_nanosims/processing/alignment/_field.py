@@ -9,11 +9,14 @@ frame the field at the grid points whose patch means reproduce the moves
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from .warp import grid_weights
 
 __all__ = ["calibrated_sigma", "chi_square", "deformation_test", "consistent_field",
+           "steady_patches", "STEADY_SIGMAS", "SECOND_DIFFERENCE_SPREAD", "JUMP_FALSE_RATE",
            "SIGNIFICANCE_SIGMAS", "MIN_TESTED_PATCHES",
            "FRAME_SIGNIFICANCE_SIGMAS", "OVERLAP_FACTOR", "CURVATURE_PENALTY", "PRIOR_PX"]
 
@@ -25,6 +28,17 @@ SIGNIFICANCE_SIGMAS = 5.0
 FRAME_SIGNIFICANCE_SIGMAS = 15.0
 #: Frames with fewer usable patches than this are left out of the deformation test.
 MIN_TESTED_PATCHES = 4
+#: A patch's moves are smoothed over the frames only when their second differences'
+#: mean square is within this many of its standard deviations of 1 (:func:`steady_patches`).
+STEADY_SIGMAS = 3.0
+#: ... and when no change of a patch's move from one frame to the next stands out from
+#: its noise by more than this rate allows (per patch, all its changes together).
+JUMP_FALSE_RATE = 1e-3
+#: The variance of the mean of n squared second differences of white noise, times n: 2
+#: for independent squares, times 1 + 2 (rho1^2 + rho2^2) for consecutive second
+#: differences correlated by rho1 = -4/6 and rho2 = 1/6 (the squares of correlated
+#: normal variables are correlated by rho^2): 2 x 1.944.
+SECOND_DIFFERENCE_SPREAD = 2.0 * (1.0 + 2.0 * (16.0 + 1.0) / 36.0)
 #: Overlapping patches share pixels (half with each of the 4 side neighbours, a quarter
 #: with the 4 diagonal ones), so their errors are correlated (about 0.5 and 0.25): the
 #: chi-square's variance is 2 dof times 1 + 4 x 0.5^2 + 4 x 0.25^2 = 2.25.
@@ -59,35 +73,119 @@ def _non_rigid(moves: np.ndarray, sigma: np.ndarray) -> np.ndarray:
     return np.where(finite, moves - centre[:, None, None, :], 0.0)
 
 
-def calibrated_sigma(moves: np.ndarray, sigma: np.ndarray) -> np.ndarray:
-    """The patches' uncertainties (frames, rows, cols, 2), each patch's scaled up to the
-    scatter its moves actually show from frame to frame.
+def _scatter_ratio(moves: np.ndarray, sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per patch (rows, cols): the mean square of its moves' second differences over
+    consecutive frames in units of their predicted variance (both axes pooled; NaN with
+    fewer than 4), and how many there are.
 
-    The predicted uncertainty of a patch with little structure (a smooth grain, an edge
-    at the frame's border) can be several times too small. Noise is independent from
-    frame to frame while a deformation changes slowly, so the second differences over
-    consecutive frames (m[k+1] - 2 m[k] + m[k-1], variance s[k+1]^2 + 4 s[k]^2 +
-    s[k-1]^2 for noise alone; a deformation growing linearly cancels) measure the noise:
-    a patch whose second differences spread more than predicted gets its uncertainties
-    multiplied by the ratio (never reduced).
+    Noise is independent from frame to frame while a deformation changes slowly: the
+    second differences (m[k+1] - 2 m[k] + m[k-1], variance s[k+1]^2 + 4 s[k]^2 + s[k-1]^2
+    for noise alone; a deformation growing linearly cancels) of noise alone have a mean
+    square of 1.
     """
     residual = _non_rigid(moves, sigma)
-    n_frames = moves.shape[0]
-    if n_frames < 3:
-        return sigma
     variance = sigma ** 2
     second = residual[2:] - 2 * residual[1:-1] + residual[:-2]
     expected = variance[2:] + 4 * variance[1:-1] + variance[:-2]
     finite = np.isfinite(expected)
     z2 = np.where(finite, second ** 2 / np.where(finite, expected, 1.0), 0.0)
     count = finite.sum(axis=(0, 3))
-    # Second differences of white noise: mean z^2 is 1 (both axes pooled per patch).
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = z2.sum(axis=(0, 3)) / count
-    ratio = np.where(count >= 4, ratio, np.nan)
+    return np.where(count >= 4, ratio, np.nan), count
+
+
+def calibrated_sigma(moves: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """The patches' uncertainties (frames, rows, cols, 2), each patch's scaled up to the
+    scatter its moves actually show from frame to frame.
+
+    The predicted uncertainty of a patch with little structure (a smooth grain, an edge
+    at the frame's border) can be several times too small. A patch whose second
+    differences over consecutive frames spread more than predicted
+    (:func:`_scatter_ratio`) gets its uncertainties multiplied by the ratio (never
+    reduced); one with too few frames by the stack's typical ratio.
+    """
+    if moves.shape[0] < 3:
+        return sigma
+    ratio = _scatter_ratio(moves, sigma)[0]
     typical = np.nanmedian(ratio) if np.isfinite(ratio).any() else 1.0
     ratio = np.where(np.isfinite(ratio), ratio, typical)
     return sigma * np.sqrt(np.maximum(ratio, 1.0))[None, :, :, None]
+
+
+def _differences(moves: np.ndarray, sigma: np.ndarray, order: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The moves' differences of ``order`` (1 or 2) over consecutive frames, less their
+    mean over the frame's patches (what all patches share: the rigid registration's),
+    and their variance for noise alone; (frames - order, rows, cols, 2), NaN where a
+    patch was not measured.
+
+    The mean, not the median as elsewhere: when the patches' moves spread widely (a
+    scaling) the median follows whichever patch is in the middle, noise and all, while
+    the mean of n has one over n of their variances.
+    """
+    coefficients = (-1.0, 1.0) if order == 1 else (1.0, -2.0, 1.0)
+    count = moves.shape[0] - order
+    value = sum(c * moves[i:i + count] for i, c in enumerate(coefficients))
+    variance = sum(c * c * sigma[i:i + count] ** 2 for i, c in enumerate(coefficients))
+    finite = np.isfinite(variance)
+    value, variance = np.where(finite, value, 0.0), np.where(finite, variance, 0.0)
+    patches = np.maximum(finite.sum(axis=(1, 2), keepdims=True), 1)
+    value = value - value.sum(axis=(1, 2), keepdims=True) / patches
+    # Less the mean: its variance (sum / n^2) and twice the patch's share in it (-2 v / n).
+    variance = variance * (1.0 - 2.0 / patches) + variance.sum(axis=(1, 2), keepdims=True) \
+        / patches ** 2
+    return np.where(finite, value, np.nan), np.where(finite, variance, np.nan)
+
+
+def _steadiness(moves: np.ndarray, sigma: np.ndarray):
+    """Per patch (rows, cols): the mean square of its second differences in units of
+    their variance, how many there are, the largest first difference beyond the
+    patch's median one (its steady slope) in units of its spread, and how many first
+    differences there are (both axes pooled; see :func:`steady_patches`)."""
+    second, second_variance = _differences(moves, sigma, 2)
+    finite = np.isfinite(second)
+    count = finite.sum(axis=(0, 3))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(finite, second ** 2 / second_variance, 0.0).sum(axis=(0, 3)) / count
+    first, first_variance = _differences(moves, sigma, 1)
+    finite = np.isfinite(first)
+    with warnings.catch_warnings():  # a patch never measured twice in a row: all NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        slope = np.nanmedian(first, axis=0)
+    # Less the median over the frames: about (pi / 2) / changes more variance.
+    widened = first_variance * (1.0 + np.pi / 2 / np.maximum(finite.sum(axis=0), 1))
+    z = np.where(finite, np.abs(first - slope) / np.sqrt(np.where(finite, widened, 1.0)), 0.0)
+    return (np.where(count >= 4, ratio, np.nan), count, z.max(axis=(0, 3), initial=0.0),
+            finite.sum(axis=(0, 3)))
+
+
+def steady_patches(moves: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """(rows, cols) bool: patches whose moves change from frame to frame no more than
+    their predicted uncertainties ``sigma`` allow, so that what they show over the frames
+    is noise around a slow course, which smoothing over the frames may take out
+    (:mod:`._temporal`). Two tests at noise level (:func:`_steadiness`), on the moves
+    less what the frame's patches share:
+
+    - the second differences' mean square within :data:`STEADY_SIGMAS` of its spread for
+      noise alone above 1 (a course that swings);
+    - no change from one frame to the next beyond the patch's median change by more
+      than noise would make once in 1 / :data:`JUMP_FALSE_RATE` patches (a course that
+      jumps: the mean square spreads a single jump over all the frames).
+
+    A prediction that is too small (a smooth grain) fails too: such a patch is kept as
+    measured.
+    """
+    if moves.shape[0] < 3:
+        return np.zeros(moves.shape[1:3], dtype=bool)
+    from scipy.special import ndtri
+
+    ratio, count, jump, changes = _steadiness(moves, sigma)
+    spread = np.sqrt(SECOND_DIFFERENCE_SPREAD / np.maximum(count, 1))
+    # Two-sided, Bonferroni over the patch's changes (consecutive ones are correlated,
+    # so the true rate is lower).
+    threshold = -ndtri(JUMP_FALSE_RATE / (2.0 * np.maximum(changes, 1)))
+    return np.isfinite(ratio) & (ratio <= 1.0 + STEADY_SIGMAS * spread) & (jump <= threshold)
 
 
 def chi_square(moves: np.ndarray, sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -7,7 +7,9 @@ pixels, so nothing is resampled) and refined from the rigid translation's fracti
 What a patch moves beyond the rigid translation, with its uncertainty, is the mean of
 the displacement field over the window *where that frame's patch was cut* (the field
 is in the input frame's pixels, and the cut follows the drift), weighted by the
-patch's structure. Per frame, the field at the grid points is the one whose weighted
+patch's structure. Each patch's moves are smoothed over the frames as far as the data
+allow (:func:`._temporal.smooth_over_frames`: a deformation changes slowly, the noise
+does not), and per frame the field at the grid points is the one whose weighted
 means reproduce the patches' moves (:func:`._field.consistent_field`). The field is
 kept only when the stack deforms beyond its noise (:func:`._field.deformation_test`:
 the patches' moves beyond a common translation, against uncertainties calibrated on
@@ -27,7 +29,8 @@ import numpy as np
 
 from ..._errors import AlignmentWarning
 from ..._progress import run_to_completion
-from ._field import calibrated_sigma, consistent_field, deformation_test
+from ._field import calibrated_sigma, consistent_field, deformation_test, steady_patches
+from ._temporal import smooth_over_frames
 from .registration import MAX_PASSES, FrameRegistration, iter_register
 from .subpixel import TAPER_SMOOTHING_WIDTHS, edge_taper
 
@@ -190,7 +193,11 @@ def iter_register_piecewise(data, upsample_factor: int, region=None, rigid=None,
                       f"x {side} px have too few counts to register; the field there "
                       "comes from their neighbours (rigid where none registers)",
                       AlignmentWarning, stacklevel=3)
+    steady = steady_patches(moves, sigma)  # judged on the predicted uncertainties
     sigma = calibrated_sigma(moves, sigma)
     if deformation_test(moves, sigma):
+        # Smoothed over the frames only once the stack is known to deform (the test
+        # judges the moves as measured), and only the patches whose course is steady.
+        moves = smooth_over_frames(moves, sigma, steady)
         field = consistent_field(moves, sigma, weights, corners, side, grid, (height, width))
     return dataclasses.replace(rigid, displacement_px=field, displacement_grid_px=grid)
