@@ -27,9 +27,10 @@ def _stack(rng, n_frames=40, course="linear", amplitude=2.0):
     and Gaussian noise of a known sigma per patch (0.05-0.2 px). Returns (noisy moves,
     sigma, true moves)."""
     sigma = np.broadcast_to(rng.uniform(0.05, 0.2, (1, 5, 5, 1)), (n_frames, 5, 5, 2)).copy()
-    if course == "linear":
+    if course in ("linear", "quadratic"):
         slopes = rng.uniform(-amplitude, amplitude, (1, 5, 5, 2))
-        own = np.linspace(-1, 1, n_frames)[:, None, None, None] * slopes
+        time = np.linspace(-1, 1, n_frames)[:, None, None, None]
+        own = (time if course == "linear" else time ** 2) * slopes
     else:  # white: a new move every frame
         own = rng.uniform(-amplitude, amplitude, (n_frames, 5, 5, 2))
     shared = rng.normal(0.0, 1.0, (n_frames, 1, 1, 2))
@@ -37,20 +38,60 @@ def _stack(rng, n_frames=40, course="linear", amplitude=2.0):
     return truth + rng.normal(0.0, 1.0, truth.shape) * sigma, sigma, truth
 
 
-def test_a_steady_course_is_smoothed_well_below_its_noise():
-    """Linear courses under noise (40 frames, 25 patches): the smoothed moves are off by
-    well under half the noise (what is left: the frames' shared moves, kept as measured,
-    and the smoother's own error), over 20 stacks."""
+@pytest.mark.parametrize("course", ["linear", "quadratic"])
+def test_a_steady_course_is_smoothed_well_below_its_noise(course):
+    """Linear and quadratic courses of up to 1 px under noise (40 frames, 25 patches):
+    steady, and smoothed to well under half the noise (what is left: the frames' shared
+    moves, kept as measured, and the smoother's own error), over 20 stacks. On the
+    quadratic course the smoothing GCV chooses matters: the strongest one tried (a
+    straight line) is further off than the noise itself."""
+    from napari_nanosims.processing.alignment import _temporal
+
     rng = np.random.default_rng(1)
-    raw_errors, smoothed_errors = [], []
+    raw_errors, smoothed_errors, straight_errors, steady = [], [], [], []
     for _ in range(20):
-        moves, sigma, truth = _stack(rng)
-        smoothed = smooth_over_frames(moves, sigma, steady_patches(moves, sigma))
+        moves, sigma, truth = _stack(rng, course=course, amplitude=1.0)
+        steady.append(steady_patches(moves, sigma))
+        smoothed = smooth_over_frames(moves, sigma, steady[-1])
         raw_errors.append(((moves - truth) / sigma) ** 2)
         smoothed_errors.append(((smoothed - truth) / sigma) ** 2)
-    raw, smoothed = (float(np.sqrt(np.mean(e))) for e in (raw_errors, smoothed_errors))
+        strongest = _temporal.SMOOTHING_GRID[-1:]
+        original, _temporal.SMOOTHING_GRID = _temporal.SMOOTHING_GRID, strongest
+        try:
+            straight = smooth_over_frames(moves, sigma, steady[-1])
+        finally:
+            _temporal.SMOOTHING_GRID = original
+        straight_errors.append(((straight - truth) / sigma) ** 2)
+    raw, smoothed, straight = (float(np.sqrt(np.mean(e))) for e in
+                               (raw_errors, smoothed_errors, straight_errors))
+    assert np.mean(steady) > 0.95
     assert 0.9 < raw < 1.1  # the noise is what it says
     assert smoothed < 0.45 * raw, (smoothed, raw)
+    if course == "quadratic":
+        assert straight > raw > 2 * smoothed, (straight, raw, smoothed)
+
+
+def test_a_patch_missing_or_astray_in_a_frame_leaves_the_others_alone():
+    """A patch not measured in one frame, or one gone 3 px astray there (a lock onto
+    noise), leaves every other patch's smoothed move in that frame within a tenth of its
+    noise of where it was (a mean over the patches present moved them all by up to 2
+    sigma)."""
+    rng = np.random.default_rng(6)
+    moves, sigma, _ = _stack(rng, amplitude=1.0)
+    steady = steady_patches(moves, sigma)
+    reference = smooth_over_frames(moves, sigma, steady)
+    others = np.ones((5, 5), dtype=bool)
+    others[0, 0] = False
+    missing = sigma.copy()
+    missing[10, 0, 0] = np.inf
+    astray = moves.copy()
+    astray[10, 0, 0] += 3.0
+    assert not steady_patches(astray, sigma)[0, 0]
+    for changed_moves, changed_sigma in ((moves, missing), (astray, sigma)):
+        result = smooth_over_frames(changed_moves, changed_sigma,
+                                    steady_patches(changed_moves, changed_sigma))
+        shift = (result[10] - reference[10]) / sigma[10]
+        assert np.all(np.abs(shift[others & steady]) < 0.1), np.round(shift, 2)
 
 
 def test_the_frames_shared_move_is_kept_as_measured():
@@ -101,8 +142,8 @@ def test_noise_alone_is_steady_at_the_rate_its_spread_says():
     assert abs(ratios.mean() - 1.0) < 0.03
     predicted = np.sqrt(SECOND_DIFFERENCE_SPREAD / counts.mean())
     assert abs(ratios.std() / predicted - 1.0) < 0.1, (ratios.std(), predicted)
-    assert np.mean(jumps) <= 2 * JUMP_FALSE_RATE  # Bonferroni: at most the rate
-    assert np.mean(steady) >= 0.99
+    assert np.mean(jumps) <= 2 * JUMP_FALSE_RATE  # about the rate (docs/processing.md)
+    assert np.mean(steady) >= 0.98
 
 
 def test_unmeasured_moves_and_short_stacks_are_left_alone():
@@ -119,7 +160,7 @@ def test_unmeasured_moves_and_short_stacks_are_left_alone():
     np.testing.assert_array_equal(smooth_over_frames(short, short_sigma), short)
 
 
-def _pooled_and_worst(sim, monkeypatch=None):
+def _pooled_and_worst(sim):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AlignmentWarning)
         result = register_frames(sim["frames"], method="piecewise")

@@ -1,10 +1,11 @@
 """The displacement field of :mod:`.piecewise` from its patches' moves.
 
-Three steps on the patches' moves (frames, rows, cols, 2) beyond the rigid
-translation: their uncertainties calibrated on the data (:func:`calibrated_sigma`),
-the test of whether the stack deforms at all (:func:`deformation_test`), and per
-frame the field at the grid points whose patch means reproduce the moves
-(:func:`consistent_field`).
+Steps on the patches' moves (frames, rows, cols, 2) beyond the rigid translation:
+which patches move steadily over the frames (:func:`steady_patches`, judged on the
+predicted uncertainties; :mod:`._temporal` smooths those), their uncertainties
+calibrated on the data (:func:`calibrated_sigma`), the test of whether the stack
+deforms at all (:func:`deformation_test`), and per frame the field at the grid points
+whose patch means reproduce the moves (:func:`consistent_field`).
 """
 
 from __future__ import annotations
@@ -29,11 +30,16 @@ FRAME_SIGNIFICANCE_SIGMAS = 15.0
 #: Frames with fewer usable patches than this are left out of the deformation test.
 MIN_TESTED_PATCHES = 4
 #: A patch's moves are smoothed over the frames only when their second differences'
-#: mean square is within this many of its standard deviations of 1 (:func:`steady_patches`).
+#: mean square exceeds 1 by at most this many of its standard deviations
+#: (:func:`steady_patches`).
 STEADY_SIGMAS = 3.0
 #: ... and when no change of a patch's move from one frame to the next stands out from
 #: its noise by more than this rate allows (per patch, all its changes together).
 JUMP_FALSE_RATE = 1e-3
+#: What a frame's patches share leaves out a patch further than this many of their
+#: spreads (1.4826 median absolute deviations, at least the typical noise) from their
+#: median (:func:`_differences`).
+SHARED_OUTLIER_SPREADS = 5.0
 #: The variance of the mean of n squared second differences of white noise, times n: 2
 #: for independent squares, times 1 + 2 (rho1^2 + rho2^2) for consecutive second
 #: differences correlated by rho1 = -4/6 and rho2 = 1/6 (the squares of correlated
@@ -115,47 +121,80 @@ def calibrated_sigma(moves: np.ndarray, sigma: np.ndarray) -> np.ndarray:
 
 def _differences(moves: np.ndarray, sigma: np.ndarray, order: int
                  ) -> tuple[np.ndarray, np.ndarray]:
-    """The moves' differences of ``order`` (1 or 2) over consecutive frames, less their
-    mean over the frame's patches (what all patches share: the rigid registration's),
-    and their variance for noise alone; (frames - order, rows, cols, 2), NaN where a
-    patch was not measured.
+    """The moves' differences of ``order`` (1 or 2) over consecutive frames, less what
+    the frame's patches share (the rigid registration's part), and their variance for
+    noise alone; (frames - order, rows, cols, 2), NaN where a patch was not measured or
+    fewer than two patches were.
 
-    The mean, not the median as elsewhere: when the patches' moves spread widely (a
-    scaling) the median follows whichever patch is in the middle, noise and all, while
-    the mean of n has one over n of their variances.
+    What they share is the mean over the patches, leaving out a patch far from the rest
+    (beyond :data:`SHARED_OUTLIER_SPREADS` of their spread around the median: a patch
+    gone astray in one frame would move the mean, and with it every other patch's
+    difference). A mean, not a median: when the patches' differences spread (a scaling
+    that grows) the median follows whichever patch is in the middle, noise and all,
+    while the mean of n has one over n of their variances.
     """
     coefficients = (-1.0, 1.0) if order == 1 else (1.0, -2.0, 1.0)
     count = moves.shape[0] - order
     value = sum(c * moves[i:i + count] for i, c in enumerate(coefficients))
     variance = sum(c * c * sigma[i:i + count] ** 2 for i, c in enumerate(coefficients))
-    finite = np.isfinite(variance)
-    value, variance = np.where(finite, value, 0.0), np.where(finite, variance, 0.0)
-    patches = np.maximum(finite.sum(axis=(1, 2), keepdims=True), 1)
-    value = value - value.sum(axis=(1, 2), keepdims=True) / patches
-    # Less the mean: its variance (sum / n^2) and twice the patch's share in it (-2 v / n).
-    variance = variance * (1.0 - 2.0 / patches) + variance.sum(axis=(1, 2), keepdims=True) \
-        / patches ** 2
-    return np.where(finite, value, np.nan), np.where(finite, variance, np.nan)
+    finite = np.isfinite(variance) & (variance > 0)
+    value = np.where(finite, value, np.nan)
+    with warnings.catch_warnings():  # frames without a measured patch: all NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        middle = np.nanmedian(value, axis=(1, 2), keepdims=True)
+        spread = np.maximum(1.4826 * np.nanmedian(np.abs(value - middle), axis=(1, 2),
+                                                  keepdims=True),
+                            np.sqrt(np.nanmedian(np.where(finite, variance, np.nan),
+                                                 axis=(1, 2), keepdims=True)))
+    kept = finite & (np.abs(np.nan_to_num(value - middle)) <= SHARED_OUTLIER_SPREADS
+                     * np.nan_to_num(spread))
+    variance = np.where(finite, variance, 0.0)
+    patches = kept.sum(axis=(1, 2), keepdims=True)
+    per = np.maximum(patches, 1)
+    shared = np.where(kept, value, 0.0).sum(axis=(1, 2), keepdims=True) / per
+    # Less the mean: its variance (sum / n^2) and, for a patch in it, twice its share
+    # (-2 v / n).
+    variance = (variance * (1.0 - 2.0 * kept / per)
+                + np.where(kept, variance, 0.0).sum(axis=(1, 2), keepdims=True) / per ** 2)
+    usable = finite & (patches >= 2)
+    return (np.where(usable, value - shared, np.nan),
+            np.where(usable, variance, np.nan))
+
+
+def _local_slope(first: np.ndarray) -> np.ndarray:
+    """Per first difference (frames - 1, rows, cols, 2): the median of the patch's first
+    differences 2-4 frames before and after (6 at most; none adjacent, so that none
+    shares a frame with it): the course's local slope, which follows a course that
+    speeds up or slows down (charging that saturates) while a single jump stays out."""
+    n_changes = first.shape[0]
+    padded = np.concatenate([np.full((4,) + first.shape[1:], np.nan), first,
+                             np.full((4,) + first.shape[1:], np.nan)])
+    neighbours = np.stack([padded[4 + offset:4 + offset + n_changes]
+                           for offset in (-4, -3, -2, 2, 3, 4)])
+    with warnings.catch_warnings():  # no neighbour measured: NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmedian(neighbours, axis=0), np.isfinite(neighbours).sum(axis=0)
 
 
 def _steadiness(moves: np.ndarray, sigma: np.ndarray):
     """Per patch (rows, cols): the mean square of its second differences in units of
-    their variance, how many there are, the largest first difference beyond the
-    patch's median one (its steady slope) in units of its spread, and how many first
+    their variance, how many there are, the largest first difference beyond its local
+    slope (:func:`_local_slope`) in units of its spread, and how many such first
     differences there are (both axes pooled; see :func:`steady_patches`)."""
     second, second_variance = _differences(moves, sigma, 2)
     finite = np.isfinite(second)
     count = finite.sum(axis=(0, 3))
     with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = np.where(finite, second ** 2 / second_variance, 0.0).sum(axis=(0, 3)) / count
+        ratio = np.where(finite, second ** 2 / np.where(finite, second_variance, 1.0),
+                         0.0).sum(axis=(0, 3)) / count
     first, first_variance = _differences(moves, sigma, 1)
-    finite = np.isfinite(first)
-    with warnings.catch_warnings():  # a patch never measured twice in a row: all NaN
-        warnings.simplefilter("ignore", RuntimeWarning)
-        slope = np.nanmedian(first, axis=0)
-    # Less the median over the frames: about (pi / 2) / changes more variance.
-    widened = first_variance * (1.0 + np.pi / 2 / np.maximum(finite.sum(axis=0), 1))
-    z = np.where(finite, np.abs(first - slope) / np.sqrt(np.where(finite, widened, 1.0)), 0.0)
+    slope, neighbours = _local_slope(first)
+    finite = np.isfinite(first) & np.isfinite(slope)
+    # Less the median of m neighbours (independent of it): about (pi / 2) / m of the
+    # variance more.
+    widened = first_variance * (1.0 + np.pi / 2 / np.maximum(neighbours, 1))
+    z = np.where(finite, np.abs(first - slope) / np.sqrt(np.where(finite, widened, 1.0)),
+                 0.0)
     return (np.where(count >= 4, ratio, np.nan), count, z.max(axis=(0, 3), initial=0.0),
             finite.sum(axis=(0, 3)))
 
@@ -169,9 +208,10 @@ def steady_patches(moves: np.ndarray, sigma: np.ndarray) -> np.ndarray:
 
     - the second differences' mean square within :data:`STEADY_SIGMAS` of its spread for
       noise alone above 1 (a course that swings);
-    - no change from one frame to the next beyond the patch's median change by more
-      than noise would make once in 1 / :data:`JUMP_FALSE_RATE` patches (a course that
-      jumps: the mean square spreads a single jump over all the frames).
+    - no change from one frame to the next beyond the course's local slope (the median
+      change a few frames before and after) by more than noise would make about once in
+      1 / :data:`JUMP_FALSE_RATE` patches (a course that jumps: the mean square spreads
+      a single jump over all the frames).
 
     A prediction that is too small (a smooth grain) fails too: such a patch is kept as
     measured.

@@ -16,6 +16,8 @@ GCV would smooth it away.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 __all__ = ["smooth_over_frames", "SMOOTHING_GRID"]
@@ -51,7 +53,8 @@ def _choose_smoothing(series: np.ndarray, weights: np.ndarray, bands: np.ndarray
     changes little from frame to frame): the smoother's matrix is then ``I + s P`` for
     every series, one banded solve per smoothing for all of them, and its trace follows
     from the penalty's eigenvalues. Frames without a measurement are filled by linear
-    interpolation for the score only. Pooled, not per series: 5-200 frames tell one
+    interpolation between measured frames (the nearest value beyond the ends) for the
+    score only. Pooled, not per series: 5-200 frames tell one
     series' smoothing poorly (per series, GCV smoothed some courses it should have
     followed, and the field was further off).
     """
@@ -81,9 +84,10 @@ def smooth_over_frames(moves: np.ndarray, sigma: np.ndarray, steady: np.ndarray 
                        ) -> np.ndarray:
     """The patches' moves (frames, rows, cols, 2; px) smoothed over the frames.
 
-    Per frame the mean move over the patches (what they share) is kept; each patch's
-    move beyond it is smoothed (see the module), weighted by ``1 / sigma**2``, with the
-    smoothing GCV chooses for the stack. Only the patches ``steady`` marks (rows, cols;
+    Per frame what the patches share is kept as measured (their mean, then the median
+    over the smoothed patches of their moves less their smoothed own courses); each
+    patch's move beyond it is smoothed (see the module), weighted by ``1 / sigma**2``,
+    with the smoothing GCV chooses for the stack. Only the patches ``steady`` marks (rows, cols;
     default: all) are smoothed (:func:`._field.steady_patches`: a course that jumps or
     swings from frame to frame is kept as measured), and only where ``sigma`` is finite
     (a patch measured in that frame); series with fewer than :data:`MIN_FRAMES` measured
@@ -102,30 +106,41 @@ def smooth_over_frames(moves: np.ndarray, sigma: np.ndarray, steady: np.ndarray 
     if n_frames < MIN_FRAMES:
         return moves.copy()
     finite = np.isfinite(sigma)
-    # What a frame's patches share: their mean (a mean of n has one over n of their
-    # variances; a median follows the middle patch, noise and all, when the moves spread
-    # widely, as in a scaling).
-    centre = (np.where(finite, moves, 0.0).sum(axis=(1, 2))
-              / np.maximum(finite.sum(axis=(1, 2)), 1))
-    residual = np.where(finite, moves - centre[:, None, None, :], 0.0)
     weights = np.where(finite, 1.0 / np.where(finite, sigma, 1.0) ** 2, 0.0)
+    steady_mask = (np.ones(moves.shape[1:3], dtype=bool) if steady is None
+                   else np.asarray(steady, dtype=bool))
     # Series: one per patch and axis (rows, cols, axis), over the frames.
-    series = np.moveaxis(residual, 0, -1).reshape(-1, n_frames)
     series_weights = np.moveaxis(weights, 0, -1).reshape(-1, n_frames)
-    usable = (series_weights > 0).sum(axis=1) >= MIN_FRAMES
-    if steady is not None:
-        usable &= np.repeat(np.asarray(steady, dtype=bool).ravel(), 2)
+    usable = ((series_weights > 0).sum(axis=1) >= MIN_FRAMES) \
+        & np.repeat(steady_mask.ravel(), 2)
     if not usable.any():
         return moves.copy()
-    bands = _penalty_bands(n_frames)
-    smoothing = _choose_smoothing(series[usable], series_weights[usable], bands)
-    smoothed = series.copy()
-    for index in np.flatnonzero(usable):
-        weight = series_weights[index]
-        matrix = smoothing * weight[weight > 0].mean() * bands
-        matrix[2] += weight
-        smoothed[index] = solveh_banded(matrix, weight * series[index])
-    smoothed_moves = (np.moveaxis(smoothed.reshape(moves.shape[1:] + (n_frames,)), -1, 0)
-                      + centre[:, None, None, :])
     changed = finite & usable.reshape(moves.shape[1:])[None]  # the rest exactly as given
+    bands = _penalty_bands(n_frames)
+    # What a frame's patches share, first their mean; then, once each smoothed patch's
+    # own course is known, the median over those patches of their moves less it: what
+    # is left of a patch's move is the shared part plus noise, so a patch missing in a
+    # frame or gone astray there does not move the others (a mean over whichever patches
+    # are present moves every smoothed patch of that frame with them).
+    centre = (np.where(finite, moves, 0.0).sum(axis=(1, 2))
+              / np.maximum(finite.sum(axis=(1, 2)), 1))
+    smoothing = None
+    for _ in range(2):
+        residual = np.where(finite, moves - centre[:, None, None, :], 0.0)
+        series = np.moveaxis(residual, 0, -1).reshape(-1, n_frames)
+        if smoothing is None:
+            smoothing = _choose_smoothing(series[usable], series_weights[usable], bands)
+        smoothed = series.copy()
+        for index in np.flatnonzero(usable):
+            weight = series_weights[index]
+            matrix = smoothing * weight[weight > 0].mean() * bands
+            matrix[2] += weight
+            smoothed[index] = solveh_banded(matrix, weight * series[index])
+        own = np.moveaxis(smoothed.reshape(moves.shape[1:] + (n_frames,)), -1, 0)
+        left = np.where(changed, moves - own, np.nan).reshape(n_frames, -1, 2)
+        with warnings.catch_warnings():  # a frame without a smoothed patch: its mean
+            warnings.simplefilter("ignore", RuntimeWarning)
+            median = np.nanmedian(left, axis=1)
+        centre = np.where(np.isfinite(median), median, centre)
+    smoothed_moves = own + centre[:, None, None, :]
     return np.where(changed, smoothed_moves, moves)
