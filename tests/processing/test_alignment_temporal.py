@@ -16,6 +16,8 @@ from napari_nanosims.processing.alignment._field import (
     JUMP_FALSE_RATE,
     SECOND_DIFFERENCE_SPREAD,
     _steadiness,
+    calibrated_sigma,
+    deformation_test,
     steady_patches,
 )
 from napari_nanosims.processing.alignment._temporal import MIN_FRAMES, smooth_over_frames
@@ -147,13 +149,23 @@ def test_noise_alone_is_steady_at_the_rate_its_spread_says():
 
 
 def test_unmeasured_moves_and_short_stacks_are_left_alone():
-    """A patch not measured in a frame (sigma infinite) keeps that move; a stack of
-    fewer than MIN_FRAMES frames comes back as it is."""
+    """A patch not measured in a frame (sigma infinite) keeps that move; a frame where
+    nothing registered (a beam interruption) and a frame where one patch did pass
+    without a warning; a stack of fewer than MIN_FRAMES frames comes back as it is."""
     rng = np.random.default_rng(5)
     moves, sigma, _ = _stack(rng)
     sigma[7, 2, 2] = np.inf
     moves[7, 2, 2] = 99.0
-    smoothed = smooth_over_frames(moves, sigma)
+    sigma[12] = np.inf
+    sigma[15, 1:] = np.inf
+    sigma[15, 0, 1:] = np.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        steady = steady_patches(moves, sigma)
+        calibrated = calibrated_sigma(moves, sigma)
+        assert deformation_test(moves, calibrated) in (True, False)
+        smoothed = smooth_over_frames(moves, sigma, steady)
+    np.testing.assert_array_equal(smoothed[12], moves[12])
     np.testing.assert_array_equal(smoothed[7, 2, 2], [99.0, 99.0])
     assert np.all(np.isfinite(smoothed))
     short, short_sigma = moves[:MIN_FRAMES - 1], sigma[:MIN_FRAMES - 1]

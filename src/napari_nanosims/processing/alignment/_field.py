@@ -75,7 +75,9 @@ def _non_rigid(moves: np.ndarray, sigma: np.ndarray) -> np.ndarray:
     usable = finite.reshape(moves.shape[0], -1, 2).any(axis=1)
     centre = np.zeros((moves.shape[0], 2))
     if usable.any():
-        centre[usable] = np.nanmedian(flat, axis=1)[usable]
+        with warnings.catch_warnings():  # a frame without a measured patch: all NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            centre[usable] = np.nanmedian(flat, axis=1)[usable]
     return np.where(finite, moves - centre[:, None, None, :], 0.0)
 
 
@@ -161,11 +163,12 @@ def _differences(moves: np.ndarray, sigma: np.ndarray, order: int
             np.where(usable, variance, np.nan))
 
 
-def _local_slope(first: np.ndarray) -> np.ndarray:
+def _local_slope(first: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per first difference (frames - 1, rows, cols, 2): the median of the patch's first
     differences 2-4 frames before and after (6 at most; none adjacent, so that none
     shares a frame with it): the course's local slope, which follows a course that
-    speeds up or slows down (charging that saturates) while a single jump stays out."""
+    speeds up or slows down (charging that saturates) while a single jump stays out;
+    and how many of those neighbours were measured."""
     n_changes = first.shape[0]
     padded = np.concatenate([np.full((4,) + first.shape[1:], np.nan), first,
                              np.full((4,) + first.shape[1:], np.nan)])
