@@ -6,8 +6,8 @@ frame's common move is therefore smoothed over the frames with a Whittaker smoot
 (penalised least squares on the second differences, each frame weighted by one over
 its variance), the smoothing chosen by generalised cross-validation (GCV) pooled over
 the stack's patches: a deformation growing steadily over the frames is fitted by an
-almost straight line through all frames, one that changes from frame to frame is
-followed (the GCV then chooses little smoothing). The frames' common moves (the rigid
+almost straight line through all frames, one that speeds up or slows down by a curve
+(the GCV then chooses less smoothing). The frames' common moves (the rigid
 registration's own error in every patch) are kept as measured. Only patches whose
 course is steady at the noise level are smoothed (:func:`._field.steady_patches`):
 a single series cannot tell a course that changes every frame from noise, and the
@@ -23,7 +23,8 @@ import numpy as np
 __all__ = ["smooth_over_frames", "SMOOTHING_GRID"]
 
 #: Smoothings tried (the penalty on the squared second differences, per unit of a
-#: series' mean weight; log-spaced): from none to a straight line over 1000 frames.
+#: series' mean weight; log-spaced): from almost none to a straight line over 1000
+#: frames.
 SMOOTHING_GRID = 10.0 ** np.arange(-2.0, 12.01, 0.25)
 #: Series with fewer measured frames than this are kept as they are.
 MIN_FRAMES = 5
