@@ -258,6 +258,18 @@ def test_deformation_patterns_are_what_they_say():
         deformation_field("twist", (8, 8), 1.0)
 
 
+def test_a_deformation_follows_the_course_it_is_given():
+    """simulate_deformation(factor=...): frame k moves by factor[k] times the pattern
+    (beyond its drift); a factor of the wrong length is refused, naming it."""
+    factor = np.array([0.0, 1.0, -0.5, 0.25])
+    sim = simulate_deformation("mineral", "bulge", 4, 2.0, window=64, seed=1, factor=factor)
+    beyond = sim["displacement_px"] - sim["drift_px"][:, :, None, None]
+    np.testing.assert_allclose(beyond, factor[:, None, None, None]
+                               * sim["deformation_px"][None])
+    with pytest.raises(ValueError, match="factor"):
+        simulate_deformation("mineral", "bulge", 4, 2.0, window=64, factor=[0.0, 1.0])
+
+
 def test_the_field_is_interpolated_between_unevenly_spaced_centres():
     """The last patch sits flush with the frame's edge, so the centres are not evenly
     spaced (128 px, 48 px patches: 23.5, 47.5, 71.5, 95.5, 103.5): a field measured at
