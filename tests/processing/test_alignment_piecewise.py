@@ -15,7 +15,6 @@ from napari_nanosims.processing.alignment._field import (
     chi_square,
     deformation_test,
 )
-from napari_nanosims.processing.alignment.piecewise import patch_size_px
 from napari_nanosims.processing.alignment.warp import apply_displacements
 from napari_nanosims.testing.deform import (
     deformation_field,
@@ -33,8 +32,13 @@ from napari_nanosims.testing.simulate import SCENES, simulate_scene
 #: scaling from 1.42-1.47x to 1.15-1.19x pooled; the cells' bulge (sharp cells make the
 #: limit small, 0.05-0.08 px) stays at 1.8-1.9x pooled and 4.5x at its worst patch,
 #: an error of the field's shape there that smoothing over the frames does not reach.
-LIMIT_RATIOS = {("cells", "bulge"): (2.0, 4.9), ("cells", "shear"): (1.27, 3.0),
-                ("cells", "scale"): (1.31, 2.95), ("mineral", "bulge"): (0.67, 0.94),
+#: Since the thirteenth round a field that bends comes from smaller patches (32 px,
+#: _curvature.py), scored on those patches, whose limits are larger (noisier): the
+#: cells' bulge is at 0.58x pooled and 2.8x at its worst patch, the mineral's bulge at
+#: 0.51x and 1.05x. Per pixel (comparable across patch sizes) the field got closer:
+#: test_alignment_curvature.py.
+LIMIT_RATIOS = {("cells", "bulge"): (0.64, 3.1), ("cells", "shear"): (1.27, 3.0),
+                ("cells", "scale"): (1.31, 2.95), ("mineral", "bulge"): (0.57, 1.16),
                 ("mineral", "shear"): (0.65, 0.96), ("mineral", "scale"): (0.72, 1.1)}
 
 
@@ -51,17 +55,20 @@ def test_known_smooth_deformations_are_found_near_the_patch_noise_limit(deformat
         warnings.simplefilter("ignore", AlignmentWarning)
         result = register_frames(sim["frames"], method="piecewise")
     assert np.all(np.any(result.displacement_px != 0, axis=(1, 2, 3)))  # every frame
-    side = patch_size_px(float(sim["frames"].mean()), (128, 128))
-    errors, limits = patch_errors_px(sim, result, side)
+    errors, limits = patch_errors_px(sim, result)
     usable = limits < 1.0  # a patch the perfect reference itself cannot place is left out
-    assert usable.mean() > 0.85
+    # Where the field bends (the bulges) it comes from 32 px patches, a fifth of which a
+    # perfect reference cannot place on a smooth mineral (0.80 usable).
+    refined = result.displacement_grid_px[0][0] < (48 - 1) / 2
+    assert refined == (deformation == "bulge")
+    assert usable.mean() > (0.75 if refined else 0.85)
     ratio = errors[usable] / limits[usable]
     pooled = np.sqrt(np.mean(errors[usable] ** 2) / np.mean(limits[usable] ** 2))
     assert pooled <= LIMIT_RATIOS[scene, deformation][0], pooled
     assert ratio.max() <= LIMIT_RATIOS[scene, deformation][1], np.round(ratio, 2)
     rigid = result.displacement_px * 0
     rigid_errors, _ = patch_errors_px(sim, type(result)(**{**result.__dict__,
-                                                           "displacement_px": rigid}), side)
+                                                           "displacement_px": rigid}))
     worst = np.unravel_index(np.argmax(rigid_errors), rigid_errors.shape)
     assert errors[worst] < 0.6 * rigid_errors[worst]
 

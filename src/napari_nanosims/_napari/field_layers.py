@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..model import Acquisition
+from ..processing.alignment.piecewise import patch_side_px
 from ..processing.alignment.warp import arrow_scale, displacement_vectors
 from .layers import NAME_SEPARATOR
 from .lookups import KIND_FIELD, NOT_A_CHANNEL
@@ -88,5 +89,6 @@ def field_note(registration) -> str:
     field = np.asarray(field, dtype=np.float64)
     kept = int(np.count_nonzero(np.any(field != 0, axis=(1, 2, 3))))
     longest = float(np.max(np.hypot(field[:, 0], field[:, 1])))
-    return (f"displacement field on {kept} of {len(field)} frames, up to {longest:.2g} px "
-            f"(arrows x{arrow_scale(registration):g})")
+    side = patch_side_px(registration)
+    return (f"displacement field on {kept} of {len(field)} frames ({side} px patches), up "
+            f"to {longest:.2g} px (arrows x{arrow_scale(registration):g})")

@@ -97,11 +97,13 @@ def moves_at_pixels(registration, shape) -> np.ndarray:
          for d in registration.displacement_px])
 
 
-def patch_errors_px(simulation: dict, registration, side: int) -> tuple[np.ndarray, np.ndarray]:
+def patch_errors_px(simulation: dict, registration, side: int | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """Per patch of a piecewise registration: its error and its noise limit, pixels.
 
-    The patches are those the registration used: ``side`` px, half a side apart, the
-    last flush with the frame's edge. A patch's misregistration is the mean of its
+    The patches are those the registration used: ``side`` px (by default the side it
+    chose, read off its grid: the first centre lies half a side in), half a side apart,
+    the last flush with the frame's edge. A patch's misregistration is the mean of its
     pixels' residual moves weighted, per axis, by the squared gradient of that frame's
     noise-free content there (how much each pixel tells about a shift; empty
     background weighs nothing). The truth is that weighted mean of the true moves; the
@@ -120,8 +122,10 @@ def patch_errors_px(simulation: dict, registration, side: int) -> tuple[np.ndarr
     """
     from skimage.registration import phase_cross_correlation
 
-    from ..processing.alignment.piecewise import _starts
+    from ..processing.alignment.piecewise import _starts, patch_side_px
 
+    if side is None:
+        side = patch_side_px(registration)
     frames, truth = simulation["frames"], simulation["displacement_px"]
     clean = np.asarray(simulation["truth"], dtype=np.float64)
     field = np.asarray(simulation["field"], dtype=np.float64)
