@@ -176,7 +176,8 @@ def _pooled_and_worst(sim):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AlignmentWarning)
         result = register_frames(sim["frames"], method="piecewise")
-    errors, limits = patch_errors_px(sim, result)
+    side = piecewise.patch_size_px(float(sim["frames"].mean()), (128, 128))
+    errors, limits = patch_errors_px(sim, result, side)
     usable = limits < 1.0
     return (float(np.sqrt(np.mean(errors[usable] ** 2) / np.mean(limits[usable] ** 2))),
             float(np.max(errors[usable] / limits[usable])))

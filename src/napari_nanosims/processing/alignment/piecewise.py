@@ -29,26 +29,18 @@ import numpy as np
 
 from ..._errors import AlignmentWarning
 from ..._progress import run_to_completion
-from ._curvature import bends
 from ._field import calibrated_sigma, consistent_field, deformation_test, steady_patches
 from ._temporal import smooth_over_frames
 from .registration import MAX_PASSES, FrameRegistration, iter_register
 from .subpixel import TAPER_SMOOTHING_WIDTHS, edge_taper
 
-__all__ = ["iter_register_piecewise", "patch_size_px", "patch_side_px", "refined_patch_px",
-           "PATCH_COUNTS",
-           "MIN_PATCH_PX", "MIN_REFINED_PX", "MAX_REFINED_UNUSABLE"]
+__all__ = ["iter_register_piecewise", "patch_size_px", "patch_side_px", "PATCH_COUNTS",
+           "MIN_PATCH_PX"]
 
 #: Counts a patch should hold per frame (sets the patch side from the mean count).
 PATCH_COUNTS = 4000.0
 #: Smallest patch side, pixels.
 MIN_PATCH_PX = 48
-#: Smallest side of the smaller patches tried where the field bends
-#: (:func:`refined_patch_px`), pixels.
-MIN_REFINED_PX = 32
-#: ... which are used unless more than this share of them (or of the larger ones, if
-#: more) have too few counts to register: the field there would rest on neighbours.
-MAX_REFINED_UNUSABLE = 0.25
 #: A patch's move is used when its correlation is this many times its noise level
 #: (lower than a whole frame's FLAG_SIGNIFICANCE: a wrong move shows in the scatter
 #: of the patch's moves, which calibrates its uncertainty) ...
@@ -63,6 +55,15 @@ def patch_size_px(mean_counts: float, shape) -> int:
     wanted = np.sqrt(PATCH_COUNTS / max(float(mean_counts), 1e-9))
     side = int(np.ceil(max(wanted, MIN_PATCH_PX) / 8) * 8)
     return int(min(side, min(shape) // 2))
+
+
+def patch_side_px(registration: FrameRegistration) -> int:
+    """The side of the patches a piecewise registration's field came from, pixels: its
+    first grid point lies half a side (less half a pixel) in."""
+    grid = registration.displacement_grid_px
+    if grid is None:
+        raise ValueError("the registration has no displacement field (not 'piecewise')")
+    return int(round(2 * float(grid[0][0]) + 1))
 
 
 def _starts(length: int, side: int) -> np.ndarray:
@@ -163,34 +164,6 @@ def _patch_weights(patch: np.ndarray, result: FrameRegistration) -> np.ndarray:
     return weights
 
 
-def patch_side_px(registration: FrameRegistration) -> int:
-    """The side of the patches a piecewise registration's field came from, pixels: its
-    first grid point lies half a side (less half a pixel) in."""
-    grid = registration.displacement_grid_px
-    if grid is None:
-        raise ValueError("the registration has no displacement field (not 'piecewise')")
-    return int(round(2 * float(grid[0][0]) + 1))
-
-
-def refined_patch_px(side: int) -> int | None:
-    """The patch side tried when the field bends (:func:`._curvature.bends`): two thirds
-    of ``side`` (a multiple of 8), at least :data:`MIN_REFINED_PX`; None when that is not
-    smaller than ``side``."""
-    refined = max(MIN_REFINED_PX, int(round(side * 2 / 3 / 8)) * 8)
-    return refined if refined < side else None
-
-
-def _measure(stack, rigid, side: int, upsample_factor: int, progress):
-    """The patches of ``side`` px and their moves: (grid, (moves, sigma, weights,
-    corners, unusable)) as :func:`_patch_moves`, the grid at the patches' centres."""
-    height, width = stack.shape[1:]
-    row_starts, col_starts = _starts(height, side), _starts(width, side)
-    grid = (row_starts + (side - 1) / 2.0, col_starts + (side - 1) / 2.0)
-    measured = yield from _patch_moves(stack, rigid, side, (row_starts, col_starts),
-                                       upsample_factor, progress)
-    return grid, measured
-
-
 def iter_register_piecewise(data, upsample_factor: int, region=None, rigid=None,
                             patch_px=None) -> Generator[int, None, FrameRegistration]:
     """Register a (frames, H, W) stack rigidly, then its patches; see the module.
@@ -198,12 +171,11 @@ def iter_register_piecewise(data, upsample_factor: int, region=None, rigid=None,
     Returns the rigid :class:`FrameRegistration` with ``displacement_px`` (frames, 2,
     rows, cols: the move beyond each frame's translation at the patch centres, pixels,
     in the input frame's pixels) and ``displacement_grid_px`` (the centres' row and
-    column coordinates). ``patch_px`` fixes the patch side (no refinement).
+    column coordinates).
     """
     stack = np.asarray(data)
     n_frames, height, width = stack.shape
-    # Progress: the rigid registration's steps, then as many again over the patches
-    # (two thirds of them when a refinement may follow, which takes the last third).
+    # Progress: the rigid registration's steps, then as many again over the patches.
     budget = 2 + n_frames * (1 + MAX_PASSES)
     if rigid is None:
         rigid = yield from iter_register(stack, upsample_factor, None, region)
@@ -214,50 +186,28 @@ def iter_register_piecewise(data, upsample_factor: int, region=None, rigid=None,
     if side < 16 or side > min(height, width):
         raise ValueError(f"patch_px must be from 16 to the frame size ({min(height, width)} "
                          f"px); got {side}")
-    refined = refined_patch_px(side) if patch_px is None else None
-    share = 2 if refined is not None else 3  # thirds of the patches' steps
-
-    def progress(low, high, count):  # from ``low`` to ``high`` thirds, in whole steps
-        return lambda done: budget + budget * (low * count + (high - low) * done) // (3 * count)
-
-    n_patches = _starts(height, side).size * _starts(width, side).size
-    grid, measured = yield from _measure(stack, rigid, side, upsample_factor,
-                                         progress(0, share, n_patches))
-    moves, sigma, weights, corners, unusable = measured
+    row_starts, col_starts = _starts(height, side), _starts(width, side)
+    grid = (row_starts + (side - 1) / 2.0, col_starts + (side - 1) / 2.0)
+    n_patches = row_starts.size * col_starts.size
+    moves, sigma, weights, corners, unusable = yield from _patch_moves(
+        stack, rigid, side, (row_starts, col_starts), upsample_factor,
+        lambda done: budget + (budget * done) // n_patches)
+    field = np.zeros((n_frames, 2, grid[0].size, grid[1].size))
     if unusable == n_patches:
         warnings.warn(f"piecewise alignment: none of the {n_patches} patches of {side} x "
                       f"{side} px holds enough counts to register; the rigid (subpixel) "
                       "alignment is used", AlignmentWarning, stacklevel=3)
-        return _rigid_field(rigid, grid)
-    steady = steady_patches(moves, sigma)  # judged on the predicted uncertainties
-    sigma = calibrated_sigma(moves, sigma)
-    deforms = deformation_test(moves, sigma)
-    if deforms and refined is not None and bends(moves, sigma, weights, corners):
-        # The field bends within a patch: smaller patches follow it (_curvature), kept
-        # unless too many of them fail to register (MAX_REFINED_UNUSABLE).
-        count = _starts(height, refined).size * _starts(width, refined).size
-        finer_grid, finer = yield from _measure(stack, rigid, refined, upsample_factor,
-                                                progress(share, 3, count))
-        if finer[4] / count <= max(unusable / n_patches, MAX_REFINED_UNUSABLE):
-            side, grid, n_patches = refined, finer_grid, count
-            moves, sigma, weights, corners, unusable = finer
-            steady = steady_patches(moves, sigma)
-            sigma = calibrated_sigma(moves, sigma)
+        return dataclasses.replace(rigid, displacement_px=field, displacement_grid_px=grid)
     if unusable:
         warnings.warn(f"piecewise alignment: {unusable} of {n_patches} patches of {side} "
                       f"x {side} px have too few counts to register; the field there "
                       "comes from their neighbours (rigid where none registers)",
                       AlignmentWarning, stacklevel=3)
-    if not deforms:
-        return _rigid_field(rigid, grid)
-    # Smoothed over the frames only once the stack is known to deform (the test judges
-    # the moves as measured), and only the patches whose course is steady.
-    moves = smooth_over_frames(moves, sigma, steady)
-    field = consistent_field(moves, sigma, weights, corners, side, grid, (height, width))
-    return dataclasses.replace(rigid, displacement_px=field, displacement_grid_px=grid)
-
-
-def _rigid_field(rigid: FrameRegistration, grid) -> FrameRegistration:
-    """``rigid`` with a field of zeros on ``grid``: every frame moved rigidly."""
-    field = np.zeros((rigid.translations.shape[0], 2, grid[0].size, grid[1].size))
+    steady = steady_patches(moves, sigma)  # judged on the predicted uncertainties
+    sigma = calibrated_sigma(moves, sigma)
+    if deformation_test(moves, sigma):
+        # Smoothed over the frames only once the stack is known to deform (the test
+        # judges the moves as measured), and only the patches whose course is steady.
+        moves = smooth_over_frames(moves, sigma, steady)
+        field = consistent_field(moves, sigma, weights, corners, side, grid, (height, width))
     return dataclasses.replace(rigid, displacement_px=field, displacement_grid_px=grid)
