@@ -131,8 +131,10 @@ def test_piecewise_alignment_draws_its_field_over_the_aligned_stack(make_napari_
                                np.hypot(np.array(want_moves)[:, 1],
                                         np.array(want_moves)[:, 2]), atol=1e-9)
     assert f"arrows x{factor:g}" in panel.align.summary.value
-    side = int(round(2 * rows[0] + 1))  # the grid starts half a patch in
-    assert f"({side} px patches)" in panel.align.summary.value
+    # The patch side the counts chose: 48 px, the least (and half the 96 px frame); the
+    # first grid point lies half a side in.
+    assert rows[0] == (48 - 1) / 2
+    assert "(48 px patches)" in panel.align.summary.value
     assert viewer.layers.selection.active is not layer  # an image stays selected
 
     # Align again: one field layer, the new one; Undo brings the first back.

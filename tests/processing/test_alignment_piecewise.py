@@ -403,4 +403,3 @@ def test_the_patch_side_is_read_off_the_grid_and_a_rigid_registration_has_none()
                                   patch_errors_px(sim, result, 48)[0])
     with pytest.raises(ValueError, match="no displacement field"):
         patch_side_px(rigid)
-
