@@ -102,23 +102,29 @@ def speed(quick: bool) -> None:
     worst = 0.0
     sizes = (256,) if quick else (256, 512)
     frame_counts = (10, 40) if quick else (10, 40, 200)
-    # A stack of FUSED_MIN_WORK frames x canvas pixels or more uses the fused kernels
-    # (numba), smaller ones the numpy formulas (_kernels.choose): loaded here once, so
-    # that numba's start (0.5 s) is not in the first large stack's time.
+    # The canvas arithmetic: the C kernels for every stack where they were built, else
+    # the fused kernels (numba) from FUSED_MIN_WORK frames x canvas pixels and the numpy
+    # formulas below (_kernels.choose). numba, where used, is loaded here once, so that
+    # its start (0.5 s) is not in the first large stack's time.
     started = time.perf_counter()
-    _kernels.load_fused()
+    if _kernels.compiled_kernels is None:
+        _kernels.load_fused()
     register_frames(simulate_scene("cells", 3, 2.0, window=64, seed=1)["frames"])
-    choose, fused_used = _kernels.choose, []
+    choose, kernels_used = _kernels.choose, []
 
     def recording_choose(work):  # which kernels each stack's full-resolution passes use
         chosen = choose(work)
-        fused_used.append(chosen is not _kernels)
+        kernels_used.append("C" if chosen is _kernels.compiled_kernels else
+                            "numpy" if chosen is _kernels else "numba")
         return chosen
 
     _kernels.choose = recording_choose
-    print(f"  (the fused kernels loaded and first used: {time.perf_counter() - started:.2f} s, "
-          f"once per process, not in the table; used from {_kernels.FUSED_MIN_WORK:.1e} "
-          "frames x canvas pixels: '*' after the passes)")
+    note = ("the C kernels, every stack" if _kernels.compiled_kernels is not None else
+            f"no C kernels built: numba's from {_kernels.FUSED_MIN_WORK:.1e} frames x canvas "
+            "pixels, numpy below")
+    print(f"  (kernels: {note}; loaded and "
+          f"first used: {time.perf_counter() - started:.2f} s, once per process, not in the "
+          "table; after the passes: the kernels a stack used)")
     for size in sizes:
         # What is done once per frame size and process (the band choice's noise shapes
         # of this canvas), so that the table shows what every later stack costs.
@@ -139,7 +145,7 @@ def speed(quick: bool) -> None:
                     floor = min(floor, _fft_floor_ms(size))
                 worst = max(worst, ours / floor)
                 print(f"  {kind:9s} {n_frames:6d} {size:5d} {ours:9.1f} {floor:7.2f} "
-                      f"{ours / floor:6.1f} {result.passes:6d}{'*' if fused_used[-1] else ''}",
+                      f"{ours / floor:6.1f} {result.passes:6d} {kernels_used[-1]}",
                       flush=True)
     print(f"  worst ratio to the FFT floor: {worst:.1f} (load average after: "
           f"{os.getloadavg()[0]:.1f})\n")
@@ -151,6 +157,9 @@ from napari_nanosims.testing.simulate import simulate_scene
 frames = simulate_scene("cells", int(sys.argv[2]), 2.0, window=int(sys.argv[1]),
                         seed=1)["frames"]
 from napari_nanosims import register_frames
+if sys.argv[3] == "without":  # as where no C compiler built them: numba and numpy
+    from napari_nanosims.processing.alignment import _kernels
+    _kernels.compiled_kernels = None
 times = []
 for _ in range(3):
     started = time.perf_counter()
@@ -167,38 +176,49 @@ def first_call() -> None:
     there (numba's kernels, the band choice's noise shapes; filled by a warm-up run
     first); 'no cache folder': every process computes them (the cache folder is a
     file): the noise shapes measured in every process, as before the tenth round, with
-    numba's kernels from their cache still.
+    numba's kernels from their cache still; 'without C kernels': as where no C compiler
+    built them (numba's kernels from 1.6e7 frames x canvas pixels, loaded from its disk
+    cache), the cache on disk.
     """
     import subprocess
     import sys
     import tempfile
 
+    from napari_nanosims.processing.alignment import _kernels
+
     print("first call in a fresh process (cells), seconds: first, then the second and third")
     blocked = tempfile.NamedTemporaryFile(prefix="nanosims-no-cache-")  # noqa: SIM115 - a file, no folder
-    environments = {"cache on disk": dict(os.environ),
-                    "no cache folder": dict(os.environ, NAPARI_NANOSIMS_CACHE=os.path.join(
-                        blocked.name, "cache"),
-                        NUMBA_CACHE_DIR=_numba_cache_dir())}
+    no_cache = dict(os.environ, NAPARI_NANOSIMS_CACHE=os.path.join(blocked.name, "cache"),
+                    NUMBA_CACHE_DIR=_numba_cache_dir())
+    cases = {"cache on disk": (dict(os.environ), "with"),
+             "no cache folder": (no_cache, "with")}
+    if _kernels.compiled_kernels is not None:
+        cases["without C kernels"] = (dict(os.environ), "without")
+    else:
+        print("  (the C kernels were not built: every case uses numba's and numpy's)")
 
-    def run(size, frames, environment):
-        output = subprocess.run([sys.executable, "-c", _FIRST_CALL, str(size), str(frames)],
-                                capture_output=True, text=True, check=True,
+    def run(size, frames, case):
+        environment, kernels = cases[case]
+        output = subprocess.run([sys.executable, "-c", _FIRST_CALL, str(size), str(frames),
+                                 kernels], capture_output=True, text=True, check=True,
                                 env=environment).stdout.split()
         return [float(v) for v in output]
 
     with blocked:
         for size, frames in ((256, 20), (512, 20), (256, 200), (512, 60)):
-            run(size, frames, environments["cache on disk"])  # fills the caches
-            excess: dict[str, list[float]] = {name: [] for name in environments}
+            for case in ("cache on disk", "without C kernels"):  # fill the caches
+                if case in cases:
+                    run(size, frames, case)
+            excess: dict[str, list[float]] = {case: [] for case in cases}
             for attempt in range(3):  # alternating: this machine's speed wanders
-                for name, environment in environments.items():
-                    first, *later = run(size, frames, environment)
-                    excess[name].append(first - min(later))
-                    print(f"  {frames:3d} x {size}², {name:15s} run {attempt + 1}: "
+                for case in cases:
+                    first, *later = run(size, frames, case)
+                    excess[case].append(first - min(later))
+                    print(f"  {frames:3d} x {size}², {case:17s} run {attempt + 1}: "
                           f"{first:.3f} then {' '.join(f'{v:.3f}' for v in later)}"
                           f"  (first - later: {first - min(later):+.3f} s)", flush=True)
             print(f"  {frames:3d} x {size}², first - later, median of 3: " + ", ".join(
-                f"{name} {np.median(values):+.3f} s" for name, values in excess.items())
+                f"{case} {np.median(values):+.3f} s" for case, values in excess.items())
                 + " (target <= 0.5 s)", flush=True)
     print()
 
@@ -239,10 +259,12 @@ def resident():  # (resident, peak resident since the reset) MiB; Linux, else ru
 
 with warnings.catch_warnings():  # imports and compilation are not the step's memory
     warnings.simplefilter("ignore")
-    # The step loads the fused kernels (numba, about 100 MiB once per process; a session
-    # that removed hot pixels has numba already): loaded here, as the small step won't.
+    # Without the C kernels the step loads numba's (about 100 MiB once per process; a
+    # session that removed hot pixels has numba already): loaded here, as the small step
+    # won't.
     from napari_nanosims.processing.alignment import _kernels
-    _kernels.load_fused()
+    if _kernels.compiled_kernels is None:
+        _kernels.load_fused()
     run_recipe(Acquisition.from_arrays(counts[:3, :, :48, :48], acquisition.labels),
                [("align_frames", {"method": method, "channel": "m0"})])
 gc.collect()

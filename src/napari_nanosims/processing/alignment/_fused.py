@@ -7,7 +7,9 @@ sums). Each numpy operation is a pass through memory and a temporary, and the Py
 between them holds the interpreter lock the two frame threads share. Here each group
 is one loop over the canvas, in single precision as the numpy formulas of
 :mod:`._kernels` (their twins, same arguments); sums are taken in double precision,
-in any order (LLVM vectorises them). :mod:`._kernels` chooses between the two.
+in any order (LLVM vectorises them). :mod:`._kernels` chooses between the numpy
+formulas, these and their C twins (``_canvas.c``): these only where the C ones were not
+built at install (loading numba costs about 0.5 s per process).
 """
 
 from __future__ import annotations

@@ -1,36 +1,56 @@
 """The whole-canvas arithmetic of the sub-pixel passes, as numpy formulas, and the
-choice between them and their fused twins (:mod:`._fused`, numba).
+choice between them and their compiled twins.
 
-The fused kernels do the same in one loop each with the interpreter lock released:
-about 20 % less time per frame at 256² and 512² (``benchmarks/bench_alignment.py``).
-Loading them costs about 0.5 s once per process, numba's own start (its typing
-tables, scipy.linalg), even from the disk cache; more than they save on a small stack.
-So a registration uses them when its work (frames times the padded canvas's pixels)
-pays for loading them, :data:`FUSED_MIN_WORK`, and these formulas otherwise. The choice
-depends on the stack alone, never on what ran before in the process, so that a file
-gives the same result in a fresh process, in a session and in a batch of any order
-(the two agree only to single-precision rounding, not bit for bit: sums are taken in
-another order, and a translation rounded to 0.01 px can fall the other way at a tie).
+The twins do the same in one loop each with the interpreter lock released: about 20 %
+less time per frame at 256² and 512² (``benchmarks/bench_alignment.py``). There are two:
 
-Every function writes into ``out`` arrays given by the caller (as the fused ones).
+- :mod:`._canvas`, in C, built at install where a C compiler is found (``setup.py``, an
+  optional extension). It loads in about a millisecond, so every registration uses it.
+- :mod:`._fused`, in numba, where the C ones were not built. Loading them costs about
+  0.5 s once per process, numba's own start (its typing tables, scipy.linalg), even
+  from the disk cache; more than they save on a small stack. So a registration uses
+  them when its work (frames times the padded canvas's pixels) pays for loading them,
+  :data:`FUSED_MIN_WORK`, and these formulas otherwise.
+
+The choice depends on the stack and the installation alone, never on what ran before
+in the process, so that a file gives the same result in a fresh process, in a session
+and in a batch of any order (the three agree only to single-precision rounding, not
+bit for bit: sums are taken in another order, and a translation rounded to 0.01 px can
+fall the other way at a tie).
+
+Every function writes into ``out`` arrays given by the caller (as the twins).
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 import threading
 from types import ModuleType
 
 import numpy as np
 
-__all__ = ["FUSED_MIN_WORK", "choose", "load_fused", "shift_spectrum", "add_shifted",
-           "weigh", "cross_spectrum", "derivative_spectra", "weighted_power",
+
+def _import_compiled() -> ModuleType | None:
+    """The C kernels (:mod:`._canvas`), or None where they were not built."""
+    try:
+        return importlib.import_module(f"{__package__}._canvas")
+    except ImportError:  # built without a C compiler: numba and numpy (see above)
+        return None
+
+
+#: The C kernels, or None where they were not built at install.
+compiled_kernels = _import_compiled()
+
+__all__ = ["FUSED_MIN_WORK", "choose", "compiled_kernels", "load_fused", "shift_spectrum",
+           "add_shifted", "weigh", "cross_spectrum", "derivative_spectra", "weighted_power",
            "gradient_moments"]
 
-#: Frames times padded canvas pixels from which a registration loads the fused kernels:
-#: about 155 frames of 256² (a 320² canvas), 40 of 512² (640²). There the time they save
-#: (20 %: 3.5 ms a frame at 256², 11.5 ms at 512², on a 2-core machine whose one FFT
-#: correlation takes 2.3 ms at 256²) passes the 0.5 s of loading them.
+#: Without the C kernels: frames times padded canvas pixels from which a registration
+#: loads the fused (numba) kernels, about 155 frames of 256² (a 320² canvas), 40 of 512²
+#: (640²). There the time they save (20 %: 3.5 ms a frame at 256², 11.5 ms at 512², on
+#: a 2-core machine whose one FFT correlation takes 2.3 ms at 256²) passes the 0.5 s of
+#: loading them.
 FUSED_MIN_WORK = 1.6e7
 
 _fused: ModuleType | None = None
@@ -52,8 +72,11 @@ def load_fused() -> ModuleType | None:
 
 
 def choose(work: float) -> ModuleType:
-    """The kernels for ``work`` (frames x canvas pixels): the fused ones from
-    :data:`FUSED_MIN_WORK` on (loaded then if not yet), else these numpy formulas."""
+    """The kernels for ``work`` (frames x canvas pixels): the C ones where they were
+    built; else the fused ones from :data:`FUSED_MIN_WORK` on (loaded then if not yet),
+    and these numpy formulas below it."""
+    if compiled_kernels is not None:
+        return compiled_kernels
     fused = load_fused() if work >= FUSED_MIN_WORK else None
     return fused if fused is not None else sys.modules[__name__]
 

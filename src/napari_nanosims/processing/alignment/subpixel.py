@@ -174,7 +174,8 @@ class _Spectra:
         self.full_band = self._band(slice(None) if band_rows.size == rows else band_rows,
                                     band_cols)
         self.spectra = np.empty((n_frames, rows, self.omega_x.size), np.complex64)
-        # The canvas arithmetic of the passes: fused (numba) when it pays (_kernels).
+        # The canvas arithmetic of the passes: the C kernels where they were built, else
+        # numba's where they pay for loading it, else numpy (_kernels.choose).
         self.kernels = _kernels.choose(n_frames * rows * cols)
         for _ in map_frames(self._prepare, n_frames):
             pass
