@@ -7,12 +7,11 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 #: For gcc and clang: comparisons that may be computed ahead (min and max without a
-#: branch, so that the clipping loops vectorise), and no NaN or infinity to keep apart
-#: (the registration refuses them before any kernel runs); the sums marked in the
-#: source may be added in vector lanes (OpenMP's simd pragmas only: no threads, no
-#: runtime library); no multiplication fused with an addition.
-UNIX_FLAGS = ["-O3", "-fno-trapping-math", "-ffinite-math-only", "-fno-signed-zeros",
-              "-fopenmp-simd", "-ffp-contract=off"]
+#: branch, so that the clipping loops vectorise); the sums marked in the source may be
+#: added in vector lanes (OpenMP's simd pragmas only: no threads, no runtime library);
+#: no multiplication fused with an addition.
+UNIX_FLAGS = ["-O3", "-fno-trapping-math", "-fno-signed-zeros", "-fopenmp-simd",
+              "-ffp-contract=off"]
 
 
 class BuildCanvasKernels(build_ext):

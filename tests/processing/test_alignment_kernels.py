@@ -25,10 +25,45 @@ def _compiled():
     return _kernels.compiled_kernels
 
 
-@pytest.fixture(params=["numpy", "compiled", "fused"])
+@pytest.fixture(scope="module")
+def one_target_kernels(tmp_path_factory):
+    """The C kernels built for the default target alone (CANVAS_ONE_TARGET), with
+    setup.py's flags: on an AVX2 machine the installed extension runs its AVX2 loops,
+    and these are the others (SSE2 on x86-64). Skipped, saying why, without the source
+    (an installed wheel) or a C compiler."""
+    import ast
+    import importlib.util
+    import shutil
+    import subprocess
+    import sysconfig
+    from pathlib import Path
+
+    source = Path(_kernels.__file__).with_name("_canvas.c")
+    setup = Path(_kernels.__file__).parents[4] / "setup.py"
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if not source.is_file() or not setup.is_file() or compiler is None:
+        pytest.skip("no _canvas.c, setup.py or C compiler here (an installed wheel?)")
+    assignment = next(node for node in ast.parse(setup.read_text()).body
+                      if isinstance(node, ast.Assign)
+                      and getattr(node.targets[0], "id", None) == "UNIX_FLAGS")
+    flags = ast.literal_eval(assignment.value)
+    suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    built = tmp_path_factory.mktemp("one_target") / f"_canvas{suffix}"
+    subprocess.run([compiler, *flags, "-DCANVAS_ONE_TARGET", "-shared", "-fPIC",
+                    f"-I{sysconfig.get_paths()['include']}", str(source), "-o", str(built)],
+                   check=True, capture_output=True, timeout=120)
+    spec = importlib.util.spec_from_file_location("_canvas", built)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(params=["numpy", "compiled", "compiled, one target", "fused"])
 def kernels(request):
     if request.param == "compiled":
         return _compiled()
+    if request.param == "compiled, one target":
+        return request.getfixturevalue("one_target_kernels")
     return _kernels if request.param == "numpy" else _fused
 
 
@@ -74,10 +109,12 @@ def _weigh_formula(summed, coverage, mine, placed, exclude):
     return mine * weight, reference, scale ** 2 * np.maximum(coverage, 0), total
 
 
-#: Shapes whose widths leave every remainder after vectors of 4 and 8 values (the
+#: Shapes whose widths leave every remainder after vectors of 4, 8 and 16 values (the
 #: compiled loops do the rest apart; canvases come from next_fast_len: 75, 81, 125, ...
-#: columns), one row, and none.
-ODD_SHAPES = [SHAPE, (3, 7), (2, 15), (1, 16), (5, 23), (4, 26), (6, 29), (2, 44), (0, 5)]
+#: columns), one row, no row and no column.
+ODD_SHAPES = [SHAPE, (3, 7), (2, 15), (1, 16), (5, 23), (4, 26), (6, 29), (2, 44), (2, 11),
+              (3, 14), (2, 19), (1, 30), (2, 21), (3, 12), (1, 2), (1, 20), (2, 22), (1, 24),
+              (2, 25), (0, 5), (3, 0)]
 
 
 @pytest.mark.parametrize("shape", ODD_SHAPES)

@@ -32,12 +32,14 @@ typedef struct {
 #define ROW_COUNT(array) ((array).view.shape[0])
 #define COLUMN_COUNT(array) ((array).view.shape[1])
 
-/* LOOP marks the functions holding a loop over the canvas. With gcc or clang on
- * x86-64 Linux (glibc) each is compiled twice, for any x86-64 (SSE2) and for AVX2, and
- * the loader picks the one the processor runs (about 2.5x faster on shifts and on the
- * sums: numba's kernels, which this module replaces, are compiled for the machine they
- * run on). Elsewhere once, for the compiler's default target. */
-#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && defined(__GLIBC__)
+/* LOOP marks the functions holding a loop over the canvas. With gcc (6 or later) or
+ * clang (14 or later) on x86-64 Linux with glibc each is compiled twice, for any x86-64
+ * (SSE2) and for AVX2, and the loader picks the one the processor runs (about 2.5x
+ * faster on shifts and on the sums: numba's kernels, which this module replaces, are
+ * compiled for the machine they run on). Elsewhere, or with CANVAS_ONE_TARGET defined
+ * (the tests build it so, to run the SSE2 loops too), once for the default target. */
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && defined(__GLIBC__) \
+    && !defined(CANVAS_ONE_TARGET)
 #define LOOP __attribute__((target_clones("avx2", "default")))
 #else
 #define LOOP
@@ -50,11 +52,18 @@ typedef struct {
 #define INLINE static inline
 #endif
 
-/* SUMS(...) before a loop lets the compiler add its terms in vector lanes and then the
+/* SUMS(...) before a loop lets gcc and clang add its terms in vector lanes and then the
  * lanes (OpenMP's simd reduction; setup.py passes -fopenmp-simd, no threads): sums in
- * double precision whose order, and so whose last bit, depends on the vector width. */
+ * double precision whose order, and so whose last bit, depends on the vector width and
+ * the compiler. The loop may not carry anything from one pixel to the next but the
+ * sums: every caller's outputs are apart from its inputs (shift_spectrum's ``out`` may
+ * be its ``spectrum``, pixel for pixel, and its loop has no SUMS). */
+#if defined(__GNUC__)
 #define PRAGMA(text) _Pragma(#text)
 #define SUMS(...) PRAGMA(omp simd reduction(+:__VA_ARGS__))
+#else
+#define SUMS(...)
+#endif
 
 static const char *kind_name(Kind kind)
 {
