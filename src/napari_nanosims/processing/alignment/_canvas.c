@@ -117,6 +117,32 @@ static void release(Array *arrays, int count)
     }
 }
 
+/* What a kernel takes at one position: the argument's name, kind and dimensions, and
+ * whether it writes there. */
+typedef struct {
+    const char *name;
+    Kind kind;
+    int ndim;
+    int writable;
+} Spec;
+
+/* Take ``count`` arrays from ``objects`` as ``specs`` say, marking every one of them not
+ * held first; -1 with a Python error at the first that cannot be taken (the caller
+ * releases what was: release(arrays, count)). */
+static int take_all(PyObject **objects, Array *arrays, const Spec *specs, int count)
+{
+    for (int k = 0; k < count; k++) {
+        arrays[k].held = 0;
+    }
+    for (int k = 0; k < count; k++) {
+        if (take(objects[k], &arrays[k], specs[k].kind, specs[k].ndim, specs[k].writable,
+                 specs[k].name) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* ValueError unless ``array``'s length along ``axis`` is ``length``. */
 static int check_length(const Array *array, int axis, Py_ssize_t length, const char *name,
                         const char *of)
@@ -200,20 +226,18 @@ LOOP static void shift_loop(const Array *spectrum, const Array *row_phase,
 
 static PyObject *shift_spectrum(PyObject *self, PyObject *args)
 {
+    static const Spec specs[4] = {{"spectrum", COMPLEX64, 2, 0},
+                                  {"row_phase", COMPLEX64, 1, 0},
+                                  {"column_phase", COMPLEX64, 1, 0},
+                                  {"out", COMPLEX64, 2, 1}};
     PyObject *objects[4];
-    Array a[4];  /* spectrum, row_phase, column_phase, out */
+    Array a[4];
 
     if (!PyArg_ParseTuple(args, "OOOO:shift_spectrum", &objects[0], &objects[1],
                           &objects[2], &objects[3])) {
         return NULL;
     }
-    for (int k = 0; k < 4; k++) {
-        a[k].held = 0;
-    }
-    if (take(objects[0], &a[0], COMPLEX64, 2, 0, "spectrum") < 0
-        || take(objects[1], &a[1], COMPLEX64, 1, 0, "row_phase") < 0
-        || take(objects[2], &a[2], COMPLEX64, 1, 0, "column_phase") < 0
-        || take(objects[3], &a[3], COMPLEX64, 2, 1, "out") < 0
+    if (take_all(objects, a, specs, 4) < 0
         || check_per_axis(&a[1], &a[2], &a[0], "row_phase and column_phase") < 0
         || check_same_shape(&a[3], &a[0], "out", "spectrum") < 0) {
         release(a, 4);
@@ -229,21 +253,19 @@ static PyObject *shift_spectrum(PyObject *self, PyObject *args)
 
 static PyObject *add_shifted(PyObject *self, PyObject *args)
 {
+    static const Spec specs[4] = {{"total", COMPLEX64, 2, 1},
+                                  {"spectrum", COMPLEX64, 2, 0},
+                                  {"row_phase", COMPLEX64, 1, 0},
+                                  {"column_phase", COMPLEX64, 1, 0}};
     PyObject *objects[4];
-    Array a[4];  /* total, spectrum, row_phase, column_phase */
+    Array a[4];
     double sign;
 
     if (!PyArg_ParseTuple(args, "OOOOd:add_shifted", &objects[0], &objects[1], &objects[2],
                           &objects[3], &sign)) {
         return NULL;
     }
-    for (int k = 0; k < 4; k++) {
-        a[k].held = 0;
-    }
-    if (take(objects[0], &a[0], COMPLEX64, 2, 1, "total") < 0
-        || take(objects[1], &a[1], COMPLEX64, 2, 0, "spectrum") < 0
-        || take(objects[2], &a[2], COMPLEX64, 1, 0, "row_phase") < 0
-        || take(objects[3], &a[3], COMPLEX64, 1, 0, "column_phase") < 0
+    if (take_all(objects, a, specs, 4) < 0
         || check_per_axis(&a[2], &a[3], &a[1], "row_phase and column_phase") < 0
         || check_same_shape(&a[0], &a[1], "total", "spectrum") < 0) {
         release(a, 4);
@@ -361,11 +383,13 @@ LOOP static double weigh_loop(Array *a, int exclude, int want_noise)
 
 static PyObject *weigh(PyObject *self, PyObject *args)
 {
-    static const char *names[7] = {"summed", "coverage", "mine", "placed", "frame_part",
-                                   "reference", "noise"};
+    static const Spec specs[7] = {{"summed", REAL32, 2, 0}, {"coverage", REAL32, 2, 0},
+                                  {"mine", REAL32, 2, 0}, {"placed", REAL32, 2, 0},
+                                  {"frame_part", REAL32, 2, 1}, {"reference", REAL32, 2, 1},
+                                  {"noise", REAL32, 2, 1}};
     PyObject *objects[7], *exclude_object, *want_noise_object;
     Array a[7];
-    int exclude, want_noise, failed = 0;
+    int exclude, want_noise, count, failed;
     double total_weight;
 
     if (!PyArg_ParseTuple(args, "OOOOOOOOO:weigh", &objects[0], &objects[1], &objects[2],
@@ -378,13 +402,13 @@ static PyObject *weigh(PyObject *self, PyObject *args)
     if (exclude < 0 || want_noise < 0) {
         return NULL;
     }
-    for (int k = 0; k < 7; k++) {
-        a[k].held = 0;
-    }
-    /* The noise is written only when wanted (the registration passes an empty array). */
-    for (int k = 0; k < (want_noise ? 7 : 6) && !failed; k++) {
-        failed = take(objects[k], &a[k], REAL32, 2, k >= 4, names[k]) < 0
-            || (k > 0 && check_same_shape(&a[k], &a[0], names[k], "summed") < 0);
+    /* The noise is taken and written only when wanted (the registration passes an
+     * empty array). */
+    count = want_noise ? 7 : 6;
+    a[6].held = 0;
+    failed = take_all(objects, a, specs, count) < 0;
+    for (int k = 1; k < count && !failed; k++) {
+        failed = check_same_shape(&a[k], &a[0], specs[k].name, "summed") < 0;
     }
     if (failed) {
         release(a, 7);
@@ -419,20 +443,17 @@ LOOP static void cross_loop(Array *a)
 
 static PyObject *cross_spectrum(PyObject *self, PyObject *args)
 {
+    static const Spec specs[4] = {{"frame_spectrum", COMPLEX64, 2, 0},
+                                  {"reference_spectrum", COMPLEX64, 2, 0},
+                                  {"smoothing", REAL32, 2, 0}, {"out", COMPLEX64, 2, 1}};
     PyObject *objects[4];
-    Array a[4];  /* frame_spectrum, reference_spectrum, smoothing, out */
+    Array a[4];
 
     if (!PyArg_ParseTuple(args, "OOOO:cross_spectrum", &objects[0], &objects[1],
                           &objects[2], &objects[3])) {
         return NULL;
     }
-    for (int k = 0; k < 4; k++) {
-        a[k].held = 0;
-    }
-    if (take(objects[0], &a[0], COMPLEX64, 2, 0, "frame_spectrum") < 0
-        || take(objects[1], &a[1], COMPLEX64, 2, 0, "reference_spectrum") < 0
-        || take(objects[2], &a[2], REAL32, 2, 0, "smoothing") < 0
-        || take(objects[3], &a[3], COMPLEX64, 2, 1, "out") < 0
+    if (take_all(objects, a, specs, 4) < 0
         || check_same_shape(&a[1], &a[0], "reference_spectrum", "frame_spectrum") < 0
         || check_same_shape(&a[2], &a[0], "smoothing", "frame_spectrum") < 0
         || check_same_shape(&a[3], &a[0], "out", "frame_spectrum") < 0) {
@@ -477,27 +498,23 @@ LOOP static void derivative_loop(Array *a)
 
 static PyObject *derivative_spectra(PyObject *self, PyObject *args)
 {
-    static const char *names[8] = {"spectrum", "row_phase", "column_phase", "omega_y",
-                                   "omega_x", "smoothing", "out_y", "out_x"};
-    static const Kind kinds[8] = {COMPLEX64, COMPLEX64, COMPLEX64, REAL64, REAL64, REAL32,
-                                  COMPLEX64, COMPLEX64};
-    static const int dimensions[8] = {2, 1, 1, 1, 1, 2, 2, 2};
+    static const Spec specs[8] = {{"spectrum", COMPLEX64, 2, 0},
+                                  {"row_phase", COMPLEX64, 1, 0},
+                                  {"column_phase", COMPLEX64, 1, 0},
+                                  {"omega_y", REAL64, 1, 0}, {"omega_x", REAL64, 1, 0},
+                                  {"smoothing", REAL32, 2, 0}, {"out_y", COMPLEX64, 2, 1},
+                                  {"out_x", COMPLEX64, 2, 1}};
     PyObject *objects[8];
     Array a[8];
-    int failed = 0;
+    int failed;
 
     if (!PyArg_ParseTuple(args, "OOOOOOOO:derivative_spectra", &objects[0], &objects[1],
                           &objects[2], &objects[3], &objects[4], &objects[5], &objects[6],
                           &objects[7])) {
         return NULL;
     }
-    for (int k = 0; k < 8; k++) {
-        a[k].held = 0;
-    }
-    for (int k = 0; k < 8 && !failed; k++) {
-        failed = take(objects[k], &a[k], kinds[k], dimensions[k], k >= 6, names[k]) < 0;
-    }
-    failed = failed || check_per_axis(&a[1], &a[2], &a[0], "row_phase and column_phase") < 0
+    failed = take_all(objects, a, specs, 8) < 0
+        || check_per_axis(&a[1], &a[2], &a[0], "row_phase and column_phase") < 0
         || check_per_axis(&a[3], &a[4], &a[0], "omega_y and omega_x") < 0
         || check_same_shape(&a[5], &a[0], "smoothing", "spectrum") < 0
         || check_same_shape(&a[6], &a[0], "out_y", "spectrum") < 0
@@ -541,16 +558,15 @@ LOOP static double power_loop(const Array *a)
 
 static PyObject *weighted_power(PyObject *self, PyObject *args)
 {
+    static const Spec specs[2] = {{"spectrum", COMPLEX64, 2, 0}, {"weights", REAL32, 2, 0}};
     PyObject *objects[2];
-    Array a[2];  /* spectrum, weights */
+    Array a[2];
     double total = 0.0;
 
     if (!PyArg_ParseTuple(args, "OO:weighted_power", &objects[0], &objects[1])) {
         return NULL;
     }
-    a[0].held = a[1].held = 0;
-    if (take(objects[0], &a[0], COMPLEX64, 2, 0, "spectrum") < 0
-        || take(objects[1], &a[1], REAL32, 2, 0, "weights") < 0
+    if (take_all(objects, a, specs, 2) < 0
         || check_same_shape(&a[1], &a[0], "weights", "spectrum") < 0) {
         release(a, 2);
         return NULL;
@@ -589,20 +605,17 @@ LOOP static void moments_loop(const Array *a, double scale, double *yy, double *
 
 static PyObject *gradient_moments(PyObject *self, PyObject *args)
 {
+    static const Spec specs[3] = {{"weight", REAL32, 2, 0}, {"gradient_y", REAL32, 2, 0},
+                                  {"gradient_x", REAL32, 2, 0}};
     PyObject *objects[3];
-    Array a[3];  /* weight, gradient_y, gradient_x */
+    Array a[3];
     double scale, yy = 0.0, yx = 0.0, xx = 0.0;
 
     if (!PyArg_ParseTuple(args, "OdOO:gradient_moments", &objects[0], &scale, &objects[1],
                           &objects[2])) {
         return NULL;
     }
-    for (int k = 0; k < 3; k++) {
-        a[k].held = 0;
-    }
-    if (take(objects[0], &a[0], REAL32, 2, 0, "weight") < 0
-        || take(objects[1], &a[1], REAL32, 2, 0, "gradient_y") < 0
-        || take(objects[2], &a[2], REAL32, 2, 0, "gradient_x") < 0) {
+    if (take_all(objects, a, specs, 3) < 0) {
         release(a, 3);
         return NULL;
     }
@@ -610,7 +623,7 @@ static PyObject *gradient_moments(PyObject *self, PyObject *args)
     for (int k = 1; k < 3; k++) {
         if (ROW_COUNT(a[k]) < ROW_COUNT(a[0]) || COLUMN_COUNT(a[k]) < COLUMN_COUNT(a[0])) {
             PyErr_Format(PyExc_ValueError, "%s (%zd x %zd) is smaller than weight (%zd x %zd)",
-                         k == 1 ? "gradient_y" : "gradient_x", ROW_COUNT(a[k]),
+                         specs[k].name, ROW_COUNT(a[k]),
                          COLUMN_COUNT(a[k]), ROW_COUNT(a[0]), COLUMN_COUNT(a[0]));
             release(a, 3);
             return NULL;
