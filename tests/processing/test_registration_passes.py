@@ -79,13 +79,15 @@ def _register_counting(monkeypatch, frames):
 
 def _assert_as_if_measured_at_the_end(frames, result, kept):
     """The diagnostics kept match a measurement at the final translations, from
-    scratch, to well under 1 %."""
+    scratch: the correlations to under 1 %, the uncertainties to about 1 % at most
+    (through the fixed point's Jacobian, the difference of two larger terms on a
+    smooth grain, they move more than the lag's Hessian alone did)."""
     assert kept["diagnosed"] is not None
     spectra = registration._Spectra(frames, None, (result.smoothing_px, result.high_pass_px))
     sums = registration._place(spectra, kept["shifts"])
     correlation, _, uncertainty = diagnostics.measure_all(spectra, kept["shifts"], sums,
                                                           None)
-    np.testing.assert_allclose(result.uncertainty_px, uncertainty, rtol=0.01)
+    np.testing.assert_allclose(result.uncertainty_px, uncertainty, rtol=0.015)
     np.testing.assert_allclose(result.correlation, correlation, rtol=0.01)
 
 
@@ -94,7 +96,7 @@ def test_a_confirming_pass_keeps_the_diagnostics_measured_just_before(monkeypatc
     pass after the frames came within MEASURE_WITHIN_PX, and kept when the passes
     after it move no frame further than REMEASURE_PX (measured in two passes when
     every pass re-measured): they match a measurement at the final translations to
-    well under 1 %."""
+    about 1 %."""
     _plain_first_pass(monkeypatch)  # 7 passes
     n_frames = 200
     sim = simulate_scene("grain", n_frames, 2.0, window=256, seed=3)

@@ -116,8 +116,14 @@ def _patch_moves(stack, rigid: FrameRegistration, side: int, starts, upsample_fa
             patch, offsets, corners[:, i, j] = _cut(stack, (top, left), side, whole)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # a patch that does not register is no error
+                # Uncertainties from the lag's Hessian, which calibrated_sigma scales to
+                # the patch's scatter: the thresholds below and the deformation test
+                # were set on them (with the window's term, a smooth grain's patches
+                # exceed PATCH_UNCERTAINTY_PX in a third of the frames and the test
+                # then finds a field in a stack that only drifts).
                 result = run_to_completion(iter_register(patch, upsample_factor, None, None,
-                                                         initial=translations - offsets))
+                                                         initial=translations - offsets,
+                                                         window_term=False))
             yield progress(i * col_starts.size + j + 1)
             # A frame's patch counts when its correlation stands out of the noise; an
             # uncertainty that would flag a whole frame (0.5 px) still carries weight

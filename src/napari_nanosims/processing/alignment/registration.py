@@ -56,7 +56,7 @@ SETTLED_FRACTION = 0.25
 MEASURE_WITHIN_PX = 0.2
 #: Diagnostics measured where no frame stood further than this from where it stays are
 #: kept, px: a pass that only confirms the fixed point then does not measure them again
-#: (the uncertainties change by well under 1 % over such a move; see the tests).
+#: (the uncertainties change by about 1 % at most over such a move; see the tests).
 REMEASURE_PX = 0.05
 #: The passes on frames binned 2 x 2 stop when no frame moves by more than this, binned
 #: px (0.05 px at full resolution: the full-resolution passes then start that near).
@@ -148,12 +148,14 @@ def _against_fixed(spectra: _Spectra, sums: _Sums, index: int) -> np.ndarray:
 
 def _coordinate_ascent(spectra: _Spectra, max_passes: int, shifts: np.ndarray, sums: _Sums,
                        progress, diagnose: bool = True, near: bool = False,
-                       settle_px: float = CONVERGENCE_PX) -> Generator[int, None, tuple]:
+                       settle_px: float = CONVERGENCE_PX, window_term: bool = True
+                       ) -> Generator[int, None, tuple]:
     """Leave-one-out passes until no frame moves by more than ``settle_px``.
 
     ``diagnose``: measure the diagnostics in the pass likely to be the last (the
     first already when the frames start ``near`` their fixed point, which then also
-    searches locally only: no search over every whole-pixel shift).
+    searches locally only: no search over every whole-pixel shift; ``window_term``:
+    see :class:`.diagnostics.FrameDiagnostics`).
 
     Returns (shifts, passes, converged, gains, diagnostics): the diagnostics (see
     :func:`.diagnostics.collect`) when the pass that found the fixed point measured
@@ -194,10 +196,10 @@ def _coordinate_ascent(spectra: _Spectra, max_passes: int, shifts: np.ndarray, s
         return shifts[index].copy(), 0.0, measured
 
     while not converged and passes < max_passes:
-        # Every frame is moved against the others as they stood at the start of the pass
-        # (so the frames can be done in parallel); a move is kept only if it raises the
-        # frame's correlation with them.
-        diagnostics = diagnostics or (FrameDiagnostics(spectra) if measuring else None)
+        # Every frame moves against the others as they stood at the pass's start (so the
+        # frames run in parallel); a move is kept only if it raises their correlation.
+        diagnostics = diagnostics or (FrameDiagnostics(spectra, window_term) if measuring
+                                      else None)
         moved, gain = np.empty_like(shifts), 0.0
         sums.freeze(shifts)
         measurements = []
@@ -207,8 +209,7 @@ def _coordinate_ascent(spectra: _Spectra, max_passes: int, shifts: np.ndarray, s
             gain += frame_gain
             measurements.append(measured)
             yield progress()
-        # A move shared by every frame changes nothing (translations are relative): take
-        # it back, so that the frames stay where they were and only relative moves count.
+        # A move every frame shares changes nothing (translations are relative): undone.
         moves = moved - shifts
         common = moves.mean(axis=0)
         shifts = sums.move_frames(shifts, moved, common)
@@ -260,17 +261,18 @@ def _coordinate_ascent(spectra: _Spectra, max_passes: int, shifts: np.ndarray, s
 
 
 def iter_register(data, upsample_factor: int, reference: int | None, region=None,
-                  max_passes: int = MAX_PASSES, initial=None
+                  max_passes: int = MAX_PASSES, initial=None, window_term: bool = True
                   ) -> Generator[int, None, FrameRegistration]:
     """Register a (frames, H, W) stack; yields progress steps, returns a FrameRegistration.
 
     ``initial`` (frames, 2) replaces the first pass (a starting guess, for example the
-    sequential method's whole-pixel translations); ``max_passes`` bounds the refinement.
+    sequential method's whole-pixel translations); ``max_passes`` bounds the refinement;
+    ``window_term``: see :class:`.diagnostics.FrameDiagnostics`.
     """
     counter = iter(range(1, 10 ** 9))
     with single_threaded_blas():  # small products: BLAS threads would compete for cores
         best = yield from _register(data, upsample_factor, reference, region,
-                                    max_passes, initial, None, counter)
+                                    max_passes, initial, None, counter, window_term)
     if best.flagged.all() and data.shape[0] > 1:
         warnings.warn(f"none of the {data.shape[0]} frames registered (no structure that "
                       "moves with the sample, or too few counts): translations set to 0",
@@ -295,7 +297,7 @@ def _place(spectra: _Spectra, shifts: np.ndarray) -> _Sums:
 
 
 def _register(data, upsample_factor, reference, region, max_passes, initial, weighting,
-              counter):
+              counter, window_term=True):
     n_frames, height, width = data.shape
     shifts = np.zeros((n_frames, 2))
 
@@ -317,8 +319,7 @@ def _register(data, upsample_factor, reference, region, max_passes, initial, wei
         refined = False  # the frames start near their fixed point
         if initial is not None:
             shifts[:] = np.asarray(initial, dtype=np.float64)
-        # Two frames: the first pass is the answer (the passes change nothing), so it
-        # is done at full resolution.
+        # Two frames: the first pass is the answer, so it is done at full resolution.
         half_resolution = (initial is None and n_frames > 2
                            and min(height, width) >= HALF_RESOLUTION_MIN_PX)
         if half_resolution:
@@ -364,7 +365,7 @@ def _register(data, upsample_factor, reference, region, max_passes, initial, wei
             try:
                 shifts, passes, converged, gains, diagnosed = yield from _coordinate_ascent(
                     spectra, max(max_passes - done, 0), shifts, sums, progress,
-                    near=refined and attempt == 0)
+                    near=refined and attempt == 0, window_term=window_term)
             except _OutgrewCanvas as error:
                 outgrown = (error.shifts, error.passes, error.gains)
             if outgrown is None:
@@ -385,7 +386,7 @@ def _register(data, upsample_factor, reference, region, max_passes, initial, wei
             sums = _place(spectra, shifts)
         passes, gains = passes + done, tuple(earlier_gains) + gains
     if diagnosed is None:
-        diagnosed = measure_all(spectra, shifts, sums, reference)
+        diagnosed = measure_all(spectra, shifts, sums, reference, window_term)
     correlation, significance, uncertainty = diagnosed
     yield progress()
     flagged = ~np.isfinite(significance) & (significance != np.inf)
@@ -407,8 +408,7 @@ def _register(data, upsample_factor, reference, region, max_passes, initial, wei
     measured -= np.median(measured, axis=0)
     if flagged.all() and n_frames > 1:
         # Nothing registered (pure noise, no structure): random shifts would only blur
-        # the sums, so the frames stay where they are (iter_register says so, for the
-        # smoothing it keeps only: a discarded trial is not the result).
+        # the sums, so the frames stay where they are (iter_register says so).
         translations = np.zeros_like(measured)
     else:
         translations = interpolate_flagged(measured, flagged)

@@ -111,7 +111,9 @@ class _Sums:
             The correlation is a function of the lag from ``shift``; the two others are
             the weighted images' spectra (for the normalised correlation). With ``noise``
             a fourth item: the variance of the reference per pixel, in units of the
-            frames' mean count (a mean of ``coverage`` frames, weighted).
+            frames' mean count (a mean of ``coverage`` frames, weighted); and a fifth,
+            in real space on the canvas: the weighted reference itself, or with a
+            region :func:`_before_window`'s parts, for the diagnostics' window term.
         """
         import scipy.fft
 
@@ -133,7 +135,26 @@ class _Sums:
         reference_spectrum = scipy.fft.rfft2(reference, workers=1)
         spectrum = kernels.cross_spectrum(frame_spectrum, reference_spectrum, spectra.filter,
                                           np.empty_like(frame_spectrum))
-        result: tuple[np.ndarray, ...] = (spectrum, frame_spectrum, reference_spectrum)
+        result: tuple = (spectrum, frame_spectrum, reference_spectrum)
         if noise:
-            result += (noise_values,)
+            result += (noise_values, reference if spectra.region is None else
+                       _before_window(summed, coverage, mine, placed, exclude))
         return result
+
+
+def _before_window(summed, coverage, mine, placed, exclude: bool) -> tuple:
+    """The reference ``_kernels.weigh`` makes, before the frame's window ``placed``, and
+    how its level moves with the window: (the mean of the frames in ``summed``, but
+    ``mine`` when ``exclude``, less the level it matches, times the coverage up to one
+    frame; the window times that coverage; the level's change per unit of the window's
+    change, per pixel)."""
+    if exclude:
+        summed, coverage = summed - mine, coverage - placed
+    weight = np.clip(coverage, 0.0, 1.0)
+    mean = summed / np.maximum(coverage, 1.0)
+    placed_weight = placed * weight
+    total_weight = float(placed_weight.sum(dtype=np.float64))
+    if not total_weight > 0:
+        return mean, placed_weight, np.zeros_like(mean)
+    level = float(np.vdot(placed_weight, mean)) / total_weight
+    return mean - level * weight, placed_weight, weight * (mean - level) / total_weight
