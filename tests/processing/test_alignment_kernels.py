@@ -103,10 +103,12 @@ def _weigh_formula(summed, coverage, mine, placed, exclude):
     weight = np.clip(coverage, 0, 1)
     scale = placed / np.maximum(coverage, 1)
     reference = summed * scale
+    frame_part = mine * weight
     total = np.sum(placed * weight)
-    if total > 0:  # levels matched under the weight, where there is any
+    if total > 0:  # both levels matched under the weight, where there is any
         reference -= np.sum(reference * weight) / total * placed * weight
-    return mine * weight, reference, scale ** 2 * np.maximum(coverage, 0), total
+        frame_part -= np.sum(frame_part * weight) / total * placed * weight
+    return frame_part, reference, scale ** 2 * np.maximum(coverage, 0), total
 
 
 #: Shapes whose widths leave every remainder after vectors of 4, 8 and 16 values (the

@@ -296,11 +296,12 @@ INLINE float clip01(float value)
 
 /* One pixel of weigh's first loop: the frame and the reference under their common
  * weight (and the reference's variance). Returns the window times the weight, and
- * the reference times the weight in ``weighted_reference`` (the two sums' terms). */
+ * the reference and the frame times the weight in ``weighted_reference`` and
+ * ``weighted_frame`` (the three sums' terms). */
 INLINE float weigh_pixel(const float *summed, const float *coverage, const float *mine,
                                 const float *placed, float *frame_part, float *reference,
                                 float *noise, Py_ssize_t j, int exclude, int want_noise,
-                                float *weighted_reference)
+                                float *weighted_reference, float *weighted_frame)
 {
     float summed_here = summed[j], covered = coverage[j], window = placed[j];
     if (exclude) {
@@ -318,63 +319,70 @@ INLINE float weigh_pixel(const float *summed, const float *coverage, const float
         noise[j] = scale * scale * larger(covered, 0.0f);
     }
     *weighted_reference = value * weight;
+    *weighted_frame = frame_part[j] * weight;
     return window * weight;
 }
 
-/* weigh's first loop over one row, adding to the two sums; inlined with ``exclude``
+/* weigh's first loop over one row, adding to the three sums; inlined with ``exclude``
  * and ``want_noise`` constant (weigh_loop), so that neither is tested per pixel. */
 INLINE void weigh_row(const Array *a, Py_ssize_t i, int exclude, int want_noise,
-                      double *total_weight, double *reference_weight)
+                      double *total_weight, double *reference_weight, double *frame_weight)
 {
     const float *summed = ROW(a[0], float, i), *coverage = ROW(a[1], float, i);
     const float *mine = ROW(a[2], float, i), *placed = ROW(a[3], float, i);
     float *frame_part = ROW(a[4], float, i), *reference = ROW(a[5], float, i);
     float *noise = want_noise ? ROW(a[6], float, i) : NULL;
     Py_ssize_t n_columns = COLUMN_COUNT(a[0]);
-    double total = 0.0, weighted = 0.0;
+    double total = 0.0, weighted = 0.0, weighted_frames = 0.0;
 
-    SUMS(total, weighted)
+    SUMS(total, weighted, weighted_frames)
     for (Py_ssize_t j = 0; j < n_columns; j++) {
-        float weighted_reference;
+        float weighted_reference, weighted_frame;
         float weighted_window = weigh_pixel(summed, coverage, mine, placed, frame_part,
                                             reference, noise, j, exclude, want_noise,
-                                            &weighted_reference);
+                                            &weighted_reference, &weighted_frame);
         total += (double)weighted_window;
         weighted += (double)weighted_reference;
+        weighted_frames += (double)weighted_frame;
     }
     *total_weight += total;
     *reference_weight += weighted;
+    *frame_weight += weighted_frames;
 }
 
 /* The loops of weigh (see _kernels.weigh); returns the total weight. */
 LOOP static double weigh_loop(Array *a, int exclude, int want_noise)
 {
     const Array *coverage = &a[1], *placed = &a[3];
-    Array *reference = &a[5];
+    Array *frame_part = &a[4], *reference = &a[5];
     Py_ssize_t n_rows = ROW_COUNT(a[0]), n_columns = COLUMN_COUNT(a[0]);
-    double total_weight = 0.0, reference_weight = 0.0;
+    double total_weight = 0.0, reference_weight = 0.0, frame_weight = 0.0;
 
     for (Py_ssize_t i = 0; i < n_rows; i++) {
         if (exclude && want_noise) {
-            weigh_row(a, i, 1, 1, &total_weight, &reference_weight);
+            weigh_row(a, i, 1, 1, &total_weight, &reference_weight, &frame_weight);
         } else if (exclude) {
-            weigh_row(a, i, 1, 0, &total_weight, &reference_weight);
+            weigh_row(a, i, 1, 0, &total_weight, &reference_weight, &frame_weight);
         } else if (want_noise) {
-            weigh_row(a, i, 0, 1, &total_weight, &reference_weight);
+            weigh_row(a, i, 0, 1, &total_weight, &reference_weight, &frame_weight);
         } else {
-            weigh_row(a, i, 0, 0, &total_weight, &reference_weight);
+            weigh_row(a, i, 0, 0, &total_weight, &reference_weight, &frame_weight);
         }
     }
     if (total_weight > 0) {
-        /* Levels matched under the common weight (the frame's is zero under its window). */
-        float level = (float)(reference_weight / total_weight);
+        /* Levels matched under the common weight, the frame's as the reference's. */
+        float reference_level = (float)(reference_weight / total_weight);
+        float frame_level = (float)(frame_weight / total_weight);
         for (Py_ssize_t i = 0; i < n_rows; i++) {
             const float *coverage_row = ROW(*coverage, float, i);
             const float *placed_row = ROW(*placed, float, i);
+            float *frame_row = ROW(*frame_part, float, i);
             float *reference_row = ROW(*reference, float, i);
             for (Py_ssize_t j = 0; j < n_columns; j++) {
                 float covered = exclude ? coverage_row[j] - placed_row[j] : coverage_row[j];
-                reference_row[j] -= level * placed_row[j] * clip01(covered);
+                float common = placed_row[j] * clip01(covered);
+                reference_row[j] -= reference_level * common;
+                frame_row[j] -= frame_level * common;
             }
         }
     }

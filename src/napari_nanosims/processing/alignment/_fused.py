@@ -60,6 +60,7 @@ def weigh(summed, coverage, mine, placed, exclude, want_noise, frame_part, refer
     zero, one = np.float32(0.0), np.float32(1.0)
     total_weight = 0.0
     reference_weight = 0.0
+    frame_weight = 0.0
     for i in range(summed.shape[0]):
         for j in range(summed.shape[1]):
             summed_here, covered, window = summed[i, j], coverage[i, j], placed[i, j]
@@ -75,15 +76,19 @@ def weigh(summed, coverage, mine, placed, exclude, want_noise, frame_part, refer
             frame_part[i, j] = mine[i, j] * weight
             total_weight += window * weight
             reference_weight += value * weight
+            frame_weight += frame_part[i, j] * weight
             if want_noise:
                 noise[i, j] = scale * scale * max(covered, zero)
     if total_weight > 0:
-        # Levels matched under the common weight (the frame's is zero under its window).
-        level = np.float32(reference_weight / total_weight)
+        # Levels matched under the common weight, the frame's as the reference's.
+        reference_level = np.float32(reference_weight / total_weight)
+        frame_level = np.float32(frame_weight / total_weight)
         for i in range(summed.shape[0]):
             for j in range(summed.shape[1]):
                 covered = coverage[i, j] - placed[i, j] if exclude else coverage[i, j]
-                reference[i, j] -= level * placed[i, j] * min(max(covered, zero), one)
+                common = placed[i, j] * min(max(covered, zero), one)
+                reference[i, j] -= reference_level * common
+                frame_part[i, j] -= frame_level * common
     return total_weight
 
 

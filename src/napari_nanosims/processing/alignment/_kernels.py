@@ -110,10 +110,14 @@ def weigh(summed, coverage, mine, placed, exclude, want_noise, frame_part, refer
     scale = placed / np.maximum(coverage, 1.0)
     np.multiply(summed, scale, out=reference)
     np.multiply(mine, weight, out=frame_part)
-    # Levels matched under the common weight (the frame's is zero under its window).
+    # Levels matched under the common weight, the frame's as the reference's: its level
+    # is zero under its own window, not where the others' coverage runs out (one frame
+    # as the reference: its taper), and a level left there biased the fixed point.
     total_weight = float(np.vdot(placed, weight))
     if total_weight > 0:
-        reference -= (float(np.vdot(reference, weight)) / total_weight) * placed * weight
+        common = placed * weight
+        reference -= (float(np.vdot(reference, weight)) / total_weight) * common
+        frame_part -= (float(np.vdot(frame_part, weight)) / total_weight) * common
     if want_noise:
         np.multiply(scale * scale, np.maximum(coverage, 0.0), out=noise)
     return total_weight

@@ -81,12 +81,19 @@ class FrameDiagnostics:
         # The reference moved back into the frame's own pixels, where its counts are.
         gradient_y, gradient_x = self._gradients(reference,
                                                  spectra.phase_factors(-np.asarray(shift)))
-        variance = np.multiply(self.window_squared, frame(spectra.data, index),
+        counts = frame(spectra.data, index)
+        variance = np.multiply(self.window_squared, counts,
                                dtype=np.float32)  # single, whatever the counts' type
         moments = spectra.kernels.gradient_moments
         covariance = _symmetric(*moments(variance, 1.0, gradient_y, gradient_x))
         own_y, own_x = self._gradients(mine, self.no_shift)
-        covariance += _symmetric(*moments(noise, float(spectra.mean_counts), own_y, own_x))
+        # The reference's variance at the counts where it is, not at the frames' mean
+        # count: the frame's own, placed where it stands (the same scene; a derivative
+        # leaves a pixel's own count out, so they are independent). Brightest where the
+        # gradients are, one frame as the reference (reference=k) was 1.3-1.5x too
+        # certain at the mean count.
+        local = self._placed(counts, shift)
+        covariance += _symmetric(*moments(local * noise, 1.0, own_y, own_x))
         # The translation is where a pass no longer moves the frame: where the gradient
         # at lag 0 vanishes, the frame's window and its copy on the reference placed
         # with it. Its noise is that gradient's through the gradient's change as the
@@ -105,6 +112,20 @@ class FrameDiagnostics:
             uncertainty = np.full(2, np.inf)
         return correlation, correlation / self.noise_spread, uncertainty
 
+
+    def jacobian(self, shift, correlated, hessian: np.ndarray) -> np.ndarray:
+        """How the correlation's gradient at lag 0 changes as the frame moves (2 x 2,
+        per px): ``hessian`` (over the lag, at 0) plus the window's term, from
+        ``_Sums.correlate(index, shift, noise=True)``'s result."""
+        own_y, own_x = self._gradients(correlated[1], self.no_shift)
+        return hessian + self._window_term(shift, correlated[4], own_y, own_x)
+
+    def _placed(self, counts: np.ndarray, shift) -> np.ndarray:
+        """A frame's ``counts`` on the canvas, placed at ``shift`` rounded to whole px."""
+        canvas = np.zeros(self.spectra.shape, dtype=np.float32)
+        canvas[:counts.shape[0], :counts.shape[1]] = counts
+        return np.roll(canvas, (int(np.round(shift[0])), int(np.round(shift[1]))),
+                       axis=(0, 1))
 
     def _window_term(self, shift, reference_image, own_y, own_x) -> np.ndarray:
         """How the gradient at lag 0 changes as the frame's window moves with the frame

@@ -29,6 +29,7 @@ from .first_pass import (
     first_pass,
     half_resolution_first_pass,
 )
+from .fixed import register_against_fixed
 from .subpixel import _Spectra, choose_stack_weighting
 from .sums import _Sums
 
@@ -130,20 +131,6 @@ class FrameRegistration:
     high_pass_px: float = float("nan")
     displacement_px: np.ndarray | None = None
     displacement_grid_px: tuple | None = None
-
-
-def _against_fixed(spectra: _Spectra, sums: _Sums, index: int) -> np.ndarray:
-    """Register frame ``index`` against the frozen reference frame, to a fixed point."""
-    shift = np.zeros(2)
-    for attempt in range(MAX_PASSES):
-        # The weights depend on where the frame sits: repeat until it stays put.
-        spectrum = sums.correlate(index, shift, exclude=False)[0]
-        start = spectra.whole_pixel_peak(spectrum) if attempt == 0 else (0, 0)
-        move = spectra.peak(spectrum, start)[0]
-        shift = shift + move
-        if float(np.max(np.abs(move))) <= CONVERGENCE_PX:
-            break
-    return shift
 
 
 def _coordinate_ascent(spectra: _Spectra, max_passes: int, shifts: np.ndarray, sums: _Sums,
@@ -311,9 +298,10 @@ def _register(data, upsample_factor, reference, region, max_passes, initial, wei
         sums = _Sums(spectra)
         sums.add(reference, (0.0, 0.0))
         sums.freeze(shifts[reference:reference + 1], frames=[reference])
+        diagnostics = FrameDiagnostics(spectra, window_term)
         for index in range(n_frames):
             if index != reference:
-                shifts[index] = _against_fixed(spectra, sums, index)
+                shifts[index] = register_against_fixed(spectra, sums, index, diagnostics)
             yield progress()
     else:
         refined = False  # the frames start near their fixed point
