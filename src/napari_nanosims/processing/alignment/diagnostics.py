@@ -138,12 +138,16 @@ class FrameDiagnostics:
 
         spectra = self.spectra
         term = np.empty((2, 2))
-        if spectra.region is None:  # separable: the slopes over the values per axis
+        if spectra.region is None:  # separable: the slopes over the values per axis,
+            # which are not 0 only on the taper's rows and columns
             log_y = spectra._ramp_log_slope(0, float(shift[0]))
             log_x = spectra._ramp_log_slope(1, float(shift[1]))
+            rows, cols = np.flatnonzero(log_y), np.flatnonzero(log_x)
             for i, own in enumerate((own_y, own_x)):
-                product = np.multiply(own, reference_image, dtype=np.float64)
-                term[i] = product.sum(axis=1) @ log_y, product.sum(axis=0) @ log_x
+                term[i, 0] = np.einsum("r,rc,rc->", log_y[rows], own[rows],
+                                       reference_image[rows], dtype=np.float64)
+                term[i, 1] = np.einsum("c,rc,rc->", log_x[cols], own[:, cols],
+                                       reference_image[:, cols], dtype=np.float64)
             return term
         # A region (a mask's sharp edges): also the matched level's change as the window
         # moves (_sums._before_window); the window's slopes from its spectrum, as the
