@@ -252,6 +252,15 @@ class _Spectra:
         return scipy.fft.irfft2(self.window_spectrum * self.phase(shift), s=self.shape,
                                 workers=1)
 
+    def window_slopes(self, shift) -> tuple[np.ndarray, np.ndarray]:
+        """The derivatives along rows and columns (per px) of the window placed at
+        ``shift``, from its spectrum (as :meth:`placed_window` places a region's)."""
+        import scipy.fft
+
+        spectrum = self.window_spectrum * self.phase(shift)
+        return tuple(scipy.fft.irfft2(spectrum * (1j * omega), s=self.shape, workers=1)
+                     for omega in (self.omega_y[:, None], self.omega_x[None, :]))
+
     def whole_pixel_peak(self, spectrum: np.ndarray) -> tuple[int, int]:
         """Shift with the highest correlation among whole pixels up to ``max_lag``."""
         import scipy.fft

@@ -9,14 +9,32 @@ reference is the sum less its own spectrum, in real space after one inverse FFT.
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 import numpy as np
 
 from .subpixel import _Spectra
 
-__all__ = ["REBUILD_AFTER_UPDATES"]
+__all__ = ["REBUILD_AFTER_UPDATES", "Weighed"]
 
 #: The running sums are rebuilt from the frames after this many updates per frame.
 REBUILD_AFTER_UPDATES = 4
+
+
+class Weighed(NamedTuple):
+    """What the diagnostics' Jacobian needs of a frame's correlation, in real space on
+    the canvas (:meth:`_Sums.correlate` with ``noise``)."""
+
+    #: The weighted reference; with a region :func:`_before_window`'s parts.
+    reference: Any
+    #: The frame at its place, before the weight, and its window there.
+    frame: np.ndarray
+    placed: np.ndarray
+    #: The others' coverage up to one frame (the weight besides the window) ...
+    weight: np.ndarray
+    #: ... and the slopes of that coverage along rows and columns (per px; against frozen
+    #: frames without a region only, else empty).
+    coverage_slopes: tuple
 
 
 class _Sums:
@@ -27,6 +45,8 @@ class _Sums:
         self.total = np.zeros_like(spectra.spectra[0])
         self.phases = np.zeros_like(spectra.spectra[0])
         self.updates = 0  # single-precision updates since the sums were last rebuilt
+        self._slopes: tuple | None = None  # see freeze and coverage_slopes
+        self._frozen_at = np.zeros((0, 2))
 
     def add(self, index: int | np.integer, shift, sign: float = 1.0):
         rows, cols = self.spectra.phase_factors(shift)
@@ -85,6 +105,8 @@ class _Sums:
             # drift (by about 1e-7 of the sum each).
             self.rebuild(shifts, frames)
         self.summed = scipy.fft.irfft2(self.total, s=spectra.shape, workers=1)
+        self._slopes = None  # the coverage's, when asked (coverage_slopes)
+        self._frozen_at = np.array(shifts, dtype=np.float64)
         if spectra.region is None:
             # The windows are separable: their sum is one matrix product of the ramps.
             rows = np.stack([spectra._ramp(0, shift[0]) for shift in shifts])
@@ -93,6 +115,22 @@ class _Sums:
         else:
             self.coverage = scipy.fft.irfft2(spectra.window_spectrum * self.phases,
                                              s=spectra.shape, workers=1)
+
+    def coverage_slopes(self) -> tuple:
+        """The frozen coverage's derivatives along rows and columns (per px; without a
+        region: the diagnostics use them only then)."""
+        if self._slopes is None:
+            spectra = self.spectra
+            if spectra.region is not None:
+                raise ValueError("coverage slopes are kept without a region only")
+            # As freeze: one matrix product of the ramps, one of them by its slope.
+            ramps = [np.stack([spectra._ramp(axis, at[axis]) for at in self._frozen_at])
+                     for axis in (0, 1)]
+            slopes = [ramps[axis] * np.stack([spectra._ramp_log_slope(axis, at[axis])
+                                              for at in self._frozen_at])
+                      for axis in (0, 1)]
+            self._slopes = (slopes[0].T @ ramps[1], ramps[0].T @ slopes[1])
+        return self._slopes
 
     def correlate(self, index: int, shift, exclude: bool = True, noise: bool = False):
         """Frame ``index`` placed at ``shift`` against the mean of the frozen frames.
@@ -112,8 +150,7 @@ class _Sums:
             the weighted images' spectra (for the normalised correlation). With ``noise``
             a fourth item: the variance of the reference per pixel, in units of the
             frames' mean count (a mean of ``coverage`` frames, weighted); and a fifth,
-            in real space on the canvas: the weighted reference itself, or with a
-            region :func:`_before_window`'s parts, for the diagnostics' window term.
+            :class:`Weighed`, for the diagnostics' Jacobian.
         """
         import scipy.fft
 
@@ -137,8 +174,15 @@ class _Sums:
                                           np.empty_like(frame_spectrum))
         result: tuple = (spectrum, frame_spectrum, reference_spectrum)
         if noise:
-            result += (noise_values, reference if spectra.region is None else
-                       _before_window(summed, coverage, mine, placed, exclude))
+            others = coverage - placed if exclude else coverage
+            # The coverage's slopes for the diagnostics' coverage term: against frozen
+            # frames (reference=k), not leave-one-out (see FrameDiagnostics._coverage_term).
+            slopes = (self.coverage_slopes() if spectra.region is None and not exclude
+                      else ())
+            result += (noise_values, Weighed(
+                reference if spectra.region is None else
+                _before_window(summed, coverage, mine, placed, exclude),
+                mine, placed, np.clip(others, 0.0, 1.0), slopes))
         return result
 
 
