@@ -113,11 +113,11 @@ class FrameDiagnostics:
             uncertainty = np.full(2, np.inf)
         return correlation, correlation / self.noise_spread, uncertainty
 
-
     def jacobian(self, shift, correlated, hessian: np.ndarray) -> np.ndarray:
         """How the correlation's gradient at lag 0 changes as the frame moves (2 x 2,
-        per px): ``hessian`` (over the lag, at 0) plus the window's term, from
-        ``_Sums.correlate(index, shift, noise=True)``'s result."""
+        per px): ``hessian`` (over the lag, at 0) plus the window's term and (against
+        frozen frames) the coverage's, from ``_Sums.correlate(index, shift,
+        noise=True)``'s result."""
         own_y, own_x = self._gradients(correlated[1], self.no_shift)
         return (hessian + self._window_term(shift, correlated[4].reference, own_y, own_x)
                 + self._coverage_term(correlated[4], correlated[2]))
@@ -167,7 +167,6 @@ class FrameDiagnostics:
         the window's derivative j (without a region: the reference, times the window's
         derivative over the window, per axis; the matched level's own change, under 1 %
         there, is left out)."""
-
         spectra = self.spectra
         term = np.empty((2, 2))
         if spectra.region is None:  # separable: the slopes over the values per axis,

@@ -49,7 +49,8 @@ def register_against_fixed(spectra: _Spectra, sums: _Sums, index: int,
         length = float(np.hypot(*move))
         if length > MAX_STEP_PX:
             move *= MAX_STEP_PX / length
-        shift = shift + move
+        # Within the lags searched (a frame with no structure could walk on otherwise).
+        shift = np.clip(shift + move, -np.array(spectra.max_lag), np.array(spectra.max_lag))
         if length <= STEP_TOLERANCE_PX:
             break
     return shift
