@@ -220,25 +220,28 @@ class _Spectra:
         """Spectrum factor that moves an image by ``shift`` (rows, columns) pixels."""
         return np.multiply.outer(*self.phase_factors(shift))  # one pass, in single
 
-    def _ramp(self, axis: int, offset: float) -> np.ndarray:
-        """The taper along one axis for a frame placed ``offset`` px into the canvas."""
+    def _positions(self, axis: int, offset: float) -> tuple[np.ndarray, int]:
+        """Each canvas pixel's position in a frame placed ``offset`` px into the canvas,
+        along one axis (px), and the frame's length there."""
         length, size = self.window.shape[axis], self.shape[axis]
         margin = (size - length) / 2  # the canvas wraps around halfway through the padding
-        position = (np.arange(size) - offset + margin) % size - margin
+        return (np.arange(size) - offset + margin) % size - margin, length
+
+    def _ramp(self, axis: int, offset: float) -> np.ndarray:
+        """The taper along one axis for a frame placed ``offset`` px into the canvas."""
+        position, length = self._positions(axis, offset)
         return _taper(position, length, self.taper_px).astype(np.float32)
 
     def _ramp_log_slope(self, axis: int, offset: float) -> np.ndarray:
         """The taper's slope over its value along one axis (per px; 0 outside the
         frame), for a frame placed ``offset`` px into the canvas (see :meth:`_ramp`)."""
-        length, size = self.window.shape[axis], self.shape[axis]
-        margin = (size - length) / 2
-        position = (np.arange(size) - offset + margin) % size - margin
+        position, length = self._positions(axis, offset)
         from_start = position <= length - 1 - position
         distance = np.where(from_start, position, length - 1 - position) + 0.5
         phase = np.pi * np.clip(distance / self.taper_px, 0.0, 1.0)
         # d/dx of 0.5 - 0.5 cos(pi d / w) over itself: (pi / w) sin / (1 - cos), which
         # is (pi / w) / tan(phase / 2); 0 where the taper is flat or outside the frame.
-        slope = np.zeros(size)
+        slope = np.zeros(position.size)
         rising = (phase > 0) & (phase < np.pi)
         slope[rising] = (np.pi / self.taper_px) / np.tan(phase[rising] / 2)
         return np.where(from_start, slope, -slope)

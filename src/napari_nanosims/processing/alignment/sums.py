@@ -47,6 +47,7 @@ class _Sums:
         self.updates = 0  # single-precision updates since the sums were last rebuilt
         self._slopes: tuple | None = None  # see freeze and coverage_slopes
         self._frozen_at = np.zeros((0, 2))
+        self._ramps: tuple = ()
 
     def add(self, index: int | np.integer, shift, sign: float = 1.0):
         rows, cols = self.spectra.phase_factors(shift)
@@ -111,6 +112,7 @@ class _Sums:
             # The windows are separable: their sum is one matrix product of the ramps.
             rows = np.stack([spectra._ramp(0, shift[0]) for shift in shifts])
             cols = np.stack([spectra._ramp(1, shift[1]) for shift in shifts])
+            self._ramps = (rows, cols)  # for coverage_slopes
             self.coverage = rows.T @ cols
         else:
             self.coverage = scipy.fft.irfft2(spectra.window_spectrum * self.phases,
@@ -123,9 +125,8 @@ class _Sums:
             spectra = self.spectra
             if spectra.region is not None:
                 raise ValueError("coverage slopes are kept without a region only")
-            # As freeze: one matrix product of the ramps, one of them by its slope.
-            ramps = [np.stack([spectra._ramp(axis, at[axis]) for at in self._frozen_at])
-                     for axis in (0, 1)]
+            # As freeze: one matrix product of its ramps, one of them by its slope.
+            ramps = self._ramps
             slopes = [ramps[axis] * np.stack([spectra._ramp_log_slope(axis, at[axis])
                                               for at in self._frozen_at])
                       for axis in (0, 1)]
