@@ -10,6 +10,9 @@ import pytest
 
 from napari_nanosims import Acquisition, register_frames, run_recipe
 from napari_nanosims._errors import AlignmentWarning
+from napari_nanosims._progress import run_to_completion
+from napari_nanosims.processing.alignment import iter_register_frames, translation_steps
+from napari_nanosims.processing.alignment import piecewise as piecewise_module
 from napari_nanosims.processing.alignment._field import (
     calibrated_sigma,
     chi_square,
@@ -33,9 +36,13 @@ from napari_nanosims.testing.simulate import SCENES, simulate_scene
 #: scaling from 1.42-1.47x to 1.15-1.19x pooled; the cells' bulge (sharp cells make the
 #: limit small, 0.05-0.08 px) stays at 1.8-1.9x pooled and 4.5x at its worst patch,
 #: an error of the field's shape there that smoothing over the frames does not reach.
-LIMIT_RATIOS = {("cells", "bulge"): (2.0, 4.9), ("cells", "shear"): (1.27, 3.0),
-                ("cells", "scale"): (1.31, 2.95), ("mineral", "bulge"): (0.67, 0.94),
-                ("mineral", "shear"): (0.65, 0.96), ("mineral", "scale"): (0.72, 1.1)}
+#: Since the sixteenth round the frames moved back by the field are registered again
+#: (piecewise._refined): cells' shear 1.17 / 2.78 to 0.99 / 2.63, scaling 1.18 / 2.76 to
+#: 1.05 / 2.59, bulge 1.81 / 4.42 to 1.36 / 3.75; the mineral's 0.63-0.65 / 0.88-0.97
+#: to 0.60-0.61 / 0.83-0.85.
+LIMIT_RATIOS = {("cells", "bulge"): (1.5, 4.1), ("cells", "shear"): (1.09, 2.9),
+                ("cells", "scale"): (1.16, 2.85), ("mineral", "bulge"): (0.66, 0.93),
+                ("mineral", "shear"): (0.67, 0.94), ("mineral", "scale"): (0.66, 0.92)}
 
 
 @pytest.mark.parametrize("scene", ["mineral", "cells"])
@@ -403,3 +410,61 @@ def test_the_patch_side_is_read_off_the_grid_and_a_rigid_registration_has_none()
                                   patch_errors_px(sim, result, 48)[0])
     with pytest.raises(ValueError, match="no displacement field"):
         patch_side_px(rigid)
+
+
+def _without_refinement(stack, rigid, field, *args):
+    """piecewise._refined replaced: the field of the first patches alone."""
+    return field
+    yield  # a generator, as the function it replaces
+
+
+@pytest.mark.parametrize(("scene", "deformation"), [("mineral", "shear"), ("cells", "scale")])
+def test_the_frames_moved_back_by_the_field_are_registered_again(scene, deformation,
+                                                                  monkeypatch):
+    """At 100 counts per pixel noise is small and what is left is how a rigid patch
+    measures a deformation across it (to first order). Registering the frames moved back
+    by the field and adding what the patches still move takes the patches' error down
+    (measured, 12 frames, RMS over the patches, seeds 1 and 3: the mineral's shear 0.073
+    and 0.088 px to 0.047 and 0.052, the cells' scaling 0.056 and 0.051 to 0.052 and
+    0.041; pooled over the two seeds 0.61x and 0.88x)."""
+    errors = {}
+    for refined in (True, False):
+        if not refined:
+            monkeypatch.setattr(piecewise_module, "_refined", _without_refinement)
+        for seed in (1, 3):
+            sim = simulate_deformation(scene, deformation, 12, 100.0, window=128,
+                                       amplitude_px=3.0, seed=seed)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", AlignmentWarning)
+                result = register_frames(sim["frames"], method="piecewise")
+            patch_errors = patch_errors_px(sim, result, 48)[0]
+            errors[refined, seed] = float(np.mean(patch_errors ** 2))
+    pooled = {refined: np.sqrt(errors[refined, 1] + errors[refined, 3])
+              for refined in (True, False)}
+    assert pooled[True] < 0.95 * pooled[False], errors
+
+
+def test_progress_rises_to_at_most_its_announced_total_when_the_stack_deforms():
+    """The refinement's patches report progress too: the steps never go back, end within
+    the total announced (translation_steps) and beyond the first patches' share of it
+    (the rigid registration's budget, half of it again for the first patches)."""
+    sim = simulate_deformation("mineral", "shear", 8, 4.0, window=96, amplitude_px=3.0,
+                               seed=2)
+    called = []
+    original = piecewise_module._refined
+
+    def spy(*args):
+        called.append(True)
+        return (yield from original(*args))
+
+    steps: list[int] = []
+    with warnings.catch_warnings(), pytest.MonkeyPatch.context() as patch:
+        warnings.simplefilter("ignore", AlignmentWarning)
+        patch.setattr(piecewise_module, "_refined", spy)
+        result = run_to_completion(iter_register_frames(sim["frames"], method="piecewise"),
+                                   steps.append)
+    assert called and np.any(result.displacement_px)
+    assert all(later >= earlier for earlier, later in zip(steps, steps[1:], strict=False))
+    assert steps[-1] <= translation_steps(8, "piecewise")
+    budget = translation_steps(8, "subpixel")
+    assert steps[-1] > budget + budget // 2
