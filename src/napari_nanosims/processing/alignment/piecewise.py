@@ -215,17 +215,28 @@ def iter_register_piecewise(data, upsample_factor: int, region=None, rigid=None,
                       f"x {side} px have too few counts to register; the field there "
                       "comes from their neighbours (rigid where none registers)",
                       AlignmentWarning, stacklevel=3)
-    steady = steady_patches(moves, sigma)  # judged on the predicted uncertainties
-    sigma = calibrated_sigma(moves, sigma)
-    if deformation_test(moves, sigma):
-        # Smoothed over the frames only once the stack is known to deform (the test
-        # judges the moves as measured), and only the patches whose course is steady.
-        moves = smooth_over_frames(moves, sigma, steady)
-        field = consistent_field(moves, sigma, weights, corners, side, grid, (height, width))
-        field = yield from _refined(stack, rigid, field, grid, side, (row_starts, col_starts),
+    fitted = _fitted_field(moves, sigma, weights, corners, side, grid, (height, width),
+                           test=True)
+    if fitted is not None:
+        field = yield from _refined(stack, rigid, fitted, grid, side, (row_starts, col_starts),
                                     upsample_factor, lambda done: budget + budget // 2
                                     + (budget * done) // (2 * n_patches))
     return dataclasses.replace(rigid, displacement_px=field, displacement_grid_px=grid)
+
+
+def _fitted_field(moves, sigma, weights, corners, side: int, grid, shape, test: bool = False):
+    """The field (frames, 2, rows, cols) of the patches' ``moves`` and predicted ``sigma``
+    (:func:`_patch_moves`): which patches are steady (judged on the predicted
+    uncertainties), the uncertainties calibrated on the scatter, the steady patches
+    smoothed over the frames, the field fitted. With ``test``: None unless the stack
+    deforms (:func:`._field.deformation_test`, on the moves as measured; smoothed only
+    once the stack is known to deform)."""
+    steady = steady_patches(moves, sigma)
+    sigma = calibrated_sigma(moves, sigma)
+    if test and not deformation_test(moves, sigma):
+        return None
+    return consistent_field(smooth_over_frames(moves, sigma, steady), sigma, weights,
+                            corners, side, grid, shape)
 
 
 def _refined(stack: np.ndarray, rigid: FrameRegistration, field: np.ndarray, grid, side: int,
@@ -271,8 +282,5 @@ def _refined(stack: np.ndarray, rigid: FrameRegistration, field: np.ndarray, gri
         pass
     residual, sigma, weights, corners, _ = yield from _patch_moves(
         undeformed, rigid, side, starts, upsample_factor, progress)
-    steady = steady_patches(residual, sigma)
-    sigma = calibrated_sigma(residual, sigma)
-    residual = smooth_over_frames(residual, sigma, steady)
-    return field + consistent_field(residual, sigma, weights, corners, side, grid,
-                                    stack.shape[1:])
+    return field + _fitted_field(residual, sigma, weights, corners, side, grid,
+                                 stack.shape[1:])
