@@ -14,7 +14,7 @@ import warnings
 
 import numpy as np
 
-from .warp import grid_weights
+from .warp import affine_share, grid_weights
 
 __all__ = ["calibrated_sigma", "chi_square", "deformation_test", "consistent_field",
            "steady_patches", "STEADY_SIGMAS", "SECOND_DIFFERENCE_SPREAD", "JUMP_FALSE_RATE",
@@ -312,21 +312,21 @@ def _patch_rows(weights, corners, side: int, row_weights, column_weights, frames
     """Per registered patch: its row and column, the grid points its windows touch
     (flat indices) and, for the frames in ``frames``, each axis's weighted mean over
     the frame's window of each of those points' bilinear basis functions, (frames, 2,
-    points). ``row_weights``, ``column_weights``: every pixel's bilinear weights on the
-    grid along each axis (:func:`.warp.grid_weights`)."""
-    n_cols = column_weights.shape[1]
-    inside = np.arange(side)
+    points). ``row_weights``, ``column_weights``: per frame of ``frames``, every pixel's
+    bilinear weights on the grid along each axis (:func:`.warp.grid_weights`)."""
+    n_cols, inside = column_weights.shape[2], np.arange(side)
+    each = np.arange(frames.stop - frames.start)[:, None, None]
     for i in range(weights.shape[0]):
         for j in range(weights.shape[1]):
             if not weights[i, j].any():
                 continue  # a patch that did not register: no move, no weights
-            tops = corners[frames, i, j, 0].astype(np.int64)
-            lefts = corners[frames, i, j, 1].astype(np.int64)
-            # Only the few grid points under the windows (the basis functions are local).
-            near_rows = np.flatnonzero(row_weights[tops.min():tops.max() + side].any(axis=0))
-            near_cols = np.flatnonzero(column_weights[lefts.min():lefts.max() + side].any(axis=0))
-            down = row_weights[(tops[:, None] + inside)[:, :, None], near_rows]  # (f, side, r)
-            across = column_weights[(lefts[:, None] + inside)[:, :, None], near_cols]
+            tops, lefts = (corners[frames, i, j, axis].astype(np.int64) for axis in (0, 1))
+            # Only the grid points under the windows (local but for a slope carried on).
+            near_rows = np.flatnonzero(row_weights[:, tops.min():tops.max() + side].any((0, 1)))
+            near_cols = np.flatnonzero(column_weights[:, lefts.min():lefts.max() + side].any(
+                (0, 1)))
+            down = row_weights[each, (tops[:, None] + inside)[:, :, None], near_rows]
+            across = column_weights[each, (lefts[:, None] + inside)[:, :, None], near_cols]
             means = np.stack([np.swapaxes(down, 1, 2) @ weights[i, j, axis] @ across
                               / weights[i, j, axis].sum() for axis in (0, 1)], axis=1)
             points = (near_rows[:, None] * n_cols + near_cols[None, :]).ravel()
@@ -335,7 +335,7 @@ def _patch_rows(weights, corners, side: int, row_weights, column_weights, frames
 
 def consistent_field(moves: np.ndarray, sigma: np.ndarray, weights: np.ndarray,
                      corners: np.ndarray, side: int, grid, shape,
-                     chunk: int = 16) -> np.ndarray:
+                     chunk: int = 16, slope_share=None) -> np.ndarray:
     """Per frame, the field (frames, 2, grid rows, grid cols) at the grid points (``grid``:
     their row and column pixel coordinates), pixels, whose means over the patches
     reproduce the patches' moves.
@@ -353,25 +353,47 @@ def consistent_field(moves: np.ndarray, sigma: np.ndarray, weights: np.ndarray,
     :data:`PRIOR_PX`. Unlike a smooth of the patch values placed at points, this follows
     a deformation narrower than a patch (a bulge): the means of a smooth field flatten
     its peak, and the fit undoes that.
+
+    Beyond the outer grid points the field carries ``slope_share`` (frames,) of its
+    slope (:func:`.warp.grid_weights`); by default the :func:`.warp.affine_share` of
+    the frame's field fitted as held constant there (then fitted again with it; the
+    warp takes the share from the field).
     """
-    n_frames = moves.shape[0]
+    n_frames = moves.shape[0]  # (windows inside the frame)
     if np.any(corners < 0) or np.any(corners + side > np.asarray(shape)):
         raise ValueError(f"patch windows of {side} px must lie inside the {tuple(shape)} "
                          "frame")
-    rows, cols = len(grid[0]), len(grid[1])
-    points = rows * cols
-    finite = np.isfinite(sigma)
+    if slope_share is not None:
+        return _fitted(moves, sigma, weights, corners, side, grid, shape, chunk,
+                       np.broadcast_to(np.asarray(slope_share, dtype=np.float64), n_frames))
+    field = _fitted(moves, sigma, weights, corners, side, grid, shape, chunk,
+                    np.zeros(n_frames))
+    shares = np.array([affine_share(values, grid) for values in field])
+    again = shares > 0
+    if again.any():
+        field[again] = _fitted(moves[again], sigma[again], weights, corners[again], side,
+                               grid, shape, chunk, shares[again])
+    return field
+
+
+def _fitted(moves, sigma, weights, corners, side: int, grid, shape, chunk: int,
+            shares: np.ndarray) -> np.ndarray:
+    """:func:`consistent_field` with each frame's ``shares`` of slope given."""
+    n_frames = moves.shape[0]
+    rows, cols, finite = len(grid[0]), len(grid[1]), np.isfinite(sigma)
+    points, curvature = rows * cols, _grid_curvature(grid)
     inverse_variance = np.where(finite, 1.0 / np.where(finite, sigma, 1.0) ** 2, 0.0)
-    # A frame's typical weight scales the curvature penalty (its noise level): the median
-    # over its registered patches, per axis; a frame with none has no field.
+    # A frame's typical weight (the median over its registered patches, per axis; none:
+    # no field) scales the curvature penalty (its noise level).
     per_frame = np.moveaxis(np.where(finite, inverse_variance, np.nan), 3, 1).reshape(
         n_frames * 2, -1)
     measured = finite.any(axis=(1, 2)).reshape(-1)
     typical = np.zeros(n_frames * 2)
     typical[measured] = np.nanmedian(per_frame[measured], axis=1)
     typical = typical.reshape(n_frames, 2)
-    curvature = _grid_curvature(grid)
-    row_weights, column_weights = grid_weights(grid[0], shape[0]), grid_weights(grid[1], shape[1])
+    # Every pixel's weights per frame: the bilinear ones plus its share of the slope.
+    bilinear = [grid_weights(grid[axis], shape[axis]) for axis in (0, 1)]
+    slope = [grid_weights(grid[axis], shape[axis], 1.0) - bilinear[axis] for axis in (0, 1)]
     identity = np.eye(points) / PRIOR_PX ** 2
     # Frames at a time, with the normal matrices (2 x points^2 each) kept near 64 MiB.
     chunk = max(1, min(chunk, (64 << 20) // (16 * points * points)))
@@ -379,6 +401,8 @@ def consistent_field(moves: np.ndarray, sigma: np.ndarray, weights: np.ndarray,
     for first in range(0, n_frames, chunk):
         frames = slice(first, min(first + chunk, n_frames))
         count = frames.stop - frames.start
+        row_weights, column_weights = (bilinear[axis][None] + shares[frames, None, None]
+                                       * slope[axis][None] for axis in (0, 1))
         normal = np.zeros((count, 2, points, points))
         rhs = np.zeros((count, 2, points))
         for i, j, near, means in _patch_rows(weights, corners, side, row_weights,

@@ -37,7 +37,7 @@ from ._field import calibrated_sigma, consistent_field, deformation_test, steady
 from ._temporal import smooth_over_frames
 from .registration import MAX_PASSES, FrameRegistration, iter_register
 from .subpixel import TAPER_SMOOTHING_WIDTHS, edge_taper
-from .warp import displacement_at_pixels
+from .warp import affine_share, displacement_at_pixels
 
 __all__ = ["iter_register_piecewise", "patch_size_px", "patch_side_px", "PATCH_COUNTS",
            "MIN_PATCH_PX"]
@@ -224,19 +224,21 @@ def iter_register_piecewise(data, upsample_factor: int, region=None, rigid=None,
     return dataclasses.replace(rigid, displacement_px=field, displacement_grid_px=grid)
 
 
-def _fitted_field(moves, sigma, weights, corners, side: int, grid, shape, test: bool = False):
+def _fitted_field(moves, sigma, weights, corners, side: int, grid, shape, test: bool = False,
+                  slope_share=None):
     """The field (frames, 2, rows, cols) of the patches' ``moves`` and predicted ``sigma``
     (:func:`_patch_moves`): which patches are steady (judged on the predicted
     uncertainties), the uncertainties calibrated on the scatter, the steady patches
     smoothed over the frames, the field fitted. With ``test``: None unless the stack
     deforms (:func:`._field.deformation_test`, on the moves as measured; smoothed only
-    once the stack is known to deform)."""
+    once the stack is known to deform); ``slope_share``: as
+    :func:`._field.consistent_field`'s."""
     steady = steady_patches(moves, sigma)
     sigma = calibrated_sigma(moves, sigma)
     if test and not deformation_test(moves, sigma):
         return None
     return consistent_field(smooth_over_frames(moves, sigma, steady), sigma, weights,
-                            corners, side, grid, shape)
+                            corners, side, grid, shape, slope_share=slope_share)
 
 
 def _refined(stack: np.ndarray, rigid: FrameRegistration, field: np.ndarray, grid, side: int,
@@ -282,5 +284,7 @@ def _refined(stack: np.ndarray, rigid: FrameRegistration, field: np.ndarray, gri
         pass
     residual, sigma, weights, corners, _ = yield from _patch_moves(
         undeformed, rigid, side, starts, upsample_factor, progress)
+    # What is left continues beyond the outer grid points as the field it corrects does.
+    shares = [affine_share(values, grid) for values in field]
     return field + _fitted_field(residual, sigma, weights, corners, side, grid,
-                                 stack.shape[1:])
+                                 stack.shape[1:], slope_share=shares)
