@@ -385,14 +385,14 @@ def test_a_sheared_stack_is_right_to_its_corners(monkeypatch):
     noise limit; 0.01-0.03 px inside); carried on with its slope they are as right as
     the others (seed 3, 12 frames: worst patch 0.107 to 0.022 px, RMS over the patches
     0.042 to 0.013 px)."""
-    from napari_nanosims.processing.alignment import _field, warp
+    from napari_nanosims.processing.alignment import _fit, warp
 
     sim = simulate_deformation("cells", "shear", 12, 100.0, window=128, amplitude_px=3.0,
                                seed=3)
     errors = {}
     for carried in (True, False):
         if not carried:
-            for module in (warp, _field, piecewise_module):
+            for module in (warp, _fit):
                 monkeypatch.setattr(module, "affine_share", lambda *args: 0.0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", AlignmentWarning)
@@ -402,15 +402,17 @@ def test_a_sheared_stack_is_right_to_its_corners(monkeypatch):
     assert np.sqrt(np.mean(errors[True] ** 2)) < 0.5 * np.sqrt(np.mean(errors[False] ** 2))
 
 
-def _patch_means(grid_field, grid, weights, corners, side, shape):
+def _patch_means(grid_field, grid, weights, corners, side, shape, shares=None):
     """Each frame's patches' weighted mean moves of a field given at the grid points,
-    pixel by pixel (the field at every pixel from displacement_at_pixels)."""
+    pixel by pixel (the field at every pixel from displacement_at_pixels, with each
+    frame's share of slope beyond the outer points, by default the field's own)."""
     from napari_nanosims.processing.alignment.warp import displacement_at_pixels
 
     n_frames, rows, cols = corners.shape[:3]
     means = np.zeros((n_frames, rows, cols, 2))
     for k in range(n_frames):
-        at_pixels = displacement_at_pixels(grid_field[k], grid, shape)
+        at_pixels = displacement_at_pixels(grid_field[k], grid, shape,
+                                           None if shares is None else shares[k])
         for i in range(rows):
             for j in range(cols):
                 top, left = corners[k, i, j]
@@ -429,7 +431,7 @@ def test_the_field_reproduces_the_weighted_means_the_patches_measured():
     measured ones, and a bump narrower than a patch is recovered at the grid points,
     where the patch values themselves (what a smooth through the centres starts from)
     fall well short of its peak."""
-    from napari_nanosims.processing.alignment._field import consistent_field
+    from napari_nanosims.processing.alignment._fit import consistent_field
     from napari_nanosims.processing.alignment.piecewise import _starts
 
     rng = np.random.default_rng(4)
@@ -472,6 +474,97 @@ def test_the_field_reproduces_the_weighted_means_the_patches_measured():
     np.testing.assert_allclose(field, bump, atol=0.35)
     # ... where the patches' own values fall well short of its peak.
     assert np.moveaxis(moves, 3, 1)[:, :, 2, 2].max() < 2.0 - 0.5
+
+
+def _fit_setup(seed=4, shape=(128, 176), n_frames=3, side=48):
+    """Patches of ``side`` px on a frame of ``shape``, each weighted by one off-centre
+    blob per axis, cut where a random drift put them; their grid of centres."""
+    from napari_nanosims.processing.alignment.piecewise import _starts
+
+    rng = np.random.default_rng(seed)
+    row_starts, col_starts = _starts(shape[0], side), _starts(shape[1], side)
+    grid = (row_starts + (side - 1) / 2.0, col_starts + (side - 1) / 2.0)
+    yy, xx = np.indices((side, side), dtype=np.float64)
+    centres = rng.uniform(6, side - 6, (row_starts.size, col_starts.size, 2, 2))
+    weights = 1e-3 + np.exp(-((yy - centres[..., 0, None, None]) ** 2
+                              + (xx - centres[..., 1, None, None]) ** 2) / (2 * 4.0 ** 2))
+    starts = np.stack(np.meshgrid(row_starts, col_starts, indexing="ij"), axis=-1)
+    corners = np.clip(starts[None] - rng.integers(-8, 9, (n_frames, 2))[:, None, None, :],
+                      0, np.array(shape) - side)
+    sigma = np.full((n_frames, row_starts.size, col_starts.size, 2), 1e-3)  # precise
+    return grid, weights, corners, sigma
+
+
+def test_the_fit_carries_each_frame_s_share_of_slope_beyond_the_outer_centres():
+    """A scaling given at the grid points and continued to the edges is recovered from
+    its patch means, which it is not held constant (0.3 px off at the grid points); a
+    given share per frame (0, 0.3, 1) is fitted frame by frame; and a field half plane,
+    half not (a share between 0 and 1), is fitted with the share its own fitted field
+    implies, as the warp takes it: fitted again with that share it stays, and its means,
+    so computed, are closer to the measured ones than with none or all of the slope."""
+    from napari_nanosims.processing.alignment._fit import consistent_field
+    from napari_nanosims.processing.alignment.warp import affine_share
+
+    shape, side = (128, 176), 48
+    grid, weights, corners, sigma = _fit_setup(shape=shape, side=side)
+    yy, xx = np.meshgrid(grid[0], grid[1], indexing="ij")
+    scaling = np.broadcast_to(np.stack([(yy - 63.5) / 30.0, (xx - 87.5) / 40.0]),
+                              (3, 2) + yy.shape).copy()
+    moves = _patch_means(scaling, grid, weights, corners, side, shape)
+    np.testing.assert_allclose(consistent_field(moves, sigma, weights, corners, side, grid,
+                                                shape), scaling, atol=0.01)
+    held = consistent_field(moves, sigma, weights, corners, side, grid, shape,
+                            slope_share=0.0)
+    assert np.abs(held - scaling).max() > 0.3
+    # Given shares, one per frame, on a smooth field (the frames' weights not mixed up).
+    smooth = np.broadcast_to(0.8 * np.sin(yy / 30.0) * np.cos(xx / 40.0),
+                             (3, 2) + yy.shape).copy()
+    shares = np.array([0.0, 0.3, 1.0])
+    moves = _patch_means(smooth, grid, weights, corners, side, shape, shares)
+    field = consistent_field(moves, sigma, weights, corners, side, grid, shape,
+                             slope_share=shares)
+    misfit = _patch_means(field, grid, weights, corners, side, shape, shares) - moves
+    assert np.sqrt(np.mean(misfit ** 2)) < 0.01, misfit
+    # A plane plus a bump: a share inside (0, 1), settled on the fitted field's own.
+    bump = np.exp(-((yy - 43.5) ** 2 + (xx - 71.5) ** 2) / (2 * 20.0 ** 2))
+    mixed = scaling + np.stack([3.5 * bump, -2.45 * bump])[None]
+    assert 0.1 < affine_share(mixed[0], grid) < 0.9
+    moves = _patch_means(mixed, grid, weights, corners, side, shape)
+    field = consistent_field(moves, sigma, weights, corners, side, grid, shape)
+    implied = [affine_share(values, grid) for values in field]
+    again = consistent_field(moves, sigma, weights, corners, side, grid, shape,
+                             slope_share=implied)
+    np.testing.assert_allclose(field, again, atol=0.01)
+    # Its means with that share: 0.013 px RMS off (the bump a little flattened by the
+    # curvature penalty); with the field held, or all its slope carried: 0.064, 0.036 px.
+    rms = [np.sqrt(np.mean((_patch_means(field, grid, weights, corners, side, shape, shares)
+                            - moves) ** 2)) for shares in (None, np.zeros(3), np.ones(3))]
+    assert rms[0] < 0.02 and rms[0] < 0.5 * min(rms[1:]), rms
+
+
+def test_the_share_of_slope_rises_from_half_to_nine_tenths_explained():
+    """affine_share: a field whose variance about its mean a plane explains to 0.7 (a
+    plane plus a pattern orthogonal to every plane, both given) carries half its slope;
+    0.5 none, 0.9 all of it."""
+    from napari_nanosims.processing.alignment.warp import affine_share
+
+    grid = (np.array([20.0, 45.0, 70.0, 100.0]), np.array([10.0, 30.0, 50.0, 70.0, 95.0]))
+    yy, xx = np.meshgrid(*grid, indexing="ij")
+    basis = np.column_stack([np.ones(yy.size), yy.ravel(), xx.ravel()])
+    rng = np.random.default_rng(5)
+    planes, others = [], []
+    for _ in range(2):  # per component: a centred plane, and noise less its plane
+        plane = basis @ np.array([0.0, 0.03, -0.02])
+        planes.append(plane - plane.mean())
+        values = rng.normal(size=yy.size)
+        others.append(values - basis @ np.linalg.lstsq(basis, values, rcond=None)[0])
+    plane_power = sum(float(p @ p) for p in planes)
+    other_power = sum(float(o @ o) for o in others)
+    for explained, share in [(0.7, 0.5), (0.5, 0.0), (0.9, 1.0), (0.8, 0.75)]:
+        scale = np.sqrt(plane_power * (1 - explained) / explained / other_power)
+        field = np.stack([(p + scale * o).reshape(yy.shape)
+                          for p, o in zip(planes, others, strict=True)])
+        assert affine_share(field + 3.0, grid) == pytest.approx(share, abs=1e-9)
 
 
 def test_the_patch_side_is_read_off_the_grid_and_a_rigid_registration_has_none():

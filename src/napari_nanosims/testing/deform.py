@@ -88,8 +88,8 @@ def simulate_deformation(kind: str, deformation: str, n_frames: int, counts_per_
 
 def moves_at_pixels(registration, shape) -> np.ndarray:
     """Every pixel's move in a piecewise registration: each frame's translation plus the
-    field there (bilinear between the grid points, as the warp uses it), (frames, 2, H,
-    W) pixels."""
+    field there (as the warp uses it: bilinear between the grid points, and beyond the
+    outer ones carried on by its share of slope), (frames, 2, H, W) pixels."""
     from ..processing.alignment.warp import displacement_at_pixels
 
     return registration.translations[:, :, None, None] + np.stack(
@@ -108,9 +108,9 @@ def patch_errors_px(simulation: dict, registration, side: int | None = None
     noise-free content there (how much each pixel tells about a shift; empty
     background weighs nothing). The truth is that weighted mean of the true moves; the
     estimate the same weighted mean of the frame's translation plus the field at every
-    pixel (bilinear between the grid points, as the warp moves the counts). The noise
-    limit is what noise alone costs a perfect rigid registration of the patch: the
-    difference between locating the noisy patch and locating its noise-free content in
+    pixel (as the warp moves the counts: :func:`moves_at_pixels`). The noise limit is
+    what noise alone costs a perfect rigid registration of the patch: the difference
+    between locating the noisy patch and locating its noise-free content in
     the noise-free field (a perfect reference, the matched filter). Where the motion
     varies within a patch, a rigid registration is also biased (up to 0.5 px on the
     cells bulge); that bias is model error, not noise, and is left out of the limit.

@@ -11,7 +11,7 @@ patch's structure. Each patch's moves are smoothed over the frames as far as the
 allow (:func:`._temporal.smooth_over_frames`: a deformation changes slowly, the noise
 does not), and per frame the field at the grid points (the patch centres) is the
 one whose weighted means reproduce the patches' moves
-(:func:`._field.consistent_field`). The frames moved back by that field are
+(:func:`._fit.consistent_field`). The frames moved back by that field are
 registered patch by patch once more, and the field of what they still move is added
 (:func:`_refined`: a rigid patch measures its pixels' moves to first order only). The
 field is kept only when the stack deforms beyond its noise (:func:`._field.deformation_test`:
@@ -33,11 +33,12 @@ import numpy as np
 from ..._errors import AlignmentWarning
 from ..._progress import run_to_completion
 from .._frames import map_frames
-from ._field import calibrated_sigma, consistent_field, deformation_test, steady_patches
+from ._field import calibrated_sigma, deformation_test, steady_patches
+from ._fit import consistent_field
 from ._temporal import smooth_over_frames
 from .registration import MAX_PASSES, FrameRegistration, iter_register
 from .subpixel import TAPER_SMOOTHING_WIDTHS, edge_taper
-from .warp import affine_share, displacement_at_pixels
+from .warp import displacement_at_pixels
 
 __all__ = ["iter_register_piecewise", "patch_size_px", "patch_side_px", "PATCH_COUNTS",
            "MIN_PATCH_PX"]
@@ -153,7 +154,7 @@ def _patch_weights(patch: np.ndarray, result: FrameRegistration) -> np.ndarray:
     weighted by how much each tells about the shift: a correlation's row shift weighs
     pixels by the squared row gradient of the (band-passed, smoothed) image, under the
     registration's window (squared: frame and reference both carry it). The field is
-    fitted to these weighted means (:func:`._field.consistent_field`), not to the
+    fitted to these weighted means (:func:`._fit.consistent_field`), not to the
     patch's centre: a patch whose cells sit 10 px off its centre, or a bulge narrower
     than the patch, would otherwise be misplaced. A patch with no structure at all
     weighs its window evenly.
@@ -225,20 +226,20 @@ def iter_register_piecewise(data, upsample_factor: int, region=None, rigid=None,
 
 
 def _fitted_field(moves, sigma, weights, corners, side: int, grid, shape, test: bool = False,
-                  slope_share=None):
+                  added_to=None):
     """The field (frames, 2, rows, cols) of the patches' ``moves`` and predicted ``sigma``
     (:func:`_patch_moves`): which patches are steady (judged on the predicted
     uncertainties), the uncertainties calibrated on the scatter, the steady patches
     smoothed over the frames, the field fitted. With ``test``: None unless the stack
     deforms (:func:`._field.deformation_test`, on the moves as measured; smoothed only
-    once the stack is known to deform); ``slope_share``: as
-    :func:`._field.consistent_field`'s."""
+    once the stack is known to deform); ``added_to``: as
+    :func:`._fit.consistent_field`'s."""
     steady = steady_patches(moves, sigma)
     sigma = calibrated_sigma(moves, sigma)
     if test and not deformation_test(moves, sigma):
         return None
     return consistent_field(smooth_over_frames(moves, sigma, steady), sigma, weights,
-                            corners, side, grid, shape, slope_share=slope_share)
+                            corners, side, grid, shape, added_to=added_to)
 
 
 def _refined(stack: np.ndarray, rigid: FrameRegistration, field: np.ndarray, grid, side: int,
@@ -284,7 +285,6 @@ def _refined(stack: np.ndarray, rigid: FrameRegistration, field: np.ndarray, gri
         pass
     residual, sigma, weights, corners, _ = yield from _patch_moves(
         undeformed, rigid, side, starts, upsample_factor, progress)
-    # What is left continues beyond the outer grid points as the field it corrects does.
-    shares = [affine_share(values, grid) for values in field]
+    # What is left continues beyond the outer grid points as the sum of the two does.
     return field + _fitted_field(residual, sigma, weights, corners, side, grid,
-                                 stack.shape[1:], slope_share=shares)
+                                 stack.shape[1:], added_to=field)

@@ -224,7 +224,9 @@ def apply_displacements(data, translations, displacement_px, grid, padding=8, *,
         (rows, columns) per frame, pixels.
     displacement_px : array_like, shape (frames, 2, rows, cols)
         The displacement beyond the translation at the grid points, pixels
-        (``FrameRegistration.displacement_px`` of ``method='piecewise'``).
+        (``FrameRegistration.displacement_px`` of ``method='piecewise'``); bilinear
+        between them and, beyond the outer ones, carried on by each frame's
+        :func:`affine_share` of its slope (:func:`displacement_at_pixels`).
     grid : (array, array)
         Pixel coordinates of the grid's rows and columns
         (``FrameRegistration.displacement_grid_px``).
