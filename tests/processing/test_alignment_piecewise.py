@@ -423,6 +423,26 @@ def _patch_means(grid_field, grid, weights, corners, side, shape, shares=None):
     return means
 
 
+def _fit_setup(seed=4, shape=(128, 176), n_frames=3, side=48):
+    """Patches of ``side`` px on a frame of ``shape``, each weighted by one off-centre
+    blob per axis, cut where a random drift put them: (grid of centres, weights,
+    corners, uncertainties, the random generator to go on with)."""
+    from napari_nanosims.processing.alignment.piecewise import _starts
+
+    rng = np.random.default_rng(seed)
+    row_starts, col_starts = _starts(shape[0], side), _starts(shape[1], side)
+    grid = (row_starts + (side - 1) / 2.0, col_starts + (side - 1) / 2.0)
+    yy, xx = np.indices((side, side), dtype=np.float64)
+    centres = rng.uniform(6, side - 6, (row_starts.size, col_starts.size, 2, 2))
+    weights = 1e-3 + np.exp(-((yy - centres[..., 0, None, None]) ** 2
+                              + (xx - centres[..., 1, None, None]) ** 2) / (2 * 4.0 ** 2))
+    starts = np.stack(np.meshgrid(row_starts, col_starts, indexing="ij"), axis=-1)
+    corners = np.clip(starts[None] - rng.integers(-8, 9, (n_frames, 2))[:, None, None, :],
+                      0, np.array(shape) - side)
+    sigma = np.full((n_frames, row_starts.size, col_starts.size, 2), 1e-3)  # precise
+    return grid, weights, corners, sigma, rng
+
+
 def test_the_field_reproduces_the_weighted_means_the_patches_measured():
     """A patch measures the mean move of its pixels, weighted by its structure, over the
     window where that frame's patch was cut (shifted by the drift). Given such means of
@@ -432,21 +452,9 @@ def test_the_field_reproduces_the_weighted_means_the_patches_measured():
     where the patch values themselves (what a smooth through the centres starts from)
     fall well short of its peak."""
     from napari_nanosims.processing.alignment._fit import consistent_field
-    from napari_nanosims.processing.alignment.piecewise import _starts
 
-    rng = np.random.default_rng(4)
     shape, side, n_frames = (128, 176), 48, 3
-    row_starts, col_starts = _starts(shape[0], side), _starts(shape[1], side)
-    grid = (row_starts + (side - 1) / 2.0, col_starts + (side - 1) / 2.0)
-    yy, xx = np.indices((side, side), dtype=np.float64)
-    centres = rng.uniform(6, side - 6, (row_starts.size, col_starts.size, 2, 2))
-    weights = 1e-3 + np.exp(-((yy - centres[..., 0, None, None]) ** 2
-                              + (xx - centres[..., 1, None, None]) ** 2) / (2 * 4.0 ** 2))
-    drift = rng.integers(-8, 9, (n_frames, 2))
-    starts = np.stack(np.meshgrid(row_starts, col_starts, indexing="ij"), axis=-1)
-    corners = np.clip(starts[None] - drift[:, None, None, :], 0,
-                      np.array(shape) - side)
-    sigma = np.full((n_frames, row_starts.size, col_starts.size, 2), 1e-3)  # precise
+    grid, weights, corners, sigma, rng = _fit_setup(shape=shape, side=side)
     yy, xx = np.meshgrid(grid[0], grid[1], indexing="ij")
 
     def fitted(grid_field):
@@ -476,25 +484,6 @@ def test_the_field_reproduces_the_weighted_means_the_patches_measured():
     assert np.moveaxis(moves, 3, 1)[:, :, 2, 2].max() < 2.0 - 0.5
 
 
-def _fit_setup(seed=4, shape=(128, 176), n_frames=3, side=48):
-    """Patches of ``side`` px on a frame of ``shape``, each weighted by one off-centre
-    blob per axis, cut where a random drift put them; their grid of centres."""
-    from napari_nanosims.processing.alignment.piecewise import _starts
-
-    rng = np.random.default_rng(seed)
-    row_starts, col_starts = _starts(shape[0], side), _starts(shape[1], side)
-    grid = (row_starts + (side - 1) / 2.0, col_starts + (side - 1) / 2.0)
-    yy, xx = np.indices((side, side), dtype=np.float64)
-    centres = rng.uniform(6, side - 6, (row_starts.size, col_starts.size, 2, 2))
-    weights = 1e-3 + np.exp(-((yy - centres[..., 0, None, None]) ** 2
-                              + (xx - centres[..., 1, None, None]) ** 2) / (2 * 4.0 ** 2))
-    starts = np.stack(np.meshgrid(row_starts, col_starts, indexing="ij"), axis=-1)
-    corners = np.clip(starts[None] - rng.integers(-8, 9, (n_frames, 2))[:, None, None, :],
-                      0, np.array(shape) - side)
-    sigma = np.full((n_frames, row_starts.size, col_starts.size, 2), 1e-3)  # precise
-    return grid, weights, corners, sigma
-
-
 def test_the_fit_carries_each_frame_s_share_of_slope_beyond_the_outer_centres():
     """A scaling given at the grid points and continued to the edges is recovered from
     its patch means, which it is not held constant (0.3 px off at the grid points); a
@@ -506,7 +495,7 @@ def test_the_fit_carries_each_frame_s_share_of_slope_beyond_the_outer_centres():
     from napari_nanosims.processing.alignment.warp import affine_share
 
     shape, side = (128, 176), 48
-    grid, weights, corners, sigma = _fit_setup(shape=shape, side=side)
+    grid, weights, corners, sigma, _ = _fit_setup(shape=shape, side=side)
     yy, xx = np.meshgrid(grid[0], grid[1], indexing="ij")
     scaling = np.broadcast_to(np.stack([(yy - 63.5) / 30.0, (xx - 87.5) / 40.0]),
                               (3, 2) + yy.shape).copy()
