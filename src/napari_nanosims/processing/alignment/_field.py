@@ -1,4 +1,5 @@
-"""The displacement field of :mod:`.piecewise` from its patches' moves.
+"""Statistics on the patches' moves of :mod:`.piecewise` (the field's fit itself is in
+:mod:`._fit`).
 
 Steps on the patches' moves (frames, rows, cols, 2) beyond the rigid translation:
 which patches move steadily over the frames (:func:`steady_patches`, judged on the
@@ -47,6 +48,8 @@ SECOND_DIFFERENCE_SPREAD = 2.0 * (1.0 + 2.0 * (16.0 + 1.0) / 36.0)
 #: with the 4 diagonal ones), so their errors are correlated (about 0.5 and 0.25): the
 #: chi-square's variance is 2 dof times 1 + 4 x 0.5^2 + 4 x 0.25^2 = 2.25.
 OVERLAP_FACTOR = 2.25
+
+
 def _non_rigid(moves: np.ndarray, sigma: np.ndarray) -> np.ndarray:
     """The moves less each frame's median over the patches (per axis): a move shared by
     every patch is a translation, which the rigid registration owns (its own error is in
