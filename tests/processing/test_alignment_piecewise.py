@@ -377,6 +377,10 @@ def test_an_affine_field_continues_to_the_frame_edges_and_a_bulge_is_held():
     two = (np.array([30.0, 90.0]), grid[1])
     assert affine_share(plane(*np.meshgrid(*two, indexing="ij")), two) == 0.0
     np.testing.assert_array_equal(grid_weights(two[0], 128, 1.0), grid_weights(two[0], 128))
+    # A share outside 0 to 1 (or not a number) is refused, naming the argument.
+    for wrong in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="slope_share"):
+            displacement_at_pixels(plane(gy, gx), grid, shape, slope_share=wrong)
 
 
 def test_a_sheared_stack_is_right_to_its_corners(monkeypatch):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .warp import affine_share, grid_weights
+from .warp import affine_share, grid_weights, slope_beyond
 
 __all__ = ["consistent_field", "CURVATURE_PENALTY", "PRIOR_PX", "SHARE_TOLERANCE",
            "SHARE_ROUNDS"]
@@ -159,7 +159,7 @@ def _fitted(moves, sigma, weights, corners, side: int, grid, shape, chunk: int,
     typical = typical.reshape(n_frames, 2)
     # Every pixel's weights per frame: the bilinear ones plus its share of the slope.
     bilinear = [grid_weights(grid[axis], shape[axis]) for axis in (0, 1)]
-    slope = [grid_weights(grid[axis], shape[axis], 1.0) - bilinear[axis] for axis in (0, 1)]
+    slope = [slope_beyond(grid[axis], shape[axis]) for axis in (0, 1)]
     identity = np.eye(points) / PRIOR_PX ** 2
     # Frames at a time, with the normal matrices (2 x points^2 each) kept near 64 MiB.
     chunk = max(1, min(chunk, (64 << 20) // (16 * points * points)))

@@ -21,8 +21,8 @@ from .background import interpolation_matrix
 from .shifts import _check_padding, _check_translations
 
 __all__ = ["apply_displacements", "iter_apply_displacements", "displacement_at_pixels",
-           "grid_weights", "affine_share", "displacement_vectors", "arrow_scale",
-           "warped_frame", "AFFINE_SHARE_FROM", "AFFINE_SHARE_FULL"]
+           "grid_weights", "slope_beyond", "affine_share", "displacement_vectors",
+           "arrow_scale", "warped_frame", "AFFINE_SHARE_FROM", "AFFINE_SHARE_FULL"]
 
 
 #: A frame's field continues beyond the outer grid points with its slope in proportion
@@ -35,13 +35,18 @@ __all__ = ["apply_displacements", "iter_apply_displacements", "displacement_at_p
 AFFINE_SHARE_FROM, AFFINE_SHARE_FULL = 0.5, 0.9
 
 
-def _slope_weights(centres: np.ndarray) -> np.ndarray:
-    """(points,): the weights of the least-squares slope (per px) of values at
-    ``centres``; zeros under 3 points (two give a slope as noisy as its ends)."""
+def slope_beyond(centres, length: int) -> np.ndarray:
+    """(length, points) float64: what each pixel adds to its :func:`grid_weights` per
+    unit of ``slope_share``: its distance beyond the outer point times the weights of
+    the least-squares slope (per px) through the points; zeros inside them and under 3
+    points (two give a slope as noisy as its ends)."""
+    centres = np.asarray(centres, dtype=np.float64)
     if centres.size < 3:
-        return np.zeros(centres.size)
+        return np.zeros((length, centres.size))
+    pixels = np.arange(length, dtype=np.float64)
+    beyond = np.minimum(pixels - centres[0], 0.0) + np.maximum(pixels - centres[-1], 0.0)
     offsets = centres - centres.mean()
-    return offsets / float(np.dot(offsets, offsets))
+    return beyond[:, None] * (offsets / float(np.dot(offsets, offsets)))[None, :]
 
 
 def grid_weights(centres, length: int, slope_share: float = 0.0) -> np.ndarray:
@@ -57,13 +62,11 @@ def grid_weights(centres, length: int, slope_share: float = 0.0) -> np.ndarray:
     distance (0: held constant; at least 3 points, else constant).
     """
     centres = np.asarray(centres, dtype=np.float64)
-    pixels = np.arange(length, dtype=np.float64)
     position = (np.zeros(length) if centres.size == 1 else np.interp(
-        pixels, centres, np.arange(centres.size, dtype=np.float64)))
+        np.arange(length, dtype=np.float64), centres, np.arange(centres.size, dtype=np.float64)))
     weights = interpolation_matrix(position, centres.size)
     if slope_share:
-        beyond = np.minimum(pixels - centres[0], 0.0) + np.maximum(pixels - centres[-1], 0.0)
-        weights += (float(slope_share) * beyond)[:, None] * _slope_weights(centres)[None, :]
+        weights += float(slope_share) * slope_beyond(centres, length)
     return weights
 
 
@@ -112,6 +115,9 @@ def displacement_at_pixels(field: np.ndarray, grid, shape, slope_share=None) -> 
         The field at every pixel.
     """
     field = np.asarray(field, dtype=np.float64)
+    if slope_share is not None and not 0.0 <= float(slope_share) <= 1.0:
+        raise ValueError(f"slope_share must be from 0 to 1 (the share of the field's slope "
+                         f"carried beyond the outer grid points); got {slope_share!r}")
     share = affine_share(field, grid) if slope_share is None else float(slope_share)
     row_weights = grid_weights(grid[0], shape[0], share)
     column_weights = grid_weights(grid[1], shape[1], share)
