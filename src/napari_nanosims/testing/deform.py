@@ -88,9 +88,8 @@ def simulate_deformation(kind: str, deformation: str, n_frames: int, counts_per_
 
 def moves_at_pixels(registration, shape) -> np.ndarray:
     """Every pixel's move in a piecewise registration: each frame's translation plus the
-    field there (as the warp uses it, ``warp.grid_weights``: interpolated between the
-    grid points, and beyond the outer ones carried on by its share of slope), (frames,
-    2, H, W) pixels."""
+    field there (as the warp uses it: bilinear between the grid points, and beyond the
+    outer ones carried on by its share of slope), (frames, 2, H, W) pixels."""
     from ..processing.alignment.warp import displacement_at_pixels
 
     return registration.translations[:, :, None, None] + np.stack(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .warp import affine_part, affine_share, grid_weights
+from .warp import affine_share, grid_weights, slope_beyond
 
 __all__ = ["consistent_field", "CURVATURE_PENALTY", "PRIOR_PX", "SHARE_TOLERANCE",
            "SHARE_ROUNDS"]
@@ -68,9 +68,9 @@ def _grid_curvature(grid) -> np.ndarray:
 def _patch_rows(weights, corners, side: int, row_weights, column_weights, frames: slice):
     """Per registered patch: its row and column, the grid points its windows touch
     (flat indices) and, for the frames in ``frames``, each axis's weighted mean over
-    the frame's window of each of those points' basis functions, (frames, 2, points).
-    ``row_weights``, ``column_weights``: per frame of ``frames``, every pixel's weights
-    on the grid along each axis (:func:`.warp.grid_weights`)."""
+    the frame's window of each of those points' bilinear basis functions, (frames, 2,
+    points). ``row_weights``, ``column_weights``: per frame of ``frames``, every pixel's
+    bilinear weights on the grid along each axis (:func:`.warp.grid_weights`)."""
     n_cols, inside = column_weights.shape[2], np.arange(side)
     each = np.arange(frames.stop - frames.start)[:, None, None]
     for i in range(weights.shape[0]):
@@ -102,9 +102,8 @@ def consistent_field(moves: np.ndarray, sigma: np.ndarray, weights: np.ndarray,
     axis the squared gradient of its structure under the window), over the window where
     that frame's patch was cut (``corners`` (frames, patch rows, patch cols, 2), which
     follows the drift); ``moves`` and ``sigma`` are (frames, patch rows, patch cols, 2).
-    The field at every pixel is linear in the grid values (cubic between the grid
-    points, blended toward linear by the frame's share; :func:`.warp.grid_weights`), so
-    each such mean is a linear function of them: per frame and axis the values are the least-squares
+    The field is bilinear between the grid points, so each such mean is a linear
+    function of the grid values: per frame and axis the values are the least-squares
     fit to the patches' moves (weighted by one over their variances), with a small
     curvature penalty (:data:`CURVATURE_PENALTY`, which pins the checkerboard that
     overlapping means cannot see) and shrunk toward the rigid result by
@@ -113,8 +112,7 @@ def consistent_field(moves: np.ndarray, sigma: np.ndarray, weights: np.ndarray,
     its peak, and the fit undoes that.
 
     Beyond the outer grid points the field carries ``slope_share`` (frames,) of its
-    slope, and between them it is that share linear, the rest cubic
-    (:func:`.warp.grid_weights`). By default the share the frame's field implies
+    slope (:func:`.warp.grid_weights`). By default the share the frame's field implies
     (:func:`.warp.affine_share`, as the warp takes it): fitted first as held constant
     (or with the share of ``added_to``, the field this one corrects: theirs is the sum),
     then again with the share implied, until it changes by at most
@@ -159,10 +157,9 @@ def _fitted(moves, sigma, weights, corners, side: int, grid, shape, chunk: int,
     typical = np.zeros(n_frames * 2)
     typical[measured] = np.nanmedian(per_frame[measured], axis=1)
     typical = typical.reshape(n_frames, 2)
-    # Every pixel's weights per frame: the cubic ones plus its share of the affine part
-    # (linear inside, the slope carried beyond the outer points; warp.grid_weights).
-    cubic = [grid_weights(grid[axis], shape[axis]) for axis in (0, 1)]
-    affine = [affine_part(grid[axis], shape[axis]) for axis in (0, 1)]
+    # Every pixel's weights per frame: the bilinear ones plus its share of the slope.
+    bilinear = [grid_weights(grid[axis], shape[axis]) for axis in (0, 1)]
+    slope = [slope_beyond(grid[axis], shape[axis]) for axis in (0, 1)]
     identity = np.eye(points) / PRIOR_PX ** 2
     # Frames at a time, with the normal matrices (2 x points^2 each) kept near 64 MiB.
     chunk = max(1, min(chunk, (64 << 20) // (16 * points * points)))
@@ -170,8 +167,8 @@ def _fitted(moves, sigma, weights, corners, side: int, grid, shape, chunk: int,
     for first in range(0, n_frames, chunk):
         frames = slice(first, min(first + chunk, n_frames))
         count = frames.stop - frames.start
-        row_weights, column_weights = (cubic[axis][None] + shares[frames, None, None]
-                                       * affine[axis][None] for axis in (0, 1))
+        row_weights, column_weights = (bilinear[axis][None] + shares[frames, None, None]
+                                       * slope[axis][None] for axis in (0, 1))
         normal = np.zeros((count, 2, points, points))
         rhs = np.zeros((count, 2, points))
         for i, j, near, means in _patch_rows(weights, corners, side, row_weights,

@@ -261,9 +261,7 @@ def _refined(stack: np.ndarray, rigid: FrameRegistration, field: np.ndarray, gri
     ramp of :func:`.warp.affine_share` that the residual moves), the field's part
     beyond the outer points is off by the difference times its extension (a review's
     scratch run: 0.04 px where a residual of 5 % of a scaling moved the share from 0.66
-    to 0.70; none where both are 0 or 1, as in every row of the benchmark), and between
-    them by the difference times the cubic interpolation's departure from the linear
-    one.
+    to 0.70; none where both are 0 or 1, as in every row of the benchmark).
 
     Moved back by cubic-spline interpolation, each pixel q taking the frame's value at
     q - field(q): an inverse to first order, which leaves -(field . grad) field to the

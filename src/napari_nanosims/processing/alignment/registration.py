@@ -109,9 +109,8 @@ class FrameRegistration:
         ``method='piecewise'`` only: the smooth displacement field beyond each frame's
         translation, (frames, 2, rows, cols), (rows, columns) in pixels, at the patch
         centres; 0 where the frame moved rigidly (:mod:`.piecewise`). A pixel's move is
-        its frame's translation plus this field interpolated between the centres (cubic,
-        linear as far as a plane explains it) and beyond the outer centres carried on by
-        that share of its slope
+        its frame's translation plus this field interpolated bilinearly (beyond the
+        outer centres: carried on by the share of its slope a plane explains)
         (:func:`~napari_nanosims.processing.alignment.warp.displacement_at_pixels`).
     displacement_grid_px : tuple of two numpy.ndarray or None
         The pixel coordinates (row centres, column centres) of the field's grid.

@@ -21,7 +21,7 @@ from .background import interpolation_matrix
 from .shifts import _check_padding, _check_translations
 
 __all__ = ["apply_displacements", "iter_apply_displacements", "displacement_at_pixels",
-           "grid_weights", "slope_beyond", "affine_part", "affine_share", "displacement_vectors",
+           "grid_weights", "slope_beyond", "affine_share", "displacement_vectors",
            "arrow_scale", "warped_frame", "AFFINE_SHARE_FROM", "AFFINE_SHARE_FULL"]
 
 
@@ -49,87 +49,24 @@ def slope_beyond(centres, length: int) -> np.ndarray:
     return beyond[:, None] * (offsets / float(np.dot(offsets, offsets)))[None, :]
 
 
-def _derivative_weights(centres: np.ndarray) -> np.ndarray:
-    """(points, points): the field's slope at each grid point (per px) as weights on the
-    values, from the parabola through it and its two neighbours (at the ends, through
-    the first or last three points): exact for any quadratic, however the points are
-    spaced (numpy.gradient's second-order differences)."""
-    count, gaps = centres.size, np.diff(centres)
-    weights = np.zeros((count, count))
-    before, after = gaps[:-1], gaps[1:]
-    inner = np.arange(1, count - 1)
-    weights[inner, inner - 1] = -after / (before * (before + after))
-    weights[inner, inner] = (after - before) / (before * after)
-    weights[inner, inner + 1] = before / (after * (before + after))
-    for end, step in ((0, 1), (count - 1, -1)):
-        near, far = abs(centres[end + step] - centres[end]), abs(
-            centres[end + 2 * step] - centres[end + step])
-        weights[end, end] = -step * (2 * near + far) / (near * (near + far))
-        weights[end, end + step] = step * (near + far) / (near * far)
-        weights[end, end + 2 * step] = -step * near / (far * (near + far))
-    return weights
-
-
-def _hermite_weights(centres: np.ndarray, length: int) -> np.ndarray:
-    """(length, points): each pixel's cubic Hermite weights on 3 or more grid points at
-    ``centres``, the slopes from :func:`_derivative_weights`; held at the outer values
-    beyond the outer points. Every pixel takes four neighbouring points at most."""
-    pixels = np.clip(np.arange(length, dtype=np.float64), centres[0], centres[-1])
-    below = np.clip(np.searchsorted(centres, pixels, side="right") - 1, 0, centres.size - 2)
-    gap = centres[below + 1] - centres[below]
-    t = (pixels - centres[below]) / gap
-    slopes = _derivative_weights(centres)
-    weights = ((gap * (t ** 3 - 2 * t ** 2 + t))[:, None] * slopes[below]
-               + (gap * (t ** 3 - t ** 2))[:, None] * slopes[below + 1])
-    everyone = np.arange(length)
-    weights[everyone, below] += 2 * t ** 3 - 3 * t ** 2 + 1
-    weights[everyone, below + 1] += 3 * t ** 2 - 2 * t ** 3
-    return weights
-
-
-def _linear_weights(centres: np.ndarray, length: int) -> np.ndarray:
-    """(length, points): each pixel's linear weights on the grid points at ``centres``
-    (two neighbouring points; held at the outer values beyond the outer points)."""
-    position = (np.zeros(length) if centres.size == 1 else np.interp(
-        np.arange(length, dtype=np.float64), centres, np.arange(centres.size,
-                                                                dtype=np.float64)))
-    return interpolation_matrix(position, centres.size)
-
-
-def affine_part(centres, length: int) -> np.ndarray:
-    """(length, points) float64: what each pixel's :func:`grid_weights` gain per unit of
-    ``slope_share``: the linear weights less the cubic ones inside the outer points, and
-    beyond them :func:`slope_beyond`."""
-    centres = np.asarray(centres, dtype=np.float64)
-    linear = _linear_weights(centres, length)
-    cubic = _hermite_weights(centres, length) if centres.size >= 3 else linear
-    return linear - cubic + slope_beyond(centres, length)
-
-
 def grid_weights(centres, length: int, slope_share: float = 0.0) -> np.ndarray:
-    """(length, points) float64: each pixel's interpolation weights on the grid points
-    at ``centres`` (pixel coordinates, increasing) along one axis, for a field that
-    has ``slope_share`` (:func:`affine_share`).
+    """(length, points) float64: each pixel's bilinear weights on the grid points at
+    ``centres`` (pixel coordinates, increasing) along one axis.
 
-    The interpolation is separable. A field that is not a plane (share 0) is a cubic
-    Hermite spline along each axis: between two neighbouring points the cubic that
-    takes their values with the slopes of the parabolas through each and its neighbours
-    (the centres need not be evenly spaced: the last patch sits flush with the frame's
-    edge); exact for any quadratic, it follows a bulge a patch or two wide where a
-    linear interpolation cuts its peak. A plane (share 1) is linear between the points
-    (two a pixel): as exact there, and the points' noise is spread less (per pixel,
-    0.67 of a point's against 0.82 for the cubic, on an even grid). Between, a blend
-    by the share. Under 3 points: linear (or constant). Beyond the outer points the
-    field is the outer point's value plus ``slope_share`` times the least-squares slope
-    through all the points along the axis, times the distance (0: held constant; at
-    least 3 points, else constant). The field at every pixel is then ``rows_weights @
-    field @ columns_weights.T``.
+    Bilinear interpolation is separable: along each axis, every pixel takes two
+    neighbouring grid points with weights (1 - f, f) at its fractional grid index (the
+    centres need not be evenly spaced: the last patch sits flush with the frame's edge).
+    The field at every pixel is then ``rows_weights @ field @ columns_weights.T``.
+    Beyond the outer points the field is the outer point's value plus ``slope_share``
+    times the least-squares slope through all the points along the axis, times the
+    distance (0: held constant; at least 3 points, else constant).
     """
     centres = np.asarray(centres, dtype=np.float64)
-    weights = (_hermite_weights(centres, length) if centres.size >= 3 else
-               _linear_weights(centres, length))
+    position = (np.zeros(length) if centres.size == 1 else np.interp(
+        np.arange(length, dtype=np.float64), centres, np.arange(centres.size, dtype=np.float64)))
+    weights = interpolation_matrix(position, centres.size)
     if slope_share:
-        weights += float(slope_share) * affine_part(centres, length)
+        weights += float(slope_share) * slope_beyond(centres, length)
     return weights
 
 
@@ -156,7 +93,7 @@ def affine_share(field: np.ndarray, grid) -> float:
 
 
 def displacement_at_pixels(field: np.ndarray, grid, shape, slope_share=None) -> np.ndarray:
-    """A field given at grid points, interpolated to every pixel (:func:`grid_weights`).
+    """A field given at grid points, interpolated (bilinearly) to every pixel.
 
     Parameters
     ----------
