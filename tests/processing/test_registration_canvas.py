@@ -213,12 +213,14 @@ def test_a_band_of_some_rows_and_every_column_is_cut_from_a_whole_spectrum():
     np.testing.assert_allclose(hessian, expected[2])
 
 
-def test_large_frames_refined_at_half_resolution_first_reach_the_same_translations(
+def test_sharp_frames_refined_at_half_resolution_first_reach_the_same_translations(
         monkeypatch):
+    """A sharp band is not refined on the binned frames by default, whatever the frames'
+    size; where it is (forced here), the passes reach the same fixed point."""
     sim = simulate_scene("particle", 8, 2.0, window=384, seed=4)
-    refined = register_frames(sim["frames"])
-    monkeypatch.setattr(registration, "HALF_RESOLUTION_REFINE_MIN_PX", 10 ** 6)
     direct = register_frames(sim["frames"])
+    monkeypatch.setattr(registration, "HALF_RESOLUTION_REFINE_MIN_SIGMA_PX", 0.0)
+    refined = register_frames(sim["frames"])
     # each stops within a quarter of each frame's uncertainty of the same fixed point,
     # so they are at most half an uncertainty apart (and the 0.01 px rounding)
     tolerance = 0.5 * np.max(direct.uncertainty_px, axis=1, keepdims=True) + 0.01
@@ -230,10 +232,10 @@ def test_large_frames_refined_at_half_resolution_first_reach_the_same_translatio
 
 @pytest.mark.parametrize("kind, counts, refined_expected",
                          [("grain", 0.5, True), ("cells", 2.0, False)])
-def test_smooth_bands_are_refined_at_half_resolution_too(monkeypatch, kind, counts,
-                                                         refined_expected):
-    """Below 384 px only a smoothing of HALF_RESOLUTION_REFINE_MIN_SIGMA_PX or more is
-    refined on the binned frames (the binned frames then hold all the band weighs): a
+def test_smooth_bands_are_refined_at_half_resolution(monkeypatch, kind, counts,
+                                                     refined_expected):
+    """Only a smoothing of HALF_RESOLUTION_REFINE_MIN_SIGMA_PX or more is refined on the
+    binned frames (the binned frames then hold all the band weighs): a
     smooth grain settles there and confirms at full resolution in fewer passes, at the
     same fixed point; sharp cells go straight to full resolution."""
     sim = simulate_scene(kind, 20, counts, window=192, seed=6)

@@ -146,9 +146,10 @@ def test_converged_stacks_need_no_measurement_after_the_passes(monkeypatch):
 
 
 def test_frames_refined_at_half_resolution_are_searched_locally_at_full(monkeypatch):
-    """Frames of 384 px and more are refined on their binned version first; the
-    full-resolution passes then start within 0.05 px and search no whole-pixel shift
-    (an inverse FFT per frame saved), with the same translations as a full search."""
+    """Frames refined on their binned version first (here forced on a sharp scene: by
+    default only smooth bands are) start the full-resolution passes within 0.05 px and
+    search no whole-pixel shift there (an inverse FFT per frame saved), with the same
+    translations as the default: a binned first pass, then a full search."""
     from napari_nanosims.processing.alignment import subpixel
 
     sim = simulate_scene("mixture", 12, 2.0, window=384, seed=5)
@@ -160,13 +161,14 @@ def test_frames_refined_at_half_resolution_are_searched_locally_at_full(monkeypa
         return original(self, spectrum)
 
     monkeypatch.setattr(subpixel._Spectra, "whole_pixel_peak", counting)
+    unrefined = register_frames(sim["frames"])  # binned first pass, full search after
+    assert unrefined.smoothing_px < registration.HALF_RESOLUTION_REFINE_MIN_SIGMA_PX
+    assert len([shape for shape in searched if min(shape) > 384]) == 12
+    searched.clear()
+    monkeypatch.setattr(registration, "HALF_RESOLUTION_REFINE_MIN_SIGMA_PX", 0.0)
     local = register_frames(sim["frames"])
     # Only on the binned canvas (the first pass and the binned refinement's first).
     assert searched and all(min(shape) < 384 for shape in searched)
-    searched.clear()
-    monkeypatch.setattr(registration, "HALF_RESOLUTION_REFINE_MIN_PX", 10 ** 6)
-    unrefined = register_frames(sim["frames"])  # binned first pass, full search after
-    assert len([shape for shape in searched if min(shape) > 384]) == 12
     np.testing.assert_allclose(local.translations, unrefined.translations, atol=0.0101)
 
 

@@ -62,9 +62,12 @@ REMEASURE_PX = 0.05
 #: The passes on frames binned 2 x 2 stop when no frame moves by more than this, binned
 #: px (0.05 px at full resolution: the full-resolution passes then start that near).
 HALF_RESOLUTION_SETTLE_PX = 0.025
-#: ... and run on frames at least this large (px, both sides), or with a smoothing at
-#: least this wide (px: the binned frames then hold all the band weighs).
-HALF_RESOLUTION_REFINE_MIN_PX, HALF_RESOLUTION_REFINE_MIN_SIGMA_PX = 384, 2.5
+#: ... and run on bands with a smoothing at least this wide (px: the binned frames then
+#: hold all the band weighs), whatever the frames' size: on sharp scenes of 512 and 1024
+#: px the full-resolution passes mostly still needed 2 after them (512 px, 8 classes,
+#: medians of alternating runs: without them 6, 2 and 12 % less time at 10, 40 and 200
+#: frames; 200 frames of particles 16.2 -> 8.9 ms a frame; spots and cells lost 13-21 %).
+HALF_RESOLUTION_REFINE_MIN_SIGMA_PX = 2.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,8 +95,8 @@ class FrameRegistration:
         above :data:`FLAG_UNCERTAINTY_PX` (and above three times the stack's median
         uncertainty, so that a smooth scene at low counts keeps its frames).
     passes : int
-        Refinement passes run after the first, at full resolution (frames of 384 px and
-        more, and bands smoothed by 2.5 px or more, are first refined binned 2 x 2).
+        Refinement passes run after the first, at full resolution (bands smoothed by
+        2.5 px or more are first refined binned 2 x 2).
     converged : bool
         The last pass moved no frame by more than :data:`CONVERGENCE_PX`.
     smoothing_px : float
@@ -174,7 +177,11 @@ def _coordinate_ascent(spectra: _Spectra, max_passes: int, shifts: np.ndarray, s
         old_value = at_zero[0]
         # The first pass searches every whole-pixel shift (unless near); later ones locally.
         if passes == 0 and not near:
-            move, new_value, _ = spectra.peak(spectrum, spectra.whole_pixel_peak(spectrum))
+            start = spectra.whole_pixel_peak(spectrum)
+            # Usually no whole pixel away (after the binned first pass): the correlation
+            # there is known already.
+            move, new_value, _ = spectra.peak(spectrum, start,
+                                              at_zero if start == (0, 0) else None)
         else:
             move, new_value, _ = spectra.peak(spectrum, (0, 0), at_zero)
         measured = (diagnostics.measure(index, shifts[index], correlated, at_zero)
@@ -326,11 +333,9 @@ def _register(data, upsample_factor, reference, region, max_passes, initial, wei
                 refined = bool(result[2])
                 return result[0]
 
-            # Pays on large frames (512 px: cells 16.8 -> 13.7, grain 38.6 -> 26.1 ms per
-            # frame) and on smooth bands (256 px grains: 1-2 passes instead of 3-9, 6-35 %
-            # less time); on sharp 128 px binned frames the passes still need 2.
-            refined = (min(height, width) >= HALF_RESOLUTION_REFINE_MIN_PX
-                       or chosen.sigma_px >= HALF_RESOLUTION_REFINE_MIN_SIGMA_PX)
+            # Pays on smooth bands (256 px grains: 1-2 passes instead of 3-9, 6-35 % less
+            # time); on sharp scenes the full-resolution passes mostly still need 2.
+            refined = chosen.sigma_px >= HALF_RESOLUTION_REFINE_MIN_SIGMA_PX
             shifts = yield from half_resolution_first_pass(data, region, chosen, progress,
                                                            refine if refined else None)
             weighting = chosen

@@ -73,21 +73,27 @@ def frame_window(shape: tuple[int, int], region: np.ndarray | None, sigma_px: fl
     return window
 
 
-def _stack_basics(data) -> tuple[float, tuple[int, int], tuple[int, int]]:
-    """(mean counts per pixel and frame, largest lag searched (rows, cols), default
-    padded canvas (rows, cols)) of a (frames, H, W) stack."""
+def _stack_geometry(shape) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(largest lag searched (rows, cols), default padded canvas (rows, cols)) of a
+    (frames, H, W) stack of ``shape`` (no frame is read)."""
     import scipy.fft
 
-    n_frames, height, width = data.shape
-    # The smoothing depends on the mean count, which a few frames tell well enough.
-    sample = np.unique(np.linspace(0, n_frames - 1, min(n_frames, 8)).round().astype(int))
-    totals = [float(frame(data, int(k)).sum(dtype=np.float64)) for k in sample]
-    mean_counts = sum(totals) / (len(sample) * height * width)
+    _, height, width = shape
     # Relative shifts searched: up to a quarter of the frame (at least 4 px).
     max_lag = (max(4, height // 4), max(4, width // 4))
     canvas = (scipy.fft.next_fast_len(height + max_lag[0], real=True),
               scipy.fft.next_fast_len(width + max_lag[1], real=True))
-    return mean_counts, max_lag, canvas
+    return max_lag, canvas
+
+
+def _mean_counts(data) -> float:
+    """Mean counts per pixel and frame of a (frames, H, W) stack, from up to 8 frames
+    spread over it (the smoothing depends on the mean count, which a few frames tell
+    well enough)."""
+    n_frames, height, width = data.shape
+    sample = np.unique(np.linspace(0, n_frames - 1, min(n_frames, 8)).round().astype(int))
+    totals = [float(frame(data, int(k)).sum(dtype=np.float64)) for k in sample]
+    return sum(totals) / (len(sample) * height * width)
 
 
 def choose_stack_weighting(data, region: np.ndarray | None, fixed=None):
@@ -96,8 +102,8 @@ def choose_stack_weighting(data, region: np.ndarray | None, fixed=None):
     default canvas), or ``fixed`` (sigma_px, high_pass_px)."""
     from .weighting import choose_weighting
 
-    mean_counts, _, canvas = _stack_basics(data)
-    base_sigma = subpixel_smoothing_px(mean_counts)
+    _, canvas = _stack_geometry(data.shape)
+    base_sigma = subpixel_smoothing_px(_mean_counts(data))
     return choose_weighting(data, frame_window(data.shape[1:], region, base_sigma), canvas,
                             base_sigma, local_background, fixed=fixed)
 
@@ -135,7 +141,10 @@ class _Spectra:
 
         self.data = data
         n_frames, height, width = data.shape
-        self.mean_counts, self.max_lag, default = _stack_basics(data)
+        # The geometry only, which reads no frame (the mean count is the weighting's
+        # choice's: read here again, for the binned and the full spectra, it cost two
+        # reads of 8 frames per registration).
+        self.max_lag, default = _stack_geometry(data.shape)
         self.region = region
         self.weighting = (weighting if isinstance(weighting, Weighting) else
                           choose_stack_weighting(data, region, weighting))
