@@ -218,9 +218,21 @@ def test_sharp_frames_refined_at_half_resolution_first_reach_the_same_translatio
     """A sharp band is not refined on the binned frames by default, whatever the frames'
     size; where it is (forced here), the passes reach the same fixed point."""
     sim = simulate_scene("particle", 8, 2.0, window=384, seed=4)
+    binned_passes = []  # the passes on the binned frames do not diagnose
+    original = registration._coordinate_ascent
+
+    def spy(*args, **kwargs):
+        binned_passes.append(not kwargs.get("diagnose", True))
+        return (yield from original(*args, **kwargs))
+
+    monkeypatch.setattr(registration, "_coordinate_ascent", spy)
     direct = register_frames(sim["frames"])
+    assert direct.smoothing_px < registration.HALF_RESOLUTION_REFINE_MIN_SIGMA_PX
+    assert binned_passes and not any(binned_passes)
+    binned_passes.clear()
     monkeypatch.setattr(registration, "HALF_RESOLUTION_REFINE_MIN_SIGMA_PX", 0.0)
     refined = register_frames(sim["frames"])
+    assert any(binned_passes)
     # each stops within a quarter of each frame's uncertainty of the same fixed point,
     # so they are at most half an uncertainty apart (and the 0.01 px rounding)
     tolerance = 0.5 * np.max(direct.uncertainty_px, axis=1, keepdims=True) + 0.01

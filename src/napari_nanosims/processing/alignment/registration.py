@@ -63,10 +63,11 @@ REMEASURE_PX = 0.05
 #: px (0.05 px at full resolution: the full-resolution passes then start that near).
 HALF_RESOLUTION_SETTLE_PX = 0.025
 #: ... and run on bands with a smoothing at least this wide (px: the binned frames then
-#: hold all the band weighs), whatever the frames' size: on sharp scenes of 512 and 1024
-#: px the full-resolution passes mostly still needed 2 after them (512 px, 8 classes,
-#: medians of alternating runs: without them 6, 2 and 12 % less time at 10, 40 and 200
-#: frames; 200 frames of particles 16.2 -> 8.9 ms a frame; spots and cells lost 13-21 %).
+#: hold all the band weighs), whatever the frames' size: on sharp scenes of 512 px the
+#: full-resolution passes mostly still needed 2 after them (8 classes, medians of
+#: alternating runs: without them 6, 2 and 12 % less time at 10, 40 and 200 frames;
+#: 200 frames of particles 16.2 -> 8.9 ms a frame; spots, cells and a grain with a 2 px
+#: band were 13-21 % slower without them).
 HALF_RESOLUTION_REFINE_MIN_SIGMA_PX = 2.5
 
 
