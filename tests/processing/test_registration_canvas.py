@@ -3,6 +3,8 @@ translations (first_pass.py): cheaper, and the same translations as the full can
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -269,3 +271,40 @@ def test_smooth_bands_are_refined_at_half_resolution(monkeypatch, kind, counts,
         tolerance = 0.5 * np.max(direct.uncertainty_px, axis=1, keepdims=True) + 0.01
         assert np.all(np.abs(result.translations - direct.translations) <= tolerance)
         assert result.passes < direct.passes
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_peak_is_the_interpolated_maximum_and_its_last_step_is_not_evaluated(
+        monkeypatch, seed):
+    """Newton's search ends at the maximum of the Fourier-interpolated correlation (the
+    step left from there is under PEAK_TOLERANCE_PX), with the value the correlation has
+    there, without evaluating it at the point returned (the last, short step is taken
+    on the quadratic model)."""
+    from napari_nanosims.processing.alignment.subpixel import PEAK_TOLERANCE_PX, _Spectra
+
+    sim = simulate_scene("cells", 4, 2.0, window=64, seed=seed)
+    spectra = _Spectra(sim["frames"], None)
+    # The first pair of frames whose whole-pixel peak lies inside the search (the search
+    # stays within a pixel of it: a peak beyond the largest lag is not this test's).
+    for first, second in itertools.combinations(range(4), 2):
+        spectrum = np.conj(spectra.spectra[first]) * spectra.spectra[second] * spectra.filter
+        start = spectra.whole_pixel_peak(spectrum)
+        if np.all(np.abs(start) < np.array(spectra.max_lag) - 1):
+            break
+    else:
+        pytest.fail("no pair of frames with a peak inside the search")
+    evaluated = []
+    exact = spectra.evaluate
+
+    def counting(values, shift, band=None):
+        evaluated.append(tuple(float(v) for v in shift))
+        return exact(values, shift, band)
+
+    monkeypatch.setattr(spectra, "evaluate", counting)
+    shift, value, _ = spectra.peak(spectrum, start)
+    value_there, gradient, hessian = exact(spectrum, tuple(shift))
+    assert np.all(np.linalg.eigvalsh(hessian) < 0)
+    assert np.hypot(*np.linalg.solve(hessian, gradient)) < PEAK_TOLERANCE_PX
+    assert value == pytest.approx(value_there, rel=1e-5)
+    assert np.hypot(*(shift - np.array(start))) > PEAK_TOLERANCE_PX  # it did move
+    assert tuple(float(v) for v in shift) not in evaluated

@@ -63,11 +63,8 @@ REMEASURE_PX = 0.05
 #: px (0.05 px at full resolution: the full-resolution passes then start that near).
 HALF_RESOLUTION_SETTLE_PX = 0.025
 #: ... and run on bands with a smoothing at least this wide (px: the binned frames then
-#: hold all the band weighs), whatever the frames' size: on sharp scenes of 512 px the
-#: full-resolution passes mostly still needed 2 after them (8 classes, medians of
-#: alternating runs: without them 6, 2 and 12 % less time at 10, 40 and 200 frames;
-#: 200 frames of particles 16.2 -> 8.9 ms a frame; spots, cells and a grain with a 2 px
-#: band were 13-21 % slower without them).
+#: hold all the band weighs), at any size: on sharp 512 px scenes the full-resolution
+#: passes mostly still needed 2 after them (docs/processing.md, the nineteenth round).
 HALF_RESOLUTION_REFINE_MIN_SIGMA_PX = 2.5
 
 
@@ -178,9 +175,7 @@ def _coordinate_ascent(spectra: _Spectra, max_passes: int, shifts: np.ndarray, s
         old_value = at_zero[0]
         # The first pass searches every whole-pixel shift (unless near); later ones locally.
         if passes == 0 and not near:
-            start = spectra.whole_pixel_peak(spectrum)
-            # Usually no whole pixel away (after the binned first pass): the correlation
-            # there is known already.
+            start = spectra.whole_pixel_peak(spectrum)  # usually (0, 0): known there
             move, new_value, _ = spectra.peak(spectrum, start,
                                               at_zero if start == (0, 0) else None)
         else:
