@@ -308,3 +308,51 @@ def test_the_peak_is_the_interpolated_maximum_and_its_last_step_is_not_evaluated
     assert value == pytest.approx(value_there, rel=1e-5)
     assert np.hypot(*(shift - np.array(start))) > PEAK_TOLERANCE_PX  # it did move
     assert tuple(float(v) for v in shift) not in evaluated
+
+
+class _AnalyticPeak:
+    """A stand-in for _Spectra whose correlation is an analytic function of the shift:
+    a tilted quadratic bowl with a cubic term, its maximum at ``top``."""
+
+    full_band = None
+
+    def __init__(self, top):
+        self.top = np.asarray(top, dtype=np.float64)
+        self.curvature = np.array([[2.0, 1.3], [1.3, 1.0]])  # strongly correlated axes
+        self.evaluated = []
+
+    def band(self, spectrum, band=None):
+        return spectrum
+
+    def evaluate(self, spectrum, shift, band=None):
+        shift = np.asarray(shift, dtype=np.float64)
+        self.evaluated.append(shift)
+        d = shift - self.top
+        value = 1.0 - 0.5 * d @ self.curvature @ d + 0.05 * d[0] ** 3
+        gradient = -self.curvature @ d + np.array([0.15 * d[0] ** 2, 0.0])
+        hessian = -self.curvature + np.array([[0.3 * d[0], 0.0], [0.0, 0.0]])
+        return float(value), gradient, hessian
+
+
+def test_the_last_newton_step_takes_the_models_value_and_never_loses_value():
+    """On an analytic correlation: the search ends at its maximum, with the value the
+    function has there (the quadratic model's increment over the last evaluated point,
+    about 1e-8 here: a wrong sign or factor is seen); where the maximum lies just outside
+    the search's square of +-1 px, the value returned is never below one evaluated."""
+    from napari_nanosims.processing.alignment.subpixel import _Spectra
+
+    inside = _AnalyticPeak((0.31, -0.27))
+    shift, value, _ = _Spectra.peak(inside, None, (0, 0))
+    np.testing.assert_allclose(shift, inside.top, atol=1e-6)
+    exact = inside.evaluate(None, shift)[0]
+    inside.evaluated.pop()
+    assert value == pytest.approx(exact, abs=1e-10)  # the model: exact to the step cubed
+    last = inside.evaluated[-1]
+    assert np.max(np.abs(last - shift)) > 1e-10  # the model's step was taken
+    assert abs(inside.evaluate(None, last)[0] - exact) > 1e-8  # and its gain is seen
+    for offset in np.linspace(1e-4, 9e-4, 9):
+        outside = _AnalyticPeak((1.0 + offset, 0.4))
+        shift, value, _ = _Spectra.peak(outside, None, (0, 0))
+        best = max(outside.evaluate(None, at)[0] for at in list(outside.evaluated))
+        assert np.all(np.abs(shift) <= 1.0)
+        assert value >= best - 1e-15
