@@ -142,10 +142,7 @@ class _Spectra:
 
         self.data = data
         n_frames, height, width = data.shape
-        # The geometry only, which reads no frame (the mean count is the weighting's
-        # choice's: read here again, for the binned and the full spectra, it cost two
-        # reads of 8 frames per registration).
-        self.max_lag, default = _stack_geometry(data.shape)
+        self.max_lag, default = _stack_geometry(data.shape)  # reads no frame
         self.region = region
         self.weighting = (weighting if isinstance(weighting, Weighting) else
                           choose_stack_weighting(data, region, weighting))
